@@ -1,0 +1,1022 @@
+"""Plotly figures of a training run's `History`: pure functions, no Streamlit.
+
+Every builder takes a `History` (or runs to compare: a list of `(label, History)`, a dict, or one History) and
+returns a `go.Figure` that is
+
+* light: a handful of traces (heatmaps, or several curves joined into one trace with NaN gaps) and at most
+  `MAX_POINTS` columns, picked as evenly spaced rows of the history (the first and the last are always kept), so a
+  page can rebuild it twice a second;
+* readable on a projector: one shared style (`_style`: 16 px text, 22 px titles, `plotly_white`), axis titles with
+  their units, colour-blind-safe Okabe-Ito colours, and the same colour for a run label in every figure;
+* robust: an empty history (or None) gives a figure that says "waiting for the first step...", NaN values are gaps,
+  and a figure about normalization layers of a run that has none says so instead of failing.
+
+Pages should draw them with `st.plotly_chart(fig, theme=None)`, or Streamlit's theme replaces this styling.
+`CAPTIONS` holds the one-paragraph reading guide of each kind of figure (`caption(key)` finds the one for a key of
+`figure_catalog`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from . import recorder as _recorder
+from .history import CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
+from .shift import distribution_drift
+
+MAX_POINTS = 600  # columns / points per trace: enough for a 1,200 px wide chart, cheap to rebuild at 2 Hz
+WAITING = "waiting for the first step..."
+ACT_INPUT = "act_input"  # stage alias: whatever feeds the activation (the norm output with BN before it, else pre)
+HEALTHY_UPDATE_RATIO = 1e-3  # Karpathy's rule of thumb for update:data (std of the update / std of the weight)
+# The recorder's thresholds, for axis labels (defaults in case the recorder is refactored and renames them).
+TANH_SATURATED = getattr(_recorder, "TANH_SATURATED", 0.97)
+SIGMOID_SATURATED = getattr(_recorder, "SIGMOID_SATURATED", 0.03)
+
+# ---- style ---------------------------------------------------------------------------------------------------
+OKABE_ITO = {  # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+_C = OKABE_ITO
+# A run's colour follows its label, so "BN" is blue and "no BN" vermillion in every figure of every page.
+RUN_COLORS = {
+    "bn": _C["blue"], "with bn": _C["blue"], "batch": _C["blue"], "batch norm": _C["blue"],
+    "no bn": _C["vermillion"], "without bn": _C["vermillion"], "none": _C["vermillion"], "no norm": _C["vermillion"],
+    "noisy bn": _C["green"], "batch-noisy": _C["green"],
+    "ln": _C["purple"], "layer": _C["purple"], "layer norm": _C["purple"],
+    "gn": _C["orange"], "group": _C["orange"], "group norm": _C["orange"],
+    "in": _C["sky"], "instance": _C["sky"], "instance norm": _C["sky"],
+}
+RUN_PALETTE = (_C["blue"], _C["vermillion"], _C["green"], _C["purple"], _C["orange"], _C["sky"], _C["black"])
+# Blocks (and channels) in depth order; yellow is left out: too pale on white for a projector.
+BLOCK_PALETTE = (_C["blue"], _C["orange"], _C["green"], _C["purple"], _C["vermillion"], _C["sky"], _C["black"],
+                 "#888888")
+GUIDE_COLOR = "#444444"
+FONT = {"family": "Arial, Helvetica, sans-serif", "size": 16, "color": "#222222"}
+TITLE_SIZE = 22
+AXIS_TITLE_SIZE = 18
+HEIGHT = 460  # px of a single chart; grids grow with their rows
+_TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 26, 30  # top-margin layout, in pixels
+_LEGEND_ROW_WIDTH = 620  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
+TEMPLATE = pio.templates["plotly_white"]
+
+
+def _sqrt_colorscale(name: str, stops: int = 13) -> list[list]:
+    """`name`'s colours placed so that colour varies with sqrt(z): z itself stays the true value (for hover and
+    the colorbar's ticks) while small fractions still get visibly different colours."""
+    t = np.linspace(0.0, 1.0, stops)
+    colours = pcolors.sample_colorscale(name, list(t))
+    scale = [[float(p), c] for p, c in zip(t**2, colours)]
+    scale[0][1] = "rgb(255,255,255)"  # an empty bin is white, like the background
+    return scale
+
+
+DENSITY_SCALE = _sqrt_colorscale("YlGnBu")  # fraction of values per bin (white = none, dark blue = most)
+DENSITY_COLORBAR_TITLE = "fraction of<br>values (colour<br>∝ √fraction)"
+PERCENTILE_COLOR = _C["vermillion"]  # over a white-to-navy heatmap: visible on both ends
+
+
+# ---- small public helpers ----------------------------------------------------------------------------------------
+def even_rows(n: int, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most `limit` evenly spaced rows out of `n`, always including the first and the last."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max(limit, 2)).round().astype(np.int64))
+
+
+def run_colors(labels: Iterable[str]) -> dict[str, str]:
+    """A colour per run label: known labels ("BN", "no BN", ...) get theirs (`RUN_COLORS`), others the next free
+    colour of `RUN_PALETTE`; the same list of labels gives the same colours in every figure."""
+    labels = list(labels)
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for label in labels:
+        colour = RUN_COLORS.get(str(label).strip().lower())
+        if colour and colour not in used:
+            out[label], used = colour, used | {colour}
+    free = [c for c in RUN_PALETTE if c not in used]
+    for i, label in enumerate(labels):
+        if label not in out:
+            out[label] = free.pop(0) if free else RUN_PALETTE[i % len(RUN_PALETTE)]
+    return out
+
+
+def block_color(layer: int) -> str:
+    return BLOCK_PALETTE[layer % len(BLOCK_PALETTE)]
+
+
+def activation_input_stage(history: History, layer: int) -> str:
+    """The stage whose values enter the block's activation: "norm" if the block is normalized before the
+    activation (the config in `history.meta` says placement "before"), else "pre" (the conv/linear output)."""
+    placement = (history.meta.get("config") or {}).get("placement")
+    if placement == "before" and history.probe_index(layer, "norm") is not None:
+        return "norm"
+    return "pre"
+
+
+def caption(key: str) -> str:
+    """The caption for a figure key of `figure_catalog` ("distribution_block1_pre" -> CAPTIONS["distribution"])."""
+    matches = [k for k in CAPTIONS if key == k or key.startswith(k + "_")]
+    return CAPTIONS[max(matches, key=len)] if matches else ""
+
+
+# ---- internals: data ---------------------------------------------------------------------------------------------
+def _as_runs(runs) -> list[tuple[str, History | None]]:
+    if runs is None:
+        return []
+    if isinstance(runs, History):
+        return [("run", runs)]
+    if isinstance(runs, Mapping):
+        return [(str(k), v) for k, v in runs.items()]
+    return [(str(label), h) for label, h in runs]
+
+
+def _rows(history: History | None) -> int:
+    return 0 if history is None else len(history)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """float array with every non-finite value as NaN (a gap in plotly; inf would break the axis range)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """For log axes: zeros and negatives become gaps."""
+    values = _finite(values)
+    return np.where(values > 0, values, np.nan)
+
+
+def _sparse(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Only the rows where `values` is finite (evaluated or measured steps), thinned to MAX_POINTS."""
+    values = _finite(values)
+    keep = np.flatnonzero(np.isfinite(values))
+    keep = keep[even_rows(len(keep))]
+    return steps[keep], values[keep]
+
+
+def _layer_index(history: History, layer: int | str) -> int:
+    names = history.layout.layers
+    if isinstance(layer, str):
+        if layer not in names:
+            raise ValueError(f"layer={layer!r} is unknown: this run has {', '.join(names)}")
+        return names.index(layer)
+    if not -len(names) <= layer < len(names):
+        raise ValueError(f"layer={layer} is out of range: this run has {len(names)} blocks (0 to {len(names) - 1})")
+    return layer % len(names)
+
+
+def _stage(history: History, layer: int, stage: str) -> str:
+    return activation_input_stage(history, layer) if stage == ACT_INPUT else stage
+
+
+def _config(history: History) -> dict:
+    return history.meta.get("config") or {}
+
+
+def _norm_name(history: History) -> str:
+    names = {"batch": "BN", "batch-noisy": "noisy BN", "layer": "layer norm", "instance": "instance norm",
+             "group": "group norm"}
+    norm = _config(history).get("norm")
+    if norm in names:
+        return names[norm]
+    kinds = {kind for _, kind, _ in history.layout.norm_layers}
+    return names.get(kinds.pop(), "norm") if len(kinds) == 1 else "norm"
+
+
+def _activation_name(history: History, layer: int) -> str:
+    k = history.probe_index(layer, "act")
+    kind = history.layout.act_kinds[k] if k is not None else ""
+    return {"relu": "ReLU", "tanh": "tanh", "sigmoid": "sigmoid"}.get(kind, "activation")
+
+
+def stage_label(history: History, layer: int, stage: str) -> str:
+    """Plain words for a stage: "conv output", "BN output (input to the ReLU)", "ReLU output"."""
+    stage = _stage(history, layer, stage)
+    act = _activation_name(history, layer)
+    feeds = " (input to the " + act + ")" if stage == activation_input_stage(history, layer) else ""
+    if stage == "pre":
+        model = _config(history).get("model")
+        return {"cnn": "conv output", "mlp": "linear output"}.get(model, "layer output") + feeds
+    if stage == "norm":
+        return f"{_norm_name(history)} output{feeds}"
+    if stage == "act":
+        return f"{act} output"
+    return stage
+
+
+def _missing_stage_text(history: History, layer: int, stage: str) -> str:
+    name = history.layout.layers[layer]
+    if stage == "norm" and not history.layout.norm_layers:
+        return f"This run has no normalization layers,<br>so {name} has no norm stage to show."
+    return f"Stage {stage!r} of {name} is not recorded in this run."
+
+
+def _no_norm_text(history: History, what: str) -> str:
+    return f"This run has no normalization layers (norm = none):<br>there is no {what} to show."
+
+
+# ---- internals: figures ------------------------------------------------------------------------------------------
+def _figure() -> go.Figure:
+    """An empty figure with the plotly_white template.
+
+    Assigning a template validates it again (~25 ms, more than building all the traces); plotly skips that for its
+    own default template, which it also assumes valid. We do the same when plotly exposes the switch.
+    """
+    fig = go.Figure()
+    layout = getattr(fig, "_layout_obj", None)
+    if layout is not None and hasattr(layout, "_validate"):
+        layout._validate = False
+        try:
+            fig.layout.template = TEMPLATE
+        finally:
+            layout._validate = True
+    else:
+        fig.update_layout(template="plotly_white")
+    return fig
+
+
+def _legend_rows(names: list[str]) -> int:
+    if not names:
+        return 0
+    width = sum(44 + 9 * len(name) for name in names)  # symbol + text at 16 px
+    return max(1, math.ceil(width / _LEGEND_ROW_WIDTH))
+
+
+def _style(fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None, *,
+           height: int = HEIGHT, subtitles: bool = False, hovermode: str | bool = "x unified",
+           legend: bool = True, bottom: int = 70, right: int = 30) -> go.Figure:
+    """The one layout all figures share: big fonts, title top left, legend in a row under it, fixed margins.
+
+    The legend sits in the top margin (not on the right, where heatmaps put their colorbar); the margin grows by
+    one row per estimated row of legend entries, so entries never cover the data.
+    """
+    names = [t.name for t in fig.data if t.name and t.showlegend is not False] if legend else []
+    rows = _legend_rows(list(dict.fromkeys(names)))
+    top = _LEGEND_PX + rows * _LEGEND_ROW_PX + (_SUBTITLE_PX if subtitles else 0) + (6 if rows else 0)
+    layout = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "yref": "container",
+                  "y": 1 - _TITLE_PX / height, "yanchor": "top", "font": {"size": TITLE_SIZE}},
+        "font": FONT,
+        "height": height,
+        "margin": {"l": 90, "r": right, "t": top, "b": bottom, "pad": 4},
+        "showlegend": bool(rows),
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "xref": "container",
+                   "y": 1 - _LEGEND_PX / height, "yref": "container", "yanchor": "top",
+                   "font": {"size": 16}, "bgcolor": "rgba(255,255,255,0)", "itemwidth": 40},
+        "hovermode": hovermode,
+        "hoverlabel": {"font": {"size": 15}},
+        "plot_bgcolor": "white",
+    }
+    if x_title is not None:
+        layout["xaxis"] = {"title": {"text": x_title, "font": {"size": AXIS_TITLE_SIZE}}}
+    if y_title is not None:
+        layout["yaxis"] = {"title": {"text": y_title, "font": {"size": AXIS_TITLE_SIZE}}}
+    fig.update_layout(layout)
+    return fig
+
+
+def _axis_title(text: str) -> dict:
+    return {"text": text, "font": {"size": AXIS_TITLE_SIZE}}
+
+
+def _message(title: str, text: str = WAITING, height: int = HEIGHT) -> go.Figure:
+    """A figure with no data and a centred message (waiting for data, or why there is nothing to show)."""
+    fig = _figure()
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False},
+                      annotations=[_note(text, 0.5, 0.5, size=20, xanchor="center", yanchor="middle")])
+    return _style(fig, title, height=height, hovermode=False, legend=False)
+
+
+def _note(text: str, x: float, y: float, *, xref: str = "paper", yref: str = "paper", size: int = 16,
+          xanchor: str = "left", yanchor: str = "top", color: str = "#333333") -> dict:
+    return {"text": text, "x": x, "y": y, "xref": xref, "yref": yref, "showarrow": False, "xanchor": xanchor,
+            "yanchor": yanchor, "align": "left" if xanchor == "left" else "center",
+            "font": {"size": size, "color": color}, "bgcolor": "rgba(255,255,255,0.85)"}
+
+
+def _subplots(rows: int, cols: int, *, titles: list[str] | None = None, hspace: float = 0.06,
+              vspace: float = 0.08, shared_x: bool = True, shared_y_rows: bool = False
+              ) -> tuple[dict, list[tuple[str, str]], list[tuple[list[float], list[float]]]]:
+    """Axes for a rows x cols grid, built directly (make_subplots takes 20-45 ms; this well under 1 ms).
+
+    Returns the layout entries (axes and subplot-title annotations), the (xaxis, yaxis) names of each cell in
+    row-major order (for traces) and each cell's (x domain, y domain).
+    """
+    width = (1 - (cols - 1) * hspace) / cols
+    height = (1 - (rows - 1) * vspace) / rows
+    layout: dict = {}
+    refs, domains, notes = [], [], []
+    for r in range(rows):
+        for c in range(cols):
+            i = r * cols + c
+            suffix = "" if i == 0 else str(i + 1)
+            x_dom = [c * (width + hspace), c * (width + hspace) + width]
+            y_top = 1 - r * (height + vspace)
+            y_dom = [max(y_top - height, 0.0), y_top]
+            x_axis = {"domain": x_dom, "anchor": f"y{suffix}", "showticklabels": not shared_x or r == rows - 1}
+            y_axis = {"domain": y_dom, "anchor": f"x{suffix}"}
+            if shared_x and i:
+                x_axis["matches"] = "x"
+            if shared_y_rows and c:
+                first = r * cols
+                y_axis["matches"] = "y" if first == 0 else f"y{first + 1}"
+                y_axis["showticklabels"] = False
+            layout[f"xaxis{suffix}"], layout[f"yaxis{suffix}"] = x_axis, y_axis
+            refs.append((f"x{suffix}", f"y{suffix}"))
+            domains.append((x_dom, y_dom))
+            if titles and i < len(titles) and titles[i]:
+                notes.append({"text": titles[i], "x": (x_dom[0] + x_dom[1]) / 2, "y": y_dom[1], "xref": "paper",
+                              "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                              "font": {"size": AXIS_TITLE_SIZE}, "yshift": 4})
+    layout["annotations"] = notes
+    return layout, refs, domains
+
+
+def _axis_key(ref: str) -> str:
+    """"x3" -> "xaxis3", "y" -> "yaxis"."""
+    return ref[0] + "axis" + ref[1:]
+
+
+def _padded(lo: float, hi: float, pad: float = 0.03) -> list[float]:
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return [lo - pad * span, hi + pad * span]
+
+
+def _finite_range(*arrays) -> tuple[float, float] | None:
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else None
+
+
+def _zmax(z: np.ndarray) -> float:
+    finite = z[np.isfinite(z)]
+    top = float(finite.max()) if finite.size else 0.0
+    return top if top > 0 else 1.0
+
+
+def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
+                       coloraxis: str = "coloraxis") -> tuple[list, dict]:
+    """The heatmap of probe k's histograms over steps plus its 15/50/85th percentile lines.
+
+    split=True: one trace per percentile (legend "15th/50th/85th percentile"); False: the three joined into one
+    trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax".
+    """
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    z = np.ascontiguousarray(history.column("act_hist")[idx, k, :].T)  # (bins, columns)
+    edges = history.hist_edges[k].astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    pct = {name: _finite(history.act(name)[idx, k]) for name in ("p15", "p50", "p85")}
+    heat = go.Heatmap(x=x, y=centres, z=z, coloraxis=coloraxis, xaxis=xref, yaxis=yref, hoverongaps=False,
+                      name="histogram", showlegend=False,
+                      hovertemplate="step %{x}<br>value %{y:.3g}<br>fraction %{z:.3f}<extra></extra>")
+    traces = [heat]
+    if split:
+        styles = {"p15": ("15th percentile", "dash", 2.5), "p50": ("50th percentile", "solid", 3.5),
+                  "p85": ("85th percentile", "dot", 3)}
+        for name, (label, dash, width) in styles.items():
+            traces.append(go.Scatter(x=x, y=pct[name], mode="lines", name=label, xaxis=xref, yaxis=yref,
+                                     line={"color": PERCENTILE_COLOR, "dash": dash, "width": width},
+                                     showlegend=showlegend,
+                                     hovertemplate=f"{label}: %{{y:.3g}}<extra></extra>"))
+    else:
+        gap = np.array([np.nan])
+        xs = np.concatenate([x, gap, x, gap, x])
+        ys = np.concatenate([pct["p15"], gap, pct["p50"], gap, pct["p85"]])
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines", name="15th / 50th / 85th percentiles", xaxis=xref,
+                                 yaxis=yref, line={"color": PERCENTILE_COLOR, "width": 2.5},
+                                 legendgroup="percentiles", showlegend=showlegend,
+                                 hovertemplate="percentile: %{y:.3g}<extra></extra>"))
+    span = _finite_range(edges, pct["p15"], pct["p50"], pct["p85"]) or (-1.0, 1.0)
+    return traces, {"edges": (float(edges[0]), float(edges[-1])), "yrange": span, "zmax": _zmax(z),
+                    "extended": span[0] < edges[0] or span[1] > edges[-1]}
+
+
+def _edge_lines(edges: tuple[float, float], xref: str, yref: str) -> list[dict]:
+    """Dotted lines at the fixed histogram range: outside them the heatmap is blank, the percentiles are not."""
+    return [{"type": "line", "xref": f"{xref} domain", "x0": 0, "x1": 1, "yref": yref, "y0": y, "y1": y,
+             "line": {"color": "#777777", "width": 1.5, "dash": "dot"}, "layer": "above"} for y in edges]
+
+
+def _density_coloraxis(zmax: float) -> dict:
+    return {"colorscale": DENSITY_SCALE, "cmin": 0.0, "cmax": zmax,
+            "colorbar": {"title": {"text": DENSITY_COLORBAR_TITLE, "font": {"size": 15}}, "thickness": 18,
+                         "tickfont": {"size": 14}, "len": 1.0, "y": 0.5, "yanchor": "middle"}}
+
+
+# ---- builders ----------------------------------------------------------------------------------------------------
+def loss_accuracy(runs) -> go.Figure:
+    """Training loss (left) and test accuracy (right) against the step, one colour per run."""
+    runs = _as_runs(runs)
+    title = "Training loss and test accuracy"
+    live = [(label, h) for label, h in runs if _rows(h)]
+    if not live:
+        return _message(title)
+    colours = run_colors(label for label, _ in runs)
+    layout, refs, _ = _subplots(1, 2, titles=["training loss (one mini-batch per step)",
+                                              "test accuracy (eval mode)"], hspace=0.1)
+    traces = []
+    for label, h in live:
+        idx = even_rows(len(h))
+        colour = colours[label]
+        traces.append(go.Scatter(x=h.steps[idx], y=_finite(h.scalar("loss")[idx]), mode="lines", name=label,
+                                 legendgroup=label, line={"color": colour, "width": 2.5}, xaxis=refs[0][0],
+                                 yaxis=refs[0][1], hovertemplate=f"{label} loss %{{y:.3f}}<extra></extra>"))
+        x, y = _sparse(h.steps, h.scalar("test_acc"))
+        traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=label, legendgroup=label, showlegend=False,
+                                 line={"color": colour, "width": 3}, marker={"size": 7}, xaxis=refs[1][0],
+                                 yaxis=refs[1][1], hovertemplate=f"{label} accuracy %{{y:.1%}}<extra></extra>"))
+    fig = _figure()
+    fig.add_traces(traces)
+    layout["xaxis"]["title"] = layout["xaxis2"]["title"] = _axis_title("training step")
+    layout["yaxis"]["title"] = _axis_title("cross-entropy loss")
+    layout["yaxis2"].update(title=_axis_title("test accuracy"), range=[0, 1.02], tickformat=".0%")
+    fig.update_layout(layout)
+    return _style(fig, title, subtitles=True)
+
+
+def distribution_heatmap(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT,
+                         title: str | None = None) -> go.Figure:
+    """The "colorful dimension": one column per step, the histogram of the block's values coloured by the
+    fraction of values per bin, with the exact 15th/50th/85th percentiles drawn on top."""
+    if not _rows(history):
+        return _message(title or "Distribution over training")
+    layer = _layer_index(history, layer)
+    stage = _stage(history, layer, stage)
+    name = history.layout.layers[layer]
+    title = title or f"{name}: distribution of the {stage_label(history, layer, stage)}"
+    k = history.probe_index(layer, stage)
+    if k is None:
+        return _message(title, _missing_stage_text(history, layer, stage))
+    traces, facts = _distribution_cell(history, k, "x", "y", split=True, showlegend=True)
+    fig = _figure()
+    fig.add_traces(traces)
+    lo, hi = facts["edges"]
+    notes = []
+    if facts["extended"]:
+        notes.append(_note("dotted: fixed histogram range (set at step 0);<br>percentiles beyond it are exact",
+                           0.01, 0.99, size=14))
+    fig.update_layout(coloraxis=_density_coloraxis(facts["zmax"]), shapes=_edge_lines((lo, hi), "x", "y"),
+                      annotations=notes, yaxis={"range": _padded(*facts["yrange"])})
+    return _style(fig, title, "training step", "activation value", hovermode="closest")
+
+
+def distribution_grid(runs, stage: str = ACT_INPUT) -> go.Figure:
+    """Heatmaps side by side: one row per block, one column per run, shared axes per row, so the runs' value
+    distributions compare at a glance (one colour scale for all cells)."""
+    runs = _as_runs(runs)
+    live = [(label, h) for label, h in runs if _rows(h)]
+    some = live[0][1] if live else next((h for _, h in runs if h is not None), None)
+    what = "activation input" if stage == ACT_INPUT else stage_label(some, 0, stage) if some else stage
+    title = f"Distribution of each block's {what}, run by run"
+    if not live:
+        return _message(title)
+    n_blocks = max(len(h.layout.layers) for _, h in live)
+    cols = len(runs)
+    colours = run_colors(label for label, _ in runs)
+    layout, refs, domains = _subplots(n_blocks, cols, hspace=0.03, vspace=0.05 if n_blocks > 1 else 0.0,
+                                      shared_x=True, shared_y_rows=True)
+    traces, shapes, notes = [], [], layout["annotations"]
+    zmax, row_ranges = 0.0, [None] * n_blocks
+    first_legend = True
+    for c, (label, h) in enumerate(runs):
+        x_dom = domains[c][0]
+        notes.append({"text": f"<b>{label}</b>", "x": (x_dom[0] + x_dom[1]) / 2, "y": 1, "xref": "paper",
+                      "yref": "paper", "xanchor": "center", "yanchor": "bottom", "yshift": 4, "showarrow": False,
+                      "font": {"size": AXIS_TITLE_SIZE + 2, "color": colours[label]}})
+        for r in range(n_blocks):
+            xref, yref = refs[r * cols + c]
+            if not _rows(h) or r >= len(h.layout.layers):
+                text = WAITING if not _rows(h) else "no such block"
+                notes.append(_note(text, 0.5, 0.5, xref=f"{xref} domain", yref=f"{yref} domain",
+                                   xanchor="center", yanchor="middle", color="#777777"))
+                continue
+            k = h.probe_index(r, _stage(h, r, stage))
+            if k is None:
+                notes.append(_note(_missing_stage_text(h, r, _stage(h, r, stage)), 0.5, 0.5, size=14,
+                                   xref=f"{xref} domain", yref=f"{yref} domain", xanchor="center",
+                                   yanchor="middle", color="#777777"))
+                continue
+            cell, facts = _distribution_cell(h, k, xref, yref, split=False, showlegend=first_legend)
+            first_legend = False
+            traces += cell
+            shapes += _edge_lines(facts["edges"], xref, yref)
+            zmax = max(zmax, facts["zmax"])
+            lo, hi = facts["yrange"]
+            old = row_ranges[r]
+            row_ranges[r] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+    for r in range(n_blocks):
+        y_axis = layout[_axis_key(refs[r * cols][1])]
+        name = next((h.layout.layers[r] for _, h in live if r < len(h.layout.layers)), f"block{r + 1}")
+        y_axis["title"] = _axis_title(f"{name}<br>value")
+        if row_ranges[r] is not None:
+            y_axis["range"] = _padded(*row_ranges[r])
+    for c in range(cols):
+        layout[_axis_key(refs[(n_blocks - 1) * cols + c][0])]["title"] = _axis_title("training step")
+    fig = _figure()
+    fig.add_traces(traces)
+    layout.update(coloraxis=_density_coloraxis(zmax or 1.0), shapes=shapes)
+    fig.update_layout(layout)
+    return _style(fig, title, height=140 + 200 * n_blocks, subtitles=True, hovermode="closest")
+
+
+def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
+    """The latest histogram (bars) over the step-0 histogram (black outline), on the same fixed bins."""
+    if not _rows(history):
+        return _message("Histogram now vs at step 0")
+    layer = _layer_index(history, layer)
+    stage = _stage(history, layer, stage)
+    title = f"{history.layout.layers[layer]}: {stage_label(history, layer, stage)}, now vs step 0"
+    k = history.probe_index(layer, stage)
+    if k is None:
+        return _message(title, _missing_stage_text(history, layer, stage))
+    hist = history.column("act_hist")[:, k, :]
+    edges = history.hist_edges[k].astype(np.float64)
+    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    first, last = 0, len(history) - 1
+    step0, step_now = int(history.steps[first]), int(history.steps[last])
+    start = _finite(hist[first])
+    traces = [
+        go.Bar(x=centres, y=_finite(hist[last]), width=widths, name=f"step {step_now:,}",
+               marker={"color": _C["sky"], "line": {"width": 0}},
+               hovertemplate="value %{x:.3g}<br>fraction %{y:.3f}<extra></extra>"),
+        go.Scatter(x=edges, y=np.append(start, start[-1]), mode="lines", line_shape="hv", name=f"step {step0:,}",
+                   line={"color": _C["black"], "width": 2.5}, hoverinfo="skip"),
+    ]
+    below, above = history.act("frac_below")[:, k], history.act("frac_above")[:, k]
+
+    def pct(v: float) -> str:
+        return "n/a" if not math.isfinite(v) else f"{v:.1%}"
+
+    text = (f"outside the fixed range ({edges[0]:.3g} to {edges[-1]:.3g}):<br>"
+            f"step {step_now:,}: {pct(float(below[last]))} below, {pct(float(above[last]))} above<br>"
+            f"step {step0:,}: {pct(float(below[first]))} below, {pct(float(above[first]))} above")
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(bargap=0, annotations=[_note(text, 0.99, 0.98, size=15, xanchor="right")],
+                      xaxis={"range": [edges[0], edges[-1]]})
+    return _style(fig, title, "activation value", "fraction of values", hovermode="closest")
+
+
+def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
+    """Ioffe & Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of a block's values over
+    training, one colour per run (median solid, 15th and 85th dashed)."""
+    runs = _as_runs(runs)
+    live = [(label, h) for label, h in runs if _rows(h)]
+    what = "activation input" if stage == ACT_INPUT else stage
+    if not live:
+        return _message(f"15th, 50th and 85th percentiles of the {what}")
+    colours = run_colors(label for label, _ in runs)
+    traces, missing = [], []
+    block = None
+    for label, h in live:
+        li = _layer_index(h, layer)
+        block = block or h.layout.layers[li]
+        st = _stage(h, li, stage)
+        k = h.probe_index(li, st)
+        if k is None:
+            missing.append(f"{label}: {_missing_stage_text(h, li, st)}")
+            continue
+        idx = even_rows(len(h))
+        x = h.steps[idx]
+        gap = np.array([np.nan])
+        outer_x = np.concatenate([x, gap, x])
+        outer_y = np.concatenate([_finite(h.act("p15")[idx, k]), gap, _finite(h.act("p85")[idx, k])])
+        colour = colours[label]
+        traces.append(go.Scatter(x=outer_x, y=outer_y, mode="lines", name=f"{label}: 15th & 85th",
+                                 legendgroup=label, line={"color": colour, "width": 2, "dash": "dash"},
+                                 hovertemplate=f"{label} 15th/85th: %{{y:.3g}}<extra></extra>"))
+        traces.append(go.Scatter(x=x, y=_finite(h.act("p50")[idx, k]), mode="lines", name=f"{label}: median",
+                                 legendgroup=label, line={"color": colour, "width": 3.5},
+                                 hovertemplate=f"{label} median: %{{y:.3g}}<extra></extra>"))
+    title = f"{block}: 15th, 50th and 85th percentiles of the {what}"
+    if not traces:
+        return _message(title, "<br>".join(missing))
+    fig = _figure()
+    fig.add_traces(traces)
+    if missing:
+        fig.update_layout(annotations=[_note("<br>".join(missing), 0.01, 0.99, size=14)])
+    return _style(fig, title, "training step", "activation value", hovermode="closest")
+
+
+def saturation(history: History | None) -> go.Figure:
+    """Per block, the share of activation outputs that are saturated (tanh, sigmoid) or exactly zero (ReLU)."""
+    if not _rows(history):
+        return _message("Saturated or inactive units")
+    layout = history.layout
+    acts = [(layer, k) for k, (layer, stage) in enumerate(layout.probes) if stage == "act"]
+    kinds = {layout.act_kinds[k] for _, k in acts}
+    if kinds == {"relu"}:
+        stat, title = "frac_dead", "Inactive ReLU outputs (exactly 0)"
+        y_title = "fraction of outputs = 0"
+    elif kinds == {"tanh"}:
+        stat, title = "frac_saturated", f"Saturated tanh outputs (|y| > {TANH_SATURATED:g})"
+        y_title = "fraction saturated"
+    elif kinds == {"sigmoid"}:
+        stat = "frac_saturated"
+        title = f"Saturated sigmoid outputs (y < {SIGMOID_SATURATED:g} or y > {1 - SIGMOID_SATURATED:g})"
+        y_title = "fraction saturated"
+    else:
+        stat, title, y_title = None, "Saturated or inactive units", "fraction saturated or = 0"
+    if not acts or not kinds & {"relu", "tanh", "sigmoid"}:
+        return _message(title, "The activations of this run are of an unknown kind:<br>no saturation measure.")
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    traces = []
+    for layer, k in acts:
+        kind = layout.act_kinds[k]
+        col = stat or ("frac_dead" if kind == "relu" else "frac_saturated")
+        traces.append(go.Scatter(x=x, y=_finite(history.act(col)[idx, k]), mode="lines", name=layout.layers[layer],
+                                 line={"color": block_color(layer), "width": 3},
+                                 hovertemplate="%{y:.1%}"))
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(yaxis={"range": [0, 1.02], "tickformat": ".0%"})
+    return _style(fig, title, "training step", y_title)
+
+
+def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
+          ) -> go.Figure:
+    """How far each block's value distribution has moved: the 1-Wasserstein distance to step 0 (reference
+    "first") or to the previous record ("previous"), in units of that block's step-0 standard deviation."""
+    against = {"first": "since step 0", "previous": "since the previous record"}
+    if reference not in against:
+        raise ValueError(f"reference={reference!r} is not allowed: use 'first' or 'previous'")
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    what = "activation input" if stages == (ACT_INPUT,) else ", ".join(stages)
+    title = f"Distribution drift of each block's {what} {against[reference]}"
+    if not _rows(history):
+        return _message(title)
+    w1 = distribution_drift(history, reference)["w1_rel"]
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    dashes = ("solid", "dash", "dot", "dashdot")
+    traces = []
+    for layer, name in enumerate(history.layout.layers):
+        for j, st in enumerate(stages):
+            st = _stage(history, layer, st)
+            k = history.probe_index(layer, st)
+            if k is None:
+                continue
+            label = name if len(stages) == 1 else f"{name} {st}"
+            traces.append(go.Scatter(x=x, y=_finite(w1[idx, k]), mode="lines", name=label,
+                                     line={"color": block_color(layer), "width": 3, "dash": dashes[j % 4]},
+                                     hovertemplate="%{y:.3g}"))
+    if not traces:
+        return _message(title, _missing_stage_text(history, 0, stages[0]))
+    fig = _figure()
+    fig.add_traces(traces)
+    return _style(fig, title, "training step", "W1 distance / step-0 std")
+
+
+def gradient_norms(history: History | None, stage: str = ACT_INPUT) -> go.Figure:
+    """L2 norm of the loss gradient with respect to each block's activation input, per step (log scale)."""
+    title = "Gradient size at each block (w.r.t. the activation input)"
+    if not _rows(history):
+        return _message(title)
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    norms = history.column("grad_stats")[:, :, GRAD_STATS.index("grad_norm")]
+    traces = []
+    for layer, name in enumerate(history.layout.layers):
+        k = history.probe_index(layer, _stage(history, layer, stage))
+        if k is not None:
+            traces.append(go.Scatter(x=x, y=_positive(norms[idx, k]), mode="lines", name=name,
+                                     line={"color": block_color(layer), "width": 3}, hovertemplate="%{y:.3g}"))
+    if not traces:
+        return _message(title, _missing_stage_text(history, 0, stage))
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(yaxis={"type": "log", "exponentformat": "power"})
+    return _style(fig, title, "training step", "L2 norm of the gradient (log scale)")
+
+
+def gradient_histogram(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
+    """Heatmap of log10 |gradient| per step for one block and stage: decades on the y axis, colour = fraction."""
+    if not _rows(history):
+        return _message("Gradient magnitudes over training")
+    layer = _layer_index(history, layer)
+    stage = _stage(history, layer, stage)
+    title = f"{history.layout.layers[layer]}: gradient magnitudes at the {stage_label(history, layer, stage)}"
+    k = history.probe_index(layer, stage)
+    if k is None:
+        return _message(title, _missing_stage_text(history, layer, stage))
+    idx = even_rows(len(history))
+    z = np.ascontiguousarray(history.column("grad_hist")[idx, k, :].T)
+    edges = history.grad_edges.astype(np.float64)
+    zero = _finite(history.column("grad_stats")[idx, k, GRAD_STATS.index("grad_frac_zero")])
+    heat = go.Heatmap(x=history.steps[idx], y=(edges[:-1] + edges[1:]) / 2, z=z, coloraxis="coloraxis",
+                      hoverongaps=False, showlegend=False,
+                      hovertemplate="step %{x}<br>log10|g| %{y:.2f}<br>fraction %{z:.3f}<extra></extra>")
+    fig = _figure()
+    fig.add_trace(heat)
+    notes = []
+    if np.isfinite(zero[-1]) and zero[-1] > 0:
+        notes.append(_note(f"exact zeros (not shown): {zero[-1]:.0%} at step {int(history.steps[idx[-1]]):,}",
+                           0.01, 0.99, size=14))
+    fig.update_layout(coloraxis=_density_coloraxis(_zmax(z)), annotations=notes,
+                      yaxis={"range": [edges[0], edges[-1]], "dtick": 2})
+    return _style(fig, title, "training step", "log10 |gradient|", hovermode="closest")
+
+
+def update_ratios(history: History | None, which: str = "update_data") -> go.Figure:
+    """Per weight, std(update) / std(weight) ("update_data") or std(gradient) / std(weight) ("grad_data"), log
+    scale; for updates a dashed guide marks Karpathy's rule of thumb of about 1e-3."""
+    titles = {"update_data": ("Update size relative to the weights", "std(update) / std(weight) (log scale)"),
+              "grad_data": ("Gradient size relative to the weights", "std(gradient) / std(weight) (log scale)")}
+    if which not in titles:
+        raise ValueError(f"which={which!r} is not allowed: use 'update_data' or 'grad_data'")
+    title, y_title = titles[which]
+    if not _rows(history):
+        return _message(title)
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    ratios = history.column("weight_stats")[:, :, WEIGHT_STATS.index(which)]
+    layers = history.layout.layers
+    traces = []
+    for w, name in enumerate(history.layout.weights):
+        owner = name.split(".")[0]
+        colour = block_color(layers.index(owner)) if owner in layers else GUIDE_COLOR
+        traces.append(go.Scatter(x=x, y=_positive(ratios[idx, w]), mode="lines", name=name.removesuffix(".weight"),
+                                 line={"color": colour, "width": 2.5 if owner in layers else 2,
+                                       "dash": "solid" if owner in layers else "dot"}, hovertemplate="%{y:.2g}"))
+    if which == "update_data" and len(x):
+        traces.append(go.Scatter(x=[x[0], x[-1]], y=[HEALTHY_UPDATE_RATIO] * 2, mode="lines",
+                                 name="≈1e-3: healthy update size (Karpathy)", hoverinfo="skip",
+                                 line={"color": GUIDE_COLOR, "width": 2, "dash": "dash"}))
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(yaxis={"type": "log", "exponentformat": "power"})
+    return _style(fig, title, "training step", y_title)
+
+
+def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
+    for (owner, kind, _), sl in zip(history.layout.norm_layers, history.layout.channel_slices()):
+        if owner == layer:
+            return sl, kind
+    return None
+
+
+def gamma_beta(history: History | None, layer: int | str = 0) -> go.Figure:
+    """The normalization layer's learned scale gamma (top) and shift beta (bottom) per channel over training."""
+    if not _rows(history):
+        return _message("gamma and beta per channel", height=560)
+    layer = _layer_index(history, layer)
+    name = history.layout.layers[layer]
+    title = f"{name}: {_norm_name(history)} scale gamma and shift beta per channel"
+    if not history.layout.norm_layers:
+        return _message(title, _no_norm_text(history, "gamma or beta"), height=560)
+    found = _norm_slice(history, layer)
+    if found is None:
+        return _message(title, f"{name} has no normalization layer.", height=560)
+    sl, _ = found
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    channels = history.column("channels")[idx, sl, :]
+    channel_ids = np.arange(1, sl.stop - sl.start + 1)
+    layout, refs, domains = _subplots(2, 1, titles=["gamma (scale, starts at 1)", "beta (shift, starts at 0)"],
+                                      vspace=0.14)
+    traces = []
+    for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0)):
+        z = np.ascontiguousarray(channels[:, :, CHANNEL_STATS.index(stat)].T)  # (channels, columns)
+        traces.append(go.Heatmap(x=x, y=channel_ids, z=z, xaxis=xref, yaxis=yref, zmid=mid, colorscale="RdBu_r",
+                                 hoverongaps=False, showlegend=False, name=stat,
+                                 colorbar={"title": {"text": stat, "font": {"size": 15}}, "len": y_dom[1] - y_dom[0],
+                                           "y": (y_dom[0] + y_dom[1]) / 2, "yanchor": "middle", "thickness": 18,
+                                           "tickfont": {"size": 14}},
+                                 hovertemplate=f"step %{{x}}<br>channel %{{y}}<br>{stat} %{{z:.3f}}<extra></extra>"))
+        layout[_axis_key(yref)]["title"] = _axis_title("channel")
+    layout[_axis_key(refs[-1][0])]["title"] = _axis_title("training step")
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(layout)
+    return _style(fig, title, height=560, subtitles=True, hovermode="closest")
+
+
+def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4
+                     ) -> go.Figure:
+    """For the first few channels: this batch's statistic (thin, noisy) and the running estimate used in eval
+    mode (thick) of a batch-norm layer's input."""
+    if stat not in ("mean", "var"):
+        raise ValueError(f"stat={stat!r} is not allowed: use 'mean' or 'var'")
+    word = {"mean": "mean", "var": "variance"}[stat]
+    if not _rows(history):
+        return _message(f"Batch {word} vs running {word}")
+    layer = _layer_index(history, layer)
+    name = history.layout.layers[layer]
+    title = f"{name}: batch {word} (thin) vs running {word} (thick) of the {_norm_name(history)} input"
+    if not history.layout.norm_layers:
+        return _message(title, _no_norm_text(history, "batch or running statistic"))
+    found = _norm_slice(history, layer)
+    if found is None:
+        return _message(title, f"{name} has no normalization layer.")
+    sl, kind = found
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    values = history.column("channels")[idx, sl, :]
+    batch = values[:, :, CHANNEL_STATS.index(f"batch_{stat}")]
+    running = values[:, :, CHANNEL_STATS.index(f"running_{stat}")]
+    if not np.isfinite(running).any():
+        return _message(title, f"This {_norm_name(history)} keeps no running statistics: it normalizes with<br>"
+                               "the statistics of each sample, the same in training and evaluation.")
+    traces = []
+    for c in range(min(channels, sl.stop - sl.start)):
+        colour = BLOCK_PALETTE[c % len(BLOCK_PALETTE)]
+        group = f"channel {c + 1}"
+        traces.append(go.Scatter(x=x, y=_finite(batch[:, c]), mode="lines", name=f"{group} batch", legendgroup=group,
+                                 showlegend=False, opacity=0.6, line={"color": colour, "width": 1.2},
+                                 hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
+        traces.append(go.Scatter(x=x, y=_finite(running[:, c]), mode="lines", name=group, legendgroup=group,
+                                 line={"color": colour, "width": 4},
+                                 hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
+    y_title = {"mean": "mean of the input", "var": "variance of the input"}[stat]
+    fig = _figure()
+    fig.add_traces(traces)
+    return _style(fig, title, "training step", y_title, hovermode="closest")
+
+
+def train_eval_gap(runs) -> go.Figure:
+    """Test accuracy in eval mode (running statistics, solid) and in train mode (each test batch normalized with
+    its own statistics, dashed), one colour per run."""
+    runs = _as_runs(runs)
+    title = "Test accuracy: eval mode vs train mode"
+    live = [(label, h) for label, h in runs if _rows(h)]
+    if not live:
+        return _message(title)
+    colours = run_colors(label for label, _ in runs)
+    traces = []
+    for label, h in live:
+        for column, mode, dash in (("test_acc", "eval mode", "solid"), ("test_acc_train_mode", "train mode", "dash")):
+            x, y = _sparse(h.steps, h.scalar(column))
+            traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label}: {mode}", legendgroup=label,
+                                     line={"color": colours[label], "width": 3, "dash": dash},
+                                     marker={"size": 7, "symbol": "circle" if dash == "solid" else "x"},
+                                     hovertemplate="%{y:.1%}"))
+    fig = _figure()
+    fig.add_traces(traces)
+    if not any(len(t.x) for t in traces):
+        fig.update_layout(annotations=[_note("no evaluation yet", 0.5, 0.5, size=20, xanchor="center",
+                                             yanchor="middle", color="#777777")])
+    fig.update_layout(yaxis={"range": [0, 1.02], "tickformat": ".0%"})
+    return _style(fig, title, "training step", "test accuracy")
+
+
+def ics_measure(runs) -> go.Figure:
+    """Santurkar et al.'s gradient ICS per block: ||G - G'|| (left, log scale) and cos(G, G') (right), where G' is
+    the weight gradient recomputed on the same batch after the earlier blocks took their update."""
+    runs = _as_runs(runs)
+    title = "Gradient-based internal covariate shift (Santurkar et al. 2018)"
+    live = [(label, h) for label, h in runs if _rows(h)]
+    if not live:
+        return _message(title)
+    colours = run_colors(label for label, _ in runs)
+    layout, refs, _ = _subplots(1, 2, titles=["||G − G′|| (change of the gradient)",
+                                              "cos(G, G′) (1 = same direction)"], hspace=0.1)
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    traces, unmeasured = [], []
+    for label, h in live:
+        ics = h.column("ics")
+        measured = np.isfinite(ics).any(axis=(0, 2))  # (blocks,)
+        if not measured.any():
+            every = _config(h).get("ics_every")
+            unmeasured.append(label if every else f"{label} (ics_every = 0)")
+            continue
+        for layer in np.flatnonzero(measured):
+            name = f"{label}: {h.layout.layers[layer]}"
+            for j, (stat, (xref, yref)) in enumerate(zip(ICS_STATS, refs)):
+                x, y = _sparse(h.steps, ics[:, layer, j])
+                if stat == "ics_l2":
+                    y = _positive(y)
+                traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=name, legendgroup=name,
+                                         showlegend=j == 0, xaxis=xref, yaxis=yref, marker={"size": 6},
+                                         line={"color": colours[label], "width": 2.5,
+                                               "dash": dashes[(layer - 1) % len(dashes)]},
+                                         hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"))
+    if not traces:
+        return _message(title, "Gradient ICS was not measured in this run: set ics_every > 0<br>"
+                               "(each measurement costs one extra forward and backward pass per block).")
+    notes = layout["annotations"]
+    if unmeasured:
+        notes.append(_note("not measured: " + ", ".join(unmeasured), 0.0, -0.2, size=14, yanchor="top"))
+    layout["xaxis"]["title"] = layout["xaxis2"]["title"] = _axis_title("training step")
+    layout["yaxis"].update(title=_axis_title("L2 norm (log scale)"), type="log", exponentformat="power")
+    layout["yaxis2"].update(title=_axis_title("cosine similarity"))
+    fig = _figure()
+    fig.add_traces(traces)
+    fig.update_layout(layout)
+    return _style(fig, title, subtitles=True, bottom=100 if unmeasured else 70, hovermode="closest")
+
+
+# ---- catalog -----------------------------------------------------------------------------------------------------
+CAPTIONS: dict[str, str] = {
+    "loss_accuracy": (
+        "Left: the training loss of each step's mini-batch (noisy, because every batch differs). Right: accuracy "
+        "on a fixed subset of the test set in eval mode, measured every few steps. Higher and sooner is better."),
+    "train_eval_gap": (
+        "The same network scored two ways: in eval mode batch norm uses its running statistics (solid); in train "
+        "mode each test batch is normalized with its own statistics (dashed). With small batches the two differ; "
+        "without batch norm they coincide. Forgetting model.eval() before testing is a classic bug."),
+    "distribution": (
+        "Each column is the histogram of this block's values at one step (darker = more values; white = none), on "
+        "bins fixed at step 0; the red lines are the exact 15th, 50th and 85th percentiles. A band that moves or "
+        "widens means the next layer sees a changing input distribution, the 'internal covariate shift' that Ioffe "
+        "& Szegedy (2015) designed batch norm to reduce. Whether reducing it is why batch norm helps is debated "
+        "(Santurkar et al. 2018)."),
+    "distribution_grid": (
+        "One heatmap per block (rows) and run (columns) on shared axes: compare how far each run's distributions "
+        "move and spread over training. Darker = more values; red lines: 15th, 50th and 85th percentiles."),
+    "histogram": (
+        "The latest histogram (bars) over the one at step 0 (outline), on the same fixed bins. The note gives the "
+        "share of values that fell outside the bins, below or above."),
+    "percentiles": (
+        "Like Figure 1 (b, c) of Ioffe & Szegedy (2015): the median (solid) and the 15th and 85th percentiles "
+        "(dashed) of the input to a nonlinearity over training. Without batch norm they typically drift and spread; "
+        "with batch norm before the activation they stay nearly put, because every batch is re-centred and "
+        "re-scaled (gamma and beta can still move them slowly)."),
+    "saturation": (
+        "For tanh and sigmoid: the share of outputs in the flat ends of the curve, where the gradient almost "
+        "vanishes (saturated). For ReLU: the share of outputs that are exactly zero; about half is normal, a share "
+        "near 1 means units are dying (a unit that is zero for every input never learns again)."),
+    "drift": (
+        "One number per block for how far its value distribution has moved: the 1-Wasserstein (earth mover's) "
+        "distance from the distribution at step 0, divided by the standard deviation at step 0, so blocks compare. "
+        "It measures the distribution shift the original batch-norm paper talks about; it does not measure how much "
+        "that shift hurts training."),
+    "gradient_norms": (
+        "The size (L2 norm) of the loss gradient arriving at each block's activation input, log scale. Curves that "
+        "sit decades apart, falling with depth from the output, show vanishing gradients; rising without bound, "
+        "exploding ones. Batch norm tends to keep them within a narrower band."),
+    "gradient_histogram": (
+        "How the gradient values are spread over orders of magnitude: each column is a histogram of log10 |gradient| "
+        "at one step (darker = more values). Exact zeros, e.g. behind inactive ReLUs, are counted separately; values "
+        "beyond the range land in the end rows."),
+    "update_data": (
+        "How much each step changes each weight matrix, relative to its size: std(update) / std(weight), log scale. "
+        "Karpathy's rule of thumb is about 1e-3 (dashed): far below, learning is slow; far above, it may be unstable. "
+        "A heuristic for plain SGD, not a law."),
+    "grad_data": (
+        "The gradient's size relative to the weights it updates: std(gradient) / std(weight), log scale. Layers far "
+        "apart here learn at very different speeds with one shared learning rate."),
+    "gamma_beta": (
+        "Batch norm's learned per-channel scale gamma (starts at 1) and shift beta (starts at 0). After normalizing, "
+        "the layer multiplies by gamma and adds beta, so the network can undo the normalization where that helps: "
+        "red = above the starting value, blue = below."),
+    "running_mean": (
+        "Per channel, the mean of the batch-norm input in this batch (thin, noisy; used in training) and the running "
+        "estimate used in eval mode (thick). PyTorch updates it as running = (1 − momentum) · running + momentum · "
+        "batch value, momentum 0.1 by default."),
+    "running_var": (
+        "Per channel, the variance of the batch-norm input in this batch (thin; the biased 1/m variance used to "
+        "normalize in training) and the running estimate used in eval mode (thick; PyTorch averages the unbiased "
+        "m/(m − 1) variance). Small batches make the thin line noisy and the two modes disagree."),
+    "ics": (
+        "Santurkar et al.'s (2018) gradient measure of internal covariate shift: how much a block's weight gradient "
+        "changes when the earlier blocks take their update first, on the same batch (||G − G′||, and the cosine: "
+        "1 = unchanged). In their experiments this shift was not smaller with batch norm, one reason why 'batch norm "
+        "works by reducing internal covariate shift' is a hypothesis, not the established explanation; they point "
+        "to a smoother loss landscape instead."),
+}
+
+
+def figure_catalog(history: History | None) -> dict[str, go.Figure]:
+    """Every figure that makes sense for one run, keyed by a file-friendly name (captions: `caption(key)`)."""
+    if history is None:
+        return {"loss_accuracy": loss_accuracy([])}
+    runs = [("run", history)]
+    layers = history.layout.layers
+    out: dict[str, go.Figure] = {"loss_accuracy": loss_accuracy(runs)}
+    if np.isfinite(history.scalar("test_acc_train_mode")).any() or not len(history):
+        out["train_eval_gap"] = train_eval_gap(runs)
+    for layer, name in enumerate(layers):
+        for probe_layer, stage in history.layout.probes:
+            if probe_layer == layer:
+                out[f"distribution_{name}_{stage}"] = distribution_heatmap(history, layer, stage)
+    for layer, name in enumerate(layers):
+        stage = activation_input_stage(history, layer)
+        out[f"histogram_{name}_{stage}"] = histogram_now_vs_start(history, layer, stage)
+        out[f"percentiles_{name}_{stage}"] = percentile_lines(runs, layer, stage)
+    out["saturation"] = saturation(history)
+    out["drift"] = drift(history)
+    out["gradient_norms"] = gradient_norms(history)
+    for layer, name in enumerate(layers):
+        stage = activation_input_stage(history, layer)
+        out[f"gradient_histogram_{name}_{stage}"] = gradient_histogram(history, layer, stage)
+    out["update_data"] = update_ratios(history, "update_data")
+    out["grad_data"] = update_ratios(history, "grad_data")
+    for layer, kind, _ in history.layout.norm_layers:
+        name = layers[layer]
+        out[f"gamma_beta_{name}"] = gamma_beta(history, layer)
+        if kind == "batch":
+            out[f"running_mean_{name}"] = running_vs_batch(history, layer, "mean")
+            out[f"running_var_{name}"] = running_vs_batch(history, layer, "var")
+    if np.isfinite(history.column("ics")).any():
+        out["ics"] = ics_measure(runs)
+    return out
+

@@ -1,0 +1,358 @@
+"""A bounded, columnar store of per-step statistics, with safe save/load and tidy DataFrames.
+
+Memory stays flat for runs of any length: the store has a fixed number of rows (chosen from a byte budget). When
+it is full it keeps every second row and from then on keeps only every second record ("decimation"); the first
+record (step 0) is always kept and the latest record is always present (as a provisional last row that the next
+record replaces unless it falls on the kept grid).
+
+Files: `run.json` (layout and metadata), `arrays.npz` (numbers), `histograms.npz` (histograms and their bin edges),
+plus the tidy exports `scalars.csv` and `layers.csv`. NPZ files are read with `allow_pickle=False`; nothing is ever
+unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FORMAT_VERSION = 1
+SCALARS = ("loss", "train_acc", "lr", "test_acc", "test_acc_train_mode")
+ACT_STATS = ("mean", "std", "p15", "p50", "p85", "min", "max",
+             "frac_saturated", "frac_dead", "frac_below", "frac_above")
+GRAD_STATS = ("grad_norm", "grad_std", "grad_frac_zero")
+WEIGHT_STATS = ("w_norm", "w_std", "grad_norm", "grad_std", "update_std", "grad_data", "update_data")
+CHANNEL_STATS = ("gamma", "beta", "batch_mean", "batch_var", "running_mean", "running_var")
+ICS_STATS = ("ics_l2", "ics_cos")
+# |gradient| histogram in octaves, 2**-34 (~6e-11) to 2**6 (64), shared by all steps and layers; edges are stored
+# as log10 values (GRAD_LOWEST_OCTAVE + i) * log10(2)
+GRAD_LOWEST_OCTAVE = -34
+GRAD_BINS = 40
+MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse to load anything larger
+
+
+@dataclass
+class Layout:
+    """What one row holds: which layers and stages, which weights, which norm channels."""
+
+    layers: list[str]  # layer names in depth order ("block1", ... or module paths for watched models)
+    probes: list[tuple[int, str]]  # (layer index, stage) for each recorded tensor
+    act_kinds: list[str]  # activation kind per probe ("relu", "tanh", "sigmoid" or "")
+    weights: list[str]  # weight parameter names (conv/linear weights, head included)
+    norm_layers: list[tuple[int, str, int]] = field(default_factory=list)  # (layer index, kind, channels)
+    bins: int = 64
+
+    @property
+    def n_channels(self) -> int:
+        return sum(c for _, _, c in self.norm_layers)
+
+    def channel_slices(self) -> list[slice]:
+        out, start = [], 0
+        for _, _, count in self.norm_layers:
+            out.append(slice(start, start + count))
+            start += count
+        return out
+
+    def row_shapes(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        k, w, c, n_layers = len(self.probes), len(self.weights), self.n_channels, len(self.layers)
+        return {
+            "step": ((), np.int64),
+            "record": ((), np.int64),  # index of the record among all offered (decimation bookkeeping)
+            "scalars": ((len(SCALARS),), np.float64),
+            "act_stats": ((k, len(ACT_STATS)), np.float32),
+            "act_hist": ((k, self.bins), np.float32),
+            "grad_stats": ((k, len(GRAD_STATS)), np.float32),
+            "grad_hist": ((k, GRAD_BINS), np.float32),
+            "weight_stats": ((w, len(WEIGHT_STATS)), np.float32),
+            "channels": ((c, len(CHANNEL_STATS)), np.float32),
+            "ics": ((n_layers, len(ICS_STATS)), np.float32),
+        }
+
+    def row_bytes(self) -> int:
+        return sum(int(np.prod(s, dtype=np.int64)) * np.dtype(t).itemsize for s, t in self.row_shapes().values())
+
+
+def capacity_for(layout: Layout, budget_bytes: int = 32 * 1024 * 1024, lo: int = 256, hi: int = 4096) -> int:
+    """How many rows fit the byte budget (clamped), rounded down to an even number."""
+    rows = max(lo, min(hi, budget_bytes // max(layout.row_bytes(), 1)))
+    return rows - rows % 2
+
+
+class History:
+    """Columnar arrays of shape (capacity, ...) plus the fixed histogram edges; see the module docstring."""
+
+    def __init__(self, layout: Layout, capacity: int | None = None):
+        self.layout = layout
+        self.capacity = capacity or capacity_for(layout)
+        if self.capacity < 4 or self.capacity % 2:
+            raise ValueError(f"capacity={self.capacity} must be an even number >= 4")
+        self.data = {name: np.full((self.capacity, *shape), np.nan if dtype != np.int64 else -1, dtype)
+                     for name, (shape, dtype) in layout.row_shapes().items()}
+        self.hist_edges = np.zeros((len(layout.probes), layout.bins + 1), np.float32)  # set at the first record
+        self.grad_edges = (np.arange(GRAD_BINS + 1) + GRAD_LOWEST_OCTAVE) * np.float32(np.log10(2.0))
+        self.n = 0  # rows in use
+        self.stride = 1  # keep records whose index is a multiple of this
+        self.records = 0  # records offered so far
+        self._last_is_provisional = False
+        self.meta: dict = {}  # config, summary, anything JSON-able the owner wants saved
+        self.lock = threading.Lock()  # held briefly by append and copy: a page can copy while training appends
+
+    # ---- writing -------------------------------------------------------------------------------------------
+    def new_row(self) -> dict[str, np.ndarray]:
+        """A row of NaNs with the right shapes, for the caller to fill and hand to `append`."""
+        return {name: np.full(shape, np.nan if dtype != np.int64 else -1, dtype)
+                for name, (shape, dtype) in self.layout.row_shapes().items()}
+
+    def append(self, row: dict[str, np.ndarray]) -> None:
+        """Store one record (a dict of arrays shaped like `new_row()`), decimating when full."""
+        with self.lock:
+            self._append(row)
+
+    def _append(self, row: dict[str, np.ndarray]) -> None:
+        index = self.records
+        self.records += 1
+        keep = index % self.stride == 0
+        if self._last_is_provisional:
+            slot = self.n - 1
+        else:
+            if self.n == self.capacity:
+                self._compact()
+                keep = index % self.stride == 0
+                slot = self.n - 1 if self._last_is_provisional else self.n
+            else:
+                slot = self.n
+        for name, values in row.items():
+            self.data[name][slot] = values
+        self.data["record"][slot] = index
+        self.n = max(self.n, slot + 1)
+        self._last_is_provisional = not keep
+
+    def _compact(self) -> None:
+        """Keep rows on the doubled grid (row 0 always); the latest row stays as a provisional last row."""
+        grid = self.stride * 2
+        record_index = self.data["record"][: self.n]
+        kept = np.flatnonzero(record_index % grid == 0)
+        last = self.n - 1
+        latest_dropped = kept[-1] != last
+        if latest_dropped:
+            kept = np.append(kept, last)
+        new = {}
+        for name, arr in self.data.items():  # new arrays: a snapshot taken before keeps its own rows intact
+            fresh = np.full_like(arr, np.nan) if arr.dtype != np.int64 else np.full_like(arr, -1)
+            fresh[: len(kept)] = arr[kept]
+            new[name] = fresh
+        self.data = new
+        self.n = len(kept)
+        self.stride = grid
+        self._last_is_provisional = bool(latest_dropped)
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    def copy(self) -> History:
+        """An independent copy holding only the rows in use (what a page draws from)."""
+        with self.lock:
+            return self._copy()
+
+    def _copy(self) -> History:
+        other = History.__new__(History)
+        other.lock = threading.Lock()
+        other.layout = self.layout
+        other.capacity = self.capacity
+        other.data = {k: v[: self.n].copy() for k, v in self.data.items()}
+        other.hist_edges = self.hist_edges.copy()
+        other.grad_edges = self.grad_edges.copy()
+        other.n, other.stride, other.records = self.n, self.stride, self.records
+        other._last_is_provisional = self._last_is_provisional
+        other.meta = json.loads(json.dumps(self.meta))
+        return other
+
+    def __len__(self) -> int:
+        return self.n
+
+    def column(self, name: str) -> np.ndarray:
+        return self.data[name][: self.n]
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self.data["step"][: self.n]
+
+    def scalar(self, name: str) -> np.ndarray:
+        return self.data["scalars"][: self.n, SCALARS.index(name)]
+
+    def act(self, stat: str) -> np.ndarray:
+        """(rows, probes) array of one activation statistic."""
+        return self.data["act_stats"][: self.n, :, ACT_STATS.index(stat)]
+
+    def probe_index(self, layer: int, stage: str) -> int | None:
+        """Index of the probe for layer (0-based) and stage, or None if that stage is not recorded."""
+        try:
+            return self.layout.probes.index((layer, stage))
+        except ValueError:
+            return None
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.data.values()) + self.hist_edges.nbytes + self.grad_edges.nbytes
+
+    # ---- tidy frames ---------------------------------------------------------------------------------------
+    def scalars_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.data["scalars"][: self.n], columns=list(SCALARS))
+        frame.insert(0, "step", self.steps)
+        return frame
+
+    def layers_frame(self) -> pd.DataFrame:
+        """One row per step x probe: step, layer (1-based), layer_name, stage, activation and gradient stats."""
+        n, k = self.n, len(self.layout.probes)
+        layer_idx = np.array([p[0] for p in self.layout.probes])
+        stages = np.array([p[1] for p in self.layout.probes], dtype=object)
+        frame = pd.DataFrame({
+            "step": np.repeat(self.steps, k),
+            "layer": np.tile(layer_idx + 1, n),
+            "layer_name": np.tile(np.array(self.layout.layers, dtype=object)[layer_idx], n),
+            "stage": np.tile(stages, n),
+        })
+        for i, stat in enumerate(ACT_STATS):
+            frame[stat] = self.data["act_stats"][:n, :, i].reshape(-1)
+        for i, stat in enumerate(GRAD_STATS):
+            frame[stat] = self.data["grad_stats"][:n, :, i].reshape(-1)
+        return frame
+
+    def weights_frame(self) -> pd.DataFrame:
+        n, w = self.n, len(self.layout.weights)
+        frame = pd.DataFrame({"step": np.repeat(self.steps, w),
+                              "weight": np.tile(np.array(self.layout.weights, dtype=object), n)})
+        for i, stat in enumerate(WEIGHT_STATS):
+            frame[stat] = self.data["weight_stats"][:n, :, i].reshape(-1)
+        return frame
+
+    def channels_frame(self) -> pd.DataFrame:
+        """One row per step x norm layer x channel: gamma, beta, batch and running mean/var."""
+        n = self.n
+        layer_of, channel_of = [], []
+        for (layer, _, count) in self.layout.norm_layers:
+            layer_of += [layer + 1] * count
+            channel_of += list(range(count))
+        c = len(layer_of)
+        frame = pd.DataFrame({"step": np.repeat(self.steps, c), "layer": np.tile(layer_of, n),
+                              "channel": np.tile(channel_of, n)})
+        for i, stat in enumerate(CHANNEL_STATS):
+            frame[stat] = self.data["channels"][:n, :, i].reshape(-1)
+        return frame
+
+    # ---- files ---------------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the run files into `directory` (created if needed); return its path."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        info = {"format": "bnviz-history", "version": FORMAT_VERSION, "layout": asdict(self.layout),
+                "capacity": self.capacity, "n": self.n, "stride": self.stride, "records": self.records,
+                "last_is_provisional": self._last_is_provisional, "meta": self.meta}
+        (out / "run.json").write_text(json.dumps(_jsonable(info), indent=1))
+        n = self.n
+        numeric = {k: v[:n] for k, v in self.data.items() if k not in ("act_hist", "grad_hist")}
+        np.savez_compressed(out / "arrays.npz", **numeric)
+        np.savez_compressed(out / "histograms.npz", steps=self.steps, act_hist=self.data["act_hist"][:n],
+                            act_edges=self.hist_edges, grad_hist=self.data["grad_hist"][:n],
+                            grad_log10_edges=self.grad_edges,
+                            probes=np.array([f"{layer + 1}:{stage}" for layer, stage in self.layout.probes]))
+        self.scalars_frame().to_csv(out / "scalars.csv", index=False)
+        self.layers_frame().to_csv(out / "layers.csv", index=False)
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> History:
+        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError."""
+        src = Path(directory)
+        try:
+            info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
+        if not isinstance(info, dict) or info.get("format") != "bnviz-history":
+            raise ValueError("not a bnviz run: run.json has no 'format: bnviz-history'")
+        if info.get("version") != FORMAT_VERSION:
+            raise ValueError(f"run.json has format version {info.get('version')!r}; this bnviz reads {FORMAT_VERSION}")
+        try:
+            layout = _layout_from_json(info["layout"])
+            n = int(info["n"])
+            capacity = max(int(info["capacity"]), n + n % 2, 4)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"run.json is malformed: {exc}") from None
+        history = cls(layout, capacity=capacity)
+        arrays = _read_npz(src / "arrays.npz")
+        hists = _read_npz(src / "histograms.npz")
+        arrays["act_hist"], arrays["grad_hist"] = hists.get("act_hist"), hists.get("grad_hist")
+        for name, (shape, dtype) in layout.row_shapes().items():
+            arr = arrays.get(name)
+            if arr is None or arr.shape != (n, *shape) or arr.dtype.kind not in "fiu":
+                got = None if arr is None else arr.shape
+                raise ValueError(f"run file is damaged: {name} should have shape {(n, *shape)}, found {got}")
+            history.data[name][:n] = arr.astype(dtype)
+        edges = hists.get("act_edges")
+        if edges is None or edges.shape != history.hist_edges.shape:
+            raise ValueError("run file is damaged: histogram edges missing or of the wrong shape")
+        history.hist_edges[:] = edges
+        history.n = n
+        history.stride = max(1, int(info.get("stride", 1)))
+        history.records = max(n, int(info.get("records", n)))
+        history._last_is_provisional = bool(info.get("last_is_provisional", False))
+        history.meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+        return history
+
+
+def _layout_from_json(obj) -> Layout:
+    if not isinstance(obj, dict):
+        raise ValueError("layout is not a mapping")
+    layout = Layout(
+        layers=[str(x) for x in obj["layers"]],
+        probes=[(int(a), str(b)) for a, b in obj["probes"]],
+        act_kinds=[str(x) for x in obj["act_kinds"]],
+        weights=[str(x) for x in obj["weights"]],
+        norm_layers=[(int(a), str(b), int(c)) for a, b, c in obj.get("norm_layers", [])],
+        bins=int(obj.get("bins", 64)),
+    )
+    if not 2 <= layout.bins <= 4096 or len(layout.layers) > 10_000 or len(layout.probes) > 100_000:
+        raise ValueError("layout sizes out of range")
+    if any(not 0 <= layer < len(layout.layers) for layer, _ in layout.probes):
+        raise ValueError("a probe names a layer that does not exist")
+    if len(layout.act_kinds) != len(layout.probes) or layout.n_channels > 10_000_000:
+        raise ValueError("layout sizes do not match")
+    return layout
+
+
+def _read_limited(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+    return path.read_bytes()
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise ValueError(f"run file is damaged: {path.name} is missing")
+    _read_limited(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise ValueError(f"{path.name} was refused: {exc}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or tampered file
+        raise ValueError(f"{path.name} is damaged or not an NPZ file ({exc.__class__.__name__})") from None
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

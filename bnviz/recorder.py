@@ -1,0 +1,454 @@
+"""Hooks that turn training steps into rows of statistics (no activation tensor is kept).
+
+What is measured, per recorded step:
+
+* For every probe (a block's stage output: `pre`, `norm`, `act`): a fixed random sample of `samples` values
+  (the same positions every step, so steps are comparable; every value when the tensor is that small). Mean,
+  std (1/n), min, max, the 15th/50th/85th percentiles (numpy's linear interpolation), the saturated fraction
+  (tanh: |y| > 0.97; sigmoid: y < 0.03 or y > 0.97) or dead fraction (ReLU: y == 0) and a histogram on fixed
+  bins are computed from that sample. The histogram edges are fixed at the first recorded step (step 0): sigmoid
+  and tanh outputs use their whole range; any other tensor uses its step-0 median +- 6 step-0 standard deviations,
+  widened to include the step-0 min and max (ReLU outputs start at 0). Values outside the edges are not dropped:
+  they are counted in `frac_below` / `frac_above`, and the percentiles are exact for the sample whatever the edges.
+* The gradient of the loss w.r.t. each probe's output, at the same positions: std, zero fraction, a histogram of
+  |gradient| in octaves (powers of two, zeros excluded), and the L2 norm of the whole tensor estimated from the
+  sample as sqrt(numel * mean(sample^2)) (exact when every value is sampled).
+* Every conv/linear weight (exact, all values): norm and std of the weight, its gradient and its update (the change
+  made by the optimizer step); grad:data = std(grad) / std(weight), update:data = std(update) / std(weight).
+* Every normalization layer, per channel: gamma, beta and, for batch norm, the batch mean and biased batch variance
+  of its input and the running mean and variance after the step. The batch statistics are solved exactly from the
+  running-average update (PyTorch: running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+  variance), or computed from the input when there is no usable update (momentum 0, no running statistics).
+
+Cost: the hooks keep references only; `end` gathers the sampled values with one `take` per tensor and copies the
+weights with one call; every `chunk` recorded steps the statistics of all of them are computed in a few numpy calls
+on stacked arrays and appended to the history (so the history lags by at most chunk - 1 steps; `flush` empties it).
+
+Usage, for a model the trainer built or any `nn.Module` (see `bnviz.targets`)::
+
+    with Recorder(targets) as rec:
+        for step in range(steps):
+            rec.begin(step)          # arms the hooks when step % every == 0
+            loss = ...; loss.backward(); opt.step()
+            rec.end(loss=loss.item(), lr=lr)
+    rec.history                      # flushed on exit
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import stats as S
+from .history import (
+    ACT_STATS,
+    CHANNEL_STATS,
+    GRAD_BINS,
+    GRAD_LOWEST_OCTAVE,
+    GRAD_STATS,
+    ICS_STATS,
+    SCALARS,
+    WEIGHT_STATS,
+    History,
+    Layout,
+)
+from .targets import NormTarget, Targets, norm_channels, norm_kind
+
+DEFAULT_CHUNK = 8
+
+
+class SlotBuffer:
+    """A (slots, total) float32 buffer; slot c of a list of tensors is filled by one foreach copy."""
+
+    def __init__(self, tensors: list[torch.Tensor], slots: int):
+        sizes = [t.numel() for t in tensors]
+        self.offsets = np.cumsum([0, *sizes])
+        self.buffer = torch.zeros(slots, int(self.offsets[-1]), dtype=torch.float32)
+        self.views = [[self.buffer[c, a:b].view(t.shape) for a, b, t in zip(self.offsets[:-1], self.offsets[1:],
+                                                                             tensors)] for c in range(slots)]
+        self.array = self.buffer.numpy()
+
+    def copy(self, slot: int, tensors: list[torch.Tensor]) -> None:
+        if tensors:
+            torch._foreach_copy_(self.views[slot], tensors)
+
+
+class Recorder:
+    """Forward/backward hooks plus batched statistics; appends one row to `history` per recorded step."""
+
+    def __init__(self, targets: Targets, history: History | None = None, *, samples: int = 512, bins: int = 64,
+                 every: int = 1, seed: int = 0, capacity: int | None = None, chunk: int = DEFAULT_CHUNK):
+        self.targets = targets
+        layout = Layout(
+            layers=list(targets.layers),
+            probes=[(p.layer, p.stage) for p in targets.probes],
+            act_kinds=[p.kind if p.stage == "act" else "" for p in targets.probes],
+            weights=[name for name, _ in targets.weights],
+            norm_layers=[(t.layer, norm_kind(t.module), norm_channels(t.module)) for t in targets.norms],
+            bins=bins,
+        )
+        self.history = history if history is not None else History(layout, capacity=capacity)
+        self.samples, self.every, self.seed, self.chunk = samples, max(1, every), seed, max(1, chunk)
+        self.armed, self.step = False, -1
+        self._handles: list = []
+        self._suspended = 0
+        self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._sample_size: int | None = None
+        self._edges_ready = False
+        k, m = len(targets.probes), self.chunk
+        self._outputs: list[torch.Tensor | None] = [None] * k
+        self._grads: list[torch.Tensor | None] = [None] * k
+        self._begun = False
+        # chunk storage: slot c holds the c-th recorded step since the last flush
+        self._fill = 0
+        self._acts: torch.Tensor | None = None  # (chunk, probes, samples), allocated at the first step
+        self._grad_samples: torch.Tensor | None = None
+        self._act_present = np.zeros((m, k), bool)
+        self._grad_present = np.zeros((m, k), bool)
+        self._numel = np.zeros((m, k), np.float64)
+        self._steps = np.zeros(m, np.int64)
+        self._scalars = np.full((m, len(SCALARS)), np.nan)
+        self._ics = np.full((m, len(layout.layers), len(ICS_STATS)), np.nan)
+        weights = [w.detach() for _, w in targets.weights]  # aliases: same storage, no autograd on copies
+        self._weights = weights
+        self._w_before, self._w_now, self._g_now = (SlotBuffer(weights, m) for _ in range(3))
+        self._g_missing = np.zeros((m, len(weights)), bool)
+        self._channel_tensors, self._channel_slots = self._channel_layout()
+        self._channels = SlotBuffer(self._channel_tensors, m)
+        self._running = [j for j, t in enumerate(targets.norms) if _running_average_factor(t.module, before=True)]
+        self._running_before = SlotBuffer(self._running_tensors(), m)
+        self._factors = np.zeros((m, len(self._running)))
+        self._counts = np.zeros((m, len(targets.norms)))
+        self._direct: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(m)]
+        # values per channel that a norm layer normalizes over = numel of its output / channels
+        probe_of = {(p.layer, p.stage): k for k, p in enumerate(targets.probes)}
+        self._norm_probe = [probe_of.get((t.layer, "norm")) for t in targets.norms]
+        self._norm_width = np.array([max(norm_channels(t.module), 1) for t in targets.norms], np.float64)
+
+    def _running_tensors(self) -> list[torch.Tensor]:
+        return [b for j in self._running for b in (self.targets.norms[j].module.running_mean,
+                                                   self.targets.norms[j].module.running_var)]
+
+    def _channel_layout(self):
+        """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
+        tensors, slots = [], []
+        for sl, target in zip(self.history.layout.channel_slices(), self.targets.norms):
+            for name, attr in (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"),
+                               ("running_var", "running_var")):
+                tensor = getattr(target.module, attr, None)
+                if isinstance(tensor, torch.Tensor) and tensor.numel() == sl.stop - sl.start:
+                    tensors.append(tensor.detach())
+                    slots.append((sl, CHANNEL_STATS.index(name)))
+        return tensors, slots
+
+    # ---- hooks ---------------------------------------------------------------------------------------------
+    def attach(self) -> Recorder:
+        if not self._handles:
+            for k, probe in enumerate(self.targets.probes):
+                self._handles.append(probe.module.register_forward_hook(self._forward_hook(k)))
+            for j, target in enumerate(self.targets.norms):
+                if norm_kind(target.module) == "batch" and self._needs_direct_stats(j):
+                    self._handles.append(target.module.register_forward_hook(self._norm_input_hook(j)))
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook and flush what is pending; safe to call more than once."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.armed = False
+        self.flush()
+
+    def __enter__(self) -> Recorder:
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            for handle in self._handles:
+                handle.remove()
+
+    @contextlib.contextmanager
+    def suspended(self):
+        """Hooks ignore forward passes inside this block (evaluation, extra measurement passes)."""
+        self._suspended += 1
+        try:
+            yield
+        finally:
+            self._suspended -= 1
+
+    def _listening(self, module: nn.Module) -> bool:
+        return self.armed and not self._suspended and module.training
+
+    def _forward_hook(self, k: int):
+        grads = self._grads
+
+        def grad_hook(grad):
+            grads[k] = grad
+
+        def hook(module, inputs, output):
+            if not self._listening(module) or not isinstance(output, torch.Tensor):
+                return
+            self._ensure_begun()
+            self._outputs[k] = output
+            if output.requires_grad:
+                output.register_hook(grad_hook)
+        return hook
+
+    def _needs_direct_stats(self, j: int) -> bool:
+        """True when a BN layer's batch statistics cannot (always) be solved from its running-average update."""
+        module = self.targets.norms[j].module
+        return j not in self._running or getattr(module, "momentum", 0.1) is None
+
+    def _norm_input_hook(self, j: int):
+        def hook(module, inputs, output):
+            if not self._listening(module):
+                return
+            x = inputs[0]
+            if j not in self._running or not _running_average_factor(module):  # nothing to solve for: measure x
+                with torch.no_grad():
+                    dims = [d for d in range(x.dim()) if d != 1]
+                    mean = x.mean(dims)
+                    var = ((x * x).mean(dims) - mean * mean).clamp_min(0)
+                self._direct[self._fill][j] = (mean.float().numpy(), var.float().numpy())
+        return hook
+
+    def _indices(self, k: int, numel: int) -> torch.Tensor:
+        key = (k, numel)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            size = self._sample_size or min(self.samples, numel)
+            g = torch.Generator().manual_seed(self.seed * 7919 + k)
+            if numel >= size:
+                idx = torch.randperm(numel, generator=g)[:size].sort().values
+            else:  # a smaller tensor than at the first step (a short last batch): sample with replacement
+                idx = torch.randint(numel, (size,), generator=g)
+            self._index_cache[key] = idx
+        return idx
+
+    def sample_indices(self, k: int, numel: int) -> torch.Tensor:
+        """The flat positions sampled from probe k's output when it has `numel` values (for tests and teaching)."""
+        return self._indices(k, numel)
+
+    # ---- step protocol -------------------------------------------------------------------------------------
+    def begin(self, step: int) -> bool:
+        """Arm the hooks if this step is recorded; return whether it is."""
+        self.step = step
+        self.armed = step % self.every == 0
+        self._begun = False
+        if self.armed:
+            self._ensure_begun()
+        return self.armed
+
+    def _ensure_begun(self) -> None:
+        if self._begun:
+            return
+        self._begun = True
+        c = self._fill
+        self._outputs[:] = [None] * len(self._outputs)
+        self._grads[:] = [None] * len(self._grads)
+        self._direct[c].clear()
+        self._w_before.copy(c, self._weights)
+        if self._running:
+            self._running_before.copy(c, self._running_tensors())
+            self._factors[c] = [_running_average_factor(self.targets.norms[j].module, before=True)
+                                for j in self._running]
+
+    def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
+        """Store this step (after backward and the optimizer step); return whether it was recorded."""
+        if not self.armed or not self._begun:
+            self.armed = False
+            return False
+        self.armed = False
+        c = self._fill
+        self._steps[c] = self.step
+        self._scalars[c] = np.nan
+        for name, value in scalars.items():
+            self._scalars[c, SCALARS.index(name)] = np.nan if value is None else value
+        self._ics[c] = np.nan if ics is None else ics
+        self._gather(c)
+        self._w_now.copy(c, self._weights)
+        grads = [w.grad for _, w in self.targets.weights]
+        self._g_missing[c] = [g is None for g in grads]
+        self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads)])
+        self._channels.copy(c, self._channel_tensors)
+        self._outputs[:] = [None] * len(self._outputs)
+        self._grads[:] = [None] * len(self._grads)
+        self._fill += 1
+        self._begun = False
+        if self._fill == self.chunk:
+            self.flush()
+        return True
+
+    def _gather(self, c: int) -> None:
+        """Copy the sampled values of every output and gradient of this step into chunk slot c."""
+        outs, grads = self._outputs, self._grads
+        if self._acts is None:
+            present = [o.numel() for o in outs if o is not None]
+            if not present:
+                return
+            self._sample_size = min(self.samples, min(present))
+            shape = (self.chunk, len(outs), self._sample_size)
+            self._acts, self._grad_samples = torch.zeros(shape), torch.zeros(shape)
+        with torch.no_grad():
+            self._gather_into(c, outs, grads)
+
+    def _gather_into(self, c: int, outs: list, grads: list) -> None:
+        for k, out in enumerate(outs):
+            self._act_present[c, k] = out is not None
+            self._grad_present[c, k] = grads[k] is not None
+            if out is None:
+                continue
+            idx = self._indices(k, out.numel())
+            self._numel[c, k] = out.numel()
+            torch.take(out, idx, out=self._acts[c, k])
+            if grads[k] is not None:
+                torch.take(grads[k], idx, out=self._grad_samples[c, k])
+        for j, k in enumerate(self._norm_probe):
+            if k is not None:
+                self._counts[c, j] = self._numel[c, k] / self._norm_width[j]
+
+    # ---- statistics, once per chunk ------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Compute the statistics of the pending steps and append them to the history."""
+        n = self._fill
+        if n:
+            self._fill = 0
+            self._compute(self._pending_chunk(n))
+
+    def _pending_chunk(self, n: int) -> dict:
+        """Views of the first n slots, by name."""
+        return {"acts": None if self._acts is None else self._acts[:n].numpy(),
+                "grads": None if self._grad_samples is None else self._grad_samples[:n].numpy(),
+                "act_present": self._act_present[:n], "grad_present": self._grad_present[:n],
+                "numel": self._numel[:n], "steps": self._steps[:n], "scalars": self._scalars[:n], "ics": self._ics[:n],
+                "w_now": self._w_now.array[:n], "g_now": self._g_now.array[:n], "w_before": self._w_before.array[:n],
+                "g_missing": self._g_missing[:n], "channels": self._channels.array[:n],
+                "running_before": self._running_before.array[:n], "factors": self._factors[:n],
+                "counts": self._counts[:n], "direct": self._direct[:n]}
+
+    def _compute(self, ch: dict) -> None:
+        n = len(ch["steps"])
+        rows = {name: np.full((n, *shape), np.nan, dtype) for name, (shape, dtype) in
+                self.history.layout.row_shapes().items() if name not in ("step", "record")}
+        if ch["acts"] is not None:
+            self._activation_stats(ch, rows)
+            self._gradient_stats(ch, rows)
+        self._weight_stats(ch, rows)
+        self._channel_stats(ch, rows)
+        rows["scalars"][:] = ch["scalars"]
+        rows["ics"][:] = ch["ics"]
+        for i in range(n):
+            row = {name: values[i] for name, values in rows.items()}
+            row["step"] = ch["steps"][i]
+            self.history.append(row)
+
+    def _activation_stats(self, ch: dict, rows: dict) -> None:
+        a = ch["acts"]  # (steps, probes, samples)
+        present = ch["act_present"]
+        if not self._edges_ready and present[0].any():
+            for k in np.flatnonzero(present[0]):
+                self.history.hist_edges[k] = S.histogram_edges(a[0, k], self.history.layout.act_kinds[k],
+                                                               self.history.layout.bins)
+            self._edges_ready = True
+        out = rows["act_stats"]
+        col = ACT_STATS.index
+        s = np.sort(a, axis=-1)
+        out[..., col("mean")], out[..., col("std")] = S.mean_std(a)
+        out[..., col("min")], out[..., col("max")] = s[..., 0], s[..., -1]
+        for q, name in zip(S.PERCENTILES, ("p15", "p50", "p85")):
+            out[..., col(name)] = S.sorted_percentile(s, q)
+        for kind in ("relu", "tanh", "sigmoid"):
+            ks = [k for k, kk in enumerate(self.history.layout.act_kinds) if kk == kind]
+            if ks:
+                out[:, ks, col("frac_dead" if kind == "relu" else "frac_saturated")] = S.saturation(a[:, ks], kind)
+        hist, below, above = S.fixed_histograms(a, self.history.hist_edges)
+        rows["act_hist"][:] = hist
+        out[..., col("frac_below")], out[..., col("frac_above")] = below, above
+        out[~present] = np.nan
+        rows["act_hist"][~present] = np.nan
+
+    def _gradient_stats(self, ch: dict, rows: dict) -> None:
+        g = ch["grads"]
+        present = ch["grad_present"]
+        out = rows["grad_stats"]
+        col = GRAD_STATS.index
+        g64 = g.astype(np.float64)
+        mean_square = (g64 * g64).mean(axis=-1)
+        out[..., col("grad_norm")] = np.sqrt(mean_square * ch["numel"])
+        out[..., col("grad_std")] = S.mean_std(g)[1]
+        out[..., col("grad_frac_zero")] = (g == 0).mean(axis=-1)
+        rows["grad_hist"][:] = S.log2_histograms(g, GRAD_LOWEST_OCTAVE, GRAD_BINS)
+        out[~present] = np.nan
+        rows["grad_hist"][~present] = np.nan
+
+    def _weight_stats(self, ch: dict, rows: dict) -> None:
+        if not self.targets.weights:
+            return
+        offsets = self._w_now.offsets
+        w, g = ch["w_now"], ch["g_now"]
+        u = w.astype(np.float64) - ch["w_before"]
+        w_norm, w_std = S.segment_norm_std(w, offsets)
+        g_norm, g_std = S.segment_norm_std(g, offsets)
+        u_norm, u_std = S.segment_norm_std(u, offsets)
+        g_norm[ch["g_missing"]] = np.nan
+        g_std[ch["g_missing"]] = np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = {"w_norm": w_norm, "w_std": w_std, "grad_norm": g_norm, "grad_std": g_std,
+                      "update_std": u_std, "grad_data": g_std / w_std, "update_data": u_std / w_std}
+        for name, v in values.items():
+            rows["weight_stats"][..., WEIGHT_STATS.index(name)] = v
+
+    def _channel_stats(self, ch: dict, rows: dict) -> None:
+        out = rows["channels"]
+        values, offsets = ch["channels"], self._channels.offsets
+        for (sl, column), a, b in zip(self._channel_slots, offsets[:-1], offsets[1:]):
+            out[:, sl, column] = values[:, a:b]
+        slices = self.history.layout.channel_slices()
+        before = ch["running_before"].astype(np.float64)
+        offset = 0
+        col = CHANNEL_STATS.index
+        for r, j in enumerate(self._running):
+            sl = slices[j]
+            c = sl.stop - sl.start
+            old_mean, old_var = before[:, offset:offset + c], before[:, offset + c:offset + 2 * c]
+            offset += 2 * c
+            factor = ch["factors"][:, r:r + 1]
+            m = ch["counts"][:, j:j + 1]
+            ok = ((factor > 0) & (m > 1))[:, 0]
+            mean, var = S.solve_batch_stats(out[:, sl, col("running_mean")].astype(np.float64),
+                                            out[:, sl, col("running_var")].astype(np.float64),
+                                            old_mean, old_var, np.where(factor > 0, factor, 1.0),
+                                            np.where(m > 1, m, 2.0))
+            out[ok, sl, col("batch_mean")] = mean[ok]
+            out[ok, sl, col("batch_var")] = var[ok]
+        for i, direct in enumerate(ch["direct"]):
+            for j, (mean, var) in direct.items():
+                out[i, slices[j], col("batch_mean")] = mean
+                out[i, slices[j], col("batch_var")] = var
+
+
+def _running_average_factor(module: nn.Module, before: bool = False) -> float:
+    """The weight of this forward pass's batch statistics in the running-average update (0 if none).
+
+    PyTorch: momentum m gives running = (1 - m) running + m batch; momentum None is the cumulative average,
+    weight 1 / num_batches_tracked (counted after the increment). Solving for the batch statistic divides by the
+    weight, so below 1e-3 (float32 precision) the recorder measures the input directly instead.
+    """
+    if getattr(module, "running_mean", None) is None or not getattr(module, "track_running_stats", True):
+        return 0.0
+    momentum = getattr(module, "momentum", None)
+    if momentum is None:
+        tracked = int(module.num_batches_tracked) + (1 if before else 0)
+        factor = 1.0 / max(tracked, 1)
+    else:
+        factor = float(momentum)
+    return factor if factor >= 1e-3 else 0.0
+
+
+__all__ = ["Recorder", "Targets", "NormTarget", "SlotBuffer"]

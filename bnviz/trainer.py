@@ -1,0 +1,362 @@
+"""The step loop: `Run` trains one model step by step; `Job` drives one run, or two in lockstep, in a thread.
+
+Step k means: the forward and backward pass at the weights after k updates, then update k+1. The record of
+step k (statistics, loss, and test accuracy on evaluated steps) describes the network *before* that update, so
+step 0 is the untrained network. A non-finite loss stops a run with status "diverged" at that step; everything
+recorded before it is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+from .data import BatchStream, Dataset, load_dataset
+from .history import History
+from .models import NoisyBatchNorm, build_model, copy_shared_weights
+from .recorder import Recorder
+from .shift import gradient_ics
+from .targets import Targets
+
+EVAL_SUBSET = 1000  # test accuracy during training uses a fixed subset of this many test images (speed)
+EVAL_CHUNK = 500  # images per forward pass when evaluating
+
+
+class Run:
+    """One model, its optimizer and recorder. Not thread-safe by itself: `Job` owns the thread."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset | None = None, init_from: Run | None = None):
+        self.cfg = cfg.validate()
+        self.dataset = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.seed,
+                                                                        difficulty=cfg.difficulty)
+        self.model = build_model(cfg, self.dataset.input_shape, self.dataset.n_classes)
+        self.shared_weights = copy_shared_weights(init_from.model, self.model) if init_from else []
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.recorder: Recorder | None = None
+        if cfg.record_every > 0:
+            self.recorder = Recorder(Targets.from_net(self.model), samples=cfg.samples, bins=cfg.hist_bins,
+                                     every=cfg.record_every, seed=cfg.seed).attach()
+            self.recorder.history.meta["config"] = cfg.to_dict()
+        self.step = 0
+        self.status = "ready"  # ready | running | finished | stopped | diverged | error
+        self.diverged_at: int | None = None
+        self.last_loss = math.nan
+        self.last_test_acc = math.nan
+        self.final_test_acc = math.nan
+        self.error: str | None = None
+
+    @property
+    def history(self) -> History | None:
+        return self.recorder.history if self.recorder else None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "error")
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One step on the batch (x, y); returns the loss. Marks the run diverged on a non-finite loss."""
+        cfg, rec, step = self.cfg, self.recorder, self.step
+        recording = rec.begin(step) if rec else False
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)  # (N, classes)
+        loss = F.cross_entropy(logits, y)
+        loss_value = float(loss.item())
+        self.last_loss = loss_value
+        lr = self.lr
+        if not math.isfinite(loss_value):
+            if recording:
+                rec.end(loss=loss_value, lr=lr)
+            self.status, self.diverged_at = "diverged", step
+            self.finish()
+            return loss_value
+        loss.backward()
+        evaluate = step % cfg.eval_every == 0 or step == cfg.steps - 1
+        test_acc = test_acc_train = None
+        if evaluate:
+            test_acc = self.evaluate(train_mode=False, limit=EVAL_SUBSET)
+            test_acc_train = self.evaluate(train_mode=True, limit=EVAL_SUBSET)
+            self.last_test_acc = test_acc
+        measure_ics = cfg.ics_every > 0 and step % cfg.ics_every == 0 and recording
+        before = [p.detach().clone() for p in self.model.parameters()] if measure_ics else None
+        self.optimizer.step()
+        if recording:
+            ics = None
+            if measure_ics:
+                with rec.suspended():
+                    ics = gradient_ics(self.model, before, x, y)
+            train_acc = float((logits.detach().argmax(1) == y).float().mean())
+            rec.end(ics=ics, loss=loss_value, train_acc=train_acc, lr=lr, test_acc=test_acc,
+                    test_acc_train_mode=test_acc_train)
+        self.step += 1
+        if self.step >= cfg.steps:
+            self.status = "finished"
+            self.finish()
+        return loss_value
+
+    @torch.no_grad()
+    def evaluate(self, train_mode: bool = False, limit: int | None = None) -> float:
+        """Test accuracy. train_mode=True normalizes with each test batch's own statistics (batches of the
+        training batch size) and leaves the running statistics untouched: the train/eval gap of batch norm."""
+        x, y = self.dataset.x_test, self.dataset.y_test
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        was_training = self.model.training
+        buffers = {k: v.clone() for k, v in self.model.named_buffers()} if train_mode else None
+        noisy = [m for m in self.model.modules() if isinstance(m, NoisyBatchNorm)]
+        for m in noisy:
+            m.freeze_noise = True
+        self.model.train(train_mode)
+        chunk = self.cfg.batch_size if train_mode else EVAL_CHUNK
+        correct = 0
+        counted = 0
+        try:
+            context = self.recorder.suspended() if self.recorder else contextlib.nullcontext()
+            with context:
+                for start in range(0, len(x), chunk):
+                    xb, yb = x[start:start + chunk], y[start:start + chunk]
+                    if train_mode and self.cfg.uses_batch_norm and len(xb) < 2:
+                        continue  # batch norm cannot normalize a single image with its own statistics
+                    correct += int((self.model(xb).argmax(1) == yb).sum())
+                    counted += len(xb)
+        finally:
+            if buffers is not None:
+                for k, v in self.model.named_buffers():
+                    v.copy_(buffers[k])
+            for m in noisy:
+                m.freeze_noise = False
+            self.model.train(was_training)
+        return correct / max(counted, 1)
+
+    def finish(self) -> None:
+        """Final test accuracy (whole test set, eval mode) and hook removal; safe to call twice."""
+        if self.recorder is not None:
+            self.recorder.detach()
+        if math.isnan(self.final_test_acc) and self.status in ("finished", "stopped"):
+            self.final_test_acc = self.evaluate(train_mode=False)
+        if self.history is not None:
+            self.history.meta["summary"] = self.summary()
+
+    def summary(self, steps_per_s: float | None = None) -> dict:
+        out = {"status": self.status, "steps": self.step, "final_test_acc": _finite_or_none(self.final_test_acc),
+               "last_test_acc": _finite_or_none(self.last_test_acc), "last_loss": _finite_or_none(self.last_loss),
+               "lr": self.lr}
+        if steps_per_s is not None:
+            out["steps_per_s"] = steps_per_s
+        if self.diverged_at is not None:
+            out["diverged_at"] = self.diverged_at
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum)
+
+
+@dataclass
+class RunSnapshot:
+    config: RunConfig
+    status: str
+    step: int
+    history: History | None
+    summary: dict
+
+
+@dataclass
+class JobSnapshot:
+    status: str  # ready | running | paused | finished | stopped | diverged | error
+    step: int
+    steps: int
+    steps_per_s: float
+    runs: list[RunSnapshot] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def message(self) -> str:
+        """The status line in plain words."""
+        parts = [f"step {self.step:,} of {self.steps:,}", f"{self.steps_per_s:,.0f} steps/s", self.status]
+        for i, run in enumerate(self.runs):
+            label = f"run {'AB'[i]}: " if len(self.runs) > 1 else ""
+            if run.status == "diverged":
+                parts.append(f"{label}diverged at step {run.summary.get('diverged_at')} (the loss became "
+                             "infinite or NaN; try a smaller learning rate or batch norm)")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return " · ".join(parts)
+
+
+class Job:
+    """Trains one config, or two in lockstep on identical batches from identical shared initial weights.
+
+    Thread-safe controls: start, pause, resume, stop, set_lr, snapshot. The worker thread never touches Streamlit.
+    """
+
+    def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None):
+        configs = [configs] if isinstance(configs, RunConfig) else list(configs)
+        if not 1 <= len(configs) <= 2:
+            raise ValueError(f"a job trains 1 or 2 configs, got {len(configs)}")
+        datasets = datasets if datasets is not None else {}
+        self.runs: list[Run] = []
+        for cfg in configs:
+            cfg.validate()
+            key = (cfg.dataset, cfg.seed, cfg.difficulty)
+            if key not in datasets:
+                datasets[key] = load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)
+            self.runs.append(Run(cfg, datasets[key], init_from=self.runs[0] if self.runs else None))
+        self.streams = []  # runs with the same data and batch size share one stream: the same batches
+        for run in self.runs:
+            shared = next((s for r, s in zip(self.runs, self.streams)
+                           if r.dataset is run.dataset and r.cfg.batch_size == run.cfg.batch_size), None)
+            self.streams.append(shared or BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed))
+        self.steps = max(r.cfg.steps for r in self.runs)
+        self.threads = max(r.cfg.threads for r in self.runs)
+        self._pause = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lr_request: float | None = None
+        self._times: deque = deque(maxlen=64)
+        self.status = "ready"
+        self.error: str | None = None
+        self.step = 0
+
+    # ---- controls -------------------------------------------------------------------------------------------
+    def start(self) -> Job:
+        if self._thread is None:
+            self.status = "running"
+            self._thread = threading.Thread(target=self._work, name="bnviz-job", daemon=True)
+            self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        if self.status == "running":
+            self._pause.set()
+            self.status = "paused"
+
+    def resume(self) -> None:
+        if self.status == "paused":
+            self._pause.clear()
+            self.status = "running"
+
+    def stop(self, wait: float | None = 5.0) -> None:
+        self._stop.set()
+        self._pause.clear()
+        if self._thread is not None and wait:
+            self._thread.join(wait)
+
+    def set_lr(self, lr: float) -> None:
+        """Change every run's learning rate at the next step boundary."""
+        RunConfig(lr=lr).validate()
+        self._lr_request = float(lr)
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "error")
+
+    def run_to_end(self) -> Job:
+        """Train in the calling thread (CLI, tests, experiments)."""
+        self._work()
+        return self
+
+    # ---- reading --------------------------------------------------------------------------------------------
+    def steps_per_s(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        (t0, s0), (t1, s1) = self._times[0], self._times[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def snapshot(self) -> JobSnapshot:
+        """A consistent copy of what a page needs; cheap enough to call twice a second while training runs."""
+        rate = self.steps_per_s()
+        runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy() if r.history else None, r.summary(rate))
+                for r in self.runs]
+        return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error)
+
+    # ---- worker ---------------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        torch.set_num_threads(self.threads)
+        self.status = "running" if self.status in ("ready", "running") else self.status
+        for run in self.runs:
+            run.status = "running"
+        try:
+            while not self._stop.is_set():
+                if self._pause.is_set():
+                    for run in self.runs:
+                        if run.recorder is not None:
+                            run.recorder.flush()  # a paused page shows every step so far
+                    time.sleep(0.02)
+                    continue
+                active = [(run, stream) for run, stream in zip(self.runs, self.streams) if not run.done]
+                if not active:
+                    break
+                if self._lr_request is not None:
+                    for run in self.runs:
+                        run.set_lr(self._lr_request)
+                    self._lr_request = None
+                batches = {}
+                for run, stream in active:
+                    if id(stream) not in batches:
+                        batches[id(stream)] = stream.next()
+                    run.train_step(*batches[id(stream)])
+                self.step = max(run.step for run in self.runs)
+                self._times.append((time.perf_counter(), self.step))
+            for run in self.runs:
+                if not run.done:
+                    run.status = "stopped"
+                    run.finish()
+            self.status = _job_status(self.runs)
+        except Exception as exc:  # shown to this user as a message; the server keeps serving everyone else
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = "error"
+            for run in self.runs:
+                if not run.done:
+                    run.status, run.error = "error", self.error
+                if run.recorder is not None:
+                    run.recorder.detach()
+
+
+def _job_status(runs: list[Run]) -> str:
+    statuses = {r.status for r in runs}
+    if statuses == {"diverged"}:
+        return "diverged"
+    if "stopped" in statuses:
+        return "stopped"
+    return "finished"
+
+
+def train(cfg: RunConfig) -> Run:
+    """Train one config to the end in this thread and return the run (history in run.history)."""
+    job = Job(cfg).run_to_end()
+    return job.runs[0]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
