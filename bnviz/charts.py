@@ -6,7 +6,7 @@ returns a `go.Figure` that is
 * light: a handful of traces (heatmaps, or several curves joined into one trace with NaN gaps) and at most
   `MAX_POINTS` columns, picked as evenly spaced rows of the history (the first and the last are always kept), so a
   page can rebuild it twice a second;
-* readable on a projector: one shared style (`_style`: 16 px text, 22 px titles, `plotly_white`), axis titles with
+* readable on a projector: one shared style (`_finish`: 16 px text, 22 px titles, `plotly_white`), axis titles with
   their units, colour-blind-safe Okabe-Ito colours, and the same colour for a run label in every figure;
 * robust: an empty history (or None) gives a figure that says "waiting for the first step...", NaN values are gaps,
   and a figure about normalization layers of a run that has none says so instead of failing.
@@ -19,6 +19,7 @@ Pages should draw them with `st.plotly_chart(fig, theme=None)`, or Streamlit's t
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -27,12 +28,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import recorder as _recorder
-from .history import CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
-from .shift import distribution_drift
+from .history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
+from .shift import wasserstein_1d
 
 MAX_POINTS = 600  # columns / points per trace: enough for a 1,200 px wide chart, cheap to rebuild at 2 Hz
 WAITING = "waiting for the first step..."
 ACT_INPUT = "act_input"  # stage alias: whatever feeds the activation (the norm output with BN before it, else pre)
+OUTSIDE_WARNING = 0.05  # share of values beyond the fixed histogram range above which drift is flagged
 HEALTHY_UPDATE_RATIO = 1e-3  # Karpathy's rule of thumb for update:data (std of the update / std of the weight)
 # The recorder's thresholds, for axis labels (defaults in case the recorder is refactored and renames them).
 TANH_SATURATED = getattr(_recorder, "TANH_SATURATED", 0.97)
@@ -63,6 +65,8 @@ TITLE_SIZE = 22
 AXIS_TITLE_SIZE = 18
 HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 26, 30  # top-margin layout, in pixels
+_NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
+_NOTE_CHARS = 85  # characters per line of such a note (~640 px at 15 px: fits a chart in Streamlit's centred layout)
 _LEGEND_ROW_WIDTH = 620  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
 TEMPLATE = pio.templates["plotly_white"]
 
@@ -78,7 +82,9 @@ def _sqrt_colorscale(name: str, stops: int = 13) -> list[list]:
 
 
 DENSITY_SCALE = _sqrt_colorscale("YlGnBu")  # fraction of values per bin (white = none, dark blue = most)
-DENSITY_COLORBAR_TITLE = "fraction of<br>values (colour<br>∝ √fraction)"
+DENSITY_COLORBAR_TITLE = "fraction<br>of values<br>(√ scale)"
+DENSITY_TOP_QUANTILE = 0.99  # colour-scale top, as a quantile of the heatmap's cells (see _zmax)
+DOMINANT_BIN = 3.0  # a bin holding this many times more than any other is left out of the colour scale
 PERCENTILE_COLOR = _C["vermillion"]  # over a white-to-navy heatmap: visible on both ends
 
 
@@ -223,23 +229,13 @@ def _no_norm_text(history: History, what: str) -> str:
 
 
 # ---- internals: figures ------------------------------------------------------------------------------------------
-def _figure() -> go.Figure:
-    """An empty figure with the plotly_white template.
-
-    Assigning a template validates it again (~25 ms, more than building all the traces); plotly skips that for its
-    own default template, which it also assumes valid. We do the same when plotly exposes the switch.
-    """
-    fig = go.Figure()
-    layout = getattr(fig, "_layout_obj", None)
-    if layout is not None and hasattr(layout, "_validate"):
-        layout._validate = False
-        try:
-            fig.layout.template = TEMPLATE
-        finally:
-            layout._validate = True
-    else:
-        fig.update_layout(template="plotly_white")
-    return fig
+def _line(x, y, name: str, color: str, *, width: float = 3, dash: str = "solid", xref: str = "x",
+          yref: str = "y", **extra) -> dict:
+    """A line trace as a plain dict: plotly validates it once, when the figure is built."""
+    trace = {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "xaxis": xref, "yaxis": yref,
+             "line": {"color": color, "width": width, "dash": dash}}
+    trace.update(extra)
+    return trace
 
 
 def _legend_rows(names: list[str]) -> int:
@@ -249,18 +245,33 @@ def _legend_rows(names: list[str]) -> int:
     return max(1, math.ceil(width / _LEGEND_ROW_WIDTH))
 
 
-def _style(fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None, *,
-           height: int = HEIGHT, subtitles: bool = False, hovermode: str | bool = "x unified",
-           legend: bool = True, bottom: int = 70, right: int = 30) -> go.Figure:
-    """The one layout all figures share: big fonts, title top left, legend in a row under it, fixed margins.
+def _merge(layout: dict, key: str, values: dict) -> None:
+    layout[key] = {**values, **layout.get(key, {})}
 
-    The legend sits in the top margin (not on the right, where heatmaps put their colorbar); the margin grows by
-    one row per estimated row of legend entries, so entries never cover the data.
+
+def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = None, y_title: str | None = None,
+            *, height: int = HEIGHT, subtitles: bool = False, hovermode: str | bool = "x unified",
+            note: str | None = None, bottom: int = 70, right: int = 30) -> go.Figure:
+    """Build the figure in one go, with the style all figures share.
+
+    Big fonts, title top left, legend in a row under it (not on the right, where heatmaps put their colorbar); the
+    top margin grows by one row per estimated row of legend entries, so entries never cover the data. `note`
+    (lines joined by "<br>") goes under the x axis, where it cannot cover the data either. The figure is made by
+    a single `go.Figure(data, layout)` call: `update_layout` on an existing figure costs 3-5 times more.
     """
-    names = [t.name for t in fig.data if t.name and t.showlegend is not False] if legend else []
+    names = [t["name"] for t in traces if t.get("name") and t.get("showlegend", True)]
     rows = _legend_rows(list(dict.fromkeys(names)))
     top = _LEGEND_PX + rows * _LEGEND_ROW_PX + (_SUBTITLE_PX if subtitles else 0) + (6 if rows else 0)
+    annotations = list(layout.get("annotations", []))
+    if note:
+        note = "<br>".join(textwrap.fill(line, _NOTE_CHARS).replace("\n", "<br>") for line in note.split("<br>"))
+        lines = note.count("<br>") + 1
+        plot_px = height - top - bottom - _NOTE_LINE_PX * lines - 8
+        annotations.append(_note(note, 0.0, -(bottom - 6) / max(plot_px, 50), size=15, color="#444444"))
+        bottom += _NOTE_LINE_PX * lines + 8
     layout = {
+        **layout,
+        "annotations": annotations,
         "title": {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "yref": "container",
                   "y": 1 - _TITLE_PX / height, "yanchor": "top", "font": {"size": TITLE_SIZE}},
         "font": FONT,
@@ -275,11 +286,29 @@ def _style(fig: go.Figure, title: str, x_title: str | None = None, y_title: str 
         "plot_bgcolor": "white",
     }
     if x_title is not None:
-        layout["xaxis"] = {"title": {"text": x_title, "font": {"size": AXIS_TITLE_SIZE}}}
+        _merge(layout, "xaxis", {"title": _axis_title(x_title)})
     if y_title is not None:
-        layout["yaxis"] = {"title": {"text": y_title, "font": {"size": AXIS_TITLE_SIZE}}}
-    fig.update_layout(layout)
+        _merge(layout, "yaxis", {"title": _axis_title(y_title)})
+    fig = go.Figure(data=traces, layout=layout)
+    _use_template(fig)
     return fig
+
+
+def _use_template(fig: go.Figure) -> None:
+    """Give `fig` the plotly_white template.
+
+    Assigning a template validates it again (~25 ms, more than building all the traces); plotly skips that for its
+    own default template, which it also assumes valid. We do the same when plotly exposes the switch.
+    """
+    layout = getattr(fig, "_layout_obj", None)
+    if layout is not None and hasattr(layout, "_validate"):
+        layout._validate = False
+        try:
+            fig.layout.template = TEMPLATE
+        finally:
+            layout._validate = True
+    else:
+        fig.update_layout(template="plotly_white")
 
 
 def _axis_title(text: str) -> dict:
@@ -288,10 +317,9 @@ def _axis_title(text: str) -> dict:
 
 def _message(title: str, text: str = WAITING, height: int = HEIGHT) -> go.Figure:
     """A figure with no data and a centred message (waiting for data, or why there is nothing to show)."""
-    fig = _figure()
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False},
-                      annotations=[_note(text, 0.5, 0.5, size=20, xanchor="center", yanchor="middle")])
-    return _style(fig, title, height=height, hovermode=False, legend=False)
+    layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
+              "annotations": [_note(text, 0.5, 0.5, size=20, xanchor="center", yanchor="middle")]}
+    return _finish([], layout, title, height=height, hovermode=False)
 
 
 def _note(text: str, x: float, y: float, *, xref: str = "paper", yref: str = "paper", size: int = 16,
@@ -356,44 +384,52 @@ def _finite_range(*arrays) -> tuple[float, float] | None:
 
 
 def _zmax(z: np.ndarray) -> float:
+    """Top of the colour scale for a (bins, columns) heatmap: the 99th percentile of its cells, leaving out a bin
+    that dominates all others (ReLU's zeros, a saturated sigmoid) so it does not wash out the rest of the
+    distribution; cells above the top get the darkest colour (hover shows their value)."""
+    with np.errstate(invalid="ignore"):
+        totals = np.nansum(np.where(np.isfinite(z), z, 0.0), axis=1) if z.ndim == 2 else np.zeros(0)
+    if totals.size > 2:
+        first, second = np.sort(totals)[-1], np.sort(totals)[-2]
+        if first > DOMINANT_BIN * second:
+            z = np.delete(z, int(np.argmax(totals)), axis=0)
     finite = z[np.isfinite(z)]
-    top = float(finite.max()) if finite.size else 0.0
-    return top if top > 0 else 1.0
+    if not finite.size or finite.max() <= 0:
+        return 1.0
+    top = float(np.quantile(finite, DENSITY_TOP_QUANTILE))
+    return top if top > 0 else float(finite.max())
 
 
 def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
-                       coloraxis: str = "coloraxis") -> tuple[list, dict]:
+                       max_points: int = MAX_POINTS) -> tuple[list[dict], dict]:
     """The heatmap of probe k's histograms over steps plus its 15/50/85th percentile lines.
 
     split=True: one trace per percentile (legend "15th/50th/85th percentile"); False: the three joined into one
     trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax".
     """
-    idx = even_rows(len(history))
+    idx = even_rows(len(history), max_points)
     x = history.steps[idx]
     z = np.ascontiguousarray(history.column("act_hist")[idx, k, :].T)  # (bins, columns)
     edges = history.hist_edges[k].astype(np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     pct = {name: _finite(history.act(name)[idx, k]) for name in ("p15", "p50", "p85")}
-    heat = go.Heatmap(x=x, y=centres, z=z, coloraxis=coloraxis, xaxis=xref, yaxis=yref, hoverongaps=False,
-                      name="histogram", showlegend=False,
-                      hovertemplate="step %{x}<br>value %{y:.3g}<br>fraction %{z:.3f}<extra></extra>")
+    heat = {"type": "heatmap", "x": x, "y": centres, "z": z, "coloraxis": "coloraxis", "xaxis": xref, "yaxis": yref,
+            "hoverongaps": False, "name": "histogram", "showlegend": False,
+            "hovertemplate": "step %{x}<br>value %{y:.3g}<br>fraction %{z:.3f}<extra></extra>"}
     traces = [heat]
     if split:
         styles = {"p15": ("15th percentile", "dash", 2.5), "p50": ("50th percentile", "solid", 3.5),
                   "p85": ("85th percentile", "dot", 3)}
         for name, (label, dash, width) in styles.items():
-            traces.append(go.Scatter(x=x, y=pct[name], mode="lines", name=label, xaxis=xref, yaxis=yref,
-                                     line={"color": PERCENTILE_COLOR, "dash": dash, "width": width},
-                                     showlegend=showlegend,
-                                     hovertemplate=f"{label}: %{{y:.3g}}<extra></extra>"))
+            traces.append(_line(x, pct[name], label, PERCENTILE_COLOR, width=width, dash=dash, xref=xref, yref=yref,
+                                showlegend=showlegend, hovertemplate=f"{label}: %{{y:.3g}}<extra></extra>"))
     else:
         gap = np.array([np.nan])
         xs = np.concatenate([x, gap, x, gap, x])
         ys = np.concatenate([pct["p15"], gap, pct["p50"], gap, pct["p85"]])
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines", name="15th / 50th / 85th percentiles", xaxis=xref,
-                                 yaxis=yref, line={"color": PERCENTILE_COLOR, "width": 2.5},
-                                 legendgroup="percentiles", showlegend=showlegend,
-                                 hovertemplate="percentile: %{y:.3g}<extra></extra>"))
+        traces.append(_line(xs, ys, "15th / 50th / 85th percentiles", PERCENTILE_COLOR, width=2.5, xref=xref,
+                            yref=yref, legendgroup="percentiles", showlegend=showlegend,
+                            hovertemplate="percentile: %{y:.3g}<extra></extra>"))
     span = _finite_range(edges, pct["p15"], pct["p50"], pct["p85"]) or (-1.0, 1.0)
     return traces, {"edges": (float(edges[0]), float(edges[-1])), "yrange": span, "zmax": _zmax(z),
                     "extended": span[0] < edges[0] or span[1] > edges[-1]}
@@ -422,55 +458,55 @@ def loss_accuracy(runs) -> go.Figure:
     colours = run_colors(label for label, _ in runs)
     layout, refs, _ = _subplots(1, 2, titles=["training loss (one mini-batch per step)",
                                               "test accuracy (eval mode)"], hspace=0.1)
+    (x1, y1), (x2, y2) = refs
     traces = []
     for label, h in live:
         idx = even_rows(len(h))
         colour = colours[label]
-        traces.append(go.Scatter(x=h.steps[idx], y=_finite(h.scalar("loss")[idx]), mode="lines", name=label,
-                                 legendgroup=label, line={"color": colour, "width": 2.5}, xaxis=refs[0][0],
-                                 yaxis=refs[0][1], hovertemplate=f"{label} loss %{{y:.3f}}<extra></extra>"))
+        traces.append(_line(h.steps[idx], _finite(h.scalar("loss")[idx]), label, colour, width=2.5, xref=x1,
+                            yref=y1, legendgroup=label, hovertemplate=f"{label} loss %{{y:.3f}}<extra></extra>"))
         x, y = _sparse(h.steps, h.scalar("test_acc"))
-        traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=label, legendgroup=label, showlegend=False,
-                                 line={"color": colour, "width": 3}, marker={"size": 7}, xaxis=refs[1][0],
-                                 yaxis=refs[1][1], hovertemplate=f"{label} accuracy %{{y:.1%}}<extra></extra>"))
-    fig = _figure()
-    fig.add_traces(traces)
+        traces.append(_line(x, y, label, colour, xref=x2, yref=y2, mode="lines+markers", marker={"size": 7},
+                            legendgroup=label, showlegend=False,
+                            hovertemplate=f"{label} accuracy %{{y:.1%}}<extra></extra>"))
     layout["xaxis"]["title"] = layout["xaxis2"]["title"] = _axis_title("training step")
     layout["yaxis"]["title"] = _axis_title("cross-entropy loss")
     layout["yaxis2"].update(title=_axis_title("test accuracy"), range=[0, 1.02], tickformat=".0%")
-    fig.update_layout(layout)
-    return _style(fig, title, subtitles=True)
+    return _finish(traces, layout, title, subtitles=True)
 
 
 def distribution_heatmap(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT,
-                         title: str | None = None) -> go.Figure:
+                         title: str | None = None, *, max_points: int = MAX_POINTS) -> go.Figure:
     """The "colorful dimension": one column per step, the histogram of the block's values coloured by the
-    fraction of values per bin, with the exact 15th/50th/85th percentiles drawn on top."""
+    fraction of values per bin, with the exact 15th/50th/85th percentiles drawn on top.
+
+    layer: block index (negative counts from the last) or name; stage: "pre", "norm", "act" or ACT_INPUT (the
+    input of the activation); max_points: columns at most (a 64 x 600 heatmap is ~200 kB of JSON).
+    """
     if not _rows(history):
         return _message(title or "Distribution over training")
     layer = _layer_index(history, layer)
     stage = _stage(history, layer, stage)
-    name = history.layout.layers[layer]
-    title = title or f"{name}: distribution of the {stage_label(history, layer, stage)}"
+    title = title or f"{history.layout.layers[layer]}: distribution of the {stage_label(history, layer, stage)}"
     k = history.probe_index(layer, stage)
     if k is None:
         return _message(title, _missing_stage_text(history, layer, stage))
-    traces, facts = _distribution_cell(history, k, "x", "y", split=True, showlegend=True)
-    fig = _figure()
-    fig.add_traces(traces)
-    lo, hi = facts["edges"]
-    notes = []
+    traces, facts = _distribution_cell(history, k, "x", "y", split=True, showlegend=True, max_points=max_points)
+    note = None
     if facts["extended"]:
-        notes.append(_note("dotted: fixed histogram range (set at step 0);<br>percentiles beyond it are exact",
-                           0.01, 0.99, size=14))
-    fig.update_layout(coloraxis=_density_coloraxis(facts["zmax"]), shapes=_edge_lines((lo, hi), "x", "y"),
-                      annotations=notes, yaxis={"range": _padded(*facts["yrange"])})
-    return _style(fig, title, "training step", "activation value", hovermode="closest")
+        note = "dotted lines: the fixed histogram range (set at step 0); the percentiles beyond it are exact"
+    layout = {"coloraxis": _density_coloraxis(facts["zmax"]), "shapes": _edge_lines(facts["edges"], "x", "y"),
+              "yaxis": {"range": _padded(*facts["yrange"])}}
+    return _finish(traces, layout, title, "training step", "activation value", hovermode="closest", note=note)
 
 
-def distribution_grid(runs, stage: str = ACT_INPUT) -> go.Figure:
+def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POINTS) -> go.Figure:
     """Heatmaps side by side: one row per block, one column per run, shared axes per row, so the runs' value
-    distributions compare at a glance (one colour scale for all cells)."""
+    distributions compare at a glance (one colour scale for all cells).
+
+    Each cell is one heatmap plus one trace joining the three percentile lines. The figure's JSON grows with
+    cells x max_points (2 runs x 3 blocks x 600 columns: ~1.5 MB); a live page may pass a smaller max_points.
+    """
     runs = _as_runs(runs)
     live = [(label, h) for label, h in runs if _rows(h)]
     some = live[0][1] if live else next((h for _, h in runs if h is not None), None)
@@ -481,7 +517,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT) -> go.Figure:
     n_blocks = max(len(h.layout.layers) for _, h in live)
     cols = len(runs)
     colours = run_colors(label for label, _ in runs)
-    layout, refs, domains = _subplots(n_blocks, cols, hspace=0.03, vspace=0.05 if n_blocks > 1 else 0.0,
+    layout, refs, domains = _subplots(n_blocks, cols, hspace=0.05, vspace=0.05 if n_blocks > 1 else 0.0,
                                       shared_x=True, shared_y_rows=True)
     traces, shapes, notes = [], [], layout["annotations"]
     zmax, row_ranges = 0.0, [None] * n_blocks
@@ -504,7 +540,8 @@ def distribution_grid(runs, stage: str = ACT_INPUT) -> go.Figure:
                                    xref=f"{xref} domain", yref=f"{yref} domain", xanchor="center",
                                    yanchor="middle", color="#777777"))
                 continue
-            cell, facts = _distribution_cell(h, k, xref, yref, split=False, showlegend=first_legend)
+            cell, facts = _distribution_cell(h, k, xref, yref, split=False, showlegend=first_legend,
+                                             max_points=max_points)
             first_legend = False
             traces += cell
             shapes += _edge_lines(facts["edges"], xref, yref)
@@ -520,11 +557,8 @@ def distribution_grid(runs, stage: str = ACT_INPUT) -> go.Figure:
             y_axis["range"] = _padded(*row_ranges[r])
     for c in range(cols):
         layout[_axis_key(refs[(n_blocks - 1) * cols + c][0])]["title"] = _axis_title("training step")
-    fig = _figure()
-    fig.add_traces(traces)
     layout.update(coloraxis=_density_coloraxis(zmax or 1.0), shapes=shapes)
-    fig.update_layout(layout)
-    return _style(fig, title, height=140 + 200 * n_blocks, subtitles=True, hovermode="closest")
+    return _finish(traces, layout, title, height=140 + 200 * n_blocks, subtitles=True, hovermode="closest")
 
 
 def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
@@ -539,30 +573,26 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
         return _message(title, _missing_stage_text(history, layer, stage))
     hist = history.column("act_hist")[:, k, :]
     edges = history.hist_edges[k].astype(np.float64)
-    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     first, last = 0, len(history) - 1
     step0, step_now = int(history.steps[first]), int(history.steps[last])
     start = _finite(hist[first])
     traces = [
-        go.Bar(x=centres, y=_finite(hist[last]), width=widths, name=f"step {step_now:,}",
-               marker={"color": _C["sky"], "line": {"width": 0}},
-               hovertemplate="value %{x:.3g}<br>fraction %{y:.3f}<extra></extra>"),
-        go.Scatter(x=edges, y=np.append(start, start[-1]), mode="lines", line_shape="hv", name=f"step {step0:,}",
-                   line={"color": _C["black"], "width": 2.5}, hoverinfo="skip"),
+        {"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": _finite(hist[last]), "width": np.diff(edges),
+         "name": f"step {step_now:,}", "marker": {"color": _C["sky"], "line": {"width": 0}},
+         "hovertemplate": "value %{x:.3g}<br>fraction %{y:.3f}<extra></extra>"},
+        _line(edges, np.append(start, start[-1]), f"step {step0:,}", _C["black"], width=2.5, line_shape="hv",
+              hoverinfo="skip"),
     ]
     below, above = history.act("frac_below")[:, k], history.act("frac_above")[:, k]
 
     def pct(v: float) -> str:
         return "n/a" if not math.isfinite(v) else f"{v:.1%}"
 
-    text = (f"outside the fixed range ({edges[0]:.3g} to {edges[-1]:.3g}):<br>"
-            f"step {step_now:,}: {pct(float(below[last]))} below, {pct(float(above[last]))} above<br>"
+    note = (f"outside the fixed range {edges[0]:.3g} to {edges[-1]:.3g}: "
+            f"step {step_now:,}: {pct(float(below[last]))} below, {pct(float(above[last]))} above; "
             f"step {step0:,}: {pct(float(below[first]))} below, {pct(float(above[first]))} above")
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(bargap=0, annotations=[_note(text, 0.99, 0.98, size=15, xanchor="right")],
-                      xaxis={"range": [edges[0], edges[-1]]})
-    return _style(fig, title, "activation value", "fraction of values", hovermode="closest")
+    layout = {"bargap": 0, "xaxis": {"range": [edges[0], edges[-1]]}}
+    return _finish(traces, layout, title, "activation value", "fraction of values", hovermode="closest", note=note)
 
 
 def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
@@ -587,23 +617,18 @@ def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> go.
         idx = even_rows(len(h))
         x = h.steps[idx]
         gap = np.array([np.nan])
-        outer_x = np.concatenate([x, gap, x])
-        outer_y = np.concatenate([_finite(h.act("p15")[idx, k]), gap, _finite(h.act("p85")[idx, k])])
         colour = colours[label]
-        traces.append(go.Scatter(x=outer_x, y=outer_y, mode="lines", name=f"{label}: 15th & 85th",
-                                 legendgroup=label, line={"color": colour, "width": 2, "dash": "dash"},
-                                 hovertemplate=f"{label} 15th/85th: %{{y:.3g}}<extra></extra>"))
-        traces.append(go.Scatter(x=x, y=_finite(h.act("p50")[idx, k]), mode="lines", name=f"{label}: median",
-                                 legendgroup=label, line={"color": colour, "width": 3.5},
-                                 hovertemplate=f"{label} median: %{{y:.3g}}<extra></extra>"))
+        traces.append(_line(np.concatenate([x, gap, x]),
+                            np.concatenate([_finite(h.act("p15")[idx, k]), gap, _finite(h.act("p85")[idx, k])]),
+                            f"{label}: 15th & 85th", colour, width=2, dash="dash", legendgroup=label,
+                            hovertemplate=f"{label} 15th/85th: %{{y:.3g}}<extra></extra>"))
+        traces.append(_line(x, _finite(h.act("p50")[idx, k]), f"{label}: median", colour, width=3.5,
+                            legendgroup=label, hovertemplate=f"{label} median: %{{y:.3g}}<extra></extra>"))
     title = f"{block}: 15th, 50th and 85th percentiles of the {what}"
     if not traces:
         return _message(title, "<br>".join(missing))
-    fig = _figure()
-    fig.add_traces(traces)
-    if missing:
-        fig.update_layout(annotations=[_note("<br>".join(missing), 0.01, 0.99, size=14)])
-    return _style(fig, title, "training step", "activation value", hovermode="closest")
+    note = "<br>".join(m.replace("<br>", " ") for m in missing) or None
+    return _finish(traces, {}, title, "training step", "activation value", hovermode="closest", note=note)
 
 
 def saturation(history: History | None) -> go.Figure:
@@ -631,15 +656,10 @@ def saturation(history: History | None) -> go.Figure:
     x = history.steps[idx]
     traces = []
     for layer, k in acts:
-        kind = layout.act_kinds[k]
-        col = stat or ("frac_dead" if kind == "relu" else "frac_saturated")
-        traces.append(go.Scatter(x=x, y=_finite(history.act(col)[idx, k]), mode="lines", name=layout.layers[layer],
-                                 line={"color": block_color(layer), "width": 3},
-                                 hovertemplate="%{y:.1%}"))
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(yaxis={"range": [0, 1.02], "tickformat": ".0%"})
-    return _style(fig, title, "training step", y_title)
+        column = stat or ("frac_dead" if layout.act_kinds[k] == "relu" else "frac_saturated")
+        traces.append(_line(x, _finite(history.act(column)[idx, k]), layout.layers[layer], block_color(layer),
+                            hovertemplate="%{y:.1%}"))
+    return _finish(traces, {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}, title, "training step", y_title)
 
 
 def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
@@ -654,11 +674,16 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
     title = f"Distribution drift of each block's {what} {against[reference]}"
     if not _rows(history):
         return _message(title)
-    w1 = distribution_drift(history, reference)["w1_rel"]
     idx = even_rows(len(history))
+    w1 = np.full((len(idx), len(history.layout.probes)), np.nan)
+    probes = sorted({k for layer in range(len(history.layout.layers)) for st in stages
+                     if (k := history.probe_index(layer, _stage(history, layer, st))) is not None})
+    if probes:
+        w1[:, probes] = _relative_drift(history, reference, idx, probes)
+    outside = history.act("frac_below")[-1] + history.act("frac_above")[-1]  # (probes,) at the latest row
     x = history.steps[idx]
     dashes = ("solid", "dash", "dot", "dashdot")
-    traces = []
+    traces, escaped = [], []
     for layer, name in enumerate(history.layout.layers):
         for j, st in enumerate(stages):
             st = _stage(history, layer, st)
@@ -666,14 +691,30 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
             if k is None:
                 continue
             label = name if len(stages) == 1 else f"{name} {st}"
-            traces.append(go.Scatter(x=x, y=_finite(w1[idx, k]), mode="lines", name=label,
-                                     line={"color": block_color(layer), "width": 3, "dash": dashes[j % 4]},
-                                     hovertemplate="%{y:.3g}"))
+            if outside[k] > OUTSIDE_WARNING:
+                escaped.append(f"{label} ({outside[k]:.0%})")
+            traces.append(_line(x, _finite(w1[:, k]), label, block_color(layer), dash=dashes[j % len(dashes)],
+                                hovertemplate="%{y:.3g}"))
     if not traces:
         return _message(title, _missing_stage_text(history, 0, stages[0]))
-    fig = _figure()
-    fig.add_traces(traces)
-    return _style(fig, title, "training step", "W1 distance / step-0 std")
+    note = None
+    if escaped:  # W1 counts values beyond the bins at the nearest edge: past it the curve flattens
+        note = ("outside the fixed histogram range now: " + ", ".join(escaped)
+                + "; their drift is larger than shown (a lower bound)")
+    return _finish(traces, {}, title, "training step", "W1 distance / step-0 std", note=note)
+
+
+def _relative_drift(history: History, reference: str, rows: np.ndarray, probes: list[int]) -> np.ndarray:
+    """`shift.distribution_drift(history, reference)["w1_rel"][rows][:, probes]`, computed for those rows and
+    probes only (the full computation over every row and probe costs ~75 ms on a 2,000-row history)."""
+    hist = history.column("act_hist")[:, probes, :].astype(np.float64)
+    stats = history.column("act_stats")[:, probes, :].astype(np.float64)
+    below, above = stats[..., ACT_STATS.index("frac_below")], stats[..., ACT_STATS.index("frac_above")]
+    std0 = stats[0, :, ACT_STATS.index("std")]
+    ref = np.zeros_like(rows) if reference == "first" else np.maximum(rows - 1, 0)
+    w1 = wasserstein_1d(hist[rows], hist[ref], history.hist_edges[probes][None], below[rows], above[rows],
+                        below[ref], above[ref])
+    return w1 / np.where(std0 > 0, std0, 1.0)
 
 
 def gradient_norms(history: History | None, stage: str = ACT_INPUT) -> go.Figure:
@@ -688,17 +729,15 @@ def gradient_norms(history: History | None, stage: str = ACT_INPUT) -> go.Figure
     for layer, name in enumerate(history.layout.layers):
         k = history.probe_index(layer, _stage(history, layer, stage))
         if k is not None:
-            traces.append(go.Scatter(x=x, y=_positive(norms[idx, k]), mode="lines", name=name,
-                                     line={"color": block_color(layer), "width": 3}, hovertemplate="%{y:.3g}"))
+            traces.append(_line(x, _positive(norms[idx, k]), name, block_color(layer), hovertemplate="%{y:.3g}"))
     if not traces:
         return _message(title, _missing_stage_text(history, 0, stage))
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(yaxis={"type": "log", "exponentformat": "power"})
-    return _style(fig, title, "training step", "L2 norm of the gradient (log scale)")
+    layout = {"yaxis": {"type": "log", "exponentformat": "power"}}
+    return _finish(traces, layout, title, "training step", "L2 norm of the gradient (log scale)")
 
 
-def gradient_histogram(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> go.Figure:
+def gradient_histogram(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT, *,
+                       max_points: int = MAX_POINTS) -> go.Figure:
     """Heatmap of log10 |gradient| per step for one block and stage: decades on the y axis, colour = fraction."""
     if not _rows(history):
         return _message("Gradient magnitudes over training")
@@ -708,22 +747,18 @@ def gradient_histogram(history: History | None, layer: int | str = -1, stage: st
     k = history.probe_index(layer, stage)
     if k is None:
         return _message(title, _missing_stage_text(history, layer, stage))
-    idx = even_rows(len(history))
+    idx = even_rows(len(history), max_points)
     z = np.ascontiguousarray(history.column("grad_hist")[idx, k, :].T)
     edges = history.grad_edges.astype(np.float64)
     zero = _finite(history.column("grad_stats")[idx, k, GRAD_STATS.index("grad_frac_zero")])
-    heat = go.Heatmap(x=history.steps[idx], y=(edges[:-1] + edges[1:]) / 2, z=z, coloraxis="coloraxis",
-                      hoverongaps=False, showlegend=False,
-                      hovertemplate="step %{x}<br>log10|g| %{y:.2f}<br>fraction %{z:.3f}<extra></extra>")
-    fig = _figure()
-    fig.add_trace(heat)
-    notes = []
+    heat = {"type": "heatmap", "x": history.steps[idx], "y": (edges[:-1] + edges[1:]) / 2, "z": z,
+            "coloraxis": "coloraxis", "hoverongaps": False, "showlegend": False,
+            "hovertemplate": "step %{x}<br>log10|g| %{y:.2f}<br>fraction %{z:.3f}<extra></extra>"}
+    note = None
     if np.isfinite(zero[-1]) and zero[-1] > 0:
-        notes.append(_note(f"exact zeros (not shown): {zero[-1]:.0%} at step {int(history.steps[idx[-1]]):,}",
-                           0.01, 0.99, size=14))
-    fig.update_layout(coloraxis=_density_coloraxis(_zmax(z)), annotations=notes,
-                      yaxis={"range": [edges[0], edges[-1]], "dtick": 2})
-    return _style(fig, title, "training step", "log10 |gradient|", hovermode="closest")
+        note = f"exact zeros, not in the histogram: {zero[-1]:.0%} of values at step {int(history.steps[idx[-1]]):,}"
+    layout = {"coloraxis": _density_coloraxis(_zmax(z)), "yaxis": {"range": [edges[0], edges[-1]], "dtick": 2}}
+    return _finish([heat], layout, title, "training step", "log10 |gradient|", hovermode="closest", note=note)
 
 
 def update_ratios(history: History | None, which: str = "update_data") -> go.Figure:
@@ -743,18 +778,14 @@ def update_ratios(history: History | None, which: str = "update_data") -> go.Fig
     traces = []
     for w, name in enumerate(history.layout.weights):
         owner = name.split(".")[0]
-        colour = block_color(layers.index(owner)) if owner in layers else GUIDE_COLOR
-        traces.append(go.Scatter(x=x, y=_positive(ratios[idx, w]), mode="lines", name=name.removesuffix(".weight"),
-                                 line={"color": colour, "width": 2.5 if owner in layers else 2,
-                                       "dash": "solid" if owner in layers else "dot"}, hovertemplate="%{y:.2g}"))
+        block = owner in layers
+        traces.append(_line(x, _positive(ratios[idx, w]), name.removesuffix(".weight"),
+                            block_color(layers.index(owner)) if block else GUIDE_COLOR, width=2.5 if block else 2,
+                            dash="solid" if block else "dot", hovertemplate="%{y:.2g}"))
     if which == "update_data" and len(x):
-        traces.append(go.Scatter(x=[x[0], x[-1]], y=[HEALTHY_UPDATE_RATIO] * 2, mode="lines",
-                                 name="≈1e-3: healthy update size (Karpathy)", hoverinfo="skip",
-                                 line={"color": GUIDE_COLOR, "width": 2, "dash": "dash"}))
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(yaxis={"type": "log", "exponentformat": "power"})
-    return _style(fig, title, "training step", y_title)
+        traces.append(_line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, "≈1e-3: healthy update size (Karpathy)",
+                            GUIDE_COLOR, width=2, dash="dash", hoverinfo="skip"))
+    return _finish(traces, {"yaxis": {"type": "log", "exponentformat": "power"}}, title, "training step", y_title)
 
 
 def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
@@ -766,16 +797,17 @@ def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
 
 def gamma_beta(history: History | None, layer: int | str = 0) -> go.Figure:
     """The normalization layer's learned scale gamma (top) and shift beta (bottom) per channel over training."""
+    height = 560
     if not _rows(history):
-        return _message("gamma and beta per channel", height=560)
+        return _message("gamma and beta per channel", height=height)
     layer = _layer_index(history, layer)
     name = history.layout.layers[layer]
-    title = f"{name}: {_norm_name(history)} scale gamma and shift beta per channel"
     if not history.layout.norm_layers:
-        return _message(title, _no_norm_text(history, "gamma or beta"), height=560)
+        return _message(f"{name}: gamma and beta per channel", _no_norm_text(history, "gamma or beta"), height)
+    title = f"{name}: {_norm_name(history)} scale gamma and shift beta per channel"
     found = _norm_slice(history, layer)
     if found is None:
-        return _message(title, f"{name} has no normalization layer.", height=560)
+        return _message(title, f"{name} has no normalization layer.", height)
     sl, _ = found
     idx = even_rows(len(history))
     x = history.steps[idx]
@@ -786,18 +818,15 @@ def gamma_beta(history: History | None, layer: int | str = 0) -> go.Figure:
     traces = []
     for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0)):
         z = np.ascontiguousarray(channels[:, :, CHANNEL_STATS.index(stat)].T)  # (channels, columns)
-        traces.append(go.Heatmap(x=x, y=channel_ids, z=z, xaxis=xref, yaxis=yref, zmid=mid, colorscale="RdBu_r",
-                                 hoverongaps=False, showlegend=False, name=stat,
-                                 colorbar={"title": {"text": stat, "font": {"size": 15}}, "len": y_dom[1] - y_dom[0],
-                                           "y": (y_dom[0] + y_dom[1]) / 2, "yanchor": "middle", "thickness": 18,
-                                           "tickfont": {"size": 14}},
-                                 hovertemplate=f"step %{{x}}<br>channel %{{y}}<br>{stat} %{{z:.3f}}<extra></extra>"))
+        traces.append({"type": "heatmap", "x": x, "y": channel_ids, "z": z, "xaxis": xref, "yaxis": yref,
+                       "zmid": mid, "colorscale": "RdBu_r", "hoverongaps": False, "showlegend": False, "name": stat,
+                       "colorbar": {"title": {"text": stat, "font": {"size": 15}}, "len": y_dom[1] - y_dom[0],
+                                    "y": (y_dom[0] + y_dom[1]) / 2, "yanchor": "middle", "thickness": 18,
+                                    "tickfont": {"size": 14}},
+                       "hovertemplate": f"step %{{x}}<br>channel %{{y}}<br>{stat} %{{z:.3f}}<extra></extra>"})
         layout[_axis_key(yref)]["title"] = _axis_title("channel")
     layout[_axis_key(refs[-1][0])]["title"] = _axis_title("training step")
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(layout)
-    return _style(fig, title, height=560, subtitles=True, hovermode="closest")
+    return _finish(traces, layout, title, height=height, subtitles=True, hovermode="closest")
 
 
 def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4
@@ -811,13 +840,13 @@ def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = 
         return _message(f"Batch {word} vs running {word}")
     layer = _layer_index(history, layer)
     name = history.layout.layers[layer]
-    title = f"{name}: batch {word} (thin) vs running {word} (thick) of the {_norm_name(history)} input"
     if not history.layout.norm_layers:
-        return _message(title, _no_norm_text(history, "batch or running statistic"))
+        return _message(f"{name}: batch {word} vs running {word}", _no_norm_text(history, "running statistic"))
+    title = f"{name}: batch {word} (thin) vs running {word} (thick) of the {_norm_name(history)} input"
     found = _norm_slice(history, layer)
     if found is None:
         return _message(title, f"{name} has no normalization layer.")
-    sl, kind = found
+    sl, _ = found
     idx = even_rows(len(history))
     x = history.steps[idx]
     values = history.column("channels")[idx, sl, :]
@@ -830,16 +859,13 @@ def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = 
     for c in range(min(channels, sl.stop - sl.start)):
         colour = BLOCK_PALETTE[c % len(BLOCK_PALETTE)]
         group = f"channel {c + 1}"
-        traces.append(go.Scatter(x=x, y=_finite(batch[:, c]), mode="lines", name=f"{group} batch", legendgroup=group,
-                                 showlegend=False, opacity=0.6, line={"color": colour, "width": 1.2},
-                                 hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
-        traces.append(go.Scatter(x=x, y=_finite(running[:, c]), mode="lines", name=group, legendgroup=group,
-                                 line={"color": colour, "width": 4},
-                                 hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
+        traces.append(_line(x, _finite(batch[:, c]), f"{group} batch", colour, width=1.2, legendgroup=group,
+                            showlegend=False, opacity=0.6,
+                            hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
+        traces.append(_line(x, _finite(running[:, c]), group, colour, width=4, legendgroup=group,
+                            hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
     y_title = {"mean": "mean of the input", "var": "variance of the input"}[stat]
-    fig = _figure()
-    fig.add_traces(traces)
-    return _style(fig, title, "training step", y_title, hovermode="closest")
+    return _finish(traces, {}, title, "training step", y_title, hovermode="closest")
 
 
 def train_eval_gap(runs) -> go.Figure:
@@ -855,17 +881,14 @@ def train_eval_gap(runs) -> go.Figure:
     for label, h in live:
         for column, mode, dash in (("test_acc", "eval mode", "solid"), ("test_acc_train_mode", "train mode", "dash")):
             x, y = _sparse(h.steps, h.scalar(column))
-            traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label}: {mode}", legendgroup=label,
-                                     line={"color": colours[label], "width": 3, "dash": dash},
-                                     marker={"size": 7, "symbol": "circle" if dash == "solid" else "x"},
-                                     hovertemplate="%{y:.1%}"))
-    fig = _figure()
-    fig.add_traces(traces)
-    if not any(len(t.x) for t in traces):
-        fig.update_layout(annotations=[_note("no evaluation yet", 0.5, 0.5, size=20, xanchor="center",
-                                             yanchor="middle", color="#777777")])
-    fig.update_layout(yaxis={"range": [0, 1.02], "tickformat": ".0%"})
-    return _style(fig, title, "training step", "test accuracy")
+            traces.append(_line(x, y, f"{label}: {mode}", colours[label], dash=dash, mode="lines+markers",
+                                marker={"size": 7, "symbol": "circle" if dash == "solid" else "x"},
+                                legendgroup=label, hovertemplate="%{y:.1%}"))
+    layout = {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}
+    if not any(len(t["x"]) for t in traces):
+        layout["annotations"] = [_note("no evaluation yet", 0.5, 0.5, size=20, xanchor="center", yanchor="middle",
+                                       color="#777777")]
+    return _finish(traces, layout, title, "training step", "test accuracy")
 
 
 def ics_measure(runs) -> go.Figure:
@@ -892,26 +915,18 @@ def ics_measure(runs) -> go.Figure:
             name = f"{label}: {h.layout.layers[layer]}"
             for j, (stat, (xref, yref)) in enumerate(zip(ICS_STATS, refs)):
                 x, y = _sparse(h.steps, ics[:, layer, j])
-                if stat == "ics_l2":
-                    y = _positive(y)
-                traces.append(go.Scatter(x=x, y=y, mode="lines+markers", name=name, legendgroup=name,
-                                         showlegend=j == 0, xaxis=xref, yaxis=yref, marker={"size": 6},
-                                         line={"color": colours[label], "width": 2.5,
-                                               "dash": dashes[(layer - 1) % len(dashes)]},
-                                         hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"))
+                traces.append(_line(x, _positive(y) if stat == "ics_l2" else y, name, colours[label], width=2.5,
+                                    dash=dashes[(layer - 1) % len(dashes)], xref=xref, yref=yref,
+                                    mode="lines+markers", marker={"size": 6}, legendgroup=name, showlegend=j == 0,
+                                    hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"))
     if not traces:
         return _message(title, "Gradient ICS was not measured in this run: set ics_every > 0<br>"
                                "(each measurement costs one extra forward and backward pass per block).")
-    notes = layout["annotations"]
-    if unmeasured:
-        notes.append(_note("not measured: " + ", ".join(unmeasured), 0.0, -0.2, size=14, yanchor="top"))
     layout["xaxis"]["title"] = layout["xaxis2"]["title"] = _axis_title("training step")
     layout["yaxis"].update(title=_axis_title("L2 norm (log scale)"), type="log", exponentformat="power")
     layout["yaxis2"].update(title=_axis_title("cosine similarity"))
-    fig = _figure()
-    fig.add_traces(traces)
-    fig.update_layout(layout)
-    return _style(fig, title, subtitles=True, bottom=100 if unmeasured else 70, hovermode="closest")
+    note = "not measured: " + ", ".join(unmeasured) if unmeasured else None
+    return _finish(traces, layout, title, subtitles=True, hovermode="closest", note=note)
 
 
 # ---- catalog -----------------------------------------------------------------------------------------------------

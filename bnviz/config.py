@@ -145,7 +145,10 @@ def _coerce(name, value, kind):
         raise ValueError(f"{name}={value!r} is not allowed: expected a whole number")
     if kind is float:
         if isinstance(value, (int, float)):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an int too large for a float (JSON allows any number of digits)
+                raise ValueError(f"{name}={value!r} is not allowed: expected a finite number") from None
         raise ValueError(f"{name}={value!r} is not allowed: expected a number")
     if kind is str:
         if isinstance(value, str):
@@ -170,8 +173,15 @@ def _check_int(name, value, lo, hi):
         raise ValueError(f"{name}={value} is not allowed: it must be from {lo} to {hi}")
 
 
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large to convert to a float
+        return False
+
+
 def _check_float(name, value, *, low, high, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise ValueError(f"{name}={value!r} is not allowed: expected a finite number")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high

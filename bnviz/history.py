@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import threading
 import zipfile
 import zlib
@@ -37,6 +38,7 @@ ICS_STATS = ("ics_l2", "ics_cos")
 GRAD_LOWEST_OCTAVE = -34
 GRAD_BINS = 40
 MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse to load anything larger
+MAX_LOAD_BYTES = 1024 * 1024 * 1024  # refuse a run.json whose layout and capacity would need more memory than this
 
 
 @dataclass
@@ -271,7 +273,7 @@ class History:
         src = Path(directory)
         try:
             info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ValueError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
         if not isinstance(info, dict) or info.get("format") != "bnviz-history":
             raise ValueError("not a bnviz run: run.json has no 'format: bnviz-history'")
@@ -281,8 +283,13 @@ class History:
             layout = _layout_from_json(info["layout"])
             n = int(info["n"])
             capacity = max(int(info["capacity"]), n + n % 2, 4)
-        except (KeyError, TypeError, ValueError) as exc:
+            stride = max(1, int(info.get("stride", 1)))
+            records = max(n, int(info.get("records", n)))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"run.json is malformed: {exc}") from None
+        if n < 0 or capacity * layout.row_bytes() > MAX_LOAD_BYTES:
+            raise ValueError(f"run.json is malformed: n={n}, capacity={capacity} and this layout would need "
+                             f"{capacity * layout.row_bytes() / 1e6:.0f} MB; the limit is {MAX_LOAD_BYTES / 1e6:.0f} MB")
         history = cls(layout, capacity=capacity)
         arrays = _read_npz(src / "arrays.npz")
         hists = _read_npz(src / "histograms.npz")
@@ -298,8 +305,8 @@ class History:
             raise ValueError("run file is damaged: histogram edges missing or of the wrong shape")
         history.hist_edges[:] = edges
         history.n = n
-        history.stride = max(1, int(info.get("stride", 1)))
-        history.records = max(n, int(info.get("records", n)))
+        history.stride = stride
+        history.records = records
         history._last_is_provisional = bool(info.get("last_is_provisional", False))
         history.meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
         return history
@@ -341,7 +348,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:  # object arrays need pickle: refused
         raise ValueError(f"{path.name} was refused: {exc}") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or tampered file
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError,
+            RuntimeError, MemoryError) as exc:  # truncated or tampered file (or one claiming an absurd array size)
         raise ValueError(f"{path.name} is damaged or not an NPZ file ({exc.__class__.__name__})") from None
 
 

@@ -3,7 +3,9 @@
 What is measured, per recorded step:
 
 * For every probe (a block's stage output: `pre`, `norm`, `act`): a fixed random sample of `samples` values
-  (the same positions every step, so steps are comparable; every value when the tensor is that small). Mean,
+  (the same positions every step, so steps are comparable). All probes share one sample size: `samples`, or the
+  size of the smallest probed tensor at the first recorded step when that is smaller; a tensor no larger than that
+  is sampled completely (every value, each once), a larger one is subsampled. Mean,
   std (1/n), min, max, the 15th/50th/85th percentiles (numpy's linear interpolation), the saturated fraction
   (tanh: |y| > 0.97; sigmoid: y < 0.03 or y > 0.97) or dead fraction (ReLU: y == 0) and a histogram on fixed
   bins are computed from that sample. The histogram edges are fixed at the first recorded step (step 0): sigmoid
@@ -60,6 +62,18 @@ from .targets import NormTarget, Targets, norm_channels, norm_kind
 DEFAULT_CHUNK = 8
 
 
+def layout_for(targets: Targets, bins: int = 64) -> Layout:
+    """The history layout (which rows and columns) for recording these targets."""
+    return Layout(
+        layers=list(targets.layers),
+        probes=[(p.layer, p.stage) for p in targets.probes],
+        act_kinds=[p.kind if p.stage == "act" else "" for p in targets.probes],
+        weights=[name for name, _ in targets.weights],
+        norm_layers=[(t.layer, norm_kind(t.module), norm_channels(t.module)) for t in targets.norms],
+        bins=bins,
+    )
+
+
 class SlotBuffer:
     """A (slots, total) float32 buffer; slot c of a list of tensors is filled by one foreach copy."""
 
@@ -82,14 +96,7 @@ class Recorder:
     def __init__(self, targets: Targets, history: History | None = None, *, samples: int = 512, bins: int = 64,
                  every: int = 1, seed: int = 0, capacity: int | None = None, chunk: int = DEFAULT_CHUNK):
         self.targets = targets
-        layout = Layout(
-            layers=list(targets.layers),
-            probes=[(p.layer, p.stage) for p in targets.probes],
-            act_kinds=[p.kind if p.stage == "act" else "" for p in targets.probes],
-            weights=[name for name, _ in targets.weights],
-            norm_layers=[(t.layer, norm_kind(t.module), norm_channels(t.module)) for t in targets.norms],
-            bins=bins,
-        )
+        layout = layout_for(targets, bins)
         self.history = history if history is not None else History(layout, capacity=capacity)
         self.samples, self.every, self.seed, self.chunk = samples, max(1, every), seed, max(1, chunk)
         self.armed, self.step = False, -1

@@ -34,7 +34,7 @@ def mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def histogram_edges(values: np.ndarray, kind: str, bins: int) -> np.ndarray:
     """Fixed bin edges for one tensor, chosen from its step-0 sample (see bnviz.recorder's docstring)."""
-    values = values[np.isfinite(values)]
+    values = values[np.isfinite(values)].astype(np.float64)  # float32 std overflows for |values| > ~1e19
     if kind in BOUNDED_RANGES:
         lo, hi = BOUNDED_RANGES[kind]
         pad = (hi - lo) * 1e-6
@@ -117,4 +117,4 @@ def solve_batch_stats(new_mean, new_var, old_mean, old_var, factor, m):
     """
     mean = (new_mean - (1 - factor) * old_mean) / factor
     unbiased = (new_var - (1 - factor) * old_var) / factor
-    return mean, unbiased * (m - 1) / m
+    return mean, np.maximum(unbiased * (m - 1) / m, 0.0)  # float32 rounding can leave a zero variance at -1e-7

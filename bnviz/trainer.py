@@ -23,7 +23,7 @@ from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .history import History
 from .models import NoisyBatchNorm, build_model, copy_shared_weights
-from .recorder import Recorder
+from .recorder import Recorder, layout_for
 from .shift import gradient_ics
 from .targets import Targets
 
@@ -42,10 +42,14 @@ class Run:
         self.shared_weights = copy_shared_weights(init_from.model, self.model) if init_from else []
         self.optimizer = make_optimizer(self.model, cfg)
         self.recorder: Recorder | None = None
+        targets = Targets.from_net(self.model)
         if cfg.record_every > 0:
-            self.recorder = Recorder(Targets.from_net(self.model), samples=cfg.samples, bins=cfg.hist_bins,
-                                     every=cfg.record_every, seed=cfg.seed).attach()
-            self.recorder.history.meta["config"] = cfg.to_dict()
+            self.recorder = Recorder(targets, samples=cfg.samples, bins=cfg.hist_bins, every=cfg.record_every,
+                                     seed=cfg.seed).attach()
+            self.history = self.recorder.history
+        else:  # nothing is recorded, but the run still has an (empty) history with the right layout
+            self.history = History(layout_for(targets, cfg.hist_bins), capacity=4)
+        self.history.meta["config"] = cfg.to_dict()
         self.step = 0
         self.status = "ready"  # ready | running | finished | stopped | diverged | error
         self.diverged_at: int | None = None
@@ -53,10 +57,6 @@ class Run:
         self.last_test_acc = math.nan
         self.final_test_acc = math.nan
         self.error: str | None = None
-
-    @property
-    def history(self) -> History | None:
-        return self.recorder.history if self.recorder else None
 
     @property
     def lr(self) -> float:
@@ -151,8 +151,7 @@ class Run:
             self.recorder.detach()
         if math.isnan(self.final_test_acc) and self.status in ("finished", "stopped"):
             self.final_test_acc = self.evaluate(train_mode=False)
-        if self.history is not None:
-            self.history.meta["summary"] = self.summary()
+        self.history.meta["summary"] = self.summary()
 
     def summary(self, steps_per_s: float | None = None) -> dict:
         out = {"status": self.status, "steps": self.step, "final_test_acc": _finite_or_none(self.final_test_acc),
@@ -238,6 +237,7 @@ class Job:
         self.status = "ready"
         self.error: str | None = None
         self.step = 0
+        self.on_done = None  # called (no arguments) by the worker when training ends, however it ends
 
     # ---- controls -------------------------------------------------------------------------------------------
     def start(self) -> Job:
@@ -296,7 +296,7 @@ class Job:
     def snapshot(self) -> JobSnapshot:
         """A consistent copy of what a page needs; cheap enough to call twice a second while training runs."""
         rate = self.steps_per_s()
-        runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy() if r.history else None, r.summary(rate))
+        runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy(), r.summary(rate))
                 for r in self.runs]
         return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error)
 
@@ -340,7 +340,11 @@ class Job:
                 if not run.done:
                     run.status, run.error = "error", self.error
                 if run.recorder is not None:
-                    run.recorder.detach()
+                    with contextlib.suppress(Exception):
+                        run.recorder.detach()
+        finally:
+            if self.on_done is not None:
+                self.on_done()
 
 
 def _job_status(runs: list[Run]) -> str:

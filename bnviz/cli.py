@@ -1,0 +1,180 @@
+"""`python -m bnviz`: train and record from a terminal, benchmark the recorder, write HTML reports, get datasets.
+
+    python -m bnviz run --norm none --lr 0.5 --steps 2000 --out runs/nobn
+    python -m bnviz report runs/nobn
+    python -m bnviz bench
+    python -m bnviz download mnist
+
+Bad flags exit with status 2 and one line on stderr. A diverged run is a result: exit 0, status "diverged".
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import RunConfig
+
+# CLI flag -> config field, for the flags whose names differ
+FLAG_FIELDS = {"momentum": "bn_momentum", "eval_every": "eval_every"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage first)
+        raise CliError(f"{self.prog}: {message}")
+
+
+class CliError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bnviz", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    run = sub.add_parser("run", help="train one config and write its recorded history to --out")
+    defaults = RunConfig()
+    add = run.add_argument
+    add("--dataset", default=defaults.dataset, help="digits (bundled), shapes, mnist, fashion-mnist, cifar10")
+    add("--model", default=defaults.model, help="cnn or mlp")
+    add("--depth", type=int, default=defaults.depth)
+    add("--width", type=int, default=defaults.width)
+    add("--activation", default=defaults.activation, help="relu, tanh or sigmoid")
+    add("--norm", default=defaults.norm, help="none, batch, batch-noisy, layer, instance or group")
+    add("--placement", default=defaults.placement, help="before or after the activation")
+    add("--eps", type=float, default=defaults.eps)
+    add("--momentum", type=float, default=defaults.bn_momentum,
+        help="batch norm momentum, PyTorch convention: running = (1 - m) * running + m * batch")
+    add("--groups", type=int, default=defaults.groups)
+    add("--bn-impl", default=defaults.bn_impl, help="torch or scratch (bnviz's own batch norm)")
+    add("--batch-size", type=int, default=defaults.batch_size)
+    add("--lr", type=float, default=defaults.lr)
+    add("--optimizer", default=defaults.optimizer, help="sgd (with --sgd-momentum) or adam")
+    add("--sgd-momentum", type=float, default=defaults.sgd_momentum)
+    add("--init", default=defaults.init, help="default (PyTorch's, times --init-scale) or normal (N(0, scale^2))")
+    add("--init-scale", type=float, default=defaults.init_scale)
+    add("--steps", type=int, default=defaults.steps)
+    add("--eval-every", type=int, default=defaults.eval_every)
+    add("--seed", type=int, default=defaults.seed)
+    add("--record-every", type=int, default=defaults.record_every, help="0 records nothing")
+    add("--ics-every", type=int, default=defaults.ics_every, help="Santurkar et al.'s gradient ICS; 0 = off")
+    add("--threads", type=int, default=defaults.threads)
+    add("--samples", type=int, default=defaults.samples, help="values sampled per tensor for the statistics")
+    add("--difficulty", type=float, default=defaults.difficulty, help="for --dataset shapes, 0 to 1")
+    add("--out", required=True, help="directory for config.json, summary.json, scalars.csv, layers.csv, ...")
+    add("--quiet", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="write every chart of a run directory as standalone HTML")
+    report.add_argument("directory")
+
+    bench = sub.add_parser("bench", help="measure the cost of recording every step, and the history's memory")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+
+    download = sub.add_parser("download", help="fetch mnist, fashion-mnist or cifar10 into the data directory")
+    download.add_argument("name")
+    download.add_argument("--data-dir", default=None)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = {}
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    for key, value in vars(args).items():
+        field = FLAG_FIELDS.get(key, key)
+        if field in names:
+            values[field] = value
+    return RunConfig(**values).validate()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .data import DatasetUnavailable
+    from .trainer import Job
+
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    try:
+        job = Job(cfg)
+    except DatasetUnavailable as exc:
+        raise CliError(str(exc)) from None
+    started = time.perf_counter()
+    job.start()
+    show = sys.stderr.isatty() and not args.quiet
+    try:
+        while job.alive:
+            job.join(0.2)
+            if show:
+                _progress(job.step, cfg.steps, job.runs[0].last_loss)
+    except KeyboardInterrupt:
+        job.stop()
+    elapsed = time.perf_counter() - started
+    if show:
+        sys.stderr.write("\n")
+    run = job.runs[0]
+    if job.status == "error":
+        raise CliError(f"the run failed: {job.error}")
+    summary = run.summary(steps_per_s=run.step / elapsed if elapsed > 0 else 0.0)
+    run.history.meta["summary"] = summary
+    run.history.save(out)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    acc = summary.get("final_test_acc")
+    line = f"{summary['status']}: {run.step} steps in {elapsed:.1f} s ({summary['steps_per_s']:.0f} steps/s)"
+    if acc is not None:
+        line += f", test accuracy {acc:.3f}"
+    if run.diverged_at is not None:
+        line += f", diverged at step {run.diverged_at}"
+    print(f"{line}; files in {out}")
+    return 0
+
+
+def _progress(step: int, total: int, loss: float) -> None:
+    width = 30
+    done = int(width * step / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {step:>7,}/{total:,} loss {loss:8.4f}")
+    sys.stderr.flush()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        index = write_report(args.directory)
+    except (ValueError, OSError) as exc:
+        raise CliError(f"cannot make a report from {args.directory}: {exc}") from None
+    print(f"wrote {index}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    bench.main(quick=args.quick)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data import DatasetUnavailable, download_dataset
+
+    try:
+        folder = download_dataset(args.name, args.data_dir)
+    except (DatasetUnavailable, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"{args.name} is ready in {folder}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "bench": cmd_bench, "download": cmd_download}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (CliError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        print(message if message.startswith("python -m bnviz") else f"python -m bnviz: {message}", file=sys.stderr)
+        return 2

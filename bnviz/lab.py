@@ -1,0 +1,119 @@
+"""One browser session's lab bench, and the server-wide cap on concurrent training jobs. No Streamlit here.
+
+A `Lab` owns at most one `Job` (a single run or a twin pair) and optionally runs re-opened from files. The UI keeps
+one Lab per browser session and stops it when the session goes away. `JobLimiter` is shared by all sessions of a
+server: when every slot is taken, `Lab.start` refuses with a plain "busy" message instead of overloading the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from .config import RunConfig
+from .data import DatasetUnavailable
+from .history import History
+from .trainer import Job, JobSnapshot
+
+RUN_LABELS = ("A", "B")
+
+
+class JobLimiter:
+    """At most `capacity` jobs train at once on this server (default: one per core)."""
+
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity or int(os.environ.get("BNVIZ_MAX_JOBS", 0)) or (os.cpu_count() or 1)
+        self._lock = threading.Lock()
+        self._holders: set[int] = set()
+
+    def try_acquire(self, holder: int) -> bool:
+        with self._lock:
+            if holder in self._holders:
+                return True
+            if len(self._holders) >= self.capacity:
+                return False
+            self._holders.add(holder)
+            return True
+
+    def release(self, holder: int) -> None:
+        with self._lock:
+            self._holders.discard(holder)
+
+    @property
+    def in_use(self) -> int:
+        with self._lock:
+            return len(self._holders)
+
+
+LIMITER = JobLimiter()
+
+
+@dataclass
+class LoadedRuns:
+    """Runs re-opened from a file: looked at, not trained."""
+
+    labels: list[str]
+    histories: list[History]
+    source: str = ""
+
+
+@dataclass
+class Lab:
+    limiter: JobLimiter = field(default_factory=lambda: LIMITER)
+    job: Job | None = None
+    labels: list[str] = field(default_factory=list)
+    loaded: LoadedRuns | None = None
+
+    def start(self, configs: list[RunConfig], labels: list[str] | None = None) -> str | None:
+        """Stop any current job and start a new one; return None, or a plain message saying why not."""
+        self.stop()
+        if not self.limiter.try_acquire(id(self)):
+            return (f"The server is busy: {self.limiter.capacity} runs are training already. "
+                    "Try again in a minute, or ask your teacher to raise BNVIZ_MAX_JOBS.")
+        try:
+            cores = os.cpu_count() or 1
+            threads = max(1, cores // self.limiter.capacity)  # runs x threads <= cores
+            configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
+            job = Job(configs)
+        except (ValueError, DatasetUnavailable) as exc:
+            self.limiter.release(id(self))
+            return str(exc)
+        job.on_done = lambda: self.limiter.release(id(self))
+        self.job = job
+        self.labels = list(labels or RUN_LABELS[: len(configs)])
+        self.loaded = None
+        job.start()
+        return None
+
+    def stop(self) -> None:
+        """Stop the current job (if any) and free its slot; what it recorded stays readable."""
+        if self.job is not None:
+            self.job.stop(wait=5.0)
+        self.limiter.release(id(self))
+
+    def reset(self) -> None:
+        self.stop()
+        self.job = None
+        self.labels = []
+        self.loaded = None
+
+    def load(self, loaded: LoadedRuns) -> None:
+        self.reset()
+        self.loaded = loaded
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.status in ("running", "paused")
+
+    def snapshot(self) -> JobSnapshot | None:
+        return self.job.snapshot() if self.job is not None else None
+
+    def histories(self) -> tuple[list[str], list[History]]:
+        """What the pages draw: the current job's runs, or the re-opened ones."""
+        if self.job is not None:
+            snap = self.job.snapshot()
+            return self.labels, [r.history for r in snap.runs]
+        if self.loaded is not None:
+            return self.loaded.labels, self.loaded.histories
+        return [], []

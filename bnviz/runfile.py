@@ -1,0 +1,82 @@
+"""A run (or a pair of runs) as one zip file to download and open again. No pickle: JSON, CSV and NPZ only.
+
+Layout inside the zip: `<label>/run.json`, `<label>/arrays.npz`, ... one folder per run, as History.save writes
+them, plus `bnviz-runs.json` naming the folders in order. Opening checks the size, every member's name and size,
+and then each folder with History.load, which refuses pickled arrays; anything off is a ValueError with a message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .history import History
+
+MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
+MAX_UNPACKED_BYTES = 400 * 1024 * 1024
+MANIFEST = "bnviz-runs.json"
+ALLOWED_FILES = {"run.json", "arrays.npz", "histograms.npz", "scalars.csv", "layers.csv", "config.json",
+                 "summary.json"}
+SAFE_LABEL = re.compile(r"^[A-Za-z0-9 _.+-]{1,40}$")
+
+
+def pack_runs(labels: list[str], histories: list[History]) -> bytes:
+    """The zip file's bytes for these runs."""
+    buffer = io.BytesIO()
+    folders = [_folder_name(label, i) for i, label in enumerate(labels)]
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for folder, history in zip(folders, histories):
+            directory = history.save(Path(tmp) / folder)
+            for path in sorted(directory.iterdir()):
+                zf.write(path, f"{folder}/{path.name}")
+        zf.writestr(MANIFEST, json.dumps({"format": "bnviz-runs", "version": 1, "runs": folders,
+                                          "labels": list(labels)}))
+    return buffer.getvalue()
+
+
+def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
+    """Labels and histories from a zip made by `pack_runs`; ValueError (with a plain message) otherwise."""
+    if len(data) > MAX_ZIP_BYTES:
+        raise ValueError(f"the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ValueError("this is not a bnviz run file (not a zip archive)") from None
+    with zf:
+        infos = zf.infolist()
+        if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
+            raise ValueError("the zip file is too large once unpacked")
+        try:
+            manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
+            folders, labels = list(manifest["runs"]), list(manifest["labels"])
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError):
+            raise ValueError(f"this is not a bnviz run file ({MANIFEST} is missing or unreadable)") from None
+        if not 1 <= len(folders) <= 4 or len(labels) != len(folders):
+            raise ValueError("the run file lists no runs, or too many")
+        if not all(isinstance(f, str) and SAFE_LABEL.match(f) for f in folders + labels):
+            raise ValueError("the run file has unexpected run names")
+        histories = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for folder in folders:
+                target = Path(tmp) / folder
+                target.mkdir()
+                members = [i for i in infos if i.filename.startswith(folder + "/")]
+                for info in members:
+                    name = info.filename[len(folder) + 1:]
+                    if name not in ALLOWED_FILES:
+                        raise ValueError(f"unexpected file {info.filename!r} in the run file")
+                    (target / name).write_bytes(zf.read(info))  # name is from a fixed list: no path tricks
+                try:
+                    histories.append(History.load(target))
+                except zipfile.BadZipFile:
+                    raise ValueError(f"run {folder!r} is damaged") from None
+    return labels, histories
+
+
+def _folder_name(label: str, index: int) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.+-]+", "_", label).strip("_.") or "run"
+    return f"{index + 1}_{cleaned}"[:40]

@@ -1,0 +1,1 @@
+"""The only Streamlit-aware code in bnviz: session state, shared controls and live fragments."""

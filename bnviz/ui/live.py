@@ -1,0 +1,98 @@
+"""Start/stop controls and the live fragment that polls the training thread twice a second.
+
+The worker thread never calls Streamlit: the fragment asks the session's Lab for a snapshot and draws it.
+Any error while drawing becomes a plain message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from ..config import RunConfig
+from ..lab import Lab
+from ..runfile import pack_runs
+from .controls import LR_CHOICES, _sci
+
+POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains
+ACTIVE = ("running", "paused")
+
+
+def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: list[str], key: str) -> None:
+    """Start / Pause-Resume / Stop / Reset, and the learning rate that can change while training runs."""
+    job = lab.job
+    status = job.status if job else "idle"
+    cols = st.columns([1.2, 1, 1, 1])
+    if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
+                      help="Train from scratch with the settings shown (stops any run of yours first)"):
+        error = lab.start(make_configs(), labels)
+        if error:
+            st.error(error)
+        st.rerun()
+    if status == "paused":
+        if cols[1].button("Resume", key=f"{key}_resume", width="stretch"):
+            job.resume()
+            st.rerun()
+    elif cols[1].button("Pause", key=f"{key}_pause", disabled=status != "running", width="stretch"):
+        job.pause()
+        st.rerun()
+    if cols[2].button("Stop", key=f"{key}_stop", disabled=status not in ACTIVE, width="stretch"):
+        lab.stop()
+        st.rerun()
+    if cols[3].button("Reset", key=f"{key}_reset", disabled=job is None and lab.loaded is None, width="stretch",
+                      help="Forget the current run and clear the charts"):
+        lab.reset()
+        st.rerun()
+    if status in ACTIVE:
+        current = job.runs[0].lr
+        choice = st.select_slider("Change the learning rate now (applies to every run of this job)", LR_CHOICES,
+                                  value=min(LR_CHOICES, key=lambda c: abs(c - current)), format_func=_sci,
+                                  key=f"{key}_live_lr")
+        if choice != current:
+            job.set_lr(choice)
+
+
+def status_line(lab: Lab) -> None:
+    snap = lab.snapshot()
+    if snap is None:
+        if lab.loaded is not None:
+            st.info(f"Showing a saved run ({lab.loaded.source}). Press Start to train a new one.")
+        else:
+            st.info("No run yet: press **▶ Start**.")
+        return
+    text = snap.message
+    if snap.status == "error":
+        st.error(f"The run stopped with an error: {snap.error}. Try other settings; nothing else is affected.")
+    elif any(r.status == "diverged" for r in snap.runs):
+        st.warning(text)
+    else:
+        st.markdown(f"**Status:** {text}")
+
+
+def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str) -> None:
+    """Draw `draw(labels, histories)` now and, while a run trains, again every POLL_SECONDS."""
+    polling = lab.running
+
+    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    def body() -> None:
+        status_line(lab)
+        labels, histories = lab.histories()
+        if histories:
+            try:
+                draw(labels, histories)
+            except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
+                st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
+        if polling and not lab.running:
+            st.rerun()  # training ended: one full rerun turns polling off and refreshes the buttons
+
+    body()
+
+
+def download_button(lab: Lab, key: str) -> None:
+    labels, histories = lab.histories()
+    if not histories or lab.running:
+        return
+    data = pack_runs(labels, histories)
+    st.download_button("Download this run (zip: JSON, CSV, NPZ)", data, file_name="bnviz-run.zip",
+                       mime="application/zip", key=f"{key}_download", on_click="ignore")

@@ -1,0 +1,20 @@
+"""Page setup shared by every page: wide layout and fonts that read from the back of a lecture hall."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+CSS = """
+<style>
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.1rem; }
+.block-container { padding-top: 2.2rem; max-width: 1500px; }
+[data-testid="stCaptionContainer"] p { font-size: 1rem; }
+</style>
+"""
+
+
+def page_header(title: str, intro: str) -> None:
+    """The page's title and its short, correct explanation."""
+    st.markdown(CSS, unsafe_allow_html=True)
+    st.title(title)
+    st.markdown(intro)

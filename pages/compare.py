@@ -1,0 +1,58 @@
+"""Compare two runs: any two settings, trained in lockstep on the same batches from the same initial weights."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from bnviz import charts
+from bnviz.config import RunConfig
+from bnviz.shift import distribution_drift
+from bnviz.ui.controls import config_controls
+from bnviz.ui.live import download_button, live_view, run_buttons
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Compare two runs", """
+Set up run **A** and run **B** (by default identical except that A uses batch norm and B does not). Both train in
+lockstep on the identical sequence of batches and start from identical weights wherever their layers match, and
+every chart uses shared axes, so the difference you see is the difference you made.
+""")
+
+lab = get_lab()
+left, right = st.columns(2)
+with left:
+    st.subheader("Run A")
+    a = config_controls("cmpA", container=left, compact=True, defaults=RunConfig(steps=400))
+with right:
+    st.subheader("Run B")
+    b = config_controls("cmpB", container=right, compact=True, defaults=RunConfig(norm="none", steps=400))
+run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
+
+
+def final_numbers(labels, histories) -> pd.DataFrame:
+    rows = []
+    for label, h in zip(labels, histories):
+        summary = h.meta.get("summary", {})
+        test = h.scalar("test_acc")
+        measured = test[np.isfinite(test)]
+        drift = distribution_drift(h, "first")["w1_rel"]
+        rows.append({"run": label, "norm": h.meta.get("config", {}).get("norm"), "steps recorded": len(h),
+                     "last test accuracy": float(measured[-1]) if len(measured) else None,
+                     "last loss": float(h.scalar("loss")[-1]) if len(h) else None,
+                     "mean drift (last step, in step-0 stds)": float(np.nanmean(drift[-1])) if len(h) else None,
+                     "status": summary.get("status", "training")})
+    return pd.DataFrame(rows)
+
+
+def draw(labels, histories):
+    runs = list(zip(labels, histories))
+    st.plotly_chart(charts.loss_accuracy(runs), key="cmp_loss")
+    st.plotly_chart(charts.distribution_grid(runs, stage=charts.ACT_INPUT), key="cmp_grid")
+    st.caption(charts.caption("distribution_grid"))
+    st.plotly_chart(charts.percentile_lines(runs), key="cmp_pct")
+    st.caption(charts.caption("percentiles"))
+    st.dataframe(final_numbers(labels, histories), hide_index=True)
+
+
+live_view(lab, draw, key="compare")
+download_button(lab, key="compare")

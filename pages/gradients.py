@@ -1,0 +1,40 @@
+"""Gradients: how big they are per block, how they are distributed, and how big each update is."""
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.live import live_view, run_buttons
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Gradients", """
+Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if
+they grow (*exploding*) training diverges. Batch norm keeps each layer's input at a steady scale, which also keeps
+its gradients in a workable range, one reason it tolerates larger learning rates.
+""")
+
+lab = get_lab()
+configs, labels = sidebar_setup()
+run_buttons(lab, lambda: configs, labels, key="grad")
+block = st.slider("Block for the gradient histogram", 1, 6, 1, key="grad_block", persist_state="session")
+
+
+def draw(labels, histories):
+    runs = list(zip(labels, histories))
+    for column, (label, history) in zip(st.columns(len(runs)), runs):
+        with column:
+            st.markdown(f"**Run {label}**")
+            st.plotly_chart(charts.gradient_norms(history), key=f"grad_norms_{label}")
+            layer = min(block, len(history.layout.layers)) - 1
+            st.plotly_chart(charts.gradient_histogram(history, layer), key=f"grad_hist_{label}")
+            st.plotly_chart(charts.update_ratios(history, "update_data"), key=f"grad_upd_{label}")
+            st.plotly_chart(charts.update_ratios(history, "grad_data"), key=f"grad_gd_{label}")
+    st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "
+               "learns; a block far below the others barely moves. **Gradient histogram** — the spread of "
+               "log10 |gradient| at each step. **update:data** — how much one step changes a weight relative to "
+               "its size; around 1e-3 (dashed line) is a healthy rule of thumb (Karpathy); far above means "
+               "unstable, far below means slow. **grad:data** — the gradient's size relative to the weight's.")
+
+
+live_view(lab, draw, key="grad")

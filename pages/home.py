@@ -1,0 +1,47 @@
+"""Home: what internal covariate shift and batch normalization are, and a one-click demo."""
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.presets import DEFAULT_PRESET, PRESETS
+from bnviz.ui.live import live_view
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Batch normalization, live", """
+A deep network learns every layer at once, so while it trains, the values that each layer receives keep
+changing: their mean and spread **drift**. Ioffe & Szegedy (2015) called this *internal covariate shift* and
+proposed **batch normalization (BN)**: for each channel, subtract the mini-batch mean, divide by the mini-batch
+standard deviation, then scale by a learned **γ** and shift by a learned **β**. BN lets networks train faster and
+with larger learning rates. *Why* it helps is still debated: later work (Santurkar et al. 2018) found that
+smoothing the loss landscape, not removing the shift, explains most of it. Here you can watch both happen.
+""")
+
+lab = get_lab()
+preset = PRESETS[DEFAULT_PRESET]
+left, right = st.columns([1, 2])
+with left:
+    st.subheader("One-click demo")
+    st.markdown(f"{preset.summary} Both runs see the same batches and start from the same weights.")
+    if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
+        error = lab.start(preset.configs(), list(preset.labels))
+        if error:
+            st.error(error)
+        st.rerun()
+    st.markdown(f"**Look for:** {preset.look_for}")
+with right:
+    def draw(labels, histories):
+        runs = list(zip(labels, histories))
+        st.plotly_chart(charts.distribution_grid(runs, stage=charts.ACT_INPUT), key="home_grid")
+        st.caption(charts.caption("distribution_grid"))
+
+    live_view(lab, draw, key="home")
+
+st.subheader("The pages")
+st.markdown("""
+- **Train & watch**: every setting, six preset experiments, live distributions of every layer, twin runs.
+- **Compare two runs**: any two settings side by side on the same batches, with a table of the final numbers.
+- **Gradients**: gradient sizes per layer, their histograms, and how big each update is relative to the weights.
+- **Inside BatchNorm**: γ and β per channel, batch vs running statistics, and the train-mode vs eval-mode gap.
+- **Save & open runs**: download what you trained, open it again later (or on another computer).
+""")

@@ -1,0 +1,42 @@
+"""Inside BatchNorm: gamma and beta, batch vs running statistics, and the train/eval gap."""
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.live import live_view, run_buttons
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Inside BatchNorm", r"""
+In training, BN normalizes each channel with the **current batch's** mean μ and variance σ² (divided by *m*, the
+number of values per channel): $\hat x = (x-\mu)/\sqrt{\sigma^2+\epsilon}$, then $y = \gamma \hat x + \beta$
+with a learned scale γ and shift β per channel. It also keeps **running averages** for use at test time (eval
+mode): running = (1 − momentum) × running + momentum × batch statistic, with momentum 0.1 by default (PyTorch's
+convention; some frameworks write 0.9 for the same thing), and the running variance uses the unbiased estimate
+(divided by *m* − 1). A larger momentum follows recent batches more closely but more noisily.
+""")
+
+lab = get_lab()
+configs, labels = sidebar_setup()
+run_buttons(lab, lambda: configs, labels, key="bn")
+c1, c2 = st.columns(2)
+block = c1.slider("Block", 1, 6, 1, key="bn_block", persist_state="session")
+stat = c2.radio("Statistic", ("mean", "var"), horizontal=True, key="bn_stat", persist_state="session",
+                format_func={"mean": "mean", "var": "variance"}.get)
+
+
+def draw(labels, histories):
+    runs = list(zip(labels, histories))
+    st.plotly_chart(charts.train_eval_gap(runs), key="bn_gap")
+    st.caption(charts.caption("train_eval_gap"))
+    for column, (label, history) in zip(st.columns(len(runs)), runs):
+        with column:
+            st.markdown(f"**Run {label}**")
+            layer = min(block, len(history.layout.layers)) - 1
+            st.plotly_chart(charts.gamma_beta(history, layer), key=f"bn_gb_{label}")
+            st.plotly_chart(charts.running_vs_batch(history, layer, stat), key=f"bn_rb_{label}")
+    st.caption(charts.caption("running_vs_batch"))
+
+
+live_view(lab, draw, key="bn")

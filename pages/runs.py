@@ -1,0 +1,41 @@
+"""Save & open runs: download what you trained; open a downloaded run again to look at it."""
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.lab import LoadedRuns
+from bnviz.runfile import MAX_ZIP_BYTES, unpack_runs
+from bnviz.ui.live import download_button
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Save & open runs", """
+A run file is a zip of plain JSON, CSV and NPZ files (no pickle): every recorded statistic of every step, the
+settings and the final numbers. Open it here to look at it again on any page, or read it with pandas and numpy.
+""")
+
+lab = get_lab()
+st.subheader("Download")
+if lab.running:
+    st.info("Training is still running: stop it or let it finish, then download.")
+elif not lab.histories()[1]:
+    st.info("Nothing trained yet in this session.")
+download_button(lab, key="runs")
+
+st.subheader("Open a run file")
+upload = st.file_uploader("A bnviz-run.zip downloaded from this app", type=["zip"], key="runs_upload",
+                          max_upload_size=MAX_ZIP_BYTES // (1024 * 1024))
+if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
+    try:
+        labels, histories = unpack_runs(upload.getvalue())
+    except ValueError as exc:
+        st.error(f"This file cannot be opened: {exc}")
+    else:
+        lab.load(LoadedRuns(labels, histories, source=upload.name))
+        st.session_state["runs_opened"] = upload.file_id
+        st.success(f"Opened {upload.name}: {len(histories)} run(s). Every page now shows it.")
+
+labels, histories = lab.histories()
+if histories:
+    st.plotly_chart(charts.loss_accuracy(list(zip(labels, histories))), key="runs_loss")
+    st.page_link("pages/train.py", label="See it on Train & watch", icon=":material/play_circle:")

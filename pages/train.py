@@ -1,0 +1,52 @@
+"""Train & watch: every knob, presets, and the live distributions of every block."""
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.live import download_button, live_view, run_buttons
+from bnviz.ui.state import get_lab
+from bnviz.ui.style import page_header
+
+page_header("Train & watch", """
+Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the
+network learns. Each heatmap column is one step's histogram (darker = more values); the red lines are the 15th,
+50th and 85th percentiles. A *twin* run trains on the very same batches from the same initial weights and differs
+in one setting only, so any difference you see comes from that setting.
+""")
+
+lab = get_lab()
+configs, labels = sidebar_setup()
+
+run_buttons(lab, lambda: configs, labels, key="train")
+stages = {"act_input": "input to the activation", "pre": "pre: conv/linear output", "norm": "norm: normalized",
+          "act": "act: activation output"}
+c1, c2 = st.columns(2)
+stage = c1.radio("Which values", tuple(stages), format_func=stages.get, horizontal=True, key="train_stage",
+                 persist_state="session")
+details = {"histogram": "this block now vs step 0", "drift": "drift of every block",
+           "saturation": "saturated / dead units"}
+detail = c2.radio("Detail chart", tuple(details), format_func=details.get, horizontal=True, key="train_detail",
+                  persist_state="session")
+block = c2.slider("Block (for the histogram)", 1, 6, 1, key="train_block", persist_state="session")
+
+
+def draw(labels, histories):
+    runs = list(zip(labels, histories))
+    st.plotly_chart(charts.loss_accuracy(runs), key="train_loss")
+    st.plotly_chart(charts.distribution_grid(runs, stage=stage), key="train_grid")
+    st.caption(charts.caption("distribution_grid"))
+    layer = min(block, len(histories[0].layout.layers)) - 1
+    for column, (label, history) in zip(st.columns(len(runs)), runs):
+        with column:
+            st.markdown(f"**Run {label}**")
+            if detail == "histogram":
+                fig = charts.histogram_now_vs_start(history, layer, stage)
+            else:
+                fig = getattr(charts, detail)(history)
+            st.plotly_chart(fig, key=f"train_{detail}_{label}")
+    st.caption(charts.caption(detail))
+
+
+live_view(lab, draw, key="train")
+download_button(lab, key="train")

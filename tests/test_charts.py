@@ -1,0 +1,376 @@
+"""bnviz.charts on real (short) training runs, an empty history, a run without normalization and a long history.
+
+The figures' data are checked against the History they were built from, read through History's own API.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from bnviz import charts
+from bnviz.config import RunConfig
+from bnviz.history import GRAD_STATS, WEIGHT_STATS, History
+from bnviz.shift import distribution_drift
+from bnviz.trainer import train
+
+
+@pytest.fixture(scope="module")
+def bn() -> History:
+    return train(RunConfig(steps=40, eval_every=10, ics_every=10)).history
+
+
+@pytest.fixture(scope="module")
+def nobn() -> History:
+    return train(RunConfig(steps=40, eval_every=10, ics_every=10, norm="none")).history
+
+
+@pytest.fixture(scope="module")
+def mlp() -> History:
+    return train(RunConfig(steps=40, eval_every=10, model="mlp", activation="sigmoid", width=32, depth=3)).history
+
+
+@pytest.fixture(scope="module")
+def empty(bn) -> History:
+    return History(bn.layout, capacity=4)
+
+
+def _long(history: History, rows: int) -> History:
+    """A `rows`-row history made of the rows of `history`, repeated, with steps 0, 1, 2, ..."""
+    out = History(history.layout, capacity=rows + rows % 2)
+    out.hist_edges[:] = history.hist_edges
+    out.meta = dict(history.meta)
+    names = list(out.new_row())
+    for i in range(rows):
+        row = {name: history.column(name)[i % len(history)] for name in names if name != "record"}
+        row["step"] = np.int64(i)
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_bn(bn) -> History:
+    return _long(bn, 2000)
+
+
+BUILDERS = {
+    "loss_accuracy": lambda h: charts.loss_accuracy([("no BN", h), ("BN", h)]),
+    "distribution_heatmap": lambda h: charts.distribution_heatmap(h, 0, charts.ACT_INPUT),
+    "distribution_heatmap_act": lambda h: charts.distribution_heatmap(h, -1, "act", title="custom"),
+    "distribution_grid": lambda h: charts.distribution_grid([("no BN", h), ("BN", h)]),
+    "histogram_now_vs_start": lambda h: charts.histogram_now_vs_start(h, 1),
+    "percentile_lines": lambda h: charts.percentile_lines([("run", h)], -1),
+    "saturation": charts.saturation,
+    "drift": charts.drift,
+    "drift_previous": lambda h: charts.drift(h, "previous", stage=("pre", "act")),
+    "gradient_norms": charts.gradient_norms,
+    "gradient_histogram": lambda h: charts.gradient_histogram(h, 0),
+    "update_data": charts.update_ratios,
+    "grad_data": lambda h: charts.update_ratios(h, "grad_data"),
+    "gamma_beta": lambda h: charts.gamma_beta(h, 0),
+    "running_mean": lambda h: charts.running_vs_batch(h, 0, "mean"),
+    "running_var": lambda h: charts.running_vs_batch(h, -1, "var", channels=3),
+    "train_eval_gap": lambda h: charts.train_eval_gap([("run", h)]),
+    "ics_measure": lambda h: charts.ics_measure([("run", h)]),
+}
+
+
+def _annotations(fig: go.Figure) -> str:
+    return " ".join(a.text or "" for a in fig.layout.annotations)
+
+
+def _trace(fig: go.Figure, name: str):
+    return next(t for t in fig.data if t.name == name)
+
+
+@pytest.mark.parametrize("which", ["bn", "nobn", "mlp", "empty", "long_bn"])
+@pytest.mark.parametrize("builder", list(BUILDERS))
+def test_every_builder_returns_a_light_figure(builder, which, request):
+    history = request.getfixturevalue(which)
+    fig = BUILDERS[builder](history)
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) <= 40
+    assert fig.layout.font.size >= 16 and fig.layout.title.font.size >= 20 and fig.layout.title.text
+    assert fig.layout.template == pio.templates["plotly_white"]
+    for trace in fig.data:
+        for axis in ("x", "y"):
+            values = getattr(trace, axis, None)
+            if values is not None and trace.type != "bar":
+                assert len(values) <= 3 * charts.MAX_POINTS + 2  # at most three curves joined with NaN gaps
+    if which == "empty":
+        assert charts.WAITING in _annotations(fig)
+        assert not fig.data
+
+
+@pytest.mark.parametrize("builder", list(BUILDERS))
+def test_figures_serialize_to_html(builder, bn):
+    html = BUILDERS[builder](bn).to_html(include_plotlyjs=False, full_html=False)
+    assert "Plotly.newPlot" in html
+
+
+@pytest.mark.parametrize("builder", ["gamma_beta", "running_mean", "running_var"])
+def test_norm_figures_say_when_a_run_has_no_normalization(builder, nobn):
+    fig = BUILDERS[builder](nobn)
+    assert "no normalization layers" in _annotations(fig)
+    assert not fig.data
+
+
+def test_a_missing_norm_stage_is_explained(nobn):
+    fig = charts.distribution_heatmap(nobn, 0, "norm")
+    assert "no normalization layers" in _annotations(fig)
+
+
+def test_activation_input_stage_follows_the_placement(bn, nobn):
+    assert [charts.activation_input_stage(bn, i) for i in range(3)] == ["norm"] * 3
+    assert charts.activation_input_stage(nobn, 0) == "pre"
+    after = bn.copy()
+    after.meta["config"]["placement"] = "after"
+    assert charts.activation_input_stage(after, 0) == "pre"
+    bare = bn.copy()
+    bare.meta = {}
+    assert charts.activation_input_stage(bare, 0) == "pre"
+
+
+@pytest.mark.parametrize("stage", ["pre", "norm", "act"])
+def test_heatmap_shows_the_histograms_and_exact_percentiles(bn, stage):
+    fig = charts.distribution_heatmap(bn, 1, stage)
+    k = bn.probe_index(1, stage)
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    np.testing.assert_array_equal(heat.z, bn.column("act_hist")[:, k, :].T)
+    np.testing.assert_array_equal(heat.x, bn.steps)
+    edges = bn.hist_edges[k]
+    np.testing.assert_allclose(heat.y, (edges[:-1] + edges[1:]) / 2, rtol=1e-6)
+    for stat, name in (("p15", "15th percentile"), ("p50", "50th percentile"), ("p85", "85th percentile")):
+        np.testing.assert_allclose(_trace(fig, name).y, bn.act(stat)[:, k], rtol=1e-6)
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= min(edges[0], np.nanmin(bn.act("p15")[:, k])) and hi >= max(edges[-1], np.nanmax(bn.act("p85")[:, k]))
+
+
+def test_heatmap_colour_scale_keeps_the_data(bn):
+    fig = charts.distribution_heatmap(bn, 0, "act")  # ReLU output: half the values in the zero bin
+    k = bn.probe_index(0, "act")
+    hist = bn.column("act_hist")[:, k, :]
+    cmax = fig.layout.coloraxis.cmax
+    assert 0 < cmax < np.nanmax(hist)  # the dominant zero bin does not set the top of the colour scale
+    assert "√" in fig.layout.coloraxis.colorbar.title.text
+
+
+def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
+    steps = long_bn.steps
+    rows = charts.even_rows(len(long_bn))
+    assert len(rows) <= charts.MAX_POINTS and rows[0] == 0 and rows[-1] == len(long_bn) - 1
+    assert np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(charts.even_rows(7), np.arange(7))
+    fig = charts.distribution_heatmap(long_bn, 0)
+    heat = fig.data[0]
+    assert heat.z.shape[1] == len(heat.x) <= charts.MAX_POINTS
+    assert heat.x[0] == steps[0] and heat.x[-1] == steps[-1]
+    k = long_bn.probe_index(0, "norm")
+    np.testing.assert_array_equal(heat.z, long_bn.column("act_hist")[rows, k, :].T)
+    loss = charts.loss_accuracy([("BN", long_bn)]).data[0]
+    assert len(loss.x) <= charts.MAX_POINTS and loss.x[0] == 0 and loss.x[-1] == 1999
+
+
+def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
+    fig = charts.distribution_grid([("no BN", nobn), ("BN", bn)])
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 6 and len(fig.data) <= 40
+    # cell (row = block b, column = run c) draws on the axes of subplot b * 2 + c
+    for cell in heatmaps:
+        index = int(cell.yaxis[1:] or 1) - 1
+        run, layer = (nobn, bn)[index % 2], index // 2
+        k = run.probe_index(layer, charts.activation_input_stage(run, layer))
+        np.testing.assert_array_equal(cell.z, run.column("act_hist")[:, k, :].T)
+    lines = [t for t in fig.data if t.type == "scatter" and t.yaxis == "y2"]  # block1, BN
+    k = bn.probe_index(0, "norm")
+    expected = np.concatenate([bn.act("p15")[:, k], [np.nan], bn.act("p50")[:, k], [np.nan], bn.act("p85")[:, k]])
+    np.testing.assert_allclose(lines[0].y, expected, rtol=1e-6)
+    assert fig.layout.yaxis2.matches == "y"  # y shared within a row
+
+
+def test_grid_build_time_for_a_long_history(long_bn):
+    nobn_like = long_bn.copy()
+    runs = [("no BN", nobn_like), ("BN", long_bn)]
+    charts.distribution_grid(runs)  # warm-up
+    start = time.perf_counter()
+    repeats = 5
+    for _ in range(repeats):
+        fig = charts.distribution_grid(runs)
+    elapsed = (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    size = len(fig.to_json())
+    to_json = time.perf_counter() - start
+    print(f"\ndistribution_grid, 2 runs x 3 blocks, 2,000 rows: {elapsed * 1e3:.1f} ms per figure, "
+          f"{len(fig.data)} traces; to_json {to_json * 1e3:.1f} ms, {size / 1e6:.2f} MB")
+    assert len(fig.data) <= 40
+    small = charts.distribution_grid(runs, max_points=150)
+    assert all(len(t.x) <= 150 for t in small.data if t.type == "heatmap")
+
+
+def test_loss_accuracy_connects_evaluated_points_only(bn):
+    fig = charts.loss_accuracy([("BN", bn)])
+    acc = fig.data[1]
+    evaluated = np.isfinite(bn.scalar("test_acc"))
+    np.testing.assert_array_equal(acc.x, bn.steps[evaluated])
+    np.testing.assert_allclose(acc.y, bn.scalar("test_acc")[evaluated])
+    np.testing.assert_allclose(fig.data[0].y, bn.scalar("loss"))
+
+
+def test_nan_and_infinite_values_are_gaps(bn):
+    broken = bn.copy()
+    broken.column("act_stats")[5] = np.nan
+    broken.column("act_hist")[6] = np.nan
+    broken.column("scalars")[7] = np.inf
+    broken.column("grad_stats")[8] = np.nan
+    broken.column("weight_stats")[9] = np.nan
+    broken.column("channels")[10] = np.nan
+    for builder in BUILDERS.values():
+        fig = builder(broken)
+        assert isinstance(fig, go.Figure)
+        fig.to_json()
+    loss = charts.loss_accuracy([("BN", broken)]).data[0]
+    assert np.isnan(loss.y[7])
+
+
+def test_runs_keep_their_colour_in_every_figure(bn, nobn):
+    colours = charts.run_colors(["no BN", "BN", "my run", "other"])
+    assert colours["BN"] == charts.OKABE_ITO["blue"] and colours["no BN"] == charts.OKABE_ITO["vermillion"]
+    assert len(set(colours.values())) == 4
+    runs = [("no BN", nobn), ("BN", bn)]
+    for fig in (charts.loss_accuracy(runs), charts.percentile_lines(runs), charts.train_eval_gap(runs),
+                charts.ics_measure(runs)):
+        for trace in fig.data:
+            label = "no BN" if trace.name.startswith("no BN") else "BN"
+            assert trace.line.color == colours[label], (fig.layout.title.text, trace.name)
+
+
+def test_percentile_lines_compare_runs(bn, nobn):
+    fig = charts.percentile_lines([("no BN", nobn), ("BN", bn)], -1)
+    k = bn.probe_index(2, "norm")
+    np.testing.assert_allclose(_trace(fig, "BN: median").y, bn.act("p50")[:, k], rtol=1e-6)
+    k = nobn.probe_index(2, "pre")
+    np.testing.assert_allclose(_trace(fig, "no BN: median").y, nobn.act("p50")[:, k], rtol=1e-6)
+    assert len(fig.data) == 4
+
+
+def test_saturation_picks_the_measure_of_the_activation(bn, mlp):
+    relu = charts.saturation(bn)
+    assert "0" in relu.layout.yaxis.title.text and "ReLU" in relu.layout.title.text
+    np.testing.assert_allclose(relu.data[0].y, bn.act("frac_dead")[:, bn.probe_index(0, "act")])
+    sig = charts.saturation(mlp)
+    assert "saturated" in sig.layout.yaxis.title.text and "sigmoid" in sig.layout.title.text
+    np.testing.assert_allclose(sig.data[2].y, mlp.act("frac_saturated")[:, mlp.probe_index(2, "act")])
+
+
+def test_drift_and_gradient_norms_use_the_activation_input(bn, nobn):
+    for history, stage in ((bn, "norm"), (nobn, "pre")):
+        w1 = distribution_drift(history, "first")["w1_rel"]
+        fig = charts.drift(history)
+        np.testing.assert_allclose(fig.data[1].y, w1[:, history.probe_index(1, stage)], rtol=1e-6)
+        norms = charts.gradient_norms(history)
+        expected = history.column("grad_stats")[:, history.probe_index(1, stage), GRAD_STATS.index("grad_norm")]
+        np.testing.assert_allclose(norms.data[1].y, expected, rtol=1e-6)
+        assert norms.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="reference"):
+        charts.drift(bn, "last")
+
+
+@pytest.mark.parametrize("reference", ["first", "previous"])
+def test_drift_of_a_long_history_matches_shift_on_the_shown_rows(long_bn, reference):
+    rows = charts.even_rows(len(long_bn))
+    expected = distribution_drift(long_bn, reference)["w1_rel"][rows]
+    fig = charts.drift(long_bn, reference)
+    for layer, trace in enumerate(fig.data):
+        np.testing.assert_array_equal(trace.x, long_bn.steps[rows])
+        np.testing.assert_allclose(trace.y, expected[:, long_bn.probe_index(layer, "norm")], rtol=1e-6)
+
+
+def test_gradient_histogram_shows_log10_bins(bn):
+    fig = charts.gradient_histogram(bn, 2)
+    k = bn.probe_index(2, "norm")
+    np.testing.assert_array_equal(fig.data[0].z, bn.column("grad_hist")[:, k, :].T)
+    edges = bn.grad_edges
+    np.testing.assert_allclose(fig.data[0].y, (edges[:-1] + edges[1:]) / 2, rtol=1e-6)
+
+
+def test_update_ratios_guide_line(bn):
+    fig = charts.update_ratios(bn)
+    guide = [t for t in fig.data if "1e-3" in (t.name or "")]
+    assert len(guide) == 1 and set(guide[0].y) == {1e-3} and "Karpathy" in guide[0].name
+    assert fig.layout.yaxis.type == "log"
+    np.testing.assert_allclose(fig.data[0].y[1:], bn.column("weight_stats")[1:, 0, WEIGHT_STATS.index("update_data")],
+                               rtol=1e-6)
+    assert not [t for t in charts.update_ratios(bn, "grad_data").data if "1e-3" in (t.name or "")]
+    with pytest.raises(ValueError, match="which"):
+        charts.update_ratios(bn, "nonsense")
+
+
+def test_gamma_beta_and_running_statistics(bn):
+    fig = charts.gamma_beta(bn, 1)
+    gamma, beta = fig.data
+    channels = bn.channels_frame()
+    block2 = channels[channels.layer == 2]
+    np.testing.assert_allclose(gamma.z, block2.pivot(index="channel", columns="step", values="gamma").to_numpy())
+    np.testing.assert_allclose(beta.z, block2.pivot(index="channel", columns="step", values="beta").to_numpy())
+    fig = charts.running_vs_batch(bn, 1, "var", channels=4)
+    assert len(fig.data) == 8
+    thin = _trace(fig, "channel 1 batch")
+    thick = _trace(fig, "channel 1")
+    ch0 = block2[block2.channel == 0]
+    np.testing.assert_allclose(thin.y, ch0.batch_var, rtol=1e-6)
+    np.testing.assert_allclose(thick.y, ch0.running_var, rtol=1e-6)
+    assert thick.line.width > thin.line.width
+    with pytest.raises(ValueError, match="stat"):
+        charts.running_vs_batch(bn, 0, "std")
+
+
+def test_train_eval_gap_plots_both_modes(bn):
+    fig = charts.train_eval_gap([("BN", bn)])
+    eval_mode, train_mode = fig.data
+    evaluated = np.isfinite(bn.scalar("test_acc_train_mode"))
+    np.testing.assert_allclose(train_mode.y, bn.scalar("test_acc_train_mode")[evaluated])
+    np.testing.assert_allclose(eval_mode.y, bn.scalar("test_acc")[np.isfinite(bn.scalar("test_acc"))])
+
+
+def test_ics_measure_or_a_note_when_not_measured(bn, nobn, mlp):
+    fig = charts.ics_measure([("no BN", nobn), ("BN", bn)])
+    assert len(fig.data) == 2 * 2 * 2  # runs x measured blocks (2 and 3) x (L2, cos)
+    ics = bn.column("ics")
+    measured = np.isfinite(ics[:, 1, 0])
+    np.testing.assert_allclose(_trace(fig, "BN: block2").y, ics[measured, 1, 0], rtol=1e-6)
+    assert "not measured" in _annotations(charts.ics_measure([("mlp", mlp)]))
+    assert "not measured: mlp" in _annotations(charts.ics_measure([("BN", bn), ("mlp", mlp)]))
+
+
+def test_figure_catalog_names_and_captions(bn, nobn, empty):
+    catalog = charts.figure_catalog(bn)
+    assert {"loss_accuracy", "saturation", "drift", "update_data", "ics", "gamma_beta_block1",
+            "running_var_block3", "distribution_block2_norm"} <= set(catalog)
+    for key, fig in catalog.items():
+        assert re.fullmatch(r"[a-z0-9_]+", key), key
+        assert isinstance(fig, go.Figure)
+        assert charts.caption(key), key
+    no_norm = charts.figure_catalog(nobn)
+    assert not [k for k in no_norm if k.startswith(("gamma", "running"))]
+    assert all(isinstance(f, go.Figure) for f in charts.figure_catalog(empty).values())
+    assert charts.figure_catalog(None)
+
+
+def test_captions_do_not_overclaim():
+    text = " ".join(charts.CAPTIONS.values()).lower()
+    assert "debated" in charts.CAPTIONS["distribution"] and "hypothesis" in charts.CAPTIONS["ics"]
+    assert "proven" not in text and "proves" not in text
+    assert "unbiased" in charts.CAPTIONS["running_var"] and "1/m" in charts.CAPTIONS["running_var"]
+
+
+def test_runs_may_be_given_several_ways(bn, empty):
+    for runs in (bn, {"BN": bn}, [("BN", bn), ("waiting", empty)], [("BN", bn), ("none yet", None)]):
+        assert charts.loss_accuracy(runs).data
+    fig = charts.distribution_grid([("BN", bn), ("waiting", empty)])
+    assert charts.WAITING in _annotations(fig)
+    assert charts.WAITING in _annotations(charts.loss_accuracy([]))
