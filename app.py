@@ -13,5 +13,12 @@ pages = {
         st.Page("pages/inside_bn.py", title="Inside BatchNorm", icon=":material/biotech:", url_path="inside-bn"),
         st.Page("pages/runs.py", title="Save & open runs", icon=":material/save:", url_path="runs"),
     ],
+    "Understand": [
+        st.Page("pages/bn_steps.py", title="BatchNorm step by step", icon=":material/calculate:", url_path="bn-steps"),
+        st.Page("pages/zoo.py", title="The normalization zoo", icon=":material/grid_view:", url_path="zoo"),
+        st.Page("pages/evidence.py", title="Is it really ICS?", icon=":material/science:", url_path="evidence"),
+        st.Page("pages/learn.py", title="Learn: quiz, glossary, flashcards", icon=":material/school:",
+                url_path="learn"),
+    ],
 }
 st.navigation(pages).run()

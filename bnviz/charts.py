@@ -67,7 +67,7 @@ HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 26, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
 _NOTE_CHARS = 85  # characters per line of such a note (~640 px at 15 px: fits a chart in Streamlit's centred layout)
-_LEGEND_ROW_WIDTH = 620  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
+_LEGEND_ROW_WIDTH = 580  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
 TEMPLATE = pio.templates["plotly_white"]
 
 
@@ -239,10 +239,14 @@ def _line(x, y, name: str, color: str, *, width: float = 3, dash: str = "solid",
 
 
 def _legend_rows(names: list[str]) -> int:
+    """Rows a horizontal legend takes: one if every entry fits, else plotly wraps them into equal columns."""
     if not names:
         return 0
-    width = sum(44 + 9 * len(name) for name in names)  # symbol + text at 16 px
-    return max(1, math.ceil(width / _LEGEND_ROW_WIDTH))
+    widths = [44 + 9 * len(name) for name in names]  # symbol + text at 16 px
+    if sum(widths) <= _LEGEND_ROW_WIDTH:
+        return 1
+    columns = max(1, _LEGEND_ROW_WIDTH // max(widths))
+    return math.ceil(len(names) / columns)
 
 
 def _merge(layout: dict, key: str, values: dict) -> None:
@@ -782,10 +786,16 @@ def update_ratios(history: History | None, which: str = "update_data") -> go.Fig
         traces.append(_line(x, _positive(ratios[idx, w]), name.removesuffix(".weight"),
                             block_color(layers.index(owner)) if block else GUIDE_COLOR, width=2.5 if block else 2,
                             dash="solid" if block else "dot", hovertemplate="%{y:.2g}"))
+    layout = {"yaxis": {"type": "log", "exponentformat": "power"}}
     if which == "update_data" and len(x):
-        traces.append(_line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, "≈1e-3: healthy update size (Karpathy)",
-                            GUIDE_COLOR, width=2, dash="dash", hoverinfo="skip"))
-    return _finish(traces, {"yaxis": {"type": "log", "exponentformat": "power"}}, title, "training step", y_title)
+        label = "≈1e-3: healthy update size (Karpathy)"  # on the line, not in the legend: too long for one row
+        traces.append(_line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, label, GUIDE_COLOR, width=2, dash="dash",
+                            hoverinfo="skip", showlegend=False))
+        layout["annotations"] = [{"text": label, "x": 1, "xref": "x domain", "xanchor": "right",
+                                  "y": math.log10(HEALTHY_UPDATE_RATIO), "yref": "y", "yanchor": "bottom",
+                                  "showarrow": False, "font": {"size": 15, "color": GUIDE_COLOR},
+                                  "bgcolor": "rgba(255,255,255,0.8)"}]
+    return _finish(traces, layout, title, "training step", y_title)
 
 
 def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:

@@ -8,7 +8,8 @@ What is measured, per recorded step:
   is sampled completely (every value, each once), a larger one is subsampled. Mean,
   std (1/n), min, max, the 15th/50th/85th percentiles (numpy's linear interpolation), the saturated fraction
   (tanh: |y| > 0.97; sigmoid: y < 0.03 or y > 0.97) or dead fraction (ReLU: y == 0) and a histogram on fixed
-  bins are computed from that sample. The histogram edges are fixed at the first recorded step (step 0): sigmoid
+  bins are computed from that sample. The histogram edges are fixed at the first recorded step that saw the tensor
+  (step 0 in training): sigmoid
   and tanh outputs use their whole range; any other tensor uses its step-0 median +- 6 step-0 standard deviations,
   widened to include the step-0 min and max (ReLU outputs start at 0). Values outside the edges are not dropped:
   they are counted in `frac_below` / `frac_above`, and the percentiles are exact for the sample whatever the edges.
@@ -105,6 +106,7 @@ class Recorder:
         self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
         self._sample_size: int | None = None
         self._edges_ready = False
+        self._has_edges = np.zeros(len(targets.probes), bool)
         k, m = len(targets.probes), self.chunk
         self._outputs: list[torch.Tensor | None] = [None] * k
         self._grads: list[torch.Tensor | None] = [None] * k
@@ -340,6 +342,10 @@ class Recorder:
                 "counts": self._counts[:n], "direct": self._direct[:n]}
 
     def _compute(self, ch: dict) -> None:
+        with np.errstate(all="ignore"):  # a diverging step has inf/NaN values: they become NaN statistics
+            self._compute_rows(ch)
+
+    def _compute_rows(self, ch: dict) -> None:
         n = len(ch["steps"])
         rows = {name: np.full((n, *shape), np.nan, dtype) for name, (shape, dtype) in
                 self.history.layout.row_shapes().items() if name not in ("step", "record")}
@@ -358,11 +364,13 @@ class Recorder:
     def _activation_stats(self, ch: dict, rows: dict) -> None:
         a = ch["acts"]  # (steps, probes, samples)
         present = ch["act_present"]
-        if not self._edges_ready and present[0].any():
-            for k in np.flatnonzero(present[0]):
-                self.history.hist_edges[k] = S.histogram_edges(a[0, k], self.history.layout.act_kinds[k],
+        if not self._edges_ready:  # each probe's edges come from the first recorded step that saw it
+            for k in np.flatnonzero(~self._has_edges & present.any(axis=0)):
+                first = np.flatnonzero(present[:, k])[0]
+                self.history.hist_edges[k] = S.histogram_edges(a[first, k], self.history.layout.act_kinds[k],
                                                                self.history.layout.bins)
-            self._edges_ready = True
+                self._has_edges[k] = True
+            self._edges_ready = bool(self._has_edges.all())
         out = rows["act_stats"]
         col = ACT_STATS.index
         s = np.sort(a, axis=-1)

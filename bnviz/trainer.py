@@ -29,6 +29,7 @@ from .targets import Targets
 
 EVAL_SUBSET = 1000  # test accuracy during training uses a fixed subset of this many test images (speed)
 EVAL_CHUNK = 500  # images per forward pass when evaluating
+FLUSH_SECONDS = 0.25  # a live job hands its pending statistics to the history at least this often
 
 
 class Run:
@@ -306,6 +307,7 @@ class Job:
         self.status = "running" if self.status in ("ready", "running") else self.status
         for run in self.runs:
             run.status = "running"
+        last_flush = time.perf_counter()
         try:
             while not self._stop.is_set():
                 if self._pause.is_set():
@@ -327,7 +329,13 @@ class Job:
                         batches[id(stream)] = stream.next()
                     run.train_step(*batches[id(stream)])
                 self.step = max(run.step for run in self.runs)
-                self._times.append((time.perf_counter(), self.step))
+                now = time.perf_counter()
+                self._times.append((now, self.step))
+                if now - last_flush > FLUSH_SECONDS:  # slow steps: do not let a chunk hold a page's charts back
+                    last_flush = now
+                    for run in self.runs:
+                        if run.recorder is not None:
+                            run.recorder.flush()
             for run in self.runs:
                 if not run.done:
                     run.status = "stopped"

@@ -17,3 +17,15 @@ def engine_digits():
 def engine_datasets(engine_digits):
     """A fresh `datasets` dict for `bnviz.trainer.Job` that already holds the seed-0 digits."""
     return {("digits", 0, 0.5): engine_digits}
+
+
+@pytest.fixture
+def engine_one_torch_thread():
+    """Run the test with one torch thread (tiny tensors: OpenMP hand-offs cost more than they save on a busy
+    2-core machine), and restore the previous count afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,6 +12,7 @@ from bnviz import batchnorm
 from bnviz.config import NORMS, PLACEMENTS, RunConfig
 from bnviz.models import NoisyBatchNorm, build_model, copy_shared_weights
 
+pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 DIGITS = (1, 8, 8)
 
 

@@ -1,0 +1,119 @@
+"""BatchNorm step by step: one training-mode forward pass on a small batch you can edit, number by number."""
+
+import streamlit as st
+
+from bnviz import bn_explain as bx
+from bnviz.ui.style import page_header
+
+page_header("BatchNorm step by step", r"""
+Edit the batch (6 samples × 3 channels) or the parameters and follow every number of one **training-mode**
+forward pass. Each channel (column) is normalized on its own, with the mean and variance of **this batch**.
+""")
+st.markdown("<style>[data-testid='stTable'] td, [data-testid='stTable'] th {font-size: 1.15rem;}</style>",
+            unsafe_allow_html=True)
+if "bn_steps_base" not in st.session_state:
+    st.session_state.bn_steps_base, st.session_state.bn_steps_version = bx.default_table(), 0
+
+
+def set_batch(table) -> None:
+    st.session_state.bn_steps_base = table
+    st.session_state.bn_steps_version += 1  # a new editor key drops the old edits
+
+
+def show(table, caption=None) -> None:
+    st.table(table.style.format(bx.format_number))
+    if caption:
+        st.caption(caption)
+
+
+left, right = st.columns([5, 4], gap="large")
+with left:
+    edited = st.data_editor(st.session_state.bn_steps_base, key=f"bn_steps_batch_{st.session_state.bn_steps_version}",
+                            num_rows="fixed", width="stretch")
+    b1, b2 = st.columns(2)
+    b1.button("↺ Default batch", key="bn_steps_reset", on_click=set_batch, args=(bx.default_table(),))
+    b2.button("Make channel 3 constant (all 7)", key="bn_steps_constant", on_click=set_batch,
+              args=(bx.default_table().assign(**{"channel 3": 7.0}),))
+with right:
+    eps = st.select_slider("ε, added to the variance (log scale; PyTorch default 1e-5)", bx.EPS_CHOICES,
+                           value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps")
+    momentum = st.slider("momentum (PyTorch: weight of the new batch, default 0.1)", 0.0, 1.0,
+                         bx.DEFAULT_MOMENTUM, 0.05, key="bn_steps_momentum")
+    gamma, beta = [], []
+    for c, column in enumerate(st.columns(3)):
+        gamma.append(column.number_input(f"γ{c + 1} (scale)", value=bx.DEFAULT_GAMMA[c], step=0.5, key=f"bn_steps_g{c}"))
+        beta.append(column.number_input(f"β{c + 1} (shift)", value=bx.DEFAULT_BETA[c], step=0.5, key=f"bn_steps_b{c}"))
+x, problem = bx.table_or_fallback(edited, bx.default_table())
+if problem:
+    st.error(problem, icon=":material/edit_off:")
+run = bx.train_and_eval(x, gamma, beta, eps, momentum)
+steps = run["steps"]
+
+steps_tab, eps_tab, mode_tab, torch_tab, conv_tab = st.tabs(
+    ["Steps 1–5", "What ε does", "Train vs eval", "Compare with PyTorch", "Conv layers: (N, C, H, W)"])
+with steps_tab:
+    f, t = st.columns([2, 3], gap="large")
+    f.latex(r"\mu = \frac{1}{m}\sum_{i=1}^{m} x_i \qquad \sigma^2 = \frac{1}{m}\sum_{i=1}^{m} (x_i-\mu)^2")
+    f.latex(r"\text{std} = \sqrt{\sigma^2 + \epsilon}")
+    f.markdown(f"*m* = {steps.m} values per channel. Normalizing uses σ² with **1/m**, the batch's own variance; "
+               "the **1/(m−1)** (unbiased) variance only feeds the running variance (tab *Train vs eval*).")
+    with t:
+        show(bx.statistics_table(steps, eps))
+    for col, title, formula, table in zip(st.columns(3, gap="medium"), ("Input x", "4. Normalize", "5. Scale and shift"),
+                                          (r"x", r"\hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
+                                           r"y = \gamma\,\hat x + \beta"),
+                                          (bx.per_sample_table(x), bx.per_sample_table(steps.x_hat), run["y_train"])):
+        with col:
+            st.markdown(f"#### {title}")
+            st.latex(formula)
+            show(table)
+    for name in bx.tiny_variance_channels(steps, eps):
+        st.info(f"**{name}** barely varies (σ² < 100 ε), so ε, not the data, sets its std: x̂ = (x − μ)/√(σ² + ε) ≈ "
+                "0/√ε = 0 and y ≈ β. Without ε a constant channel would give 0/0.", icon=":material/info:")
+with eps_tab:
+    st.markdown("Six samples of a channel that is **constant** (all 7), and of one that is constant except for a "
+                "tiny **+0.01** in the last sample. Constant: x̂ = 0/√ε = 0 for every ε (without ε: 0/0, undefined; "
+                "PyTorch refuses ε ≤ 0 in training). Nearly constant: with a tiny ε the 0.01 wobble is blown up "
+                f"to x̂ ≈ 2.2, as large as a real signal; a larger ε damps it. Your ε = **{bx.eps_label(eps)}**.")
+    show(bx.eps_demo())
+with mode_tab:
+    tr, ev = st.columns(2, gap="large")
+    tr.markdown("#### Training: this batch's statistics")
+    tr.latex(r"y = \gamma\,\frac{x-\mu_B}{\sqrt{\sigma_B^2+\epsilon}} + \beta")
+    tr.markdown("Each sample's output depends on the other samples in its batch.")
+    ev.markdown("#### Evaluation: running statistics, a fixed affine map")
+    ev.latex(r"y = \gamma\,\frac{x-\hat\mu}{\sqrt{\hat\sigma^2+\epsilon}} + \beta = a\,x + b")
+    ev.markdown("Same input, same output, whatever else is in the batch.")
+    st.markdown("#### One running-statistics update (PyTorch convention), from a fresh layer (0 and 1)")
+    st.latex(r"\hat\mu \leftarrow (1-\text{momentum})\,\hat\mu + \text{momentum}\,\mu_B \qquad "
+             r"\hat\sigma^2 \leftarrow (1-\text{momentum})\,\hat\sigma^2 + \text{momentum}\,\tfrac{m}{m-1}\sigma_B^2")
+    st.caption(f"momentum = {momentum:g}: keep {1 - momentum:.0%} of the old value, take {momentum:.0%} of this "
+               "batch. Keras/TensorFlow write the kept share instead (0.9 there = 0.1 here).")
+    show(run["running"])
+    a, y_t, y_e = st.columns([2, 2, 2], gap="medium")
+    with a:
+        st.markdown("#### Eval map y = a x + b")
+        show(run["affine"])
+    with y_t:
+        st.markdown("#### y in train mode")
+        show(run["y_train"])
+    with y_e:
+        st.markdown("#### y in eval mode")
+        show(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. After one batch the "
+             "running statistics are still far from the batch's: the same network answers differently.")
+with torch_tab:
+    st.markdown("`torch.nn.functional.batch_norm` on the same batch, γ, β, ε and momentum, in float64, against "
+                "bnviz's from-scratch `batch_norm` (no torch normalization op inside).")
+    diffs = bx.compare_with_torch(x, gamma, beta, eps, momentum)
+    st.table(diffs.style.format("{:.1e}"))
+    worst = diffs.iloc[:, 0].max()
+    (st.success if worst < bx.TORCH_TOLERANCE else st.error)(f"Largest difference: {worst:.1e}")
+with conv_tab:
+    st.markdown("For a conv layer the input has shape (N, C, H, W). BN keeps **one mean and one variance per "
+                "channel**, taken over all N images and all H × W positions.")
+    k, s, c = st.columns([3, 1, 1])
+    kind = k.radio("Normalization (group norm here: G = 2 groups)", tuple(bx.NORM_KINDS), format_func=bx.NORM_KINDS.get, key="bn_steps_kind")
+    sample = s.selectbox("sample", range(bx.EXAMPLE_SHAPE[0]), format_func=lambda i: str(i + 1), key="bn_steps_n")
+    channel = c.selectbox("channel", range(bx.EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1), key="bn_steps_c")
+    st.plotly_chart(bx.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
+    st.table(bx.shapes_table())
