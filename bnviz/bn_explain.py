@@ -148,10 +148,10 @@ def statistics_table(steps: BatchNormSteps, eps: float, channels=CHANNELS) -> pd
     """Steps 1-3, one column per channel: mean, both variances (and where each is used), std."""
     m = steps.m
     rows = {
-        "1. mean μ": steps.mean,
-        f"2. variance σ², ÷ m = {m}  → normalizes": steps.var_biased,
-        f"2'. variance, ÷ (m−1) = {m - 1}  → running var": steps.var_unbiased,
-        f"3. std √(σ² + ε), ε = {eps_label(eps)}": steps.std,
+        "step 1 · mean μ": steps.mean,
+        f"step 2 · variance σ² (÷ m = {m}): normalizes": steps.var_biased,
+        f"variance ÷ (m−1) = {m - 1}: running var only": steps.var_unbiased,
+        f"step 3 · std √(σ² + ε), ε = {eps_label(eps)}": steps.std,
     }
     return pd.DataFrame({k: v.tolist() for k, v in rows.items()}, index=list(channels)[: steps.mean.numel()]).T
 
@@ -183,8 +183,8 @@ def eps_demo(eps_values=EPS_CHOICES, value: float = 7.0, wobble: float = 0.01, m
             "constant: σ²": flat.var_biased.item(),
             "constant: √(σ²+ε)": flat.std.item(),
             "constant: x̂": flat.x_hat[-1, 0].item(),
-            f"last sample +{wobble:g}: σ²": bumpy.var_biased.item(),
-            f"last sample +{wobble:g}: x̂ of it": bumpy.x_hat[-1, 0].item(),
+            "nearly constant: σ²": bumpy.var_biased.item(),
+            f"nearly constant: x̂ of the +{wobble:g} sample": bumpy.x_hat[-1, 0].item(),
         })
     return pd.DataFrame(rows).set_index("ε")
 
@@ -223,8 +223,7 @@ def train_and_eval(x: Tensor, gamma, beta, eps: float, momentum: float) -> dict[
     running_var = (1 - momentum) * INIT_RUNNING_VAR + momentum * steps.var_unbiased
     a, b = eval_affine(running_mean, running_var, gamma, beta, eps)
     y_eval = a * x.to(DTYPE) + b
-    affine = pd.DataFrame({"a = γ / √(running var + ε)": a.tolist(), "b = β − a · running mean": b.tolist()},
-                          index=list(CHANNELS)[: x.shape[1]]).T
+    affine = pd.DataFrame({"a": a.tolist(), "b": b.tolist()}, index=list(CHANNELS)[: x.shape[1]])
     return {"steps": steps, "running": running_update(steps, momentum), "affine": affine,
             "y_train": per_sample_table(steps.output), "y_eval": per_sample_table(y_eval),
             "gap": (steps.output - y_eval).abs().max().item()}
@@ -321,16 +320,16 @@ def axes_figure(kind: str, shape=EXAMPLE_SHAPE, sample: int = 0, channel: int = 
             z[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = mask[i, j].astype(float)
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, showscale=False, hoverinfo="skip", xgap=3, ygap=3,
                                colorscale=[[0, "#DDDDDD"], [1, OKABE_ITO["blue"]]]))
-    fig.update_xaxes(tickvals=[j * (w + 1) + (w - 1) / 2 for j in range(c)], side="top",
-                     ticktext=[f"channel {j + 1}" for j in range(c)], showgrid=False, zeroline=False)
-    fig.update_yaxes(tickvals=[i * (h + 1) + (h - 1) / 2 for i in range(n)], autorange="reversed",
+    fig.update_xaxes(tickvals=[j * (w + 1) + (w - 1) / 2 for j in range(c)], side="top", ticks="",
+                     ticktext=[f"channel {j + 1}" for j in range(c)], showgrid=False, zeroline=False,
+                     title={"text": "C: channels", "standoff": 6})
+    fig.update_yaxes(tickvals=[i * (h + 1) + (h - 1) / 2 for i in range(n)], autorange="reversed", ticks="",
                      ticktext=[f"sample {i + 1}" for i in range(n)], showgrid=False, zeroline=False,
-                     scaleanchor="x")
+                     scaleanchor="x", title={"text": "N: samples", "standoff": 6})
     m = int(mask.sum())
-    fig.update_layout(font={**FONT, "size": 18}, height=140 + 28 * n * (h + 1), plot_bgcolor="white",
-                      margin={"l": 10, "r": 10, "t": 60, "b": 50}, paper_bgcolor="white",
-                      annotations=[{"text": f"blue: the {m} values behind one mean and one variance "
-                                            f"(each small grid is one H × W = {h} × {w} feature map)",
+    fig.update_layout(font={**FONT, "size": 18}, height=170 + 40 * n * (h + 1), plot_bgcolor="white",
+                      margin={"l": 120, "r": 10, "t": 90, "b": 50}, paper_bgcolor="white",
+                      annotations=[{"text": f"blue: the {m} values behind one mean and one variance",
                                     "xref": "paper", "yref": "paper", "x": 0, "y": -0.02, "yanchor": "top",
                                     "showarrow": False, "font": {"size": 16}}])
     return fig

@@ -19,6 +19,7 @@ Pages should draw them with `st.plotly_chart(fig, theme=None)`, or Streamlit's t
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Iterable, Mapping
 
@@ -27,7 +28,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import recorder as _recorder
+from . import stats as _stats
 from .history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
 from .shift import wasserstein_1d
 
@@ -37,8 +38,8 @@ ACT_INPUT = "act_input"  # stage alias: whatever feeds the activation (the norm 
 OUTSIDE_WARNING = 0.05  # share of values beyond the fixed histogram range above which drift is flagged
 HEALTHY_UPDATE_RATIO = 1e-3  # Karpathy's rule of thumb for update:data (std of the update / std of the weight)
 # The recorder's thresholds, for axis labels (defaults in case the recorder is refactored and renames them).
-TANH_SATURATED = getattr(_recorder, "TANH_SATURATED", 0.97)
-SIGMOID_SATURATED = getattr(_recorder, "SIGMOID_SATURATED", 0.03)
+TANH_SATURATED = _stats.TANH_SATURATED
+SIGMOID_SATURATED = _stats.SIGMOID_SATURATED
 
 # ---- style ---------------------------------------------------------------------------------------------------
 OKABE_ITO = {  # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
@@ -64,7 +65,7 @@ FONT = {"family": "Arial, Helvetica, sans-serif", "size": 16, "color": "#222222"
 TITLE_SIZE = 22
 AXIS_TITLE_SIZE = 18
 HEIGHT = 460  # px of a single chart; grids grow with their rows
-_TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 26, 30  # top-margin layout, in pixels
+_TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 30, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
 _NOTE_CHARS = 85  # characters per line of such a note (~640 px at 15 px: fits a chart in Streamlit's centred layout)
 _LEGEND_ROW_WIDTH = 580  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
@@ -391,10 +392,9 @@ def _zmax(z: np.ndarray) -> float:
     """Top of the colour scale for a (bins, columns) heatmap: the 99th percentile of its cells, leaving out a bin
     that dominates all others (ReLU's zeros, a saturated sigmoid) so it does not wash out the rest of the
     distribution; cells above the top get the darkest colour (hover shows their value)."""
-    with np.errstate(invalid="ignore"):
-        totals = np.nansum(np.where(np.isfinite(z), z, 0.0), axis=1) if z.ndim == 2 else np.zeros(0)
+    totals = np.where(np.isfinite(z), z, 0.0).sum(axis=1)  # per bin, over all columns
     if totals.size > 2:
-        first, second = np.sort(totals)[-1], np.sort(totals)[-2]
+        second, first = np.sort(totals)[-2:]
         if first > DOMINANT_BIN * second:
             z = np.delete(z, int(np.argmax(totals)), axis=0)
     finite = z[np.isfinite(z)]
@@ -571,14 +571,14 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
         return _message("Histogram now vs at step 0")
     layer = _layer_index(history, layer)
     stage = _stage(history, layer, stage)
-    title = f"{history.layout.layers[layer]}: {stage_label(history, layer, stage)}, now vs step 0"
+    first, last = 0, len(history) - 1
+    step0, step_now = int(history.steps[first]), int(history.steps[last])
+    title = f"{history.layout.layers[layer]}: {stage_label(history, layer, stage)}, now vs step {step0:,}"
     k = history.probe_index(layer, stage)
     if k is None:
         return _message(title, _missing_stage_text(history, layer, stage))
     hist = history.column("act_hist")[:, k, :]
     edges = history.hist_edges[k].astype(np.float64)
-    first, last = 0, len(history) - 1
-    step0, step_now = int(history.steps[first]), int(history.steps[last])
     start = _finite(hist[first])
     traces = [
         {"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": _finite(hist[last]), "width": np.diff(edges),
@@ -643,7 +643,7 @@ def saturation(history: History | None) -> go.Figure:
     acts = [(layer, k) for k, (layer, stage) in enumerate(layout.probes) if stage == "act"]
     kinds = {layout.act_kinds[k] for _, k in acts}
     if kinds == {"relu"}:
-        stat, title = "frac_dead", "Inactive ReLU outputs (exactly 0)"
+        stat, title = "frac_dead", "ReLU outputs that are exactly 0 (inactive or dead units)"
         y_title = "fraction of outputs = 0"
     elif kinds == {"tanh"}:
         stat, title = "frac_saturated", f"Saturated tanh outputs (|y| > {TANH_SATURATED:g})"
@@ -791,8 +791,8 @@ def update_ratios(history: History | None, which: str = "update_data") -> go.Fig
         label = "≈1e-3: healthy update size (Karpathy)"  # on the line, not in the legend: too long for one row
         traces.append(_line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, label, GUIDE_COLOR, width=2, dash="dash",
                             hoverinfo="skip", showlegend=False))
-        layout["annotations"] = [{"text": label, "x": 1, "xref": "x domain", "xanchor": "right",
-                                  "y": math.log10(HEALTHY_UPDATE_RATIO), "yref": "y", "yanchor": "bottom",
+        layout["annotations"] = [{"text": label, "x": 0.01, "xref": "x domain", "xanchor": "left",
+                                  "y": math.log10(HEALTHY_UPDATE_RATIO), "yref": "y", "yanchor": "top",
                                   "showarrow": False, "font": {"size": 15, "color": GUIDE_COLOR},
                                   "bgcolor": "rgba(255,255,255,0.8)"}]
     return _finish(traces, layout, title, "training step", y_title)
@@ -947,11 +947,12 @@ CAPTIONS: dict[str, str] = {
     "train_eval_gap": (
         "The same network scored two ways: in eval mode batch norm uses its running statistics (solid); in train "
         "mode each test batch is normalized with its own statistics (dashed). With small batches the two differ; "
-        "without batch norm they coincide. Forgetting model.eval() before testing is a classic bug."),
+        "a network without batch-dependent layers scores the same in both. Forgetting model.eval() before testing "
+        "is a classic bug."),
     "distribution": (
         "Each column is the histogram of this block's values at one step (darker = more values; white = none), on "
         "bins fixed at step 0; the red lines are the exact 15th, 50th and 85th percentiles. A band that moves or "
-        "widens means the next layer sees a changing input distribution, the 'internal covariate shift' that Ioffe "
+        "widens means the layers after it see a changing input distribution, the 'internal covariate shift' Ioffe "
         "& Szegedy (2015) designed batch norm to reduce. Whether reducing it is why batch norm helps is debated "
         "(Santurkar et al. 2018)."),
     "distribution_grid": (
@@ -972,12 +973,13 @@ CAPTIONS: dict[str, str] = {
     "drift": (
         "One number per block for how far its value distribution has moved: the 1-Wasserstein (earth mover's) "
         "distance from the distribution at step 0, divided by the standard deviation at step 0, so blocks compare. "
-        "It measures the distribution shift the original batch-norm paper talks about; it does not measure how much "
-        "that shift hurts training."),
+        "It measures the distribution shift the original batch-norm paper talks about, not how much that shift "
+        "hurts training. Values beyond the fixed bins count at the nearest edge, so a curve flattens once its "
+        "distribution has left the range (the figure says when)."),
     "gradient_norms": (
         "The size (L2 norm) of the loss gradient arriving at each block's activation input, log scale. Curves that "
         "sit decades apart, falling with depth from the output, show vanishing gradients; rising without bound, "
-        "exploding ones. Batch norm tends to keep them within a narrower band."),
+        "exploding ones. Compare runs with and without normalization."),
     "gradient_histogram": (
         "How the gradient values are spread over orders of magnitude: each column is a histogram of log10 |gradient| "
         "at one step (darker = more values). Exact zeros, e.g. behind inactive ReLUs, are counted separately; values "
@@ -990,7 +992,8 @@ CAPTIONS: dict[str, str] = {
         "The gradient's size relative to the weights it updates: std(gradient) / std(weight), log scale. Layers far "
         "apart here learn at very different speeds with one shared learning rate."),
     "gamma_beta": (
-        "Batch norm's learned per-channel scale gamma (starts at 1) and shift beta (starts at 0). After normalizing, "
+        "The normalization layer's learned per-channel scale gamma (starts at 1) and shift beta (starts at 0). "
+        "After normalizing, "
         "the layer multiplies by gamma and adds beta, so the network can undo the normalization where that helps: "
         "red = above the starting value, blue = below."),
     "running_mean": (
@@ -1010,12 +1013,22 @@ CAPTIONS: dict[str, str] = {
 }
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "layer"
+
+
 def figure_catalog(history: History | None) -> dict[str, go.Figure]:
-    """Every figure that makes sense for one run, keyed by a file-friendly name (captions: `caption(key)`)."""
+    """Every figure that makes sense for one run, keyed by a file-friendly name (captions: `caption(key)`).
+
+    Keys: "loss_accuracy", "train_eval_gap", "distribution_<block>_<stage>", "histogram_<block>_<stage>",
+    "percentiles_<block>_<stage>", "saturation", "drift", "gradient_norms", "gradient_histogram_<block>_<stage>",
+    "update_data", "grad_data", and with normalization "gamma_beta_<block>", "running_mean_<block>",
+    "running_var_<block>"; "ics" when it was measured.
+    """
     if history is None:
         return {"loss_accuracy": loss_accuracy([])}
     runs = [("run", history)]
-    layers = history.layout.layers
+    layers = [_slug(name) for name in history.layout.layers]
     out: dict[str, go.Figure] = {"loss_accuracy": loss_accuracy(runs)}
     if np.isfinite(history.scalar("test_acc_train_mode")).any() or not len(history):
         out["train_eval_gap"] = train_eval_gap(runs)

@@ -288,8 +288,8 @@ class History:
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"run.json is malformed: {exc}") from None
         if n < 0 or capacity * layout.row_bytes() > MAX_LOAD_BYTES:
-            raise ValueError(f"run.json is malformed: n={n}, capacity={capacity} and this layout would need "
-                             f"{capacity * layout.row_bytes() / 1e6:.0f} MB; the limit is {MAX_LOAD_BYTES / 1e6:.0f} MB")
+            raise ValueError(f"run.json is malformed: n={n} and capacity={capacity} would need "
+                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {MAX_LOAD_BYTES // 10**6} MB")
         history = cls(layout, capacity=capacity)
         arrays = _read_npz(src / "arrays.npz")
         hists = _read_npz(src / "histograms.npz")

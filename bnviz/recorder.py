@@ -109,7 +109,6 @@ class Recorder:
         self._has_edges = np.zeros(len(targets.probes), bool)
         k, m = len(targets.probes), self.chunk
         self._outputs: list[torch.Tensor | None] = [None] * k
-        self._grads: list[torch.Tensor | None] = [None] * k
         self._begun = False
         # chunk storage: slot c holds the c-th recorded step since the last flush
         self._fill = 0
@@ -195,10 +194,10 @@ class Recorder:
         return self.armed and not self._suspended and module.training
 
     def _forward_hook(self, k: int):
-        grads = self._grads
-
-        def grad_hook(grad):
-            grads[k] = grad
+        def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
+            if self._ensure_buffers():
+                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_samples[self._fill, k])
+                self._grad_present[self._fill, k] = True
 
         def hook(module, inputs, output):
             if not self._listening(module) or not isinstance(output, torch.Tensor):
@@ -260,7 +259,7 @@ class Recorder:
         self._begun = True
         c = self._fill
         self._outputs[:] = [None] * len(self._outputs)
-        self._grads[:] = [None] * len(self._grads)
+        self._grad_present[c] = False
         self._direct[c].clear()
         self._w_before.copy(c, self._weights)
         if self._running:
@@ -287,37 +286,33 @@ class Recorder:
         self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads)])
         self._channels.copy(c, self._channel_tensors)
         self._outputs[:] = [None] * len(self._outputs)
-        self._grads[:] = [None] * len(self._grads)
         self._fill += 1
         self._begun = False
         if self._fill == self.chunk:
             self.flush()
         return True
 
-    def _gather(self, c: int) -> None:
-        """Copy the sampled values of every output and gradient of this step into chunk slot c."""
-        outs, grads = self._outputs, self._grads
+    def _ensure_buffers(self) -> bool:
+        """Allocate the chunk's sample buffers once every probe's size is known (after the first forward)."""
         if self._acts is None:
-            present = [o.numel() for o in outs if o is not None]
+            present = [o.numel() for o in self._outputs if o is not None]
             if not present:
-                return
+                return False
             self._sample_size = min(self.samples, min(present))
-            shape = (self.chunk, len(outs), self._sample_size)
+            shape = (self.chunk, len(self._outputs), self._sample_size)
             self._acts, self._grad_samples = torch.zeros(shape), torch.zeros(shape)
-        with torch.no_grad():
-            self._gather_into(c, outs, grads)
+        return True
 
-    def _gather_into(self, c: int, outs: list, grads: list) -> None:
-        for k, out in enumerate(outs):
-            self._act_present[c, k] = out is not None
-            self._grad_present[c, k] = grads[k] is not None
-            if out is None:
-                continue
-            idx = self._indices(k, out.numel())
-            self._numel[c, k] = out.numel()
-            torch.take(out, idx, out=self._acts[c, k])
-            if grads[k] is not None:
-                torch.take(grads[k], idx, out=self._grad_samples[c, k])
+    def _gather(self, c: int) -> None:
+        """Copy the sampled values of every output of this step into chunk slot c (gradients came in hooks)."""
+        if not self._ensure_buffers():
+            return
+        with torch.no_grad():
+            for k, out in enumerate(self._outputs):
+                self._act_present[c, k] = out is not None
+                if out is not None:
+                    self._numel[c, k] = out.numel()
+                    torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
         for j, k in enumerate(self._norm_probe):
             if k is not None:
                 self._counts[c, j] = self._numel[c, k] / self._norm_width[j]

@@ -20,8 +20,11 @@ def set_batch(table) -> None:
     st.session_state.bn_steps_version += 1  # a new editor key drops the old edits
 
 
-def show(table, caption=None) -> None:
-    st.table(table.style.format(bx.format_number))
+def show(table, caption=None, highlight=None) -> None:
+    """A table with readable numbers; the row named `highlight` stands out."""
+    mark = "background-color: #FFF1B8; font-weight: bold"
+    styler = table.style.format(bx.format_number)
+    st.table(styler.apply(lambda row: [mark if row.name == highlight else ""] * len(row), axis=1))
     if caption:
         st.caption(caption)
 
@@ -39,10 +42,9 @@ with right:
                            value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps")
     momentum = st.slider("momentum (PyTorch: weight of the new batch, default 0.1)", 0.0, 1.0,
                          bx.DEFAULT_MOMENTUM, 0.05, key="bn_steps_momentum")
-    gamma, beta = [], []
-    for c, column in enumerate(st.columns(3)):
-        gamma.append(column.number_input(f"γ{c + 1} (scale)", value=bx.DEFAULT_GAMMA[c], step=0.5, key=f"bn_steps_g{c}"))
-        beta.append(column.number_input(f"β{c + 1} (shift)", value=bx.DEFAULT_BETA[c], step=0.5, key=f"bn_steps_b{c}"))
+    gamma, beta = zip(*[(col.number_input(f"γ{c + 1} (scale)", value=g, step=0.5, key=f"bn_steps_g{c}"),
+                         col.number_input(f"β{c + 1} (shift)", value=b, step=0.5, key=f"bn_steps_b{c}"))
+                        for c, (col, g, b) in enumerate(zip(st.columns(3), bx.DEFAULT_GAMMA, bx.DEFAULT_BETA))])
 x, problem = bx.table_or_fallback(edited, bx.default_table())
 if problem:
     st.error(problem, icon=":material/edit_off:")
@@ -59,10 +61,11 @@ with steps_tab:
                "the **1/(m−1)** (unbiased) variance only feeds the running variance (tab *Train vs eval*).")
     with t:
         show(bx.statistics_table(steps, eps))
-    for col, title, formula, table in zip(st.columns(3, gap="medium"), ("Input x", "4. Normalize", "5. Scale and shift"),
-                                          (r"x", r"\hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
-                                           r"y = \gamma\,\hat x + \beta"),
-                                          (bx.per_sample_table(x), bx.per_sample_table(steps.x_hat), run["y_train"])):
+    for col, (title, formula, table) in zip(st.columns(3, gap="medium"), (
+            ("Input x", "x", bx.per_sample_table(x)),
+            ("Step 4 · normalize", r"\hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
+             bx.per_sample_table(steps.x_hat)),
+            ("Step 5 · scale and shift", r"y = \gamma\,\hat x + \beta", run["y_train"]))):
         with col:
             st.markdown(f"#### {title}")
             st.latex(formula)
@@ -75,7 +78,7 @@ with eps_tab:
                 "tiny **+0.01** in the last sample. Constant: x̂ = 0/√ε = 0 for every ε (without ε: 0/0, undefined; "
                 "PyTorch refuses ε ≤ 0 in training). Nearly constant: with a tiny ε the 0.01 wobble is blown up "
                 f"to x̂ ≈ 2.2, as large as a real signal; a larger ε damps it. Your ε = **{bx.eps_label(eps)}**.")
-    show(bx.eps_demo())
+    show(bx.eps_demo(), highlight=bx.eps_label(eps))
 with mode_tab:
     tr, ev = st.columns(2, gap="large")
     tr.markdown("#### Training: this batch's statistics")
@@ -90,30 +93,38 @@ with mode_tab:
     st.caption(f"momentum = {momentum:g}: keep {1 - momentum:.0%} of the old value, take {momentum:.0%} of this "
                "batch. Keras/TensorFlow write the kept share instead (0.9 there = 0.1 here).")
     show(run["running"])
-    a, y_t, y_e = st.columns([2, 2, 2], gap="medium")
+    a, y_t, y_e = st.columns(3, gap="medium")
     with a:
         st.markdown("#### Eval map y = a x + b")
+        st.latex(r"a = \frac{\gamma}{\sqrt{\hat\sigma^2+\epsilon}} \qquad b = \beta - a\,\hat\mu")
         show(run["affine"])
     with y_t:
         st.markdown("#### y in train mode")
         show(run["y_train"])
     with y_e:
         st.markdown("#### y in eval mode")
-        show(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. After one batch the "
-             "running statistics are still far from the batch's: the same network answers differently.")
+        show(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. The running statistics "
+             "are not this batch's statistics, so the same inputs give different outputs in the two modes.")
 with torch_tab:
     st.markdown("`torch.nn.functional.batch_norm` on the same batch, γ, β, ε and momentum, in float64, against "
                 "bnviz's from-scratch `batch_norm` (no torch normalization op inside).")
     diffs = bx.compare_with_torch(x, gamma, beta, eps, momentum)
     st.table(diffs.style.format("{:.1e}"))
     worst = diffs.iloc[:, 0].max()
-    (st.success if worst < bx.TORCH_TOLERANCE else st.error)(f"Largest difference: {worst:.1e}")
+    if worst < bx.TORCH_TOLERANCE:
+        st.success(f"Largest difference {worst:.1e}: the same numbers, up to float64 rounding.")
+    else:
+        st.error(f"Largest difference {worst:.1e}: bnviz and PyTorch disagree.")
 with conv_tab:
     st.markdown("For a conv layer the input has shape (N, C, H, W). BN keeps **one mean and one variance per "
-                "channel**, taken over all N images and all H × W positions.")
-    k, s, c = st.columns([3, 1, 1])
-    kind = k.radio("Normalization (group norm here: G = 2 groups)", tuple(bx.NORM_KINDS), format_func=bx.NORM_KINDS.get, key="bn_steps_kind")
-    sample = s.selectbox("sample", range(bx.EXAMPLE_SHAPE[0]), format_func=lambda i: str(i + 1), key="bn_steps_n")
-    channel = c.selectbox("channel", range(bx.EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1), key="bn_steps_c")
-    st.plotly_chart(bx.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
+                "channel**, taken over all N images and all H × W positions. Each small grid is one H × W feature map.")
+    fig, ctl = st.columns([3, 2], gap="large")
+    with ctl:
+        kind = st.radio("Compare: which values share one mean?", tuple(bx.NORM_KINDS), format_func=bx.NORM_KINDS.get,
+                        key="bn_steps_kind")
+        channel = st.selectbox("channel", range(bx.EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1),
+                               key="bn_steps_c")
+        sample = st.selectbox("sample (layer, instance and group norm: G = 2 groups)", range(bx.EXAMPLE_SHAPE[0]),
+                              format_func=lambda i: str(i + 1), key="bn_steps_n")
+    fig.plotly_chart(bx.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
     st.table(bx.shapes_table())

@@ -8,9 +8,9 @@ from bnviz import charts
 from bnviz.config import RunConfig
 from bnviz.shift import distribution_drift
 from bnviz.ui.controls import config_controls
-from bnviz.ui.live import download_button, live_view, run_buttons
+from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Compare two runs", """
 Set up run **A** and run **B** (by default identical except that A uses batch norm and B does not). Both train in
@@ -46,10 +46,10 @@ def final_numbers(labels, histories) -> pd.DataFrame:
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    st.plotly_chart(charts.loss_accuracy(runs), key="cmp_loss")
-    st.plotly_chart(charts.distribution_grid(runs, stage=charts.ACT_INPUT), key="cmp_grid")
+    show(charts.loss_accuracy(runs), "cmp_loss")
+    show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "cmp_grid")
     st.caption(charts.caption("distribution_grid"))
-    st.plotly_chart(charts.percentile_lines(runs), key="cmp_pct")
+    show(charts.percentile_lines(runs), "cmp_pct")
     st.caption(charts.caption("percentiles"))
     st.dataframe(final_numbers(labels, histories), hide_index=True)
 

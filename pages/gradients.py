@@ -6,7 +6,7 @@ from bnviz import charts
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Gradients", """
 Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if
@@ -25,11 +25,11 @@ def draw(labels, histories):
     for column, (label, history) in zip(st.columns(len(runs)), runs):
         with column:
             st.markdown(f"**Run {label}**")
-            st.plotly_chart(charts.gradient_norms(history), key=f"grad_norms_{label}")
+            show(charts.gradient_norms(history), f"grad_norms_{label}")
             layer = min(block, len(history.layout.layers)) - 1
-            st.plotly_chart(charts.gradient_histogram(history, layer), key=f"grad_hist_{label}")
-            st.plotly_chart(charts.update_ratios(history, "update_data"), key=f"grad_upd_{label}")
-            st.plotly_chart(charts.update_ratios(history, "grad_data"), key=f"grad_gd_{label}")
+            show(charts.gradient_histogram(history, layer), f"grad_hist_{label}")
+            show(charts.update_ratios(history, "update_data"), f"grad_upd_{label}")
+            show(charts.update_ratios(history, "grad_data"), f"grad_gd_{label}")
     st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "
                "learns; a block far below the others barely moves. **Gradient histogram** — the spread of "
                "log10 |gradient| at each step. **update:data** — how much one step changes a weight relative to "

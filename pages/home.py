@@ -4,9 +4,9 @@ import streamlit as st
 
 from bnviz import charts
 from bnviz.presets import DEFAULT_PRESET, PRESETS
-from bnviz.ui.live import live_view
+from bnviz.ui.live import LIVE_POINTS, live_view
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Batch normalization, live", """
 A deep network learns every layer at once, so while it trains, the values that each layer receives keep
@@ -32,7 +32,7 @@ with left:
 with right:
     def draw(labels, histories):
         runs = list(zip(labels, histories))
-        st.plotly_chart(charts.distribution_grid(runs, stage=charts.ACT_INPUT), key="home_grid")
+        show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
         st.caption(charts.caption("distribution_grid"))
 
     live_view(lab, draw, key="home")

@@ -6,7 +6,7 @@ from bnviz import charts
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Inside BatchNorm", r"""
 In training, BN normalizes each channel with the **current batch's** mean μ and variance σ² (divided by *m*, the
@@ -28,14 +28,14 @@ stat = c2.radio("Statistic", ("mean", "var"), horizontal=True, key="bn_stat", pe
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    st.plotly_chart(charts.train_eval_gap(runs), key="bn_gap")
+    show(charts.train_eval_gap(runs), "bn_gap")
     st.caption(charts.caption("train_eval_gap"))
     for column, (label, history) in zip(st.columns(len(runs)), runs):
         with column:
             st.markdown(f"**Run {label}**")
             layer = min(block, len(history.layout.layers)) - 1
-            st.plotly_chart(charts.gamma_beta(history, layer), key=f"bn_gb_{label}")
-            st.plotly_chart(charts.running_vs_batch(history, layer, stat), key=f"bn_rb_{label}")
+            show(charts.gamma_beta(history, layer), f"bn_gb_{label}")
+            show(charts.running_vs_batch(history, layer, stat), f"bn_rb_{label}")
     st.caption(charts.caption("running_vs_batch"))
 
 

@@ -7,7 +7,7 @@ from bnviz.lab import LoadedRuns
 from bnviz.runfile import MAX_ZIP_BYTES, unpack_runs
 from bnviz.ui.live import download_button
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Save & open runs", """
 A run file is a zip of plain JSON, CSV and NPZ files (no pickle): every recorded statistic of every step, the
@@ -37,5 +37,5 @@ if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
 
 labels, histories = lab.histories()
 if histories:
-    st.plotly_chart(charts.loss_accuracy(list(zip(labels, histories))), key="runs_loss")
+    show(charts.loss_accuracy(list(zip(labels, histories))), "runs_loss")
     st.page_link("pages/train.py", label="See it on Train & watch", icon=":material/play_circle:")

@@ -4,9 +4,9 @@ import streamlit as st
 
 from bnviz import charts
 from bnviz.ui.controls import sidebar_setup
-from bnviz.ui.live import download_button, live_view, run_buttons
+from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Train & watch", """
 Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the
@@ -33,8 +33,8 @@ block = c2.slider("Block (for the histogram)", 1, 6, 1, key="train_block", persi
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    st.plotly_chart(charts.loss_accuracy(runs), key="train_loss")
-    st.plotly_chart(charts.distribution_grid(runs, stage=stage), key="train_grid")
+    show(charts.loss_accuracy(runs), "train_loss")
+    show(charts.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
     st.caption(charts.caption("distribution_grid"))
     layer = min(block, len(histories[0].layout.layers)) - 1
     for column, (label, history) in zip(st.columns(len(runs)), runs):
@@ -44,7 +44,7 @@ def draw(labels, histories):
                 fig = charts.histogram_now_vs_start(history, layer, stage)
             else:
                 fig = getattr(charts, detail)(history)
-            st.plotly_chart(fig, key=f"train_{detail}_{label}")
+            show(fig, f"train_{detail}_{label}")
     st.caption(charts.caption(detail))
 
 

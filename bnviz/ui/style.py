@@ -18,3 +18,8 @@ def page_header(title: str, intro: str) -> None:
     st.markdown(CSS, unsafe_allow_html=True)
     st.title(title)
     st.markdown(intro)
+
+
+def show(fig, key: str) -> None:
+    """Draw a bnviz figure as built (Streamlit's theme would replace its projector-sized styling)."""
+    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
