@@ -161,9 +161,21 @@ def per_sample_table(values: Tensor, channels=CHANNELS) -> pd.DataFrame:
     return pd.DataFrame(values.tolist(), columns=list(channels)[: values.shape[1]], index=sample_labels(len(values)))
 
 
-def tiny_variance_channels(steps: BatchNormSteps, eps: float, channels=CHANNELS) -> list[str]:
-    """Channels whose variance is not much larger than eps (below 100 eps): there eps, not the data, decides std."""
-    return [channels[c] for c, v in enumerate(steps.var_biased.tolist()) if v < 100 * eps]
+EPS_NOTICEABLE = 0.99  # note a channel when eps shrinks its x_hat by more than 1% (sigma / sqrt(sigma^2 + eps))
+
+
+def eps_notes(steps: BatchNormSteps, eps: float, channels=CHANNELS) -> list[str]:
+    """A sentence for every channel whose variance is so small that eps, not the data, shapes its x_hat."""
+    notes = []
+    for name, mean, var, std in zip(channels, steps.mean.tolist(), steps.var_biased.tolist(), steps.std.tolist()):
+        if var <= (1e-12 * max(1.0, abs(mean))) ** 2:  # all values equal, up to float64 rounding of the mean
+            notes.append(f"**{name}** is constant: σ² = 0, so x̂ = (x − μ)/√(σ² + ε) = 0/√ε = 0 and y = β. "
+                         "Without ε this would be 0/0.")
+        elif math.sqrt(var) / std < EPS_NOTICEABLE:
+            notes.append(f"**{name}** barely varies (σ² = {format_number(var)}, ε = {eps_label(eps)}): ε is a large "
+                         f"part of √(σ² + ε) = {format_number(std)}, so its x̂ values are only "
+                         f"{math.sqrt(var) / std:.0%} of (x − μ)/σ.")
+    return notes
 
 
 def eps_demo(eps_values=EPS_CHOICES, value: float = 7.0, wobble: float = 0.01, m: int = 6) -> pd.DataFrame:

@@ -23,7 +23,7 @@ class JobLimiter:
     """At most `capacity` jobs train at once on this server (default: one per core)."""
 
     def __init__(self, capacity: int | None = None):
-        self.capacity = capacity or int(os.environ.get("BNVIZ_MAX_JOBS", 0)) or (os.cpu_count() or 1)
+        self.capacity = capacity or _env_int("BNVIZ_MAX_JOBS") or available_cores()
         self._lock = threading.Lock()
         self._holders: set[int] = set()
 
@@ -44,6 +44,19 @@ class JobLimiter:
     def in_use(self) -> int:
         with self._lock:
             return len(self._holders)
+
+
+def available_cores() -> int:
+    """Cores this process may use (respects CPU affinity limits, e.g. in a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 0
 
 
 LIMITER = JobLimiter()
@@ -72,24 +85,29 @@ class Lab:
             return (f"The server is busy: {self.limiter.capacity} runs are training already. "
                     "Try again in a minute, or ask your teacher to raise BNVIZ_MAX_JOBS.")
         try:
-            cores = os.cpu_count() or 1
-            threads = max(1, cores // self.limiter.capacity)  # runs x threads <= cores
+            threads = max(1, available_cores() // self.limiter.capacity)  # jobs x threads <= cores
             configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
             job = Job(configs)
         except (ValueError, DatasetUnavailable) as exc:
             self.limiter.release(id(self))
             return str(exc)
-        job.on_done = lambda: self.limiter.release(id(self))
+        job.on_done = lambda: self._finished(job)
         self.job = job
         self.labels = list(labels or RUN_LABELS[: len(configs)])
         self.loaded = None
         job.start()
         return None
 
+    def _finished(self, job: Job) -> None:
+        if job is self.job:  # an old job ending late must not free the slot of its successor
+            self.limiter.release(id(self))
+
     def stop(self) -> None:
         """Stop the current job (if any) and free its slot; what it recorded stays readable."""
         if self.job is not None:
             self.job.stop(wait=5.0)
+            if self.job.alive:  # still finishing a step: its on_done frees the slot when it ends
+                return
         self.limiter.release(id(self))
 
     def reset(self) -> None:

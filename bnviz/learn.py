@@ -64,8 +64,9 @@ QUESTIONS: tuple[Question, ...] = (
          "The standard deviation, not the variance",
          "The unbiased one, m/(m − 1) times the biased one"),
         2,
-        "running_var is updated with the unbiased estimate m/(m − 1) · σ²_B, while the normalization in training "
-        "uses the biased σ²_B. With m = 6 the two differ by a factor 6/5; with large batches the difference is small.",
+        "running_var is updated with the unbiased estimate m/(m − 1) · σ², while the normalization in training "
+        "uses the biased batch variance σ². With m = 6 the two differ by a factor 6/5; with large batches the "
+        "difference is small.",
     ),
     Question(
         "eps_place", "maths",
@@ -454,11 +455,11 @@ def score(questions, choices: dict[str, int | None]) -> tuple[int, int]:
 
 
 def search_glossary(query: str, glossary=GLOSSARY) -> list[Term]:
-    """Entries whose term, symbol or definition contains every word of `query` (case-insensitive), sorted by
-    term; entries whose term matches come first. An empty query gives the whole glossary."""
+    """Entries whose term, symbol or definition contains every word of `query` (case-insensitive), in glossary
+    order except that entries whose term or symbol matches come first. An empty query gives the whole glossary."""
     words = query.lower().split()
     hits = [t for t in glossary if all(w in f"{t.term} {t.symbol} {t.definition}".lower() for w in words)]
-    return sorted(hits, key=lambda t: (not all(w in t.term.lower() for w in words), t.term.lower()))
+    return sorted(hits, key=lambda t: not all(w in f"{t.term} {t.symbol}".lower() for w in words))  # stable
 
 
 def card_order(n: int, seed: int) -> list[int]:

@@ -12,6 +12,7 @@ import json
 import re
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from .history import History
@@ -21,7 +22,7 @@ MAX_UNPACKED_BYTES = 400 * 1024 * 1024
 MANIFEST = "bnviz-runs.json"
 ALLOWED_FILES = {"run.json", "arrays.npz", "histograms.npz", "scalars.csv", "layers.csv", "config.json",
                  "summary.json"}
-SAFE_LABEL = re.compile(r"^[A-Za-z0-9 _.+-]{1,40}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,39}")  # starts with a letter or digit: no "." or ".."
 
 
 def pack_runs(labels: list[str], histories: list[History]) -> bytes:
@@ -47,33 +48,39 @@ def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
     except zipfile.BadZipFile:
         raise ValueError("this is not a bnviz run file (not a zip archive)") from None
     with zf:
-        infos = zf.infolist()
-        if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
-            raise ValueError("the zip file is too large once unpacked")
         try:
-            manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
-            folders, labels = list(manifest["runs"]), list(manifest["labels"])
-        except (KeyError, ValueError, TypeError, UnicodeDecodeError):
-            raise ValueError(f"this is not a bnviz run file ({MANIFEST} is missing or unreadable)") from None
-        if not 1 <= len(folders) <= 4 or len(labels) != len(folders):
-            raise ValueError("the run file lists no runs, or too many")
-        if not all(isinstance(f, str) and SAFE_LABEL.match(f) for f in folders + labels):
-            raise ValueError("the run file has unexpected run names")
-        histories = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for folder in folders:
-                target = Path(tmp) / folder
-                target.mkdir()
-                members = [i for i in infos if i.filename.startswith(folder + "/")]
-                for info in members:
-                    name = info.filename[len(folder) + 1:]
-                    if name not in ALLOWED_FILES:
-                        raise ValueError(f"unexpected file {info.filename!r} in the run file")
-                    (target / name).write_bytes(zf.read(info))  # name is from a fixed list: no path tricks
-                try:
-                    histories.append(History.load(target))
-                except zipfile.BadZipFile:
-                    raise ValueError(f"run {folder!r} is damaged") from None
+            return _unpack(zf)
+        except (zipfile.BadZipFile, zlib.error, EOFError, RecursionError, UnicodeDecodeError):
+            raise ValueError("the run file is damaged") from None
+
+
+def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
+    infos = zf.infolist()
+    if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
+        raise ValueError("the zip file is too large once unpacked")
+    try:
+        manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
+        folders, labels = list(manifest["runs"]), list(manifest["labels"])
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"this is not a bnviz run file ({MANIFEST} is missing or unreadable)") from None
+    if not 1 <= len(folders) <= 4 or len(labels) != len(folders):
+        raise ValueError("the run file lists no runs, or too many")
+    if not all(isinstance(f, str) and SAFE_NAME.fullmatch(f) for f in folders + labels) or \
+            len(set(folders)) != len(folders):
+        raise ValueError("the run file has unexpected run names")
+    expected = {MANIFEST} | {f"{folder}/{name}" for folder in folders for name in ALLOWED_FILES}
+    stray = [i.filename for i in infos if i.filename not in expected]
+    if stray:
+        raise ValueError(f"unexpected file {stray[0]!r} in the run file")
+    histories = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in folders:
+            target = Path(tmp) / folder
+            target.mkdir()
+            for info in infos:
+                if info.filename.startswith(folder + "/"):  # the name is one of ALLOWED_FILES: no path tricks
+                    (target / info.filename[len(folder) + 1:]).write_bytes(zf.read(info))
+            histories.append(History.load(target))
     return labels, histories
 
 

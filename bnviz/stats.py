@@ -70,7 +70,7 @@ def fixed_histograms(a: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.n
     rows = int(np.prod(lead, dtype=np.int64)) * k
     index += (np.arange(rows) * (bins + 2)).reshape(*lead, k, 1)
     counts = np.bincount(index.ravel(), minlength=rows * (bins + 2)).reshape(*lead, k, bins + 2) / n
-    return counts[..., 1:-1], counts[..., -1], counts[..., 0]
+    return counts[..., 1:-1], counts[..., 0], counts[..., -1]
 
 
 def log2_histograms(g: np.ndarray, lowest: int, bins: int) -> np.ndarray:

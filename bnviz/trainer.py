@@ -252,6 +252,8 @@ class Job:
         if self.status == "running":
             self._pause.set()
             self.status = "paused"
+            if not self.alive:  # it finished meanwhile: report how it ended, not "paused"
+                self.status = _job_status(self.runs)
 
     def resume(self) -> None:
         if self.status == "paused":

@@ -61,6 +61,8 @@ with steps_tab:
                "the **1/(m−1)** (unbiased) variance only feeds the running variance (tab *Train vs eval*).")
     with t:
         show(bx.statistics_table(steps, eps))
+        for note in bx.eps_notes(steps, eps):
+            st.info(note, icon=":material/info:")
     for col, (title, formula, table) in zip(st.columns(3, gap="medium"), (
             ("Input x", "x", bx.per_sample_table(x)),
             ("Step 4 · normalize", r"\hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
@@ -70,9 +72,6 @@ with steps_tab:
             st.markdown(f"#### {title}")
             st.latex(formula)
             show(table)
-    for name in bx.tiny_variance_channels(steps, eps):
-        st.info(f"**{name}** barely varies (σ² < 100 ε), so ε, not the data, sets its std: x̂ = (x − μ)/√(σ² + ε) ≈ "
-                "0/√ε = 0 and y ≈ β. Without ε a constant channel would give 0/0.", icon=":material/info:")
 with eps_tab:
     st.markdown("Six samples of a channel that is **constant** (all 7), and of one that is constant except for a "
                 "tiny **+0.01** in the last sample. Constant: x̂ = 0/√ε = 0 for every ε (without ε: 0/0, undefined; "

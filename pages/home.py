@@ -4,7 +4,7 @@ import streamlit as st
 
 from bnviz import charts
 from bnviz.presets import DEFAULT_PRESET, PRESETS
-from bnviz.ui.live import LIVE_POINTS, live_view
+from bnviz.ui.live import LIVE_POINTS, live_view, start
 from bnviz.ui.state import get_lab
 from bnviz.ui.style import page_header, show
 
@@ -24,10 +24,7 @@ with left:
     st.subheader("One-click demo")
     st.markdown(f"{preset.summary} Both runs see the same batches and start from the same weights.")
     if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
-        error = lab.start(preset.configs(), list(preset.labels))
-        if error:
-            st.error(error)
-        st.rerun()
+        start(lab, preset.configs(), list(preset.labels))
     st.markdown(f"**Look for:** {preset.look_for}")
 with right:
     def draw(labels, histories):

@@ -72,15 +72,17 @@ with glossary:
         st.info("No term matches. Try a shorter word.")
 with cards:
     n = len(learn.FLASHCARDS)
-    seed = st.number_input("Shuffle seed", 0, 10_000, 0, key="learn_card_seed",
-                           on_change=move_card, args=(0, n, 0))
+    seed = st.columns(4)[0].number_input("Shuffle seed (same seed, same order)", 0, 10_000, 0, key="learn_card_seed",
+                                         on_change=move_card, args=(0, n, 0))
     pos = st.session_state.learn_card_pos % n
     card = learn.FLASHCARDS[learn.card_order(n, int(seed))[pos]]
     st.progress((pos + 1) / n, text=f"Card {pos + 1} of {n}")
     with st.container(border=True):
-        st.markdown(f"### {card.front}")
+        st.subheader(card.front, anchor=False)
         if st.session_state.learn_card_back:
-            st.markdown(f"#### → {card.back}")
+            st.subheader(f":blue[→ {card.back}]", anchor=False)
+        else:
+            st.caption("Answer in your head, then press **Show answer**.")
     a, b, c = st.columns(3)
     a.button("← Previous card", key="learn_card_prev", on_click=move_card, args=(-1, n), width="stretch")
     b.button("Show answer", key="learn_card_show", on_click=show_back, width="stretch", type="primary")

@@ -13,7 +13,7 @@ from ..presets import PRESETS
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
-BATCH_CHOICES = (2, 4, 8, 16, 32, 64, 128, 256)
+BATCH_CHOICES = (2, 4, 8, 16, 32, 60, 64, 128, 256)  # 60: Ioffe & Szegedy's batch size
 WIDTH_CHOICES = (4, 8, 16, 32, 64, 100, 128)
 INIT_SCALE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 5.0, 10.0)
 DATASET_CHOICES = ("digits", "shapes")  # bundled or generated: work offline
@@ -76,6 +76,8 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
         values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
+        values["sgd_momentum"] = st.slider("SGD momentum", 0.0, 0.99, step=0.01, **k("sgd_momentum"),
+                                           help="0 is plain SGD (as in Ioffe & Szegedy's Figure 1); not used by Adam")
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
@@ -122,10 +124,13 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
     fmt = NORM_LABELS.get if field == "norm" else (_sci if field == "lr" else str)
     value = c.selectbox(label, options, format_func=fmt, key=value_key, persist_state="session")
     try:
-        return base.replace(**{field: value})
+        twin = base.replace(**{field: value})
     except ValueError as exc:
         c.warning(f"The twin cannot use that value: {exc}")
         return None
+    if twin == base:
+        c.warning(f"The twin's {TWIN_FIELDS[field]} equals run A's: pick another value to compare.")
+    return twin
 
 
 def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
@@ -150,7 +155,7 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         c.caption(f"**{preset.summary}** Look for: {preset.look_for}")
 
 
-NORM_SHORT = {"none": "no norm", "batch": "BN", "batch-noisy": "noisy BN", "layer": "LN", "instance": "IN",
+NORM_SHORT = {"none": "no BN", "batch": "BN", "batch-noisy": "noisy BN", "layer": "LN", "instance": "IN",
               "group": "GN"}
 
 
@@ -159,6 +164,8 @@ def run_label(cfg: RunConfig, other: RunConfig | None) -> str:
     if other is None:
         return "A"
     if cfg.norm != other.norm:
+        if cfg.norm == "none" and not other.uses_batch_norm:
+            return "no norm"
         return NORM_SHORT[cfg.norm]
     for field, text in (("placement", "norm {}"), ("lr", "lr {:g}"), ("batch_size", "batch {}"),
                         ("init_scale", "init x{:g}"), ("activation", "{}"), ("optimizer", "{}")):

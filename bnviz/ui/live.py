@@ -27,10 +27,7 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
     cols = st.columns([1.2, 1, 1, 1])
     if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
                       help="Train from scratch with the settings shown (stops any run of yours first)"):
-        error = lab.start(make_configs(), labels)
-        if error:
-            st.error(error)
-        st.rerun()
+        start(lab, make_configs(), labels)
     if status == "paused":
         if cols[1].button("Resume", key=f"{key}_resume", width="stretch"):
             job.resume()
@@ -46,15 +43,39 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
         lab.reset()
         st.rerun()
     if status in ACTIVE:
-        current = job.runs[0].lr
-        choice = st.select_slider("Change the learning rate now (applies to every run of this job)", LR_CHOICES,
-                                  value=min(LR_CHOICES, key=lambda c: abs(c - current)), format_func=_sci,
-                                  key=f"{key}_live_lr")
-        if choice != current:
-            job.set_lr(choice)
+        live_lr(job, key)
+
+
+def start(lab: Lab, configs: list[RunConfig], labels: list[str]) -> None:
+    """Start a job; a refusal (busy server, bad settings) is shown after the rerun that follows."""
+    error = lab.start(configs, labels)
+    if error:
+        st.session_state["bnviz_flash"] = error
+    st.rerun()
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("bnviz_flash", None)
+    if message:
+        st.error(message)
+
+
+def live_lr(job, key: str) -> None:
+    """Change the learning rate of every run while training (off when the runs' rates differ on purpose)."""
+    rates = {run.lr for run in job.runs}
+    if len(rates) > 1 and len({run.cfg.lr for run in job.runs}) > 1:
+        st.caption("The two runs use different learning rates on purpose, so live changes are off.")
+        return
+    current = job.runs[0].lr
+    choice = st.select_slider("Change the learning rate now", LR_CHOICES,
+                              value=min(LR_CHOICES, key=lambda c: abs(c - current)), format_func=_sci,
+                              key=f"{key}_live_lr_{id(job)}")  # a new job starts from its own setting
+    if choice != current:
+        job.set_lr(choice)
 
 
 def status_line(lab: Lab) -> None:
+    show_flash()
     snap = lab.snapshot()
     if snap is None:
         if lab.loaded is not None:
@@ -94,6 +115,5 @@ def download_button(lab: Lab, key: str) -> None:
     labels, histories = lab.histories()
     if not histories or lab.running:
         return
-    data = pack_runs(labels, histories)
-    st.download_button("Download this run (zip: JSON, CSV, NPZ)", data, file_name="bnviz-run.zip",
-                       mime="application/zip", key=f"{key}_download", on_click="ignore")
+    st.download_button("Download this run (zip: JSON, CSV, NPZ)", lambda: pack_runs(labels, histories),
+                       file_name="bnviz-run.zip", mime="application/zip", key=f"{key}_download", on_click="ignore")

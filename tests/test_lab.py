@@ -1,0 +1,188 @@
+"""The session's Lab and the server-wide JobLimiter: slots, refusals, stopping, thread caps. No Streamlit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import bnviz.lab as lab_module
+from bnviz.config import RunConfig
+from bnviz.lab import JobLimiter, Lab, LoadedRuns
+from bnviz.trainer import Job
+
+SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
+LONG = RunConfig(width=4, depth=2, steps=20_000)
+
+
+@pytest.fixture(autouse=True)
+def no_training_thread_left():
+    """Every test stops what it started: no bnviz worker thread outlives it."""
+    yield
+    end = time.monotonic() + 5
+    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
+        assert time.monotonic() < end, "a training thread is still running after the test"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def labs():
+    """Labs made by a test; all stopped afterwards, whatever the test did."""
+    made: list[Lab] = []
+
+    def make(limiter: JobLimiter) -> Lab:
+        made.append(Lab(limiter=limiter))
+        return made[-1]
+
+    yield make
+    for lab in made:
+        lab.reset()
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+def test_limiter_counts_holders():
+    limiter = JobLimiter(2)
+    assert limiter.try_acquire(1) and limiter.try_acquire(1) and limiter.in_use == 1  # re-entrant per holder
+    assert limiter.try_acquire(2) and not limiter.try_acquire(3)
+    limiter.release(1)
+    limiter.release(1)  # releasing twice is harmless
+    assert limiter.in_use == 1 and limiter.try_acquire(3)
+
+
+def test_limiter_capacity_defaults(monkeypatch):
+    monkeypatch.setenv("BNVIZ_MAX_JOBS", "3")
+    assert JobLimiter().capacity == 3
+    monkeypatch.delenv("BNVIZ_MAX_JOBS")
+    monkeypatch.setattr(lab_module, "available_cores", lambda: 5)
+    assert JobLimiter().capacity == 5  # one job per core
+    assert JobLimiter(1).capacity == 1
+
+
+def test_a_full_server_refuses_with_a_plain_message_until_a_slot_is_stopped(labs):
+    limiter = JobLimiter(1)
+    first, second = labs(limiter), labs(limiter)
+    assert first.start([LONG]) is None
+    message = second.start([SMALL])
+    assert message is not None and "busy" in message and "1 runs are training" in message
+    assert second.job is None and limiter.in_use == 1
+    first.stop()
+    assert first.job.status == "stopped" and limiter.in_use == 0
+    assert second.start([SMALL]) is None
+
+
+def test_a_finished_job_frees_its_slot(labs):
+    limiter = JobLimiter(1)
+    first, second = labs(limiter), labs(limiter)
+    assert first.start([SMALL]) is None
+    assert first.job.join(30) and first.job.status == "finished"
+    assert limiter.in_use == 0  # on_done released it without anyone pressing Stop
+    assert second.start([SMALL]) is None
+    assert second.job.join(30)
+    assert limiter.in_use == 0
+
+
+def test_restarting_keeps_one_slot(labs):
+    limiter = JobLimiter(1)
+    lab = labs(limiter)
+    assert lab.start([LONG]) is None
+    old = lab.job
+    assert lab.start([LONG]) is None  # Start again: the old job is stopped first, the slot is reused
+    assert not old.alive and old.status == "stopped" and lab.job is not old
+    assert limiter.in_use == 1 and lab.running
+
+
+@pytest.mark.parametrize("configs, words", [
+    ([RunConfig(lr=-1.0)], "lr"),
+    ([RunConfig(norm="instance", model="mlp")], "instance"),
+    ([RunConfig(norm="batch", batch_size=1)], "batch_size"),
+    ([RunConfig(dataset="nope")], "dataset"),
+    ([], "1 or 2"),
+    ([SMALL, SMALL, SMALL], "1 or 2"),
+])
+def test_start_refuses_invalid_configs_with_a_message(labs, configs, words):
+    limiter = JobLimiter(1)
+    lab = labs(limiter)
+    message = lab.start(configs)
+    assert isinstance(message, str) and words in message
+    assert lab.job is None and not lab.running and limiter.in_use == 0  # the slot was given back
+
+
+def test_reset_stops_the_thread_and_forgets(labs):
+    limiter = JobLimiter(1)
+    lab = labs(limiter)
+    assert lab.start([LONG, LONG.replace(norm="none")], ["BN", "no BN"]) is None
+    job = lab.job
+    wait_until(lambda: job.step > 0)
+    lab.reset()
+    wait_until(lambda: not job.alive, timeout=5)
+    assert job.status == "stopped"
+    assert lab.job is None and lab.labels == [] and lab.histories() == ([], []) and limiter.in_use == 0
+
+
+def test_stop_keeps_what_was_recorded(labs):
+    lab = labs(JobLimiter(1))
+    assert lab.start([LONG]) is None
+    wait_until(lambda: lab.job.step >= 3)
+    lab.stop()
+    labels, histories = lab.histories()
+    assert labels == ["A"] and len(histories[0]) >= 3 and not lab.running
+
+
+def test_load_replaces_the_job_and_histories_come_from_the_file(labs):
+    lab = labs(JobLimiter(1))
+    assert lab.start([SMALL]) is None
+    assert lab.job.join(30)
+    history = lab.histories()[1][0]
+    lab.load(LoadedRuns(["saved"], [history], source="x.zip"))
+    assert lab.job is None and lab.histories() == (["saved"], [history])
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 4])
+def test_threads_are_capped_so_jobs_times_threads_fit_the_cores(labs, monkeypatch, capacity):
+    cores = 4
+    monkeypatch.setattr(lab_module, "available_cores", lambda: cores)
+    lab = labs(JobLimiter(capacity))
+    greedy = SMALL.replace(threads=64)
+    assert lab.start([greedy, greedy.replace(norm="none")]) is None
+    threads = [run.cfg.threads for run in lab.job.runs]
+    assert lab.job.threads == max(threads) == cores // capacity  # a full server: capacity x threads == cores
+    assert capacity * lab.job.threads <= cores
+    lab.reset()
+
+
+def test_threads_never_go_below_one(labs, monkeypatch):
+    monkeypatch.setattr(lab_module, "available_cores", lambda: 2)
+    lab = labs(JobLimiter(4))
+    assert lab.start([SMALL]) is None
+    assert lab.job.threads == 1
+    assert lab.job.join(30)
+
+
+def test_a_slow_old_job_does_not_free_the_new_jobs_slot(labs):
+    limiter = JobLimiter(1)
+    lab = labs(limiter)
+    assert lab.start([LONG]) is None
+    old = lab.job
+    gate, entered = threading.Event(), threading.Event()
+    run, real_step = old.runs[0], old.runs[0].train_step
+
+    def slow_step(*batch):  # a step that takes longer than Lab.stop waits (5 s there; 0.05 s here)
+        entered.set()
+        gate.wait(10)
+        return real_step(*batch)
+
+    run.train_step = slow_step
+    assert entered.wait(5)
+    old.stop = lambda wait=None: Job.stop(old, wait=0.05)
+    assert lab.start([LONG]) is None  # Start again while the old step is still running
+    gate.set()
+    assert old.join(5)
+    assert lab.running and limiter.in_use == 1  # the new job still holds the slot
+    assert labs(limiter).start([SMALL]) is not None  # so a second session is still refused
