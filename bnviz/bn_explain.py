@@ -165,15 +165,15 @@ EPS_NOTICEABLE = 0.99  # note a channel when eps shrinks its x_hat by more than 
 
 
 def eps_notes(steps: BatchNormSteps, eps: float, channels=CHANNELS) -> list[str]:
-    """A sentence for every channel whose variance is so small that eps, not the data, shapes its x_hat."""
+    """A sentence for every channel whose variance is so small next to eps that eps visibly shapes its x_hat."""
     notes = []
     for name, mean, var, std in zip(channels, steps.mean.tolist(), steps.var_biased.tolist(), steps.std.tolist()):
         if var <= (1e-12 * max(1.0, abs(mean))) ** 2:  # all values equal, up to float64 rounding of the mean
             notes.append(f"**{name}** is constant: σ² = 0, so x̂ = (x − μ)/√(σ² + ε) = 0/√ε = 0 and y = β. "
                          "Without ε this would be 0/0.")
         elif math.sqrt(var) / std < EPS_NOTICEABLE:
-            notes.append(f"**{name}** barely varies (σ² = {format_number(var)}, ε = {eps_label(eps)}): ε is a large "
-                         f"part of √(σ² + ε) = {format_number(std)}, so its x̂ values are only "
+            notes.append(f"**{name}**: ε is not small next to its variance (σ² = {format_number(var)}, "
+                         f"ε = {eps_label(eps)}), so √(σ² + ε) = {format_number(std)} and its x̂ values are only "
                          f"{math.sqrt(var) / std:.0%} of (x − μ)/σ.")
     return notes
 
@@ -204,14 +204,20 @@ def eps_demo(eps_values=EPS_CHOICES, value: float = 7.0, wobble: float = 0.01, m
 # ---- training vs evaluation ----------------------------------------------------------------------------------
 
 
-def running_update(steps: BatchNormSteps, momentum: float, running_mean: float = INIT_RUNNING_MEAN,
-                   running_var: float = INIT_RUNNING_VAR, channels=CHANNELS) -> pd.DataFrame:
+def updated_running(steps: BatchNormSteps, momentum: float, running_mean: float = INIT_RUNNING_MEAN,
+                    running_var: float = INIT_RUNNING_VAR) -> tuple[Tensor, Tensor]:
     """One PyTorch running-statistics update: new = (1 - momentum) * old + momentum * batch statistic.
 
     The mean uses the batch mean; the variance uses the *unbiased* batch variance (m / (m - 1) * biased).
     """
-    new_mean = (1 - momentum) * running_mean + momentum * steps.mean
-    new_var = (1 - momentum) * running_var + momentum * steps.var_unbiased
+    return ((1 - momentum) * running_mean + momentum * steps.mean,
+            (1 - momentum) * running_var + momentum * steps.var_unbiased)
+
+
+def running_update(steps: BatchNormSteps, momentum: float, running_mean: float = INIT_RUNNING_MEAN,
+                   running_var: float = INIT_RUNNING_VAR, channels=CHANNELS) -> pd.DataFrame:
+    """The table of one update (see `updated_running`): before, the batch statistic and after, per channel."""
+    new_mean, new_var = updated_running(steps, momentum, running_mean, running_var)
     return pd.DataFrame({
         "running mean before": [running_mean] * len(new_mean),
         "batch mean μ": steps.mean.tolist(),
@@ -231,9 +237,7 @@ def eval_affine(running_mean: Tensor, running_var: Tensor, gamma, beta, eps: flo
 def train_and_eval(x: Tensor, gamma, beta, eps: float, momentum: float) -> dict[str, object]:
     """Train-mode output, the running statistics after that one batch, and the eval-mode output of the same batch."""
     steps = steps_of(x, gamma, beta, eps)
-    running_mean = (1 - momentum) * INIT_RUNNING_MEAN + momentum * steps.mean
-    running_var = (1 - momentum) * INIT_RUNNING_VAR + momentum * steps.var_unbiased
-    a, b = eval_affine(running_mean, running_var, gamma, beta, eps)
+    a, b = eval_affine(*updated_running(steps, momentum), gamma, beta, eps)
     y_eval = a * x.to(DTYPE) + b
     affine = pd.DataFrame({"a": a.tolist(), "b": b.tolist()}, index=list(CHANNELS)[: x.shape[1]])
     return {"steps": steps, "running": running_update(steps, momentum), "affine": affine,
@@ -332,14 +336,14 @@ def axes_figure(kind: str, shape=EXAMPLE_SHAPE, sample: int = 0, channel: int = 
             z[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = mask[i, j].astype(float)
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, showscale=False, hoverinfo="skip", xgap=3, ygap=3,
                                colorscale=[[0, "#DDDDDD"], [1, OKABE_ITO["blue"]]]))
-    fig.update_xaxes(tickvals=[j * (w + 1) + (w - 1) / 2 for j in range(c)], side="top", ticks="",
+    fig.update_xaxes(tickvals=[j * (w + 1) + (w - 1) / 2 for j in range(c)], side="top", ticks="", constrain="domain",
                      ticktext=[f"channel {j + 1}" for j in range(c)], showgrid=False, zeroline=False,
                      title={"text": "C: channels", "standoff": 6})
     fig.update_yaxes(tickvals=[i * (h + 1) + (h - 1) / 2 for i in range(n)], autorange="reversed", ticks="",
                      ticktext=[f"sample {i + 1}" for i in range(n)], showgrid=False, zeroline=False,
-                     scaleanchor="x", title={"text": "N: samples", "standoff": 6})
+                     scaleanchor="x", constrain="domain", title={"text": "N: samples", "standoff": 6})
     m = int(mask.sum())
-    fig.update_layout(font={**FONT, "size": 18}, height=170 + 40 * n * (h + 1), plot_bgcolor="white",
+    fig.update_layout(font={**FONT, "size": 18}, height=160 + 34 * n * (h + 1), plot_bgcolor="white",
                       margin={"l": 120, "r": 10, "t": 90, "b": 50}, paper_bgcolor="white",
                       annotations=[{"text": f"blue: the {m} values behind one mean and one variance",
                                     "xref": "paper", "yref": "paper", "x": 0, "y": -0.02, "yanchor": "top",

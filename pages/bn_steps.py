@@ -38,13 +38,16 @@ with left:
     b2.button("Make channel 3 constant (all 7)", key="bn_steps_constant", on_click=set_batch,
               args=(bx.default_table().assign(**{"channel 3": 7.0}),))
 with right:
-    eps = st.select_slider("ε, added to the variance (log scale; PyTorch default 1e-5)", bx.EPS_CHOICES,
-                           value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps")
-    momentum = st.slider("momentum (PyTorch: weight of the new batch, default 0.1)", 0.0, 1.0,
-                         bx.DEFAULT_MOMENTUM, 0.05, key="bn_steps_momentum")
-    gamma, beta = zip(*[(col.number_input(f"γ{c + 1} (scale)", value=g, step=0.5, key=f"bn_steps_g{c}"),
-                         col.number_input(f"β{c + 1} (shift)", value=b, step=0.5, key=f"bn_steps_b{c}"))
-                        for c, (col, g, b) in enumerate(zip(st.columns(3), bx.DEFAULT_GAMMA, bx.DEFAULT_BETA))])
+    eps = st.select_slider("ε, added to the variance (log scale; default 1e-5)", bx.EPS_CHOICES,
+                           value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps", persist_state="session")
+    momentum = st.slider("momentum: weight of the new batch (default 0.1)", 0.0, 1.0,
+                         bx.DEFAULT_MOMENTUM, 0.05, key="bn_steps_momentum", persist_state="session")
+    gamma, beta = [], []
+    for c, col in enumerate(st.columns(3)):
+        for label, key, values, default in (("γ{} (scale)", "gamma", gamma, bx.DEFAULT_GAMMA[c]),
+                                            ("β{} (shift)", "beta", beta, bx.DEFAULT_BETA[c])):
+            values.append(col.number_input(label.format(c + 1), value=default, step=0.5, key=f"bn_steps_{key}{c}",
+                                           persist_state="session"))
 x, problem = bx.table_or_fallback(edited, bx.default_table())
 if problem:
     st.error(problem, icon=":material/edit_off:")
@@ -120,10 +123,10 @@ with conv_tab:
     fig, ctl = st.columns([3, 2], gap="large")
     with ctl:
         kind = st.radio("Compare: which values share one mean?", tuple(bx.NORM_KINDS), format_func=bx.NORM_KINDS.get,
-                        key="bn_steps_kind")
+                        key="bn_steps_kind", persist_state="session")
         channel = st.selectbox("channel", range(bx.EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1),
-                               key="bn_steps_c")
+                               key="bn_steps_c", persist_state="session")
         sample = st.selectbox("sample (layer, instance and group norm: G = 2 groups)", range(bx.EXAMPLE_SHAPE[0]),
-                              format_func=lambda i: str(i + 1), key="bn_steps_n")
+                              format_func=lambda i: str(i + 1), key="bn_steps_n", persist_state="session")
     fig.plotly_chart(bx.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
     st.table(bx.shapes_table())

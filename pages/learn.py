@@ -37,13 +37,18 @@ def show_back() -> None:
     st.session_state.learn_card_back = True
 
 
+for q in learn.QUESTIONS:  # a check counts only while its choice is still selected
+    if st.session_state.learn_checked.get(q.key) is not None:
+        if st.session_state.get(f"learn_q_{q.key}") != st.session_state.learn_checked[q.key]:
+            forget(q.key)
+
 quiz, glossary, cards = st.tabs(["Quiz", "Glossary", "Flashcards"])
 with quiz:
     checked = st.session_state.learn_checked
     correct, answered = learn.score(learn.QUESTIONS, checked)
     s, t, r = st.columns([2, 3, 1], vertical_alignment="bottom")
     s.markdown(f"### Score: {correct} / {answered} checked ({len(learn.QUESTIONS)} questions)")
-    topic = t.radio("Topic", ("all", *learn.TOPICS), horizontal=True, key="learn_topic")
+    topic = t.radio("Topic", ("all", *learn.TOPICS), horizontal=True, key="learn_topic", persist_state="session")
     r.button("Start over", key="learn_reset", on_click=reset_quiz)
     for number, q in enumerate(learn.QUESTIONS, 1):
         if topic not in ("all", q.topic):
@@ -51,7 +56,7 @@ with quiz:
         with st.container(border=True):
             st.markdown(f"#### {number}. {q.prompt}")
             choice = st.radio(q.prompt, range(len(q.options)), index=None, format_func=q.options.__getitem__,
-                              key=f"learn_q_{q.key}", label_visibility="collapsed",
+                              key=f"learn_q_{q.key}", label_visibility="collapsed", persist_state="session",
                               on_change=forget, args=(q.key,))
             st.button("Check", key=f"learn_check_{q.key}", on_click=check, args=(q.key,))
             if q.key in checked and checked[q.key] is None:
@@ -62,7 +67,8 @@ with quiz:
                 st.error(f"**Not quite.** The answer is: *{q.options[q.answer]}*. {q.explanation}",
                          icon=":material/cancel:")
 with glossary:
-    query = st.text_input("Search the glossary", key="learn_glossary_q", placeholder="e.g. running, eval, ε")
+    query = st.text_input("Search the glossary", key="learn_glossary_q", placeholder="e.g. running, eval, ε",
+                          persist_state="session")
     hits = learn.search_glossary(query)
     st.caption(f"{len(hits)} of {len(learn.GLOSSARY)} terms")
     for term in hits:
@@ -73,7 +79,7 @@ with glossary:
 with cards:
     n = len(learn.FLASHCARDS)
     seed = st.columns(4)[0].number_input("Shuffle seed (same seed, same order)", 0, 10_000, 0, key="learn_card_seed",
-                                         on_change=move_card, args=(0, n, 0))
+                                         on_change=move_card, args=(0, n, 0), persist_state="session")
     pos = st.session_state.learn_card_pos % n
     card = learn.FLASHCARDS[learn.card_order(n, int(seed))[pos]]
     st.progress((pos + 1) / n, text=f"Card {pos + 1} of {n}")
