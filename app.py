@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from bnviz.ui.state import warm_up
+
 st.set_page_config(page_title="bnviz: batch normalization, live", page_icon=":material/monitoring:", layout="wide")
 
 pages = {
@@ -21,4 +23,5 @@ pages = {
                 url_path="learn"),
     ],
 }
+warm_up()
 st.navigation(pages).run()

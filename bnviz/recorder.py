@@ -16,10 +16,10 @@ What is measured, per recorded step:
 * The gradient of the loss w.r.t. each probe's output, at the same positions: std, zero fraction, a histogram of
   |gradient| in octaves (powers of two, zeros excluded), and the L2 norm of the whole tensor estimated from the
   sample as sqrt(numel * mean(sample^2)) (exact when every value is sampled).
-* Every conv/linear weight (exact, all values): norm and std of the weight, its gradient and its update (the change
-  made by the optimizer step); grad:data = std(grad) / std(weight), update:data = std(update) / std(weight).
-* Every normalization layer, per channel: gamma, beta and, for batch norm, the batch mean and biased batch variance
-  of its input and the running mean and variance after the step. The batch statistics are solved exactly from the
+* Every conv/linear weight (exact, all values): norm and std of the weight (as the step's forward pass used it),
+  its gradient and its update (the change made by the optimizer step); grad:data = std(grad) / std(weight), update:data = std(update) / std(weight).
+* Every normalization layer, per channel: gamma and beta after the step's update and, for batch norm, the batch mean
+  and biased batch variance of its input and the running mean and variance after the step's forward pass. The batch statistics are solved exactly from the
   running-average update (PyTorch: running = (1 - momentum) * running + momentum * batch, with the unbiased batch
   variance), or computed from the input when there is no usable update (momentum 0, no running statistics).
 
@@ -401,8 +401,8 @@ class Recorder:
         if not self.targets.weights:
             return
         offsets = self._w_now.offsets
-        w, g = ch["w_now"], ch["g_now"]
-        u = w.astype(np.float64) - ch["w_before"]
+        w, g = ch["w_before"], ch["g_now"]  # the weights the step's forward pass used, and their gradient
+        u = ch["w_now"].astype(np.float64) - w  # the update the optimizer made
         w_norm, w_std = S.segment_norm_std(w, offsets)
         g_norm, g_std = S.segment_norm_std(g, offsets)
         u_norm, u_std = S.segment_norm_std(u, offsets)

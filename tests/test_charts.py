@@ -302,6 +302,7 @@ def test_update_ratios_guide_line(bn):
     fig = charts.update_ratios(bn)
     guide = [t for t in fig.data if "1e-3" in (t.name or "")]
     assert len(guide) == 1 and set(guide[0].y) == {1e-3} and "Karpathy" in guide[0].name
+    assert "≈1e-3: healthy update size (Karpathy)" in _annotations(fig)
     assert fig.layout.yaxis.type == "log"
     np.testing.assert_allclose(fig.data[0].y[1:], bn.column("weight_stats")[1:, 0, WEIGHT_STATS.index("update_data")],
                                rtol=1e-6)

@@ -173,7 +173,7 @@ _values = st.one_of(
 _keys = st.sampled_from(FIELDS + ["extra", "colour", ""])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_keys, _values, max_size=8))
 def test_random_dicts_build_a_valid_config_or_raise_value_error(data):
     try:
@@ -186,7 +186,7 @@ def test_random_dicts_build_a_valid_config_or_raise_value_error(data):
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.fixed_dictionaries({}, optional={name: _values for name in FIELDS}))
 def test_random_fields_set_directly_validate_or_raise_value_error(changes):
     try:

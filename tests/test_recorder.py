@@ -278,6 +278,15 @@ def test_histogram_edges_are_fixed_at_step_0_as_documented():
             assert h.act("frac_below")[0, k] == 0 and h.act("frac_above")[0, k] == 0
 
 
+def test_histogram_edges_of_huge_values_stay_finite():
+    """A network on its way to diverging: |values| ~ 1e20 overflow a float32 variance, the edges must not."""
+    values = (np.random.default_rng(0).normal(size=500) * 1e20).astype(np.float32)
+    edges = S.histogram_edges(values, "", 16)
+    assert np.all(np.isfinite(edges)) and edges[0] <= values.min() and edges[-1] >= values.max()
+    center, spread = np.median(values.astype(np.float64)), values.astype(np.float64).std()
+    close(edges[0], min(center - 6 * spread, values.min()), rtol=1e-6)
+
+
 def test_values_outside_the_edges_are_counted_below_and_above():
     """A large learning rate moves the pre-activations out of their step-0 range: nothing is dropped."""
     rec, records, _ = run_recorded(tiny(norm="none", activation="tanh"), steps=6, samples=ALL, lr=3.0)
@@ -288,15 +297,16 @@ def test_values_outside_the_edges_are_counted_below_and_above():
 
 
 # ---- weights ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("changes", [{"norm": "batch"}, {"model": "mlp", "norm": "none", "activation": "tanh"}], ids=str)
+@pytest.mark.parametrize("changes", [{"norm": "batch"}, {"model": "mlp", "norm": "none", "activation": "tanh"}],
+                         ids=str)
 def test_weight_stats_equal_numpy_on_my_copies_before_and_after_the_step(changes):
     rec, records, _ = run_recorded(tiny(**changes), steps=3)
     h = rec.history
     assert h.layout.weights == ["block1.weight", "block2.weight", "head.weight"]
     for row, r in enumerate(records):
         for i, name in enumerate(h.layout.weights):
-            w, g, before = r["w_after"][i], r["w_grad"][i], r["w_before"][i]
-            u = w - before
+            after, g, w = r["w_after"][i], r["w_grad"][i], r["w_before"][i]  # w: what the forward pass used
+            u = after - w
             assert np.abs(u).max() > 0  # the step really changed the weights
             got = dict(zip(WEIGHT_STATS, h.column("weight_stats")[row, i]))
             expected = {"w_norm": np.linalg.norm(w), "w_std": w.std(), "grad_norm": np.linalg.norm(g),

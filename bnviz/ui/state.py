@@ -20,3 +20,14 @@ def _session_lab() -> Lab:
 def get_lab() -> Lab:
     """This browser session's lab (created on first use)."""
     return _session_lab()
+
+
+@st.cache_resource(show_spinner="Warming up PyTorch (once per server)...")
+def warm_up() -> bool:
+    """Train a tiny model for two steps once per server process: torch's first optimizer step and the digits
+    loader are slow the first time (seconds), and that should not happen after a teacher presses Start."""
+    from ..config import RunConfig
+    from ..trainer import train
+
+    train(RunConfig(width=4, depth=1, steps=2, eval_every=1, samples=16))
+    return True

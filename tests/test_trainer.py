@@ -1,0 +1,322 @@
+"""bnviz.trainer: determinism, divergence, the threaded Job controls, twin runs, evaluation and errors."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnviz.config import RunConfig
+from bnviz.data import BatchStream
+from bnviz.models import build_model
+from bnviz.trainer import Job, Run
+
+pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
+
+
+def tiny(**changes) -> RunConfig:
+    base = {"model": "cnn", "depth": 2, "width": 4, "batch_size": 8, "steps": 12, "eval_every": 5, "samples": 64,
+            "hist_bins": 8, "lr": 0.1}
+    return RunConfig(**{**base, **changes}).validate()
+
+
+def wait_until(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def wait_until_still(job, timeout=60.0):
+    """Wait until the job's step stops moving (a paused worker finishes its current step first)."""
+    def still():
+        before = job.step
+        time.sleep(0.05)
+        return job.step == before
+
+    wait_until(still, timeout, what="the job to hold still")
+
+
+def last_recorded_step(job) -> int:
+    h = job.snapshot().runs[0].history
+    return int(h.steps[-1]) if len(h) else -1
+
+
+def hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def history_arrays(run) -> dict:
+    h = run.history
+    return {name: h.column(name) for name in h.data} | {"edges": h.hist_edges}
+
+
+# ---- determinism ---------------------------------------------------------------------------------------------
+def test_same_config_and_seed_give_identical_runs(engine_datasets):
+    cfg = tiny(norm="batch")
+    a = Job(cfg, engine_datasets).run_to_end()
+    b = Job(cfg, engine_datasets).run_to_end()
+    assert a.status == b.status == "finished"
+    ra, rb = a.runs[0], b.runs[0]
+    assert list(ra.history.steps) == list(range(12))
+    assert np.all(np.isfinite(ra.history.scalar("loss")))
+    for name, values in history_arrays(ra).items():
+        np.testing.assert_array_equal(history_arrays(rb)[name], values, err_msg=name)
+    for (k, v), (k2, v2) in zip(ra.model.state_dict().items(), rb.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+    assert ra.final_test_acc == rb.final_test_acc and 0 <= ra.final_test_acc <= 1
+
+
+def test_step_0_is_the_untrained_network_on_the_first_batch(engine_digits, engine_datasets):
+    """Independent reference: a freshly built model and a fresh batch stream with the same seed."""
+    cfg = tiny(norm="batch", seed=0)
+    run = Job(cfg, engine_datasets).run_to_end().runs[0]
+    model = build_model(cfg, engine_digits.input_shape, engine_digits.n_classes).train()
+    x, y = BatchStream(engine_digits, cfg.batch_size, cfg.seed).next()
+    with torch.no_grad():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y).item()
+        train_acc = (logits.argmax(1) == y).float().mean().item()
+    h = run.history
+    assert h.scalar("loss")[0] == pytest.approx(loss, rel=1e-6)
+    assert h.scalar("train_acc")[0] == pytest.approx(train_acc)
+    assert h.scalar("lr")[0] == cfg.lr
+    evaluated = h.steps[np.isfinite(h.scalar("test_acc"))]
+    assert list(evaluated) == [0, 5, 10, 11]  # every eval_every steps and at the last step
+    assert np.all(np.isfinite(h.scalar("test_acc_train_mode")[evaluated]))
+
+
+def test_different_seed_gives_a_different_run(engine_datasets):
+    a = Job(tiny(seed=0, steps=5), engine_datasets).run_to_end().runs[0]
+    b = Job(tiny(seed=1, steps=5), engine_datasets).run_to_end().runs[0]
+    assert not np.array_equal(a.history.scalar("loss"), b.history.scalar("loss"))
+    assert not torch.equal(a.model.blocks[0].layer.weight, b.model.blocks[0].layer.weight)
+
+
+# ---- divergence ----------------------------------------------------------------------------------------------
+EXPLODING = {"model": "mlp", "depth": 4, "width": 32, "norm": "none", "activation": "relu", "init": "normal",
+             "init_scale": 100.0, "lr": 100.0, "steps": 30}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy warns about the NaN row
+def test_divergence_stops_the_run_and_keeps_its_history(engine_datasets):
+    job = Job(tiny(**EXPLODING), engine_datasets).run_to_end()  # no exception
+    run = job.runs[0]
+    assert job.status == run.status == "diverged" and job.error is None
+    assert run.diverged_at is not None and run.diverged_at < 30 and run.step == run.diverged_at
+    h = run.history
+    assert list(h.steps) == list(range(run.diverged_at + 1))  # every step up to and including the bad one
+    loss = h.scalar("loss")
+    assert np.all(np.isfinite(loss[:-1])) and not np.isfinite(loss[-1])
+    assert h.meta["summary"]["diverged_at"] == run.diverged_at and h.meta["summary"]["status"] == "diverged"
+    assert hook_count(run.model) == 0
+    message = job.snapshot().message
+    assert f"diverged at step {run.diverged_at}" in message
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_diverging_twin_does_not_stop_the_other(engine_datasets):
+    a = tiny(**EXPLODING)
+    b = a.replace(norm="batch", lr=0.05)
+    job = Job([a, b], engine_datasets).run_to_end()
+    assert [r.status for r in job.runs] == ["diverged", "finished"]
+    assert job.runs[1].step == 30 and len(job.runs[1].history) == 30
+    assert "run A: diverged" in job.snapshot().message
+
+
+# ---- the threaded Job ------------------------------------------------------------------------------------------
+def test_job_start_pause_set_lr_resume_stop_from_another_thread(engine_datasets):
+    job = Job(tiny(norm="batch", steps=1_000_000, eval_every=10**6, lr=0.1), engine_datasets)
+    assert job.status == "ready"
+    job.start()
+    try:
+        assert job.alive
+        wait_until(lambda: job.step >= 3, what="training to start")
+        # snapshots while running: consistent, independent copies
+        snaps = []
+        for _ in range(10):
+            snap = job.snapshot()
+            h = snap.runs[0].history
+            assert all(len(v) == len(h) for v in h.data.values())
+            assert np.all(np.diff(h.steps) > 0) and (len(h) == 0 or h.steps[0] == 0)
+            assert np.all(np.isfinite(h.scalar("loss")))
+            assert len(h) == 0 or h.steps[-1] < snap.runs[0].step + 1
+            snaps.append((snap, {k: v.copy() for k, v in h.data.items()}))
+            time.sleep(0.002)
+        job.pause()
+        assert job.status == "paused"
+        # the worker finishes its current step, then holds still
+        wait_until_still(job)
+        paused_at = job.step
+        wait_until(lambda: last_recorded_step(job) == paused_at - 1, what="the paused worker to flush")
+        time.sleep(0.05)
+        assert job.step == paused_at and job.alive
+        with pytest.raises(ValueError, match="lr"):
+            job.set_lr(-1.0)
+        job.set_lr(0.01)
+        job.resume()
+        assert job.status == "running"
+        wait_until(lambda: job.step >= paused_at + 5, what="training to resume")
+        job.pause()
+        wait_until_still(job)
+        wait_until(lambda: last_recorded_step(job) == job.step - 1, what="the flush")
+        h = job.snapshot().runs[0].history
+        lr = h.scalar("lr")
+        np.testing.assert_array_equal(lr[h.steps < paused_at], 0.1)
+        np.testing.assert_array_equal(lr[h.steps >= paused_at], 0.01)  # from the first step after the change
+        assert (h.steps >= paused_at).sum() >= 5
+        assert job.runs[0].lr == 0.01
+        for snap, arrays in snaps:  # earlier snapshots did not move while training went on
+            for k, v in snap.runs[0].history.data.items():
+                np.testing.assert_array_equal(v, arrays[k])
+    finally:
+        job.stop()
+    assert not job.alive
+    assert job.status == job.runs[0].status == "stopped"
+    assert math.isfinite(job.runs[0].final_test_acc)
+    assert hook_count(job.runs[0].model) == 0
+    assert job.snapshot().runs[0].summary["status"] == "stopped"
+
+
+def test_stop_while_paused_and_join(engine_datasets):
+    job = Job(tiny(steps=1_000_000, eval_every=10**6), engine_datasets).start()
+    wait_until(lambda: job.step >= 1, what="a first step")
+    job.pause()
+    job.stop()
+    assert job.join(5) and not job.alive and job.status == "stopped"
+
+
+def test_job_finishes_by_itself_in_a_thread(engine_datasets):
+    job = Job(tiny(steps=15), engine_datasets).start()
+    assert job.join(60)
+    assert job.status == "finished" and job.step == 15 and list(job.runs[0].history.steps) == list(range(15))
+    snap = job.snapshot()
+    assert snap.status == "finished" and snap.step == snap.steps == 15 and "step 15 of 15" in snap.message
+
+
+# ---- twin runs --------------------------------------------------------------------------------------------------
+def test_twin_job_uses_identical_batches_and_identical_shared_initial_weights(engine_digits, engine_datasets):
+    a, b = tiny(norm="none", steps=6), tiny(norm="batch", steps=6)
+    job = Job([a, b], engine_datasets)
+    initial = [{k: v.clone() for k, v in run.model.state_dict().items()} for run in job.runs]
+    seen = [[], []]
+    for i, run in enumerate(job.runs):
+        original = run.train_step
+
+        def spy(x, y, i=i, original=original):
+            seen[i].append((x.clone(), y.clone()))
+            return original(x, y)
+
+        run.train_step = spy
+    job.run_to_end()
+    assert job.status == "finished" and [r.step for r in job.runs] == [6, 6]
+    # identical batches, and they are the batches of the shared seed's stream
+    stream = BatchStream(engine_digits, 8, 0)
+    assert len(seen[0]) == len(seen[1]) == 6
+    for (xa, ya), (xb, yb) in zip(*seen):
+        x, y = stream.next()
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(xa, x) and torch.equal(ya, y)
+    # identical shared initial weights: every tensor with the same name and shape
+    shared = sorted(k for k in initial[0] if k in initial[1] and initial[0][k].shape == initial[1][k].shape)
+    assert shared == ["blocks.0.layer.weight", "blocks.1.layer.weight", "head.bias", "head.weight"]
+    assert job.runs[1].shared_weights == shared
+    for k in shared:
+        assert torch.equal(initial[0][k], initial[1][k]), k
+    fresh = build_model(a, engine_digits.input_shape, engine_digits.n_classes).state_dict()
+    for k, v in fresh.items():
+        assert torch.equal(initial[0][k], v), k  # run A is exactly its own seeded init
+    # same batches and same start, different normalization: the runs really differ afterwards
+    assert not np.array_equal(job.runs[0].history.scalar("loss"), job.runs[1].history.scalar("loss"))
+    assert job.runs[0].history.scalar("loss")[0] != job.runs[1].history.scalar("loss")[0]
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------------
+def _trained_run(engine_digits, **changes) -> Run:
+    run = Run(tiny(**changes), engine_digits)
+    stream = BatchStream(engine_digits, run.cfg.batch_size, run.cfg.seed)
+    for _ in range(4):
+        run.train_step(*stream.next())
+    return run
+
+
+@pytest.mark.parametrize("norm", ["batch", "batch-noisy"])
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_train_mode_leaves_running_stats_and_mode_unchanged(engine_digits, norm, training):
+    run = _trained_run(engine_digits, norm=norm, steps=100)
+    run.recorder.flush()
+    rows = len(run.history)
+    run.model.train(training)
+    buffers = {k: v.clone() for k, v in run.model.named_buffers()}
+    assert any("running_mean" in k for k in buffers) and any("num_batches_tracked" in k for k in buffers)
+    reference = copy.deepcopy(run.model)  # the independent reference: my own evaluation loop on a copy
+    acc = run.evaluate(train_mode=True, limit=200)
+    for k, v in run.model.named_buffers():
+        assert torch.equal(v, buffers[k]), k
+    assert run.model.training == training
+    run.recorder.flush()
+    assert len(run.history) == rows  # evaluation passes are never recorded
+    x, y = engine_digits.x_test[:200], engine_digits.y_test[:200]
+    reference.train()
+    for m in reference.modules():
+        if hasattr(m, "freeze_noise"):
+            m.freeze_noise = True
+    with torch.no_grad():
+        correct = sum(int((reference(x[i:i + 8]).argmax(1) == y[i:i + 8]).sum()) for i in range(0, 200, 8))
+    assert acc == correct / 200
+    reference.eval()
+    with torch.no_grad():
+        eval_acc = float((reference(x).argmax(1) == y).float().mean())
+    assert run.evaluate(train_mode=False, limit=200) == pytest.approx(eval_acc)
+
+
+# ---- errors ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("threaded", [False, True])
+def test_an_exception_inside_the_run_gives_status_error_and_removes_hooks(engine_datasets, threaded):
+    job = Job(tiny(norm="batch", steps=50, eval_every=10**6), engine_datasets)
+    run = job.runs[0]
+    act = run.model.blocks[1].act
+    calls = []
+
+    def broken_forward(x):
+        if torch.is_grad_enabled() and act.training:
+            calls.append(1)
+            if len(calls) == 4:
+                raise RuntimeError("injected failure")
+        return torch.relu(x)
+
+    act.forward = broken_forward
+    assert hook_count(run.model) > 0
+    if threaded:
+        job.start()
+        assert job.join(60)
+    else:
+        job.run_to_end()
+    assert job.status == "error" and run.status == "error"
+    assert job.error == run.error == "RuntimeError: injected failure"
+    assert "error: RuntimeError: injected failure" in job.snapshot().message
+    assert hook_count(run.model) == 0
+    assert list(run.history.steps) == [0, 1, 2]  # the steps completed before the failure are kept
+
+
+# ---- SCIENCE.md, experiment 1 (Ioffe & Szegedy 2015, Figure 1, small version) ---------------------------------
+# Sigmoid MLP 64-100-100-100-10 on 8x8 digits, batch 60, SGD lr 0.5, no momentum: the median of the input to the
+# last hidden layer's sigmoids (the BN output with BN, the linear output without) drifts much less with BN.
+def test_science_bn_keeps_the_last_sigmoid_input_median_in_place(engine_datasets):
+    base = {"model": "mlp", "depth": 3, "width": 100, "activation": "sigmoid", "batch_size": 60, "lr": 0.5,
+            "sgd_momentum": 0.0, "steps": 300, "eval_every": 10**6, "record_every": 5, "samples": 512}
+    job = Job([RunConfig(norm="none", **base), RunConfig(norm="batch", **base)], engine_datasets).run_to_end()
+    drift = {}
+    for run in job.runs:
+        assert run.status == "finished"
+        h = run.history
+        k = h.probe_index(2, "pre" if run.cfg.norm == "none" else "norm")  # what the last sigmoids receive
+        median = h.act("p50")[:, k]
+        drift[run.cfg.norm] = float(np.max(np.abs(median - median[0])))
+    assert drift["batch"] < drift["none"] / 2, drift
+    assert job.runs[1].final_test_acc > job.runs[0].final_test_acc  # and BN learns faster early on
