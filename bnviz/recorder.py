@@ -17,11 +17,13 @@ What is measured, per recorded step:
   |gradient| in octaves (powers of two, zeros excluded), and the L2 norm of the whole tensor estimated from the
   sample as sqrt(numel * mean(sample^2)) (exact when every value is sampled).
 * Every conv/linear weight (exact, all values): norm and std of the weight (as the step's forward pass used it),
-  its gradient and its update (the change made by the optimizer step); grad:data = std(grad) / std(weight), update:data = std(update) / std(weight).
+  its gradient and its update (the change made by the optimizer step); grad:data = std(grad) / std(weight),
+  update:data = std(update) / std(weight).
 * Every normalization layer, per channel: gamma and beta after the step's update and, for batch norm, the batch mean
-  and biased batch variance of its input and the running mean and variance after the step's forward pass. The batch statistics are solved exactly from the
-  running-average update (PyTorch: running = (1 - momentum) * running + momentum * batch, with the unbiased batch
-  variance), or computed from the input when there is no usable update (momentum 0, no running statistics).
+  and biased batch variance of its input and the running mean and variance after the step's forward pass. The
+  batch statistics are solved exactly from the running-average update (PyTorch: running = (1 - momentum) *
+  running + momentum * batch, with the unbiased batch variance), or computed from the input when there is no
+  usable update (momentum 0, no running statistics).
 
 Cost: the hooks keep references only; `end` gathers the sampled values with one `take` per tensor and copies the
 weights with one call; every `chunk` recorded steps the statistics of all of them are computed in a few numpy calls
