@@ -102,6 +102,11 @@ class RunConfig:
                              "at least 2 values per channel in training (use batch_size >= 2)")
         if self.bn_impl == "scratch" and self.norm not in ("batch", "batch-noisy"):
             raise ValueError(f"bn_impl='scratch' is not allowed with norm={self.norm!r}: it only replaces batch norm")
+        for name in ("eval_every", "ics_every"):  # measured on recorded steps only: keep them on the grid
+            value = getattr(self, name)
+            if self.record_every > 1 and value % self.record_every:
+                raise ValueError(f"{name}={value} is not allowed with record_every={self.record_every}: it must be "
+                                 "a multiple of record_every, or those measurements would not be recorded")
         if self.extra:
             raise ValueError(f"extra={self.extra!r} is not allowed: unknown settings {sorted(self.extra)}")
         return self

@@ -177,18 +177,19 @@ def santurkar_ics(result: SanturkarResult | None) -> go.Figure:
 def santurkar_landscape(result: SanturkarResult | None) -> go.Figure:
     """Santurkar's Figure 4 (a, b): at each checkpoint, the range (band) of the loss (left) and of the gradient
     change (right) over step sizes of 0.5x to 4x the learning rate along the gradient; log scales."""
-    title = "Loss landscape along the gradient: variation of the loss and of the gradient"
+    title = "How smooth is the loss along the gradient?"
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.landscape
     moved = frame[frame["multiple"] > 0]
     if moved.empty:
         return _message(title, "No checkpoint was probed: train for longer than probe_every steps.")
-    colours = run_colors(_models(moved))
+    models = [m for m in _models(result.summary) if m in set(moved["model"])]
+    colours = run_colors(models)
     layout, refs, _ = _subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
                                 hspace=0.1)
     traces = []
-    for model in _models(moved):
+    for model in models:
         part = moved[moved["model"] == model]
         for j, (column, (xref, yref)) in enumerate(zip(("loss", "grad_change"), refs)):
             band = part.groupby("step")[column].agg(["min", "max", "mean"]).reset_index()
@@ -205,8 +206,8 @@ def santurkar_landscape(result: SanturkarResult | None) -> go.Figure:
                                 hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = _axis_title("training step (checkpoint)")
-    layout["yaxis"].update(title=_axis_title("cross-entropy loss (log)"), type="log", exponentformat="power")
-    layout["yaxis2"].update(title=_axis_title("L2 norm (log)"), type="log", exponentformat="power")
+    layout["yaxis"].update(title=_axis_title("cross-entropy loss (log)"), type="log", exponentformat="power", dtick=1)
+    layout["yaxis2"].update(title=_axis_title("L2 norm (log)"), type="log", exponentformat="power", dtick=1)
     multiples = result.settings.get("multiples", ())
     sizes = ", ".join(f"{m:g}" for m in multiples)
     return _finish(traces, layout, title, subtitles=True, hovermode="closest",
@@ -290,12 +291,12 @@ def batch_size_accuracy(result: SweepResult | None) -> go.Figure:
     note = (f"Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; "
             "train mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
     return _finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
-                   hovermode="x unified", note=note)
+                   hovermode="x unified", note=note, height=540)
 
 
 def batch_size_gap(result: SweepResult | None) -> go.Figure:
     """BN's train-mode minus eval-mode test accuracy per batch size (bars)."""
-    title = "BN: train mode minus eval mode (the same network, scored two ways)"
+    title = "BN's train/eval gap: one network, scored two ways"
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary
@@ -305,34 +306,35 @@ def batch_size_gap(result: SweepResult | None) -> go.Figure:
     colour = run_colors(["BN"])["BN"]
     sizes = [str(b) for b in bn["batch_size"]]
     gap = bn["gap"].to_numpy() * 100
-    trace = {"type": "bar", "x": sizes, "y": gap, "name": "BN", "marker": {"color": colour},
+    trace = {"type": "bar", "x": sizes, "y": gap, "name": "BN", "marker": {"color": colour}, "showlegend": False,
              "text": [f"{g:+.0f}" for g in gap], "textposition": "outside", "textfont": {"size": 16},
              "hovertemplate": "batch %{x}: %{y:+.1f} points<extra></extra>"}
     lo, hi = min(gap.min(), 0.0), max(gap.max(), 0.0)
     pad = max(hi - lo, 5.0) * 0.2
     layout = {"xaxis": {"type": "category"}, "yaxis": {"range": [lo - pad, hi + pad], "zeroline": True,
                                                        "zerolinecolor": GUIDE_COLOR, "zerolinewidth": 2}}
-    return _finish([trace], layout, title, "images per batch", "accuracy difference (percentage points)",
-                   hovermode="closest", note="Positive: the network scores better when each test batch is normalized "
-                                             "with its own statistics than with the running averages.")
+    return _finish([trace], layout, title, "images per batch", "train − eval (percentage points)",
+                   hovermode="closest", note="Below zero: normalizing each test batch with its own statistics (train "
+                                             "mode) scores worse than the running averages (eval mode).")
 
 
 def wu_he_published() -> go.Figure:
-    """Wu & He (2018), Figure 1 / Table: ResNet-50 on ImageNet, top-1 error by images per GPU, BN vs GN."""
+    """Wu & He (2018): ResNet-50 on ImageNet, top-1 error by images per GPU, BN vs GN (published numbers)."""
     title = "Published: Wu & He (2018), ResNet-50 on ImageNet"
     colours = run_colors(["BN", "GN"])
     traces = []
-    for column, model in (("BN top-1 error (%)", "BN"), ("GN top-1 error (%)", "GN")):
-        traces.append(_line(WU_HE_TABLE["batch_size"].to_numpy(), WU_HE_TABLE[column].to_numpy(), model,
-                            colours[model], width=3, mode="lines+markers+text",
-                            marker={"size": 11, "symbol": MARKERS[model]},
-                            text=[f"{v:.1f}" for v in WU_HE_TABLE[column]],
-                            textposition="top center" if model == "BN" else "bottom center",
+    bn, gn = WU_HE_TABLE["BN top-1 error (%)"].to_numpy(), WU_HE_TABLE["GN top-1 error (%)"].to_numpy()
+    for values, other, model in ((bn, gn, "BN"), (gn, bn, "GN")):
+        traces.append(_line(WU_HE_TABLE["batch_size"].to_numpy(), values, model, colours[model], width=3,
+                            mode="lines+markers+text", marker={"size": 11, "symbol": MARKERS[model]},
+                            text=[f"{v:.1f}" for v in values],  # each label on the side away from the other line
+                            textposition=["top center" if v >= o else "bottom center" for v, o in zip(values, other)],
                             textfont={"size": 14, "color": colours[model]},
                             hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
     layout = {"xaxis": _batch_axis(WU_HE_TABLE["batch_size"]), "yaxis": {"range": [20, 37]}}
     return _finish(traces, layout, title, "images per GPU (log scale, large to small)", "top-1 error (%)",
-                   hovermode="x unified", note="Lower is better. Numbers from Wu & He (2018), Figure 1.")
+                   hovermode="x unified", note="Lower is better. ImageNet validation error as published by Wu & He "
+                                               "(2018) for ResNet-50, batch size per GPU.")
 
 
 # ---- the normalization zoo -----------------------------------------------------------------------------------------
@@ -340,7 +342,7 @@ ZOO = (
     ("Batch norm", "per channel, over N, H, W", "batch"),
     ("Layer norm", "per sample, over C, H, W", "layer"),
     ("Instance norm", "per sample and channel, over H, W", "instance"),
-    ("Group norm", "per sample, over a group of channels and H, W", "group"),
+    ("Group norm", "per sample, over a channel group, H, W", "group"),
 )
 
 
@@ -383,7 +385,7 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, group: int = 2) -> go
                 text[rows, cols] = f"sample {s + 1}, channel {ch + 1}<br>({hw}x{hw} feature map): {state}"
         traces.append({"type": "heatmap", "z": z, "text": text, "hovertemplate": "%{text}<extra></extra>",
                        "colorscale": [[0, OTHER_CELL], [1, HIGHLIGHT]], "zmin": 0, "zmax": 1, "showscale": False,
-                       "xaxis": xref, "yaxis": yref, "xgap": 0, "ygap": 0, "hoverongaps": False, "name": name})
+                       "xaxis": xref, "yaxis": yref, "xgap": 1, "ygap": 1, "hoverongaps": False, "name": name})
         ticks_x = [ch * step + (hw - 1) / 2 for ch in range(c)]
         ticks_y = [s * step + (hw - 1) / 2 for s in range(n)]
         x_axis, y_axis = layout[f"xaxis{xref[1:]}"], layout[f"yaxis{yref[1:]}"]

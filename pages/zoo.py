@@ -1,4 +1,107 @@
-"""Placeholder: this page is being written."""
+"""The normalization zoo: which values BN, LN, IN and GN normalize together, and what batch size does to BN."""
+
+import contextlib
+
 import streamlit as st
 
-st.info("This page is coming soon.")
+from bnviz import experiment_charts as xc
+from bnviz import experiments
+from bnviz.ui.style import page_header
+
+
+@contextlib.contextmanager
+def drawing(what: str):
+    """Any error while drawing a result becomes a plain message, never a traceback in front of a class."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - Streamlit's rerun/stop signals are BaseExceptions and pass through
+        st.error(f"Could not draw {what} ({type(exc).__name__}: {exc}). Try running it again.")
+
+
+page_header("The normalization zoo", """
+Every normalization layer does the same two things: subtract a mean and divide by a standard deviation, then scale
+by a learned **γ** and shift by a learned **β** per channel. They differ only in **which values share one mean and
+variance**. For a conv layer the activations form a block of **N** samples × **C** channels × **H × W** positions
+(Wu & He 2018, Figure 2):
+""")
+
+st.plotly_chart(xc.normalization_zoo(), theme=None, key="zoo_picture")
+
+st.subheader("When to use which")
+st.markdown("""
+- **Batch norm (BN)**: per channel, over the batch and the positions (N, H, W). The default for conv nets trained
+  with reasonably large batches; at inference it uses running averages, so it becomes a fixed affine map, but its
+  training depends on the batch size and it struggles with very small or non-i.i.d. batches.
+- **Layer norm (LN)**: per sample, over all its features (C, H, W). No dependence on the batch and identical in
+  training and inference: the standard choice in transformers and recurrent networks, and whenever batches are tiny.
+- **Instance norm (IN)**: per sample and per channel, over the positions (H, W) only. It removes each image's own
+  per-channel contrast and brightness, which style transfer and image generation want and classification usually
+  does not.
+- **Group norm (GN)**: per sample, over a group of C/G channels and their positions (G = 32 in Wu & He; G = 1 is LN,
+  G = C is IN). Wu & He's choice for conv nets whose batches must be small (detection, segmentation, video).
+""")
+
+st.subheader("Try it: batch size")
+st.markdown("""
+Wu & He trained ResNet-50 on ImageNet with 32 down to 2 images per GPU: BN's error grew from 23.6% to 34.7% while
+GN's stayed near 24%. Here is a small version on the 8x8 digits: the same network with BN, GN and LN at batch sizes
+2 to 32, every run for the same number of epochs with the learning rate proportional to the batch size (as Wu & He
+did), all norms at one batch size starting from the same weights and seeing the same batches. **Look for** BN's
+eval-mode accuracy at batch 2, and for the gap between BN's two scores of the same network.
+""")
+st.caption(f"Published: {experiments.PUBLISHED['batch_size']['source']}. "
+           f"{experiments.PUBLISHED['batch_size']['claim']}")
+with st.expander("Settings, and why this network", expanded=False):
+    st.markdown("""
+The network is a 3 x 64 ReLU MLP, which is a conv net with 1 x 1 feature maps: each BN unit is normalized with the
+statistics of the B values in the batch, as in Wu & He's small per-GPU batches. The app's small CNN (8 x 8 maps,
+global average pooling) is not used here: its BN statistics come from B x 64 values, so even batch 2 gives BN 128
+values, and a per-sample norm right before the global average pool removes the very level the classifier reads, so
+GN and LN barely learned in the time we have.
+""")
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.select_slider("epochs per run", options=[1.0, 2.0, 3.0], value=2.0, key="zoo_epochs")
+    lr32 = c2.select_slider("learning rate at batch 32", options=[0.03, 0.1, 0.3], value=0.1, key="zoo_lr")
+    with_none = c3.checkbox("also without normalization", value=True, key="zoo_none")
+    seed = c3.number_input("seed", min_value=0, max_value=9999, value=0, step=1, key="zoo_seed")
+
+norms = ("batch", "group", "layer", "none") if with_none else ("batch", "group", "layer")
+settings = dict(norms=norms, epochs=float(epochs), lr_at_32=float(lr32), seed=int(seed))
+store = st.session_state.setdefault("zoo_results", {})
+store_key = repr(sorted(settings.items()))
+result = experiments.cached(experiments.batch_size_sweep, **settings) or store.get(store_key)
+
+if st.button("▶ Run the batch-size sweep (about 30 s)", type="primary", key="zoo_run"):
+    bar = st.progress(0.0, text="starting...")
+    result, error = experiments.run_guarded(experiments.batch_size_sweep,
+                                            progress=lambda f, m: bar.progress(f, text=m), **settings)
+    bar.empty()
+    if error:
+        st.error(error)
+    else:
+        store[store_key] = result
+
+if result is None:
+    st.info("Press the button to train the networks; the published numbers are shown below meanwhile.")
+    st.plotly_chart(xc.wu_he_published(), theme=None, key="zoo_published_only")
+else:
+    with drawing("the batch-size sweep"):
+        st.caption(f"Trained {len(result.summary)} networks in {result.seconds:.0f} s.")
+        left, right = st.columns(2)
+        with left:
+            st.plotly_chart(xc.batch_size_accuracy(result), theme=None, key="zoo_accuracy")
+        with right:
+            st.plotly_chart(xc.wu_he_published(), theme=None, key="zoo_published")
+        st.markdown("**Ours next to Wu & He's** (error = 100% − accuracy; theirs: ResNet-50 on ImageNet, top-1):")
+        table = experiments.wu_he_comparison(result)
+        st.dataframe(table, hide_index=True, key="zoo_table",
+                     column_config={c: st.column_config.NumberColumn(c, format="%.1f") for c in table.columns[1:]})
+        left, right = st.columns([3, 2])
+        left.plotly_chart(xc.batch_size_gap(result), theme=None, key="zoo_gap")
+        right.markdown("""
+**Reading the gap.** In *eval mode* BN normalizes with the running averages it collected during training; in
+*train mode* each test batch is normalized with its own statistics. With large batches the two nearly agree; with tiny
+batches they differ, because the statistics of two or four samples are far from the averages. Forgetting
+`model.eval()` before testing is a classic bug for exactly this reason. GN and LN never look at other samples, so
+they score the same either way, at any batch size.
+""")

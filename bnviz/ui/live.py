@@ -16,7 +16,7 @@ from ..runfile import pack_runs
 from .controls import LR_CHOICES, _sci
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains
-LIVE_POINTS = 300  # heatmap columns per cell on live pages: light enough to resend twice a second
+LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
 ACTIVE = ("running", "paused")
 
 

@@ -7,6 +7,8 @@ import streamlit as st
 CSS = """
 <style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.1rem; }
+/* live charts redraw twice a second: do not fade them out while they refresh */
+[data-stale="true"], [data-stale="true"] * { opacity: 1 !important; transition: none !important; }
 .block-container { padding-top: 2.2rem; max-width: 1500px; }
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
 </style>

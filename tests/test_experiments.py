@@ -1,0 +1,272 @@
+"""bnviz.experiments on short settings (seconds each): every experiment's qualitative outcome, the landscape probe
+checked against an independent computation, the cache, the charts, and both pages rendered with AppTest.
+
+The short results are also stored in the experiments cache under the pages' default settings, so the page tests
+draw real charts without training for minutes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnviz import experiment_charts as xc
+from bnviz import experiments as E
+from bnviz.config import RunConfig
+from bnviz.data import BatchStream
+from bnviz.models import NoisyBatchNorm, build_model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fig1():
+    calls = []
+    result = E.figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append((f, m)))
+    return result, calls
+
+
+@pytest.fixture(scope="module")
+def sant():
+    return E.santurkar(steps=350, ics_every=50, probe_every=100, record_every=10, eval_every=50)
+
+
+@pytest.fixture(scope="module")
+def lrs():
+    return E.lr_sweep(lrs=(0.1, 3.0), steps=300)
+
+
+@pytest.fixture(scope="module")
+def inits():
+    return E.init_sweep(scales=(0.01, 1.0), steps=300)
+
+
+@pytest.fixture(scope="module")
+def batches():
+    return E.batch_size_sweep(batch_sizes=(2, 32), norms=("batch", "group", "layer"), epochs=1.0)
+
+
+# ---- outcomes ----------------------------------------------------------------------------------------------------
+def test_figure1_bn_keeps_the_median_put_and_learns_sooner(fig1):
+    result, _ = fig1
+    m = result.summary.set_index("model")
+    assert m.loc["BN", "median_drift"] < 0.5 * m.loc["no BN", "median_drift"]
+    assert m.loc["BN", "median_drift_mean"] < 0.5 * m.loc["no BN", "median_drift_mean"]
+    assert m.loc["BN", "acc_at_100"] > 0.6 > m.loc["no BN", "acc_at_100"]
+    curves = result.curves
+    assert set(curves["model"]) == {"BN", "no BN"}
+    assert (curves["p15"] <= curves["p50"]).all() and (curves["p50"] <= curves["p85"]).all()
+    assert curves.loc[curves["model"] == "BN", "step"].iloc[-1] == 290
+
+
+def test_progress_is_monotone_and_ends_at_one(fig1):
+    _, calls = fig1
+    fractions = [f for f, _ in calls]
+    assert fractions and fractions[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions)
+    assert all(isinstance(m, str) and m for _, m in calls)
+
+
+def test_santurkar_noisy_bn_trains_and_bn_is_smoother(sant):
+    m = sant.summary.set_index("model")
+    assert list(m.index) == ["no BN", "BN", "noisy BN"]
+    assert m.loc["noisy BN", "final_acc"] > 0.6  # chance is 0.1
+    assert m.loc["noisy BN", "jump_mean"] > m.loc["BN", "jump_mean"]  # the injected noise moves the inputs
+    assert m.loc["BN", "loss_range"] < m.loc["no BN", "loss_range"]
+    assert m.loc["BN", "loss_range_late"] < 0.1 * m.loc["no BN", "loss_range_late"]
+    assert m.loc["BN", "grad_change_late"] < m.loc["no BN", "grad_change_late"]
+    ics = sant.ics
+    assert set(ics["block"]) == {2, 3, 4}  # block 1 has no earlier layer
+    assert sorted(set(ics["step"])) == [0, 50, 100, 150, 200, 250, 300]
+    assert np.isfinite(ics[["ics_l2", "ics_rel", "ics_cos"]].to_numpy()).all()
+    assert (ics["ics_cos"].abs() <= 1 + 1e-6).all()
+    land = sant.landscape
+    assert sorted(set(land["step"])) == [100, 200, 300]
+    assert np.isfinite(land[["loss", "grad_change"]].to_numpy()).all()
+    assert len(E.santurkar_findings(sant)) == 3 and len(E.santurkar_table(sant)) == 9
+
+
+def test_bn_tolerates_a_learning_rate_where_no_bn_stays_at_chance(lrs):
+    m = lrs.summary.set_index(["lr", "model"])
+    assert m.loc[(3.0, "BN"), "final_acc"] > 0.8
+    assert m.loc[(3.0, "no BN"), "final_acc"] < 0.2
+    assert m.loc[(0.1, "BN"), "final_acc"] > 0.8
+    assert list(E.lr_table(lrs)["lr"]) == ["0.1", "3"]
+
+
+def test_bn_trains_from_tiny_initial_weights(inits):
+    m = inits.summary.set_index(["init_scale", "model"])
+    assert m.loc[(0.01, "BN"), "final_acc"] > 0.8
+    assert m.loc[(0.01, "no BN"), "final_acc"] < 0.2
+
+
+def test_bn_at_batch_size_2_loses_to_gn_and_ln_in_eval_mode(batches):
+    m = batches.summary.set_index(["batch_size", "model"])
+    bn2 = m.loc[(2, "BN")]
+    assert bn2["eval_acc"] < min(m.loc[(2, "GN"), "eval_acc"], m.loc[(2, "LN"), "eval_acc"]) - 0.2
+    assert m.loc[(32, "BN"), "eval_acc"] > 0.8
+    assert m.loc[(2, "BN"), "steps"] == 718 and m.loc[(32, "BN"), "steps"] == 45  # one epoch each
+    assert math.isclose(m.loc[(2, "BN"), "lr"], 0.1 * 2 / 32)
+    for label in ("GN", "LN"):  # a per-sample norm scores the same in train and eval mode
+        assert m.loc[(2, label), "gap"] == 0
+    table = E.wu_he_comparison(batches)
+    assert list(table["batch_size"]) == [32, 16, 8, 4, 2]
+    assert table.loc[table["batch_size"] == 2, "Wu & He BN top-1 error (%)"].item() == 34.7
+    assert math.isclose(table.loc[table["batch_size"] == 2, "ours BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
+
+
+# ---- the landscape probe -----------------------------------------------------------------------------------------
+def _noisy_model_and_batch():
+    cfg = RunConfig(model="mlp", depth=3, width=32, norm="batch-noisy", batch_size=32, seed=3)
+    from bnviz.data import load_dataset
+
+    data = load_dataset("digits", 0)
+    model = build_model(cfg, data.input_shape, data.n_classes)
+    x, y = BatchStream(data, 32, 0).next()
+    model.train()
+    F.cross_entropy(model(x), y).backward()  # a noise draw, gradients and moved running stats, as in training
+    return model, x, y
+
+
+def test_landscape_probe_leaves_the_model_unchanged():
+    model, x, y = _noisy_model_and_batch()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
+    generators = [m.generator.get_state() for m in noisy]
+    lasts = [m._last for m in noisy]
+    model.eval()
+    frame = E.landscape_probe(model, x, y, lr=0.1)
+    assert not model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    for n, p in model.named_parameters():
+        assert torch.equal(p.grad, grads[n]), n
+    for m, g, last in zip(noisy, generators, lasts):
+        assert torch.equal(m.generator.get_state(), g) and m._last is last and not m.freeze_noise
+    assert list(frame["multiple"]) == [0.0, *E.LANDSCAPE_MULTIPLES]
+    assert np.isfinite(frame[["loss", "grad_change"]].to_numpy()).all()
+
+
+def test_landscape_probe_matches_a_direct_computation():
+    """Loss and gradient change recomputed by hand on a deep copy (plain BN: no noise to freeze)."""
+    import copy
+
+    from bnviz.data import load_dataset
+
+    data = load_dataset("digits", 0)
+    cfg = RunConfig(model="mlp", depth=2, width=16, norm="batch", batch_size=16, seed=1)
+    model = build_model(cfg, data.input_shape, data.n_classes)
+    x, y = BatchStream(data, 16, 0).next()
+    frame = E.landscape_probe(model, x, y, lr=0.5, multiples=(1.0,))
+    ref = copy.deepcopy(model).train()
+    loss0 = F.cross_entropy(ref(x), y)
+    g0 = torch.autograd.grad(loss0, list(ref.parameters()))
+    with torch.no_grad():
+        for p, g in zip(ref.parameters(), g0):
+            p -= 0.5 * g
+    loss1 = F.cross_entropy(ref(x), y)
+    g1 = torch.autograd.grad(loss1, list(ref.parameters()))
+    change = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(g1, g0)))
+    assert frame["loss"].tolist() == pytest.approx([loss0.item(), loss1.item()], rel=1e-5)
+    assert frame["grad_change"].iloc[1] == pytest.approx(change.item(), rel=1e-4)
+
+
+# ---- cache and determinism ---------------------------------------------------------------------------------------
+def test_cache_returns_the_same_result_at_once(fig1):
+    result, _ = fig1
+    calls = []
+    again = E.figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append(f))
+    assert again is result and calls == [1.0]
+    assert E.cached(E.figure1, steps=300, record_every=10, eval_every=50) is result
+    assert E.cached(E.figure1, steps=301) is None
+
+
+def test_same_seed_same_numbers_after_clearing_the_cache():
+    a = E.figure1(steps=60, record_every=10, eval_every=20, seed=5)
+    E._CACHE.pop(E.figure1.cache_key((), dict(steps=60, record_every=10, eval_every=20, seed=5)))
+    b = E.figure1(steps=60, record_every=10, eval_every=20, seed=5)
+    assert a is not b
+    assert a.curves.equals(b.curves)
+
+
+def test_bad_settings_are_plain_messages():
+    result, error = E.run_guarded(E.figure1, steps=100, record_every=10, eval_every=30)
+    assert result is None and "eval_every=30" in error
+    result, error = E.run_guarded(E.lr_sweep, lrs=(), steps=10)
+    assert result is None and "lrs" in error
+
+
+# ---- charts ------------------------------------------------------------------------------------------------------
+def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
+    figures = [xc.figure1_accuracy(fig1[0]), xc.figure1_percentiles(fig1[0]), xc.santurkar_accuracy(sant),
+               xc.santurkar_drift(sant), xc.santurkar_ics(sant), xc.santurkar_landscape(sant),
+               xc.lr_sweep_chart(lrs), xc.init_sweep_chart(inits), xc.batch_size_accuracy(batches),
+               xc.batch_size_gap(batches), xc.wu_he_published(), xc.normalization_zoo()]
+    for fig in figures:
+        assert isinstance(fig, go.Figure) and len(fig.data) >= 1
+        assert fig.layout.title.text and fig.layout.font.size >= 16
+    pct = xc.figure1_percentiles(fig1[0])
+    bn_median = next(t for t in pct.data if t.name == "median" and t.xaxis == "x")
+    expected = fig1[0].curves.query("model == 'BN'")["p50"].to_numpy()
+    np.testing.assert_allclose(np.asarray(bn_median.y, dtype=float), expected)
+
+
+def test_charts_without_a_result_say_so():
+    for builder in (xc.figure1_accuracy, xc.santurkar_landscape, xc.lr_sweep_chart, xc.batch_size_accuracy):
+        fig = builder(None)
+        assert not fig.data and "Run" in fig.layout.annotations[0].text
+
+
+def test_zoo_masks_follow_wu_and_he():
+    n, c = 4, 6
+    assert xc.zoo_mask("batch", n, c).sum(axis=0).tolist() == [0, 0, n, 0, 0, 0]  # one channel, every sample
+    assert xc.zoo_mask("layer", n, c).sum(axis=1).tolist() == [0, c, 0, 0]  # one sample, every channel
+    assert xc.zoo_mask("instance", n, c).sum() == 1
+    group = xc.zoo_mask("group", n, c, group=2)
+    assert group.sum() == 2 and group[1, 2] and group[1, 3]
+    with pytest.raises(ValueError):
+        xc.zoo_mask("batchy")
+
+
+# ---- pages -------------------------------------------------------------------------------------------------------
+def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("/work/main/pages/zoo.py", default_timeout=120).run()
+    assert not at.exception
+    assert len(at.button) == 1 and at.info  # nothing trained yet: the button and the published numbers
+    E.remember(E.batch_size_sweep, batches, norms=("batch", "group", "layer", "none"), epochs=2.0, lr_at_32=0.1,
+               seed=0)
+    at.button(key="zoo_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe) == 1
+
+
+def test_evidence_page_renders_and_draws_stored_results(fig1, sant, lrs, inits):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("/work/main/pages/evidence.py", default_timeout=120).run()
+    assert not at.exception
+    assert len(at.button) == 4
+    E.remember(E.figure1, fig1[0], steps=3000, seed=0)
+    E.remember(E.santurkar, sant, steps=600, seed=0)
+    E.remember(E.lr_sweep, lrs, steps=1000, seed=0)
+    E.remember(E.init_sweep, inits, steps=1000, seed=0)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe) == 4
+    at.button(key="f1_run").click().run()
+    assert not at.exception and not at.error
