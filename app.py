@@ -2,8 +2,6 @@
 
 import streamlit as st
 
-from bnviz.ui.state import warm_up
-
 st.set_page_config(page_title="bnviz: batch normalization, live", page_icon=":material/monitoring:", layout="wide")
 
 pages = {
@@ -23,5 +21,9 @@ pages = {
                 url_path="learn"),
     ],
 }
+page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch
+
+from bnviz.ui.state import warm_up  # noqa: E402 - imports torch: seconds on a cold server
+
 warm_up()
-st.navigation(pages).run()
+page.run()
