@@ -1,11 +1,11 @@
 """Is it really internal covariate shift? Four experiments, the published claims, and our numbers."""
 
-import contextlib
 
 import streamlit as st
 
 from bnviz import experiment_charts as xc
 from bnviz import experiments
+from bnviz.ui.experiment_runner import drawing, run_section
 from bnviz.ui.style import page_header
 
 page_header("Is it really internal covariate shift?", """
@@ -15,27 +15,6 @@ question. Santurkar et al. (2018) argued that BN helps mostly by making the loss
 allows larger learning rates, and that reducing the shift is not the mechanism. Run the experiments below, each a
 small version of a published one on the 8x8 digits, and judge the evidence yourself.
 """)
-
-
-def run_section(key: str, fn, settings: dict, label: str):
-    """A Run button with a progress bar; returns this experiment's result for `settings` (or None)."""
-    store = st.session_state.setdefault(f"{key}_results", {})
-    store_key = repr(sorted(settings.items()))
-    result = experiments.cached(fn, **settings) or store.get(store_key)
-    if st.button(label, type="primary", key=f"{key}_run"):
-        bar = st.progress(0.0, text="starting...")
-        result, error = experiments.run_guarded(fn, progress=lambda f, m: bar.progress(f, text=m), **settings)
-        bar.empty()
-        if error:
-            st.error(error)
-        else:
-            store[store_key] = result
-    if result is None:
-        st.info("Press the button to train the networks (the charts appear here).")
-    else:
-        st.caption(f"Trained in {result.seconds:.0f} s. Settings: " +
-                   ", ".join(f"{k} = {v}" for k, v in result.settings.items() if k not in ("multiples",)))
-    return result
 
 
 EXPECTED_NOTE = ("'Paper': the published claim. 'Small version': what this same small experiment on the 8x8 digits "
@@ -54,15 +33,6 @@ def published(name: str) -> None:
 
 def bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
-
-
-@contextlib.contextmanager
-def drawing(what: str):
-    """Any error while drawing a result becomes a plain message, never a traceback in front of a class."""
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - Streamlit's rerun/stop signals are BaseExceptions and pass through
-        st.error(f"Could not draw {what} ({type(exc).__name__}: {exc}). Try running it again.")
 
 
 def seed_input(key: str, column) -> int:

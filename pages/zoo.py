@@ -1,22 +1,12 @@
 """The normalization zoo: which values BN, LN, IN and GN normalize together, and what batch size does to BN."""
 
-import contextlib
 
 import streamlit as st
 
 from bnviz import experiment_charts as xc
 from bnviz import experiments
+from bnviz.ui.experiment_runner import drawing, run_section
 from bnviz.ui.style import page_header
-
-
-@contextlib.contextmanager
-def drawing(what: str):
-    """Any error while drawing a result becomes a plain message, never a traceback in front of a class."""
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - Streamlit's rerun/stop signals are BaseExceptions and pass through
-        st.error(f"Could not draw {what} ({type(exc).__name__}: {exc}). Try running it again.")
-
 
 page_header("The normalization zoo", """
 Every normalization layer does the same two things: subtract a mean and divide by a standard deviation, then scale
@@ -67,22 +57,10 @@ GN and LN barely learned in the time we have.
 
 norms = ("batch", "group", "layer", "none") if with_none else ("batch", "group", "layer")
 settings = dict(norms=norms, epochs=float(epochs), lr_at_32=float(lr32), seed=int(seed))
-store = st.session_state.setdefault("zoo_results", {})
-store_key = repr(sorted(settings.items()))
-result = experiments.cached(experiments.batch_size_sweep, **settings) or store.get(store_key)
-
-if st.button("▶ Run the batch-size sweep (about 30 s)", type="primary", key="zoo_run"):
-    bar = st.progress(0.0, text="starting...")
-    result, error = experiments.run_guarded(experiments.batch_size_sweep,
-                                            progress=lambda f, m: bar.progress(f, text=m), **settings)
-    bar.empty()
-    if error:
-        st.error(error)
-    else:
-        store[store_key] = result
-
+result = run_section("zoo", experiments.batch_size_sweep, settings, "▶ Run the batch-size sweep (about 30 s)",
+                     empty_text="Press the button to train the networks; the published numbers are shown below "
+                                "meanwhile.")
 if result is None:
-    st.info("Press the button to train the networks; the published numbers are shown below meanwhile.")
     st.plotly_chart(xc.wu_he_published(), theme=None, key="zoo_published_only")
 else:
     with drawing("the batch-size sweep"):
