@@ -15,8 +15,23 @@ CSS = """
 """
 
 
+def _leave_legacy_pages_mode() -> None:
+    """On a freshly started server, a first visit to a deep link (/train) is served by Streamlit's old
+    pages/-folder mode, which runs the page file without app.py (no sections in the sidebar, and every later visitor
+    gets the same). Switch that mode off and rerun: app.py then runs and st.navigation resolves the same page (both
+    modes hash a page by its url path)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without it: nothing to fix
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_header(title: str, intro: str) -> None:
     """The page's title and its short, correct explanation."""
+    _leave_legacy_pages_mode()
     st.markdown(CSS, unsafe_allow_html=True)
     st.title(title)
     st.markdown(intro)
