@@ -24,9 +24,12 @@ def _leave_legacy_pages_mode() -> None:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without it: nothing to fix
         return
+    first_run = not st.session_state.get("bnviz_seen")  # a session's first run carries no click to lose
+    st.session_state["bnviz_seen"] = True
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if first_run:
+            st.rerun()
 
 
 def page_header(title: str, intro: str) -> None:
