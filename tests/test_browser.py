@@ -1,0 +1,305 @@
+"""End to end: `streamlit run app.py` driven by a real headless Chromium (Debian's /usr/bin/chromium).
+
+One server for the whole module (started from the repo root on a free port, always terminated with its children).
+Every test opens its own browser context, so every test is a new Streamlit session. Screenshots of every page, idle
+and while training, go to screenshots/ (gitignored). Run: python -m pytest tests/test_browser.py -q
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse
+
+import browser_support as bs
+import pytest
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not bs.chromium_available(),
+                       reason=f"{bs.CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+PAGE_LOAD_S = 90  # the first page of a cold server imports torch and plotly: slow on a loaded 2-core machine
+LIVE_S = 60  # bounded waits for live behaviour (first chart, a change, a status)
+
+
+@pytest.fixture(scope="module")
+def server():
+    for old in bs.SCREENSHOT_DIR.glob("FAILED-*.png"):  # failure shots of an earlier run
+        old.unlink()
+    srv = bs.StreamlitServer().start(timeout=60)
+    srv.visits = 0
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = bs.launch_chromium(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def primed(server, browser):
+    """Open the home page once before the other tests: a fresh server whose first visitors arrive by a deep link
+    shows the wrong sidebar navigation (see test_deep_link_first_visit_shows_page_titles_in_navigation), which
+    would break the navigation-based tests for a reason they are not about."""
+    ctx = browser.new_context(viewport=bs.VIEWPORT)
+    try:
+        open_page(ctx, server, "", "Batch normalization, live")
+    finally:
+        ctx.close()
+    return server
+
+
+@pytest.fixture
+def context(browser, server, request):
+    """A fresh browser context (a fresh Streamlit session); on failure, a screenshot of every page left open."""
+    ctx = browser.new_context(viewport=bs.VIEWPORT)
+    failed_before = request.session.testsfailed
+    yield ctx
+    try:
+        if request.session.testsfailed > failed_before:
+            for i, page in enumerate(ctx.pages):
+                bs.screenshot(page, f"FAILED-{request.node.name}-{i}".replace("/", "_"))
+    finally:
+        ctx.close()
+
+
+def open_page(ctx, server, path: str, title: str):
+    """Open a URL (a new session), wait for the page's title and for the script run to settle."""
+    page = ctx.new_page()
+    server.visits += 1
+    page.goto(f"{server.url}/{path}", wait_until="domcontentloaded", timeout=PAGE_LOAD_S * 1000)
+    bs.wait_for_title(page, title, PAGE_LOAD_S)
+    bs.wait_until_idle(page, 30)
+    return page
+
+
+def assert_no_errors(page, where: str) -> None:
+    errors = bs.error_texts(page)
+    assert not errors, f"{where}: error element(s) on the page: {errors}\nstatus: {bs.status_text(page)}"
+
+
+def nav_titles(page) -> list[str]:
+    # Each link's text is "<icon name>\n\n<title>": keep the last line.
+    texts = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    return [t.strip().splitlines()[-1].strip() for t in texts if t.strip()]
+
+
+def slug(url: str) -> str:
+    return urlparse(url).path.strip("/") or "home"
+
+
+class Clock:
+    """Prints how long each phase of a test took (shown with pytest -s, or on failure)."""
+
+    def __init__(self, name: str):
+        self.name, self.t0 = name, time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        print(f"[{self.name}] {time.monotonic() - self.t0:6.1f} s  {what}")
+
+
+def read_live(page) -> dict:
+    return {"status": bs.parse_status(bs.status_text(page)), "plots": bs.plots(page)}
+
+
+def data_hashes(live: dict) -> set[int]:
+    return {p["hash"] for p in live["plots"] if p["filled"]}
+
+
+def wait_for_first_data(page, timeout: float = LIVE_S) -> None:
+    page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=timeout * 1000)
+    page.wait_for_function(bs.ANY_PLOT_WITH_DATA_JS, timeout=timeout * 1000, polling=200)
+
+
+def wait_for_progress(page, first: dict, timeout: float = LIVE_S) -> dict:
+    """Poll until the status line's step has grown AND some chart holds data it did not hold before."""
+
+    def changed():
+        now = read_live(page)
+        s0, s1 = first["status"], now["status"]
+        step_up = s0 is not None and s1 is not None and s1["step"] > s0["step"]
+        new_data = bool(data_hashes(now) - data_hashes(first))
+        return now if step_up and new_data else None
+
+    try:
+        return bs.poll(changed, timeout, interval=0.5, what="the charts and the status line to change")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; first: {first['status']}, now: {bs.status_text(page)}, "
+                             f"plots: {bs.plots(page)}") from None
+
+
+def press_stop_and_check(page) -> str:
+    """Press the page's Stop (once it is enabled, unless the run has ended) and return the final status line."""
+    stop = bs.main_area(page).get_by_role("button", name="Stop", exact=True)
+    stop.wait_for(state="visible", timeout=LIVE_S * 1000)
+
+    def clickable_or_ended():
+        s = bs.parse_status(bs.status_text(page))
+        if s and s["status"] in ("stopped", "finished"):
+            return "ended"
+        return "enabled" if stop.is_enabled() else None
+
+    t0 = time.monotonic()
+    state = bs.poll(clickable_or_ended, LIVE_S, interval=0.2, what="Stop to be enabled while the run trains")
+    if time.monotonic() - t0 > 1:
+        print(f"Stop was disabled for {time.monotonic() - t0:.1f} s while the status said: {bs.status_text(page)}")
+    if state == "enabled":
+        try:
+            stop.click(timeout=LIVE_S * 1000)
+        except sync_api.TimeoutError:  # disabled again: the run ended by itself just before the click
+            print(f"Stop could not be clicked: {bs.status_text(page)}")
+
+    def ended():
+        s = bs.parse_status(bs.status_text(page))
+        return s if s and s["status"] in ("stopped", "finished") else None
+
+    bs.poll(ended, LIVE_S, interval=0.3, what="the status to say stopped or finished")
+    return bs.status_text(page)
+
+
+def set_steps(page, steps: int) -> None:
+    box = page.locator('[data-testid="stSidebar"]').get_by_label("Steps", exact=True)
+    box.wait_for(state="visible", timeout=30_000)
+    box.fill(str(steps))
+    box.press("Enter")
+    bs.poll(lambda: box.input_value().replace(",", "") == str(steps), 15, what=f"Steps to read {steps}")
+    bs.wait_until_idle(page, 20)
+
+
+def start_on_train(ctx, server, steps: int):
+    page = open_page(ctx, server, "train", "Train & watch")
+    set_steps(page, steps)
+    bs.main_area(page).get_by_role("button", name="▶ Start").click()
+    return page
+
+
+# ---- tests --------------------------------------------------------------------------------------------------------
+def test_deep_link_first_visit_shows_page_titles_in_navigation(context, server):
+    """A student opens a link to /train on a freshly started server: the sidebar must list the pages by title.
+
+    Must be the first visit to the module's server (it is the first test of this file)."""
+    if server.visits:
+        pytest.skip("needs a server that no session has visited yet")
+    page = open_page(context, server, "train", "Train & watch")
+    bs.poll(lambda: page.locator('[data-testid="stSidebarNav"] a').count() > 0, 30, what="the sidebar navigation")
+    page.wait_for_timeout(1000)
+    titles = nav_titles(page)
+    bs.screenshot(page, "train-first-visit-deep-link")
+    missing = [nav for _, _, nav in bs.PAGES if nav not in titles]
+    assert not missing, f"the sidebar navigation of a first visit to /train shows {titles}, missing {missing}"
+
+
+@pytest.mark.parametrize("path,title,nav", bs.PAGES, ids=[slug(f"/{p[0]}") for p in bs.PAGES])
+def test_page_opens_without_errors(context, primed, path, title, nav):
+    page = open_page(context, primed, path, title)
+    assert page.locator("h1", has_text=title).first.is_visible()
+    assert_no_errors(page, f"/{path}")
+    assert nav in nav_titles(page), f"'{nav}' is not in the sidebar navigation: {nav_titles(page)}"
+    bs.screenshot(page, f"{slug('/' + path)}-idle")
+
+
+def test_train_run_changes_charts_then_stops(context, primed):
+    lap = Clock("train")
+    page = start_on_train(context, primed, 300)
+    lap("Start pressed")
+    wait_for_first_data(page)
+    first = read_live(page)
+    lap(f"first chart with data; {first['status']}")
+    assert first["status"] is not None, f"no status line after Start: {bs.status_text(page)}"
+    assert first["status"]["steps"] == 300, f"the run does not use the 300 steps typed in: {first['status']}"
+    assert first["status"]["status"] == "running", (f"the run ended before it could be watched twice; raise Steps: "
+                                                    f"{first['status']}")
+    later = wait_for_progress(page, first)
+    lap(f"charts changed; {later['status']}")
+    assert later["status"]["step"] > first["status"]["step"]
+    assert_no_errors(page, "/train while training")
+    final = press_stop_and_check(page)  # at once: the shot of /train while training is taken by the last test
+    lap(f"after Stop: {final}")
+    assert "stopped" in final, f"Stop pressed at step {later['status']['step']} of 300: {final}"
+    assert_no_errors(page, "/train after Stop")
+    bs.screenshot(page, "train-stopped")
+
+
+def test_home_demo_button_starts_live_charts(context, primed):
+    lap = Clock("home")
+    page = open_page(context, primed, "", "Batch normalization, live")
+    bs.main_area(page).get_by_role("button", name="▶ Watch BN vs no BN").click()
+    lap("demo button pressed")
+    wait_for_first_data(page)
+    first = read_live(page)
+    lap(f"first chart with data; {first['status']}")
+    assert first["status"] is not None and first["status"]["status"] == "running", bs.status_text(page)
+    later = wait_for_progress(page, first)
+    lap(f"charts changed; {later['status']}")
+    assert_no_errors(page, "/ while the demo trains")
+    bs.screenshot(page, "home-training", tries=3)
+    # Home has no Stop button: stop the demo from Train & watch, in the same session.
+    bs.nav_link(page, "Train & watch").click()
+    bs.wait_for_title(page, "Train & watch", LIVE_S)
+    final = press_stop_and_check(page)
+    lap(f"after Stop on Train & watch: {final}")
+    assert "stopped" in final or "finished" in final, final
+
+
+def test_running_job_survives_page_switch_and_other_pages_draw_it(context, primed):
+    lap = Clock("switch")
+    page = start_on_train(context, primed, 5000)
+    lap("Start pressed")
+    bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("step", 0) > 0, LIVE_S,
+            what="the run on /train to make its first step")
+
+    page.wait_for_function(bs.FRESH_CHART_WITH_DATA_JS, timeout=LIVE_S * 1000, polling=200)
+    assert_no_errors(page, "/train while training")
+    bs.screenshot(page, "train-training", tries=3)
+    lap(f"running: {bs.status_text(page)}")
+    bs.nav_link(page, "Gradients").click()
+    bs.wait_for_title(page, "Gradients", LIVE_S)
+    lap("on Gradients")
+    assert page.url.rstrip("/").endswith("/gradients"), page.url
+    first = bs.poll(lambda: bs.parse_status(bs.status_text(page)), LIVE_S, what="a status line on Gradients")
+    assert first["steps"] == 5000 and first["status"] == "running", f"not the run started on /train: {first}"
+    bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("step", 0) > first["step"], LIVE_S,
+            what="the run's step to grow while Gradients is shown")
+    assert_no_errors(page, "/gradients while training")
+    page.wait_for_function(bs.FRESH_CHART_WITH_DATA_JS, timeout=LIVE_S * 1000, polling=200)
+    lap(f"still training on Gradients: {bs.status_text(page)}")
+    bs.screenshot(page, "gradients-training", tries=3)
+
+    # The other pages while the run trains (Home and Train & watch are shot by the tests above): no errors, and
+    # the same run on each. Client-side navigation, so the session and its run are kept.
+    for path, title, nav in bs.PAGES:
+        if path in ("", "train", "gradients"):
+            continue
+        link = bs.nav_link(page, nav)
+        assert link.count(), f"no '{nav}' link in the sidebar navigation: {nav_titles(page)}"
+        link.click()
+        bs.wait_for_title(page, title, LIVE_S)
+        if path == "runs":
+            bs.wait_until_idle(page, 10)
+            assert "still running" in page.locator('[data-testid="stAlert"]').first.inner_text(), \
+                "Save & open runs does not say that training is still running"
+        else:
+            page.wait_for_function(bs.FRESH_CHART_WITH_DATA_JS, timeout=LIVE_S * 1000, polling=200)
+            status = bs.parse_status(bs.status_text(page))
+            assert status and status["steps"] == 5000, f"/{path}: {bs.status_text(page)}"
+            page.wait_for_timeout(1000)  # let the page's first full run settle before the shot
+        assert_no_errors(page, f"/{path} while training")
+        bs.screenshot(page, f"{path}-training", tries=3)
+        lap(f"/{path} shown and shot; {bs.status_text(page)}")
+
+    bs.nav_link(page, "Train & watch").click()
+    bs.wait_for_title(page, "Train & watch", LIVE_S)
+    final = press_stop_and_check(page)
+    lap(f"after Stop: {final}")
+    assert "stopped" in final, f"the 5,000-step run should still have been running: {final}"
