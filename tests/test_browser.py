@@ -23,6 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 PAGE_LOAD_S = 90  # the first page of a cold server imports torch and plotly: slow on a loaded 2-core machine
 LIVE_S = 60  # bounded waits for live behaviour (first chart, a change, a status)
+NAV_S = 120  # a page switch while a run trains: measured 6-40 s on a loaded 2-core machine (scripts/measure_live.py)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,7 @@ def server():
     try:
         yield srv
     finally:
+        print(f"streamlit log (tail):\n{srv.log_tail(2000)}")  # shown when a test of the module failed
         srv.stop()
 
 
@@ -69,19 +71,54 @@ def context(browser, server, request):
     try:
         if request.session.testsfailed > failed_before:
             for i, page in enumerate(ctx.pages):
+                print(f"page {i} at failure: {page.url}; status: {bs.status_text(page)}; "
+                      f"connection: {connection_log(page)}")
                 bs.screenshot(page, f"FAILED-{request.node.name}-{i}".replace("/", "_"))
     finally:
         ctx.close()
 
 
+def watch_connection(page) -> list[str]:
+    """Record websocket opens/closes and full page loads: a second websocket or a reload means a new session."""
+    events: list[str] = []
+    t0 = time.monotonic()
+
+    def note(what: str) -> None:
+        events.append(f"{time.monotonic() - t0:6.1f} s {what}")
+
+    def on_websocket(ws) -> None:
+        note(f"websocket open {ws.url.split('?')[0]}")
+        ws.on("close", lambda _ws: note("websocket closed"))
+
+    page.on("websocket", on_websocket)
+    page.on("load", lambda p: note(f"page load {p.url}"))
+    page.on("crash", lambda p: note("page crashed"))
+    page._bnviz_events = events
+    return events
+
+
+def connection_log(page) -> str:
+    return "; ".join(getattr(page, "_bnviz_events", []))
+
+
 def open_page(ctx, server, path: str, title: str):
     """Open a URL (a new session), wait for the page's title and for the script run to settle."""
     page = ctx.new_page()
+    watch_connection(page)
     server.visits += 1
     page.goto(f"{server.url}/{path}", wait_until="domcontentloaded", timeout=PAGE_LOAD_S * 1000)
     bs.wait_for_title(page, title, PAGE_LOAD_S)
     bs.wait_until_idle(page, 30)
     return page
+
+
+def wait_or_explain(page, js: str, timeout: float, what: str) -> None:
+    """page.wait_for_function, failing with the status line and the connection log instead of a bare timeout."""
+    try:
+        page.wait_for_function(js, timeout=timeout * 1000, polling=200)
+    except sync_api.TimeoutError:
+        pytest.fail(f"no {what} within {timeout:.0f} s; status: {bs.status_text(page)}; "
+                    f"connection: {connection_log(page)}")
 
 
 def assert_no_errors(page, where: str) -> None:
@@ -209,6 +246,18 @@ def test_page_opens_without_errors(context, primed, path, title, nav):
     bs.screenshot(page, f"{slug('/' + path)}-idle")
 
 
+UNDERSTAND_PAGES = [("bn-steps", "BatchNorm step by step"), ("zoo", "The normalization zoo"),
+                    ("evidence", "Is it really internal covariate shift?"), ("learn", "Learn")]
+
+
+@pytest.mark.parametrize("path,title", UNDERSTAND_PAGES, ids=[p for p, _ in UNDERSTAND_PAGES])
+def test_understanding_page_opens_without_errors(context, primed, path, title):
+    page = open_page(context, primed, path, title)
+    assert page.locator("h1", has_text=title).first.is_visible()
+    assert_no_errors(page, f"/{path}")
+    bs.screenshot(page, f"{path}-idle")
+
+
 def test_train_run_changes_charts_then_stops(context, primed):
     lap = Clock("train")
     page = start_on_train(context, primed, 300)
@@ -246,12 +295,13 @@ def test_home_demo_button_starts_live_charts(context, primed):
     bs.screenshot(page, "home-training", tries=3)
     # Home has no Stop button: stop the demo from Train & watch, in the same session.
     bs.nav_link(page, "Train & watch").click()
-    bs.wait_for_title(page, "Train & watch", LIVE_S)
+    bs.wait_for_title(page, "Train & watch", NAV_S)
     final = press_stop_and_check(page)
     lap(f"after Stop on Train & watch: {final}")
     assert "stopped" in final or "finished" in final, final
 
 
+@pytest.mark.timeout(600)  # four page switches while training: each may take a minute on a busy machine
 def test_running_job_survives_page_switch_and_other_pages_draw_it(context, primed):
     lap = Clock("switch")
     page = start_on_train(context, primed, 5000)
@@ -264,7 +314,7 @@ def test_running_job_survives_page_switch_and_other_pages_draw_it(context, prime
     bs.screenshot(page, "train-training", tries=3)
     lap(f"running: {bs.status_text(page)}")
     bs.nav_link(page, "Gradients").click()
-    bs.wait_for_title(page, "Gradients", LIVE_S)
+    bs.wait_for_title(page, "Gradients", NAV_S)
     lap("on Gradients")
     assert page.url.rstrip("/").endswith("/gradients"), page.url
     first = bs.poll(lambda: bs.parse_status(bs.status_text(page)), LIVE_S, what="a status line on Gradients")
@@ -284,22 +334,24 @@ def test_running_job_survives_page_switch_and_other_pages_draw_it(context, prime
         link = bs.nav_link(page, nav)
         assert link.count(), f"no '{nav}' link in the sidebar navigation: {nav_titles(page)}"
         link.click()
-        bs.wait_for_title(page, title, LIVE_S)
+        bs.wait_for_title(page, title, NAV_S)
         if path == "runs":
             bs.wait_until_idle(page, 10)
             assert "still running" in page.locator('[data-testid="stAlert"]').first.inner_text(), \
                 "Save & open runs does not say that training is still running"
         else:
-            page.wait_for_function(bs.FRESH_CHART_WITH_DATA_JS, timeout=LIVE_S * 1000, polling=200)
+            wait_or_explain(page, bs.FRESH_CHART_WITH_DATA_JS, NAV_S, f"a chart with data on /{path}")
             status = bs.parse_status(bs.status_text(page))
-            assert status and status["steps"] == 5000, f"/{path}: {bs.status_text(page)}"
+            assert status and status["steps"] == 5000, (f"/{path}: not the run started on /train (a new session?): "
+                                                        f"{bs.status_text(page)}; {connection_log(page)}")
             page.wait_for_timeout(1000)  # let the page's first full run settle before the shot
         assert_no_errors(page, f"/{path} while training")
         bs.screenshot(page, f"{path}-training", tries=3)
         lap(f"/{path} shown and shot; {bs.status_text(page)}")
+    lap(f"connection: {connection_log(page)}")
 
     bs.nav_link(page, "Train & watch").click()
-    bs.wait_for_title(page, "Train & watch", LIVE_S)
+    bs.wait_for_title(page, "Train & watch", NAV_S)
     final = press_stop_and_check(page)
     lap(f"after Stop: {final}")
     assert "stopped" in final, f"the 5,000-step run should still have been running: {final}"
