@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="bnviz: batch normalization, live", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="bnviz: batch normalization, live", layout="wide")
 
 pages = {
     "Start": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],

@@ -7,6 +7,7 @@ torch.nn.BatchNorm1d and torch.nn.functional's normalization ops; never from bn_
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from bnviz import bn_explain as bx
 
-PAGE = "/work/main/pages/bn_steps.py"
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+
+PAGE = str(PAGES_DIR / "bn_steps.py")
 EPS = 1e-5
 
 

@@ -8,6 +8,7 @@ draw real charts without training for minutes.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,6 +21,8 @@ from bnviz import experiments as E
 from bnviz.config import RunConfig
 from bnviz.data import BatchStream
 from bnviz.models import NoisyBatchNorm, build_model
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -245,7 +248,7 @@ def test_zoo_masks_follow_wu_and_he():
 def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("/work/main/pages/zoo.py", default_timeout=120).run()
+    at = AppTest.from_file(str(PAGES_DIR / "zoo.py"), default_timeout=120).run()
     assert not at.exception
     assert len(at.button) == 1 and at.info  # nothing trained yet: the button and the published numbers
     E.remember(E.batch_size_sweep, batches, norms=("batch", "group", "layer", "none"), epochs=2.0, lr_at_32=0.1,
@@ -258,7 +261,7 @@ def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
 def test_evidence_page_renders_and_draws_stored_results(fig1, sant, lrs, inits):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("/work/main/pages/evidence.py", default_timeout=120).run()
+    at = AppTest.from_file(str(PAGES_DIR / "evidence.py"), default_timeout=120).run()
     assert not at.exception
     assert len(at.button) == 4
     E.remember(E.figure1, fig1[0], steps=3000, seed=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,7 +11,9 @@ from streamlit.testing.v1 import AppTest
 from bnviz import learn
 from bnviz.learn import GLOSSARY, QUESTIONS, Card, Question, Term
 
-PAGE = "/work/main/pages/learn.py"
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+
+PAGE = str(PAGES_DIR / "learn.py")
 
 
 def test_content_validates():
