@@ -58,9 +58,8 @@ def _empty(result: ExperimentResult | None, title: str) -> go.Figure | None:
 
 
 # ---- 1. Figure 1 ---------------------------------------------------------------------------------------------------
-def figure1_accuracy(result: Figure1Result | None) -> go.Figure:
-    """Ioffe & Szegedy's Figure 1 (a): test accuracy against the step, with and without BN."""
-    title = "Test accuracy with and without batch norm (Ioffe & Szegedy, Figure 1a)"
+def _accuracy_over_steps(result, title: str, note: str | None = None) -> go.Figure:
+    """Test accuracy (eval mode) of every model of an experiment against the step, with the chance line."""
     if (empty := _empty(result, title)) is not None:
         return empty
     curves = result.curves
@@ -72,8 +71,13 @@ def figure1_accuracy(result: Figure1Result | None) -> go.Figure:
                             mode="lines+markers", marker={"size": 6, "symbol": MARKERS.get(model, "circle")},
                             hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
     layout = {"yaxis": _percent_axis(), "shapes": [_chance_line()]}
-    return _finish(traces, layout, title, "training step", "test accuracy (eval mode)",
-                   note="Dotted line: chance (10 classes).")
+    return _finish(traces, layout, title, "training step", "test accuracy (eval mode)", note=note)
+
+
+def figure1_accuracy(result: Figure1Result | None) -> go.Figure:
+    """Ioffe & Szegedy's Figure 1 (a): test accuracy against the step, with and without BN."""
+    return _accuracy_over_steps(result, "Test accuracy with and without batch norm (Ioffe & Szegedy, Figure 1a)",
+                                note="Dotted line: chance (10 classes).")
 
 
 def figure1_percentiles(result: Figure1Result | None) -> go.Figure:
@@ -104,19 +108,7 @@ def figure1_percentiles(result: Figure1Result | None) -> go.Figure:
 # ---- 2. Santurkar et al. -------------------------------------------------------------------------------------------
 def santurkar_accuracy(result: SanturkarResult | None) -> go.Figure:
     """Test accuracy of no BN, BN and noisy BN against the step."""
-    title = "Noisy BN still trains: test accuracy"
-    if (empty := _empty(result, title)) is not None:
-        return empty
-    curves = result.curves
-    colours = run_colors(_models(curves))
-    traces = []
-    for model in _models(curves):
-        part = curves[(curves["model"] == model) & np.isfinite(curves["test_acc"])]
-        traces.append(_line(part["step"].to_numpy(), part["test_acc"].to_numpy(), model, colours[model],
-                            mode="lines+markers", marker={"size": 6, "symbol": MARKERS.get(model, "circle")},
-                            hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
-    return _finish(traces, {"yaxis": _percent_axis(), "shapes": [_chance_line()]}, title, "training step",
-                   "test accuracy (eval mode)")
+    return _accuracy_over_steps(result, "Noisy BN still trains: test accuracy")
 
 
 def santurkar_drift(result: SanturkarResult | None) -> go.Figure:
