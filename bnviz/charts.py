@@ -28,6 +28,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from . import raster as _raster
 from . import stats as _stats
 from .history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
 from .shift import wasserstein_1d
@@ -83,6 +84,7 @@ def _sqrt_colorscale(name: str, stops: int = 13) -> list[list]:
 
 
 DENSITY_SCALE = _sqrt_colorscale("YlGnBu")  # fraction of values per bin (white = none, dark blue = most)
+DENSITY_TABLE = _raster.colour_table(DENSITY_SCALE)  # the same scale as 256 RGB colours, for raster images
 DENSITY_COLORBAR_TITLE = "fraction<br>of values<br>(√ scale)"
 DENSITY_TOP_QUANTILE = 0.99  # colour-scale top, as a quantile of the heatmap's cells (see _zmax)
 DOMINANT_BIN = 3.0  # a bin holding this many times more than any other is left out of the colour scale
@@ -406,21 +408,19 @@ def _zmax(z: np.ndarray) -> float:
 
 def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
                        max_points: int = MAX_POINTS) -> tuple[list[dict], dict]:
-    """The heatmap of probe k's histograms over steps plus its 15/50/85th percentile lines.
+    """Probe k's histograms over steps (as a raster image, see bnviz.raster) plus its 15/50/85th percentile lines.
 
     split=True: one trace per percentile (legend "15th/50th/85th percentile"); False: the three joined into one
-    trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax".
+    trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax",
+    and "z" / "xspan" for `_density_image` once the colour scale's top is known.
     """
+    rows, grid = _raster.uniform_columns(history.steps, max_points)
+    z = np.ascontiguousarray(history.column("act_hist")[rows, k, :].T)  # (bins, columns)
+    edges = history.hist_edges[k].astype(np.float64)
     idx = even_rows(len(history), max_points)
     x = history.steps[idx]
-    z = np.ascontiguousarray(history.column("act_hist")[idx, k, :].T)  # (bins, columns)
-    edges = history.hist_edges[k].astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
     pct = {name: _finite(history.act(name)[idx, k]) for name in ("p15", "p50", "p85")}
-    heat = {"type": "heatmap", "x": x, "y": centres, "z": z, "coloraxis": "coloraxis", "xaxis": xref, "yaxis": yref,
-            "hoverongaps": False, "name": "histogram", "showlegend": False,
-            "hovertemplate": "step %{x}<br>value %{y:.3g}<br>fraction %{z:.3f}<extra></extra>"}
-    traces = [heat]
+    traces = []
     if split:
         styles = {"p15": ("15th percentile", "dash", 2.5), "p50": ("50th percentile", "solid", 3.5),
                   "p85": ("85th percentile", "dot", 3)}
@@ -433,10 +433,24 @@ def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split:
         ys = np.concatenate([pct["p15"], gap, pct["p50"], gap, pct["p85"]])
         traces.append(_line(xs, ys, "15th / 50th / 85th percentiles", PERCENTILE_COLOR, width=2.5, xref=xref,
                             yref=yref, legendgroup="percentiles", showlegend=showlegend,
-                            hovertemplate="percentile: %{y:.3g}<extra></extra>"))
+                            hovertemplate="step %{x}<br>percentile: %{y:.3g}<extra></extra>"))
     span = _finite_range(edges, pct["p15"], pct["p50"], pct["p85"]) or (-1.0, 1.0)
     return traces, {"edges": (float(edges[0]), float(edges[-1])), "yrange": span, "zmax": _zmax(z),
-                    "extended": span[0] < edges[0] or span[1] > edges[-1]}
+                    "extended": span[0] < edges[0] or span[1] > edges[-1], "z": z,
+                    "xspan": _raster.column_span(grid)}
+
+
+def _density_image(facts: dict, zmax: float, xref: str, yref: str) -> dict:
+    """The cell's histograms as a layout image coloured like DENSITY_SCALE with top zmax."""
+    source = _raster.png_data_uri(facts["z"], zmax, DENSITY_TABLE)
+    return _raster.layout_image(source, facts["xspan"], facts["edges"], xref, yref)
+
+
+def _density_colorbar_trace(xref: str, yref: str) -> dict:
+    """An invisible trace on the density colour axis: it makes Plotly draw that axis's colorbar for the images."""
+    return {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "xaxis": xref, "yaxis": yref,
+            "marker": {"coloraxis": "coloraxis", "color": [0.0]}, "showlegend": False, "hoverinfo": "skip",
+            "name": "density"}
 
 
 def _edge_lines(edges: tuple[float, float], xref: str, yref: str) -> list[dict]:
@@ -499,8 +513,11 @@ def distribution_heatmap(history: History | None, layer: int | str = -1, stage: 
     note = None
     if facts["extended"]:
         note = "dotted lines: the fixed histogram range (set at step 0); the percentiles beyond it are exact"
+    traces.append(_density_colorbar_trace("x", "y"))
     layout = {"coloraxis": _density_coloraxis(facts["zmax"]), "shapes": _edge_lines(facts["edges"], "x", "y"),
-              "yaxis": {"range": _padded(*facts["yrange"])}}
+              "images": [_density_image(facts, facts["zmax"], "x", "y")],
+              "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
+              "yaxis": {"range": _padded(*facts["yrange"]), "showgrid": False}}
     return _finish(traces, layout, title, "training step", "activation value", hovermode="closest", note=note)
 
 
@@ -523,8 +540,8 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
     colours = run_colors(label for label, _ in runs)
     layout, refs, domains = _subplots(n_blocks, cols, hspace=0.05, vspace=0.05 if n_blocks > 1 else 0.0,
                                       shared_x=True, shared_y_rows=True)
-    traces, shapes, notes = [], [], layout["annotations"]
-    zmax, row_ranges = 0.0, [None] * n_blocks
+    traces, shapes, notes, cells = [], [], layout["annotations"], []
+    zmax, row_ranges, x_span = 0.0, [None] * n_blocks, None
     first_legend = True
     for c, (label, h) in enumerate(runs):
         x_dom = domains[c][0]
@@ -548,8 +565,11 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
                                              max_points=max_points)
             first_legend = False
             traces += cell
+            cells.append((facts, xref, yref))
             shapes += _edge_lines(facts["edges"], xref, yref)
             zmax = max(zmax, facts["zmax"])
+            lo, hi = facts["xspan"]
+            x_span = (lo, hi) if x_span is None else (min(x_span[0], lo), max(x_span[1], hi))
             lo, hi = facts["yrange"]
             old = row_ranges[r]
             row_ranges[r] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
@@ -561,7 +581,15 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
             y_axis["range"] = _padded(*row_ranges[r])
     for c in range(cols):
         layout[_axis_key(refs[(n_blocks - 1) * cols + c][0])]["title"] = _axis_title("training step")
-    layout.update(coloraxis=_density_coloraxis(zmax or 1.0), shapes=shapes)
+    for ref in refs:
+        layout[_axis_key(ref[0])]["showgrid"] = layout[_axis_key(ref[1])]["showgrid"] = False
+        if x_span is not None:
+            layout[_axis_key(ref[0])]["range"] = list(x_span)
+    zmax = zmax or 1.0
+    images = [_density_image(facts, zmax, xref, yref) for facts, xref, yref in cells]
+    if cells:
+        traces.append(_density_colorbar_trace(*cells[0][1:]))
+    layout.update(coloraxis=_density_coloraxis(zmax), shapes=shapes, images=images)
     return _finish(traces, layout, title, height=140 + 200 * n_blocks, subtitles=True, hovermode="closest")
 
 
@@ -751,18 +779,20 @@ def gradient_histogram(history: History | None, layer: int | str = -1, stage: st
     k = history.probe_index(layer, stage)
     if k is None:
         return _message(title, _missing_stage_text(history, layer, stage))
-    idx = even_rows(len(history), max_points)
-    z = np.ascontiguousarray(history.column("grad_hist")[idx, k, :].T)
+    rows, grid = _raster.uniform_columns(history.steps, max_points)
+    z = np.ascontiguousarray(history.column("grad_hist")[rows, k, :].T)
     edges = history.grad_edges.astype(np.float64)
-    zero = _finite(history.column("grad_stats")[idx, k, GRAD_STATS.index("grad_frac_zero")])
-    heat = {"type": "heatmap", "x": history.steps[idx], "y": (edges[:-1] + edges[1:]) / 2, "z": z,
-            "coloraxis": "coloraxis", "hoverongaps": False, "showlegend": False,
-            "hovertemplate": "step %{x}<br>log10|g| %{y:.2f}<br>fraction %{z:.3f}<extra></extra>"}
+    zero = _finite(history.column("grad_stats")[rows, k, GRAD_STATS.index("grad_frac_zero")])
+    facts = {"z": z, "xspan": _raster.column_span(grid), "edges": (float(edges[0]), float(edges[-1]))}
+    zmax = _zmax(z)
     note = None
     if np.isfinite(zero[-1]) and zero[-1] > 0:
-        note = f"exact zeros, not in the histogram: {zero[-1]:.0%} of values at step {int(history.steps[idx[-1]]):,}"
-    layout = {"coloraxis": _density_coloraxis(_zmax(z)), "yaxis": {"range": [edges[0], edges[-1]], "dtick": 2}}
-    return _finish([heat], layout, title, "training step", "log10 |gradient|", hovermode="closest", note=note)
+        note = f"exact zeros, not in the histogram: {zero[-1]:.0%} of values at step {int(history.steps[rows[-1]]):,}"
+    layout = {"coloraxis": _density_coloraxis(zmax), "images": [_density_image(facts, zmax, "x", "y")],
+              "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
+              "yaxis": {"range": [edges[0], edges[-1]], "dtick": 2, "showgrid": False}}
+    return _finish([_density_colorbar_trace("x", "y")], layout, title, "training step", "log10 |gradient|",
+                   hovermode="closest", note=note)
 
 
 def update_ratios(history: History | None, which: str = "update_data") -> go.Figure:

@@ -17,6 +17,7 @@ from .history import History
 from .trainer import Job, JobSnapshot
 
 RUN_LABELS = ("A", "B")
+FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded step
 
 
 class JobLimiter:
@@ -96,6 +97,7 @@ class Lab:
         self.labels = list(labels or RUN_LABELS[: len(configs)])
         self.loaded = None
         job.start()
+        job.wait_for_data(FIRST_DATA_WAIT)  # the page drawn next already shows step 0
         return None
 
     def _finished(self, job: Job) -> None:

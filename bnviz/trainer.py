@@ -232,6 +232,7 @@ class Job:
         self.threads = max(r.cfg.threads for r in self.runs)
         self._pause = threading.Event()
         self._stop = threading.Event()
+        self._first_data = threading.Event()  # set once the first step's statistics are in the histories
         self._thread: threading.Thread | None = None
         self._lr_request: float | None = None
         self._times: deque = deque(maxlen=64)
@@ -271,6 +272,10 @@ class Job:
         RunConfig(lr=lr).validate()
         self._lr_request = float(lr)
 
+    def wait_for_data(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until the first step is recorded or the job has ended; True if it happened."""
+        return self._first_data.wait(timeout)
+
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -309,7 +314,7 @@ class Job:
         self.status = "running" if self.status in ("ready", "running") else self.status
         for run in self.runs:
             run.status = "running"
-        last_flush = time.perf_counter()
+        last_flush = -math.inf  # the first step is handed over at once: a page can draw step 0 right away
         try:
             while not self._stop.is_set():
                 if self._pause.is_set():
@@ -338,6 +343,7 @@ class Job:
                     for run in self.runs:
                         if run.recorder is not None:
                             run.recorder.flush()
+                    self._first_data.set()
             for run in self.runs:
                 if not run.done:
                     run.status = "stopped"
@@ -353,6 +359,7 @@ class Job:
                     with contextlib.suppress(Exception):
                         run.recorder.detach()
         finally:
+            self._first_data.set()
             if self.on_done is not None:
                 self.on_done()
 

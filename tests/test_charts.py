@@ -5,10 +5,13 @@ The figures' data are checked against the History they were built from, read thr
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import time
 
 import numpy as np
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
@@ -18,6 +21,35 @@ from bnviz.config import RunConfig
 from bnviz.history import GRAD_STATS, WEIGHT_STATS, History
 from bnviz.shift import distribution_drift
 from bnviz.trainer import train
+from PIL import Image
+
+
+def _pixels(image) -> np.ndarray:
+    """The RGBA pixels of a layout image's PNG data URI, row 0 at the bottom (like the plot's y axis)."""
+    header, data = image.source.split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))[::-1]
+
+
+def _expected_rgb(z: np.ndarray, zmax: float) -> np.ndarray:
+    """Each value's colour sampled by plotly itself from the density colour scale (independent of bnviz.raster)."""
+    flat = np.clip(np.nan_to_num(np.ravel(z) / zmax), 0, 1)
+    unique, inverse = np.unique(np.round(flat, 4), return_inverse=True)
+    colours = [pcolors.unlabel_rgb(c) for c in pcolors.sample_colorscale(charts.DENSITY_SCALE, list(unique))]
+    return np.asarray(colours, dtype=np.float64)[inverse].reshape(*np.shape(z), 3)
+
+
+def assert_image_shows(image, z: np.ndarray, zmax: float, x_span, y_span) -> None:
+    """The image is z (rows = bins, columns = steps) coloured on the density scale, placed over x_span x y_span."""
+    pixels = _pixels(image)
+    assert pixels.shape[:2] == z.shape
+    finite = np.isfinite(z)
+    np.testing.assert_array_equal(pixels[..., 3], np.where(finite, 255, 0))
+    diff = np.abs(pixels[..., :3].astype(float) - _expected_rgb(z, zmax))[finite]
+    assert diff.max() <= 3, diff.max()  # a 256-colour table: at most a rounding step away
+    assert (image.x, image.x + image.sizex) == pytest.approx(x_span)
+    assert (image.y - image.sizey, image.y) == pytest.approx(y_span)
+    assert image.sizing == "stretch" and image.layer == "below"
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +172,11 @@ def test_activation_input_stage_follows_the_placement(bn, nobn):
 def test_heatmap_shows_the_histograms_and_exact_percentiles(bn, stage):
     fig = charts.distribution_heatmap(bn, 1, stage)
     k = bn.probe_index(1, stage)
-    heat = next(t for t in fig.data if t.type == "heatmap")
-    np.testing.assert_array_equal(heat.z, bn.column("act_hist")[:, k, :].T)
-    np.testing.assert_array_equal(heat.x, bn.steps)
     edges = bn.hist_edges[k]
-    np.testing.assert_allclose(heat.y, (edges[:-1] + edges[1:]) / 2, rtol=1e-6)
+    steps = bn.steps  # 0..39, evenly spaced: one column per recorded step
+    assert_image_shows(fig.layout.images[0], bn.column("act_hist")[:, k, :].T, fig.layout.coloraxis.cmax,
+                       (steps[0] - 0.5, steps[-1] + 0.5), (edges[0], edges[-1]))
+    assert fig.layout.coloraxis.colorbar.title.text  # the colour scale is explained next to the image
     for stat, name in (("p15", "15th percentile"), ("p50", "50th percentile"), ("p85", "85th percentile")):
         np.testing.assert_allclose(_trace(fig, name).y, bn.act(stat)[:, k], rtol=1e-6)
     lo, hi = fig.layout.yaxis.range
@@ -167,25 +199,31 @@ def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
     assert np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(charts.even_rows(7), np.arange(7))
     fig = charts.distribution_heatmap(long_bn, 0)
-    heat = fig.data[0]
-    assert heat.z.shape[1] == len(heat.x) <= charts.MAX_POINTS
-    assert heat.x[0] == steps[0] and heat.x[-1] == steps[-1]
+    image = fig.layout.images[0]
+    columns = _pixels(image).shape[1]
+    assert columns == charts.MAX_POINTS
+    # evenly spaced columns over steps 0..1999: column j shows the recorded step nearest to j * 1999 / (columns - 1)
+    grid = np.linspace(0, 1999, columns)
+    nearest = np.rint(grid).astype(int)  # steps are 0, 1, 2, ... here, so the nearest step is the rounded one
     k = long_bn.probe_index(0, "norm")
-    np.testing.assert_array_equal(heat.z, long_bn.column("act_hist")[rows, k, :].T)
+    half = 1999 / (columns - 1) / 2
+    assert_image_shows(image, long_bn.column("act_hist")[nearest, k, :].T, fig.layout.coloraxis.cmax,
+                       (-half, 1999 + half), tuple(long_bn.hist_edges[k][[0, -1]]))
     loss = charts.loss_accuracy([("BN", long_bn)]).data[0]
     assert len(loss.x) <= charts.MAX_POINTS and loss.x[0] == 0 and loss.x[-1] == 1999
 
 
 def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
     fig = charts.distribution_grid([("no BN", nobn), ("BN", bn)])
-    heatmaps = [t for t in fig.data if t.type == "heatmap"]
-    assert len(heatmaps) == 6 and len(fig.data) <= 40
-    # cell (row = block b, column = run c) draws on the axes of subplot b * 2 + c
-    for cell in heatmaps:
-        index = int(cell.yaxis[1:] or 1) - 1
+    assert len(fig.layout.images) == 6 and len(fig.data) <= 40
+    assert not [t for t in fig.data if t.type == "heatmap"]  # images, not cell-by-cell heatmaps (bnviz.raster)
+    # cell (row = block b, column = run c) draws on the axes of subplot b * 2 + c, all on one colour scale
+    for image in fig.layout.images:
+        index = int(image.yref[1:] or 1) - 1
         run, layer = (nobn, bn)[index % 2], index // 2
         k = run.probe_index(layer, charts.activation_input_stage(run, layer))
-        np.testing.assert_array_equal(cell.z, run.column("act_hist")[:, k, :].T)
+        assert_image_shows(image, run.column("act_hist")[:, k, :].T, fig.layout.coloraxis.cmax,
+                           (-0.5, 39.5), tuple(run.hist_edges[k][[0, -1]]))
     lines = [t for t in fig.data if t.type == "scatter" and t.yaxis == "y2"]  # block1, BN
     k = bn.probe_index(0, "norm")
     expected = np.concatenate([bn.act("p15")[:, k], [np.nan], bn.act("p50")[:, k], [np.nan], bn.act("p85")[:, k]])
@@ -209,7 +247,7 @@ def test_grid_build_time_for_a_long_history(long_bn):
           f"{len(fig.data)} traces; to_json {to_json * 1e3:.1f} ms, {size / 1e6:.2f} MB")
     assert len(fig.data) <= 40
     small = charts.distribution_grid(runs, max_points=150)
-    assert all(len(t.x) <= 150 for t in small.data if t.type == "heatmap")
+    assert all(_pixels(image).shape[1] <= 150 for image in small.layout.images)
 
 
 def test_loss_accuracy_connects_evaluated_points_only(bn):
@@ -293,9 +331,9 @@ def test_drift_of_a_long_history_matches_shift_on_the_shown_rows(long_bn, refere
 def test_gradient_histogram_shows_log10_bins(bn):
     fig = charts.gradient_histogram(bn, 2)
     k = bn.probe_index(2, "norm")
-    np.testing.assert_array_equal(fig.data[0].z, bn.column("grad_hist")[:, k, :].T)
     edges = bn.grad_edges
-    np.testing.assert_allclose(fig.data[0].y, (edges[:-1] + edges[1:]) / 2, rtol=1e-6)
+    assert_image_shows(fig.layout.images[0], bn.column("grad_hist")[:, k, :].T, fig.layout.coloraxis.cmax,
+                       (-0.5, 39.5), (edges[0], edges[-1]))
 
 
 def test_update_ratios_guide_line(bn):

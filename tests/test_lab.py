@@ -186,3 +186,12 @@ def test_a_slow_old_job_does_not_free_the_new_jobs_slot(labs):
     assert old.join(5)
     assert lab.running and limiter.in_use == 1  # the new job still holds the slot
     assert labs(limiter).start([SMALL]) is not None  # so a second session is still refused
+
+
+def test_start_returns_once_step_zero_is_recorded(labs):
+    """The page drawn right after Start shows step 0 already (no empty poll before the first chart)."""
+    lab = labs(JobLimiter(2))
+    assert lab.start([LONG, LONG.replace(norm="none")]) is None
+    labels, histories = lab.histories()
+    assert all(len(h) >= 1 and h.steps[0] == 0 for h in histories)
+    lab.stop()
