@@ -17,8 +17,7 @@ pages = {
         st.Page("pages/bn_steps.py", title="BatchNorm step by step", icon=":material/calculate:", url_path="bn-steps"),
         st.Page("pages/zoo.py", title="The normalization zoo", icon=":material/grid_view:", url_path="zoo"),
         st.Page("pages/evidence.py", title="Is it really ICS?", icon=":material/science:", url_path="evidence"),
-        st.Page("pages/learn.py", title="Learn: quiz, glossary, flashcards", icon=":material/school:",
-                url_path="learn"),
+        st.Page("pages/learn.py", title="Quiz and glossary", icon=":material/school:", url_path="learn"),
     ],
 }
 page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch

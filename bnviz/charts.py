@@ -88,7 +88,7 @@ DENSITY_TABLE = _raster.colour_table(DENSITY_SCALE)  # the same scale as 256 RGB
 DENSITY_COLORBAR_TITLE = "fraction<br>of values<br>(√ scale)"
 DENSITY_TOP_QUANTILE = 0.99  # colour-scale top, as a quantile of the heatmap's cells (see _zmax)
 DOMINANT_BIN = 3.0  # a bin holding this many times more than any other is left out of the colour scale
-PERCENTILE_COLOR = _C["vermillion"]  # over a white-to-navy heatmap: visible on both ends
+PERCENTILE_COLOR = _C["orange"]  # visible over white and navy, and not the colour of a run (no BN is vermillion)
 
 
 # ---- small public helpers ----------------------------------------------------------------------------------------
@@ -264,7 +264,9 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
     Big fonts, title top left, legend in a row under it (not on the right, where heatmaps put their colorbar); the
     top margin grows by one row per estimated row of legend entries, so entries never cover the data. `note`
     (lines joined by "<br>") goes under the x axis, where it cannot cover the data either. The figure is made by
-    a single `go.Figure(data, layout)` call: `update_layout` on an existing figure costs 3-5 times more.
+    a single `go.Figure(data, layout)` call: `update_layout` on an existing figure costs 3-5 times more. Plotly's
+    property validation is skipped (it took ~85 % of the build time, and a live page builds several figures twice
+    a second in the process that trains); tests/test_charts.py validates every figure kind instead.
     """
     names = [t["name"] for t in traces if t.get("name") and t.get("showlegend", True)]
     rows = _legend_rows(list(dict.fromkeys(names)))
@@ -296,7 +298,7 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
         _merge(layout, "xaxis", {"title": _axis_title(x_title)})
     if y_title is not None:
         _merge(layout, "yaxis", {"title": _axis_title(y_title)})
-    fig = go.Figure(data=traces, layout=layout)
+    fig = go.Figure(data=traces, layout=layout, _validate=False)
     _use_template(fig)
     return fig
 

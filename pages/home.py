@@ -32,7 +32,7 @@ with right:
         show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
         st.caption(charts.caption("distribution_grid"))
 
-    live_view(lab, draw, key="home")
+    live_view(lab, draw, key="home", start_hint="press **▶ Watch BN vs no BN**")
 
 st.subheader("The pages")
 st.markdown("""
@@ -41,4 +41,8 @@ st.markdown("""
 - **Gradients**: gradient sizes per layer, their histograms, and how big each update is relative to the weights.
 - **Inside BatchNorm**: γ and β per channel, batch vs running statistics, and the train-mode vs eval-mode gap.
 - **Save & open runs**: download what you trained, open it again later (or on another computer).
+- **BatchNorm step by step**: the arithmetic of one BN layer on a batch you can edit, checked against PyTorch.
+- **The normalization zoo**: batch, layer, instance and group norm side by side, and why tiny batches hurt BN.
+- **Is it really ICS?**: the published experiments on *why* BN helps, rerun live (Ioffe & Szegedy; Santurkar et al.).
+- **Quiz and glossary**: check what you understood, look up a term, flip through flashcards.
 """)

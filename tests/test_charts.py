@@ -15,13 +15,13 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
+from PIL import Image
 
 from bnviz import charts
 from bnviz.config import RunConfig
 from bnviz.history import GRAD_STATS, WEIGHT_STATS, History
 from bnviz.shift import distribution_drift
 from bnviz.trainer import train
-from PIL import Image
 
 
 def _pixels(image) -> np.ndarray:
@@ -126,6 +126,8 @@ def test_every_builder_returns_a_light_figure(builder, which, request):
     history = request.getfixturevalue(which)
     fig = BUILDERS[builder](history)
     assert isinstance(fig, go.Figure)
+    # builders skip plotly's validation for speed: every property must still be valid (this raises otherwise)
+    go.Figure(fig.to_plotly_json())
     assert len(fig.data) <= 40
     assert fig.layout.font.size >= 16 and fig.layout.title.font.size >= 20 and fig.layout.title.text
     assert fig.layout.template == pio.templates["plotly_white"]
@@ -193,7 +195,6 @@ def test_heatmap_colour_scale_keeps_the_data(bn):
 
 
 def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
-    steps = long_bn.steps
     rows = charts.even_rows(len(long_bn))
     assert len(rows) <= charts.MAX_POINTS and rows[0] == 0 and rows[-1] == len(long_bn) - 1
     assert np.all(np.diff(rows) > 0)

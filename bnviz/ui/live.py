@@ -18,6 +18,7 @@ from .controls import LR_CHOICES, _sci
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
 ACTIVE = ("running", "paused")
+START_HINT = "press **▶ Start**"
 
 
 def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: list[str], key: str) -> None:
@@ -74,14 +75,14 @@ def live_lr(job, key: str) -> None:
         job.set_lr(choice)
 
 
-def status_line(lab: Lab) -> None:
+def status_line(lab: Lab, start_hint: str = START_HINT) -> None:
     show_flash()
     snap = lab.snapshot()
     if snap is None:
         if lab.loaded is not None:
-            st.info(f"Showing a saved run ({lab.loaded.source}). Press Start to train a new one.")
+            st.info(f"Showing a saved run ({lab.loaded.source}). To train a new one, {start_hint}.")
         else:
-            st.info("No run yet: press **▶ Start**.")
+            st.info(f"No run yet: {start_hint}.")
         return
     text = snap.message
     if snap.status == "error":
@@ -92,13 +93,15 @@ def status_line(lab: Lab) -> None:
         st.markdown(f"**Status:** {text}")
 
 
-def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str) -> None:
-    """Draw `draw(labels, histories)` now and, while a run trains, again every POLL_SECONDS."""
+def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT) -> None:
+    """Draw `draw(labels, histories)` now and, while a run trains, again every POLL_SECONDS.
+
+    start_hint: what the idle status line tells the user to do (the page's own start button)."""
     polling = lab.running
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def body() -> None:
-        status_line(lab)
+        status_line(lab, start_hint)
         labels, histories = lab.histories()
         if histories:
             try:
