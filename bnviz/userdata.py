@@ -101,6 +101,24 @@ class UserImages:
         return " ".join([f"{len(self.labels):,} images in {len(self.classes)} classes ({counts}),",
                          f"{self.size}x{self.size} {colour}.", *self.notes])
 
+    def train_size(self, test_fraction: float = 0.2) -> int:
+        """Training images after the split (the batch size must not be larger)."""
+        return len(stratified_split(self.labels, 0, test_fraction)[0])
+
+    def example_grid(self, per_class: int = 8, max_classes: int = 10, tile: int = 40) -> np.ndarray:
+        """The first `per_class` images of each class side by side, one row per class (the first `max_classes`),
+        enlarged to about `tile` pixels without smoothing and 2-pixel white gaps: RGB uint8 (H, W, 3)."""
+        scale = max(1, -(-tile // self.size))  # ceil: small images grow to at least `tile` pixels
+        side, gap = self.size * scale, 2
+        rows = min(len(self.classes), max_classes)
+        grid = np.full((rows * (side + gap), per_class * (side + gap), 3), 255, dtype=np.uint8)
+        for row in range(rows):
+            for col, index in enumerate(np.flatnonzero(self.labels == row)[:per_class]):
+                img = np.repeat(np.repeat(self.images[index], scale, axis=1), scale, axis=2)  # (C, side, side)
+                y, x = row * (side + gap), col * (side + gap)
+                grid[y:y + side, x:x + side] = img.transpose(1, 2, 0)  # 1 channel broadcasts to 3
+        return grid
+
     def to_dataset(self, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
         """Stratified train/test split (deterministic in `seed`) as float32 tensors in [0, 1]."""
         train, test = stratified_split(self.labels, seed, test_fraction)

@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+from test_app import labs, open_page  # noqa: F401 - the app-test fixture and helper, reused
 
 from bnviz import userdata
 from bnviz.cli import main
@@ -307,3 +308,36 @@ def test_job_on_a_path_and_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("python -m bnviz: bad.npz is not a readable") and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+# ---- the app ----------------------------------------------------------------------------------------------------
+
+
+def test_app_upload_becomes_the_selected_dataset_and_a_bad_file_changes_nothing(labs):  # noqa: F811
+    at = open_page("train")
+    data = zip_of(class_files())
+    at.file_uploader(key="userdata_file").set_value(("colours.zip", data, "application/zip")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ref = parse_upload("colours.zip", data).ref
+    select = at.selectbox(key="cfg_dataset")
+    assert select.value == ref and select.options[-1] == "colours.zip (yours: 3 classes, 8x8)"
+    assert any("24 images in 3 classes" in s.value for s in at.success)
+    at.file_uploader(key="userdata_file").set_value(("broken.zip", b"not a zip", "application/zip")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["This file cannot be used: broken.zip is not a readable zip file"]
+    assert at.selectbox(key="cfg_dataset").value == ref  # the previous upload is still selected
+    at.number_input(key="cfg_steps").set_value(20)
+    at.select_slider(key="cfg_batch_size").set_value(8)
+    at.toggle(key="twin_on").set_value(False)
+    at.button(key="train_start").click().run()
+    lab = labs[-1]
+    lab.job.join(60)
+    assert lab.job.status == "finished" and lab.job.runs[0].dataset.name == "colours.zip"
+
+
+def test_app_compare_page_offers_the_upload_to_both_runs(labs):  # noqa: F811
+    at = open_page("compare")
+    at.file_uploader(key="userdata_file").set_value(("colours.zip", zip_of(class_files()), "application/zip")).run()
+    assert not at.exception and not at.error
+    ref = parse_upload("colours.zip", zip_of(class_files())).ref
+    assert at.selectbox(key="cmpA_dataset").value == ref and at.selectbox(key="cmpB_dataset").value == ref
