@@ -1,6 +1,7 @@
 """One browser session's lab bench, and the server-wide cap on concurrent training jobs. No Streamlit here.
 
-A `Lab` owns at most one `Job` (a single run or a twin pair) and optionally runs re-opened from files. The UI keeps
+A `Lab` owns at most one `Job` (a single run or a twin pair), optionally runs re-opened from files, and the image
+sets uploaded in this session (the newest two; configs name them `upload:<hash>`). The UI keeps
 one Lab per browser session and stops it when the session goes away. `JobLimiter` is shared by all sessions of a
 server: when every slot is taken, `Lab.start` refuses with a plain "busy" message instead of overloading the CPU.
 """

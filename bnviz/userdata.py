@@ -255,8 +255,12 @@ def _directory_entries(root: Path) -> list[_Entry]:
         entries += [_Entry((*rel, d), True, 0, bytes) for d in dirs]
         for f in files:
             path = Path(folder) / f
-            entries.append(_Entry((*rel, f), False, path.stat().st_size, path.read_bytes))
-            total += entries[-1].size
+            try:
+                size = path.stat().st_size
+            except OSError:  # e.g. a broken link: reading it fails later, and an image is counted as skipped
+                size = 0
+            entries.append(_Entry((*rel, f), False, size, path.read_bytes))
+            total += size
             if total > MAX_UNPACKED_BYTES or len(entries) > 2 * MAX_IMAGES:
                 raise UserDataError(f"{root} holds more than {MAX_UNPACKED_BYTES / 1e6:,.0f} MB or "
                                     f"{MAX_IMAGES:,} images: use a smaller folder")
@@ -295,7 +299,7 @@ def _from_entries(name: str, digest: str, entries: list[_Entry], size: int | Non
     inside = [e for e in entries if e.parts[:depth] == tuple(tops)[:depth] and len(e.parts) > depth]
     folders = {e.parts[depth] for e in inside if e.is_dir or len(e.parts) > depth + 1}
     classes = tuple(sorted(folders, key=_natural))
-    _check_classes(name, classes, "folder")
+    _check_classes(name, classes)
     labels = np.array([classes.index(e.parts[depth]) for e in images], dtype=np.int64)
     pixels, kept, failures = _decode_all(name, images, size)
     notes = [] if not ignored else [f"{ignored:,} file(s) that are not PNG or JPEG were ignored."]
@@ -307,9 +311,9 @@ def _natural(text: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text))
 
 
-def _check_classes(name: str, classes: tuple[str, ...], what: str) -> None:
+def _check_classes(name: str, classes: tuple[str, ...]) -> None:
     if not classes:
-        raise UserDataError(f"{name}: no classes found; put the images in one {what} per class "
+        raise UserDataError(f"{name}: no classes found; put the images in one folder per class "
                             "(cats/1.png, dogs/1.png, ...)")
     if len(classes) == 1:
         raise UserDataError(f"{name}: only one class ({classes[0]!r}); a classifier needs at least two")
@@ -322,7 +326,7 @@ def _decode_all(name: str, entries: list[_Entry], size: int | None) -> tuple[np.
     Returns RGB uint8 (n, S, S, 3), the indices of the images kept, and one reason per skipped image."""
     from PIL import Image
 
-    blobs, sides, failures, total = {}, [], [], 0
+    readable, sides, failures, total = [], [], [], 0
     for i, e in enumerate(entries):
         where = "/".join(e.parts)
         try:
@@ -342,27 +346,27 @@ def _decode_all(name: str, entries: list[_Entry], size: int | None) -> tuple[np.
         if total > MAX_SOURCE_PIXELS:
             raise UserDataError(f"{name}: the images add up to more than {MAX_SOURCE_PIXELS / 1e6:,.0f} million "
                                 "pixels; shrink them or send fewer")
-        blobs[i] = blob
+        readable.append(i)
         sides.append(max(w, h))
     target = size or _auto_size(sides)
-    _check_values(name, len(blobs), 1, target)
+    _check_values(name, len(readable), 1, target)
     kept, pixels = [], []
-    for i, blob in blobs.items():
+    for i in readable:  # read again rather than hold every file's bytes at once
         try:
-            pixels.append(_decode(blob, target))
+            pixels.append(_decode(entries[i].read(), target))
             kept.append(i)
-        except (OSError, ValueError, EOFError, Image.DecompressionBombError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Image.DecompressionBombError):
             failures.append(f"{'/'.join(entries[i].parts)} is damaged (cannot be decoded)")
     stack = np.stack(pixels) if pixels else np.zeros((0, target, target, 3), np.uint8)
     return stack, np.array(kept, dtype=np.int64), failures
 
 
 def _decode(blob: bytes, size: int) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(blob), formats=("PNG", "JPEG")) as im:
         im.draft(im.mode, (size, size))  # JPEG: decode at a reduced scale, much faster for photos
-        im = im.convert("RGBA")
+        im = ImageOps.exif_transpose(im).convert("RGBA")  # phone photos: upright as they were taken
         flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
         flat.alpha_composite(im)  # transparent pixels over white
         rgb = flat.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)  # antialiased when shrinking
@@ -464,7 +468,7 @@ def _from_arrays(name: str, digest: str, x: np.ndarray, y: np.ndarray, classes: 
     x = _image_array(name, x)  # (N, H, W, C)
     labels, classes = _array_labels(name, y, classes, len(x))
     notes = []
-    _check_classes(name, classes, "label")
+    _check_classes(name, classes)
     rgb, note = _to_uint8(x)
     if note:
         notes.append(note)

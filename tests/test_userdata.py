@@ -24,13 +24,13 @@ from bnviz.userdata import UserDataError, parse_upload, read_user_data, stratifi
 COLOURS = {"blue": (20, 40, 230), "green": (30, 200, 40), "red": (220, 30, 30)}
 
 
-def png(colour=(128, 128, 128), size=(8, 8), mode="RGB", noise=0) -> bytes:
-    """A solid image (with a little noise from `noise` as its seed) as PNG bytes."""
+def png(colour=(128, 128, 128), size=(8, 8), mode="RGB", noise=0, kind="PNG") -> bytes:
+    """A solid image (with a little noise from `noise` as its seed) as PNG (or JPEG) bytes."""
     rng = np.random.default_rng(noise)
     pixels = np.clip(np.array(colour)[None, None, :] + rng.integers(-10, 11, (size[1], size[0], 3)), 0, 255)
     img = Image.fromarray(pixels.astype(np.uint8), "RGB").convert(mode)
     buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
+    img.save(buffer, format=kind)
     return buffer.getvalue()
 
 
@@ -129,9 +129,11 @@ def test_mixed_sizes_are_resized_and_mixed_modes_become_rgb():
     files = class_files(per_class=3, size=(10, 10))
     files["red/big.png"] = png(COLOURS["red"], size=(20, 14))
     files["blue/gray.png"] = png(size=(10, 10), mode="L")
+    files["green/photo.JPG"] = png(COLOURS["green"], size=(30, 30), kind="JPEG")
     images = parse_upload("m.zip", zip_of(files))
-    assert images.images.shape == (11, 3, 10, 10)  # auto: the most common size
-    assert parse_upload("m.zip", zip_of(files), size=16).images.shape == (11, 3, 16, 16)
+    assert images.images.shape == (12, 3, 10, 10)  # auto: the most common size
+    assert images.images[images.labels == 1, 1].mean() > 150  # the JPEG is green too
+    assert parse_upload("m.zip", zip_of(files), size=16).images.shape == (12, 3, 16, 16)
     gray = {k: png(c, mode="L", noise=i) for i, (k, c) in
             enumerate((f"{n}/{i}.png", c) for n, c in COLOURS.items() for i in range(2))}
     assert parse_upload("g.zip", zip_of(gray)).channels == 1
@@ -257,6 +259,13 @@ def test_split_is_stratified_and_deterministic_in_the_seed():
     assert list(np.sort(test)) == [0] or list(np.sort(test)) == [1]  # the single image of class 1 trains
 
 
+def test_example_grid_has_one_row_per_class():
+    images = parse_upload("colours.zip", zip_of(class_files()))
+    grid = images.example_grid(per_class=4, tile=16)
+    assert grid.shape == (3 * 18, 4 * 18, 3) and grid.dtype == np.uint8
+    assert grid[0, 0, 2] > 200 and grid[2 * 18, 0, 0] > 200  # blue first row, red last row
+
+
 def test_to_dataset_is_float_in_unit_range_with_a_source():
     ds = parse_upload("colours.zip", zip_of(class_files())).to_dataset(seed=0)
     assert ds.x_train.dtype.is_floating_point and 0 <= float(ds.x_train.min()) <= float(ds.x_train.max()) <= 1
@@ -320,7 +329,7 @@ def test_app_upload_becomes_the_selected_dataset_and_a_bad_file_changes_nothing(
     assert not at.exception and not at.error, [e.value for e in at.error]
     ref = parse_upload("colours.zip", data).ref
     select = at.selectbox(key="cfg_dataset")
-    assert select.value == ref and select.options[-1] == "colours.zip (yours: 3 classes, 8x8)"
+    assert select.value == ref and select.options[-1] == "yours: colours.zip"
     assert any("24 images in 3 classes" in s.value for s in at.success)
     at.file_uploader(key="userdata_file").set_value(("broken.zip", b"not a zip", "application/zip")).run()
     assert not at.exception

@@ -19,12 +19,16 @@ from .style import show
 SIZE_CHOICES = ("auto", 8, 16, 24, 28, 32, 48, 64)
 PENDING = "userdata_pending"  # {select-box key: upload reference} chosen by the next run
 LAST = "userdata_last"  # ((file id, size), error or None) of the newest file handled: no re-reading on reruns
-HELP = (f"A **.zip** with one folder per class (`cats/1.png`, `dogs/1.jpg`, ...; PNG or JPEG), an **.npz** with "
-        f"arrays `x` (N, H, W[, 3]) and `y` (whole-number labels, optional `classes` names), or a **.csv** with a "
-        f"`label` column and one column per pixel of a square grayscale image. Up to {MAX_IMAGES:,} images, "
-        f"{MAX_CLASSES} classes, {MAX_FILE_BYTES // 2**20} MB. Every image is resized to one size (auto: the most "
-        f"common, at most {AUTO_SIZE_CAP}); unreadable images are skipped and counted; 20 % of each class is kept "
-        "for testing.")
+HELP = f"""
+- **.zip**: one folder per class (`cats/1.png`, `dogs/2.jpg`), PNG or JPEG
+- **.npz**: `x` (N, H, W) or (N, H, W, 3), `y` whole-number labels, optional `classes` names
+- **.csv**: a `label` column and one column per pixel of a square grayscale image
+
+Up to {MAX_IMAGES:,} images, {MAX_CLASSES} classes, {MAX_FILE_BYTES // 2**20} MB. All images get one size; damaged
+ones are skipped and counted; 20 % of each class is kept for testing.
+"""
+EXAMPLES_PER_CLASS = 6
+SIDEBAR_PLOT_PX = 190  # the example grid's drawn width in the sidebar, to give the figure a matching height
 
 
 def dataset_choices(key: str, builtin: tuple[str, ...]) -> tuple[tuple[str, ...], Callable[[str], str]]:
@@ -37,8 +41,7 @@ def dataset_choices(key: str, builtin: tuple[str, ...]) -> tuple[tuple[str, ...]
         st.session_state[key] = pending.pop(key)
     if st.session_state.get(key) not in options:
         st.session_state[key] = options[0]
-    labels = {ref: f"{images.name} (yours: {len(images.classes)} classes, {images.size}x{images.size})"
-              for ref, images in uploads.items()}
+    labels = {ref: f"yours: {images.name}" for ref, images in uploads.items()}
     return options, lambda name: labels.get(name, name)
 
 
@@ -61,10 +64,11 @@ def upload_panel(select_keys: tuple[str, ...], container=None) -> None:
     lab = get_lab()
     c = container or st.sidebar
     with c.expander("Use your own images", expanded=bool(lab.uploads)):
-        st.markdown(HELP)
+        st.caption(HELP)
         size = st.selectbox("Image size", SIZE_CHOICES, key="userdata_size", persist_state="session",
                             format_func=lambda s: f"auto (at most {AUTO_SIZE_CAP})" if s == "auto" else f"{s}x{s}",
-                            help="Every image is resized to this square size. Larger is slower: 64x64 trains "
+                            help=f"Every image is resized to this square size (stretched if not square). auto: "
+                                 f"the most common size, at most {AUTO_SIZE_CAP}. Larger is slower: 64x64 trains "
                                  "about 16 times slower than 16x16.")
         upload = st.file_uploader("Your images", type=["zip", "npz", "csv"], key="userdata_file",
                                   max_upload_size=MAX_FILE_BYTES // 2**20)
@@ -104,14 +108,15 @@ def _summary(lab: Lab) -> None:
 
 
 def _examples_figure(images) -> go.Figure:
-    grid = images.example_grid()
+    grid = images.example_grid(per_class=EXAMPLES_PER_CLASS)
     rows = min(len(images.classes), 10)
     row_height = grid.shape[0] / rows
     fig = go.Figure(go.Image(z=grid, hoverinfo="skip"))
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(tickvals=[(i + 0.45) * row_height for i in range(rows)], ticktext=list(images.classes[:rows]),
-                     showgrid=False, zeroline=False, tickfont=dict(size=14))
+    fig.update_yaxes(tickvals=[(i + 0.5) * row_height for i in range(rows)], ticktext=list(images.classes[:rows]),
+                     showgrid=False, zeroline=False, ticks="", automargin=True, tickfont=dict(size=13))
     more = f" (first {rows} of {len(images.classes)} classes)" if len(images.classes) > rows else ""
     fig.update_layout(title=dict(text=f"Examples per class{more}", font=dict(size=14)),
-                      height=int(60 + 40 * rows), margin=dict(l=10, r=10, t=40, b=10))
+                      height=50 + int(grid.shape[0] * SIDEBAR_PLOT_PX / grid.shape[1]),
+                      margin=dict(l=0, r=0, t=40, b=10))
     return fig
