@@ -1,6 +1,7 @@
 """`python -m bnviz`: train and record from a terminal, benchmark the recorder, write HTML reports, get datasets.
 
     python -m bnviz run --norm none --lr 0.5 --steps 2000 --out runs/nobn
+    python -m bnviz run --dataset my_images/ --steps 500 --out runs/mine   # a folder of class folders, .zip/.npz/.csv
     python -m bnviz report runs/nobn
     python -m bnviz bench
     python -m bnviz download mnist
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import RunConfig
+from .config import BUILTIN_DATASETS, RunConfig
 
 # CLI flag -> config field, for the flags whose names differ
 FLAG_FIELDS = {"momentum": "bn_momentum", "eval_every": "eval_every"}
@@ -39,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train one config and write its recorded history to --out")
     defaults = RunConfig()
     add = run.add_argument
-    add("--dataset", default=defaults.dataset, help="digits (bundled), shapes, mnist, fashion-mnist, cifar10")
+    add("--dataset", default=defaults.dataset,
+        help="digits (bundled), shapes, mnist, fashion-mnist, cifar10, or your own images: a folder of class "
+             "folders, or a .zip, .npz or .csv file (see bnviz/userdata.py)")
     add("--model", default=defaults.model, help="cnn or mlp")
     add("--depth", type=int, default=defaults.depth)
     add("--width", type=int, default=defaults.width)
@@ -87,6 +90,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         field = FLAG_FIELDS.get(key, key)
         if field in names:
             values[field] = value
+    if values["dataset"] not in BUILTIN_DATASETS and Path(values["dataset"]).expanduser().exists():
+        values["dataset"] = str(Path(values["dataset"]).expanduser().resolve())  # config.json names it exactly
     return RunConfig(**values).validate()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 
 MODELS = ("cnn", "mlp")
@@ -17,8 +18,11 @@ PLACEMENTS = ("before", "after")
 OPTIMIZERS = ("sgd", "adam")
 BN_IMPLS = ("torch", "scratch")
 INITS = ("default", "normal")
-# Built-in dataset names; a path to a user's image folder or file is also accepted (checked when loaded).
+# Built-in dataset names; a path to a user's image folder or file is also accepted (checked when loaded), and so is
+# "upload:<12 hex digits>", an image set uploaded in the app (the app supplies it; see bnviz.userdata).
 BUILTIN_DATASETS = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")
+UPLOAD_PREFIX = "upload:"
+UPLOAD_REF = re.compile(r"upload:[0-9a-f]{12}")
 
 # Bounds that keep a live run on a 2-core laptop responsive; the widgets use the same numbers.
 LIMITS = {
@@ -36,7 +40,7 @@ LIMITS = {
 class RunConfig:
     """One training run. Defaults: a small BN CNN on the bundled 8x8 digits (>90% test accuracy in 1,000 steps)."""
 
-    dataset: str = "digits"  # a built-in name, or a path to your own images (see bnviz.data)
+    dataset: str = "digits"  # a built-in name, a path to your own images, or upload:<hash> (see bnviz.userdata)
     model: str = "cnn"  # "cnn": conv blocks + global average pool + linear head; "mlp": fully connected blocks
     depth: int = 3  # number of hidden blocks (conv or linear), each: layer -> [norm] -> activation
     width: int = 16  # channels per conv block, or units per MLP block
@@ -76,7 +80,11 @@ class RunConfig:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ValueError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(BUILTIN_DATASETS)} "
                              "or a path to your own image folder or file")
-        if self.dataset not in BUILTIN_DATASETS and not _looks_like_path(self.dataset):
+        if self.dataset.startswith(UPLOAD_PREFIX):
+            if not UPLOAD_REF.fullmatch(self.dataset):
+                raise ValueError(f"dataset={self.dataset!r} is not allowed: an uploaded image set is named "
+                                 f"{UPLOAD_PREFIX}<first 12 hex digits of its SHA-256>")
+        elif self.dataset not in BUILTIN_DATASETS and not _looks_like_path(self.dataset):
             raise ValueError(f"dataset={self.dataset!r} is unknown: use one of {', '.join(BUILTIN_DATASETS)} "
                              "or a path to your own image folder or file")
         for name, (lo, hi) in LIMITS.items():

@@ -1,6 +1,7 @@
 """One browser session's lab bench, and the server-wide cap on concurrent training jobs. No Streamlit here.
 
-A `Lab` owns at most one `Job` (a single run or a twin pair) and optionally runs re-opened from files. The UI keeps
+A `Lab` owns at most one `Job` (a single run or a twin pair), optionally runs re-opened from files, and the image
+sets uploaded in this session (the newest two; configs name them `upload:<hash>`). The UI keeps
 one Lab per browser session and stops it when the session goes away. `JobLimiter` is shared by all sessions of a
 server: when every slot is taken, `Lab.start` refuses with a plain "busy" message instead of overloading the CPU.
 """
@@ -15,9 +16,11 @@ from .config import RunConfig
 from .data import DatasetUnavailable
 from .history import History
 from .trainer import Job, JobSnapshot
+from .userdata import UserImages
 
 RUN_LABELS = ("A", "B")
 FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded step
+MAX_UPLOADS = 2  # uploaded image sets kept per session (each up to 32 MB as uint8)
 
 
 class JobLimiter:
@@ -78,6 +81,20 @@ class Lab:
     job: Job | None = None
     labels: list[str] = field(default_factory=list)
     loaded: LoadedRuns | None = None
+    uploads: dict[str, UserImages] = field(default_factory=dict)  # ref -> images, newest last
+
+    def add_upload(self, images: UserImages) -> str:
+        """Keep an uploaded image set for this session (the newest MAX_UPLOADS only); return its reference."""
+        self.uploads.pop(images.ref, None)
+        self.uploads[images.ref] = images
+        while len(self.uploads) > MAX_UPLOADS:
+            del self.uploads[next(iter(self.uploads))]
+        return images.ref
+
+    def _user_datasets(self, configs: list[RunConfig]) -> dict:
+        """Job's `datasets` for the configs that train on an upload of this session (split by each run's seed)."""
+        return {(c.dataset, c.seed, c.difficulty): self.uploads[c.dataset].to_dataset(c.seed)
+                for c in configs if c.dataset in self.uploads}
 
     def start(self, configs: list[RunConfig], labels: list[str] | None = None) -> str | None:
         """Stop any current job and start a new one; return None, or a plain message saying why not."""
@@ -88,7 +105,7 @@ class Lab:
         try:
             threads = max(1, available_cores() // self.limiter.capacity)  # jobs x threads <= cores
             configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
-            job = Job(configs)
+            job = Job(configs, datasets=self._user_datasets(configs))
         except (ValueError, DatasetUnavailable) as exc:
             self.limiter.release(id(self))
             return str(exc)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import userdata
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .history import History
@@ -37,8 +38,7 @@ class Run:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset | None = None, init_from: Run | None = None):
         self.cfg = cfg.validate()
-        self.dataset = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.seed,
-                                                                        difficulty=cfg.difficulty)
+        self.dataset = dataset if dataset is not None else load_for(cfg)
         self.model = build_model(cfg, self.dataset.input_shape, self.dataset.n_classes)
         self.shared_weights = copy_shared_weights(init_from.model, self.model) if init_from else []
         self.optimizer = make_optimizer(self.model, cfg)
@@ -51,6 +51,8 @@ class Run:
         else:  # nothing is recorded, but the run still has an (empty) history with the right layout
             self.history = History(layout_for(targets, cfg.hist_bins), capacity=4)
         self.history.meta["config"] = cfg.to_dict()
+        self.history.meta["dataset"] = {"name": self.dataset.name, "classes": list(self.dataset.classes),
+                                        "input_shape": list(self.dataset.input_shape), **self.dataset.source}
         self.step = 0
         self.status = "ready"  # ready | running | finished | stopped | diverged | error
         self.diverged_at: int | None = None
@@ -167,6 +169,13 @@ class Run:
         return out
 
 
+def load_for(cfg: RunConfig) -> Dataset:
+    """The dataset `cfg` names: built in (bnviz.data), or your own images (bnviz.userdata)."""
+    if userdata.is_user_data(cfg.dataset):
+        return userdata.load_for_config(cfg.dataset, cfg.seed)
+    return load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)
+
+
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -221,7 +230,7 @@ class Job:
             cfg.validate()
             key = (cfg.dataset, cfg.seed, cfg.difficulty)
             if key not in datasets:
-                datasets[key] = load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)
+                datasets[key] = load_for(cfg)
             self.runs.append(Run(cfg, datasets[key], init_from=self.runs[0] if self.runs else None))
         self.streams = []  # runs with the same data and batch size share one stream: the same batches
         for run in self.runs:

@@ -11,6 +11,7 @@ from bnviz.ui.controls import config_controls
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
 from bnviz.ui.style import page_header, show
+from bnviz.ui.userdata import upload_panel
 
 page_header("Compare two runs", """
 Set up run **A** and run **B** (by default identical except that A uses batch norm and B does not). Both train in
@@ -26,6 +27,7 @@ with left:
 with right:
     st.subheader("Run B")
     b = config_controls("cmpB", container=right, compact=True, defaults=RunConfig(norm="none", steps=400))
+upload_panel(("cmpA_dataset", "cmpB_dataset"))
 run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 
 

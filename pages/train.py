@@ -7,6 +7,7 @@ from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
 from bnviz.ui.style import page_header, show
+from bnviz.ui.userdata import upload_panel
 
 page_header("Train & watch", """
 Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the
@@ -17,6 +18,7 @@ in one setting only, so any difference you see comes from that setting.
 
 lab = get_lab()
 configs, labels = sidebar_setup()
+upload_panel(("cfg_dataset",))
 
 run_buttons(lab, lambda: configs, labels, key="train")
 stages = {"act_input": "input to the activation", "pre": "pre: conv/linear output", "norm": "norm: normalized",

@@ -355,3 +355,42 @@ def test_running_job_survives_page_switch_and_other_pages_draw_it(context, prime
     final = press_stop_and_check(page)
     lap(f"after Stop: {final}")
     assert "stopped" in final, f"the 5,000-step run should still have been running: {final}"
+
+
+def test_uploaded_image_zip_trains_live(context, primed, tmp_path):
+    """A teacher uploads a zip of class folders on Train & watch, sees it summarised and selected, and trains on it."""
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    lap = Clock("upload")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "colours.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, rgb in {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 70, 220)}.items():
+            for i in range(30):  # 24 train images per class: enough for the default batch of 64
+                pixels = np.clip(np.array(rgb) + rng.integers(-40, 41, (16, 16, 3)), 0, 255).astype(np.uint8)
+                buffer = io.BytesIO()
+                Image.fromarray(pixels).save(buffer, format="PNG")
+                zf.writestr(f"{name}/{i}.png", buffer.getvalue())
+    page = open_page(context, primed, "train", "Train & watch")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Use your own images").click()
+    sidebar.locator('input[type="file"]').set_input_files(str(path))
+    sidebar.get_by_text("90 images in 3 classes").wait_for(state="visible", timeout=LIVE_S * 1000)
+    dataset = sidebar.get_by_label("Dataset", exact=True)  # a combobox: the selection is its input's value
+    bs.poll(lambda: dataset.input_value() == "yours: colours.zip", 30, what="the upload to be the selected Dataset")
+    lap("uploaded, summarised and selected")
+    set_steps(page, 300)
+    bs.main_area(page).get_by_role("button", name="▶ Start").click()
+    wait_for_first_data(page)
+    first = bs.poll(lambda: (live := read_live(page))["status"] and live, LIVE_S, what="a status line after Start")
+    assert first["status"]["status"] == "running", bs.status_text(page)
+    later = wait_for_progress(page, first)
+    lap(f"charts changed; {later['status']}")
+    assert_no_errors(page, "/train training on an uploaded zip")
+    bs.screenshot(page, "train-own-images", tries=2)
+    final = press_stop_and_check(page)
+    assert "stopped" in final or "finished" in final, final

@@ -10,6 +10,7 @@ import streamlit as st
 
 from ..config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from ..presets import PRESETS
+from .userdata import dataset_choices
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
@@ -54,9 +55,11 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
     k = lambda name: dict(key=_key(prefix, name), persist_state="session")  # noqa: E731
     values = {}
     with c.expander("Model and data", expanded=not compact):
-        values["dataset"] = st.selectbox("Dataset", DATASET_CHOICES, **k("dataset"),
+        datasets, dataset_label = dataset_choices(_key(prefix, "dataset"), DATASET_CHOICES)
+        values["dataset"] = st.selectbox("Dataset", datasets, format_func=dataset_label, **k("dataset"),
                                          help="digits: scikit-learn's 8x8 handwritten digits (bundled). "
-                                              "shapes: generated coloured shapes, 16x16.")
+                                              "shapes: generated coloured shapes, 16x16. Yours: upload them "
+                                              "under 'Use your own images'.")
         values["model"] = st.radio("Model", MODELS, horizontal=True, **k("model"),
                                    help="cnn: conv blocks + global pooling; mlp: fully connected blocks")
         values["depth"] = st.slider("Hidden blocks", 1, 6, **k("depth"))
