@@ -1,8 +1,12 @@
 """bnviz: watch internal covariate shift and batch normalization happen. Run: streamlit run app.py"""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="bnviz: batch normalization, live", layout="wide")
+# A local favicon: without one, Streamlit fetches the page's material icon from fonts.gstatic.com (offline: fails).
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"
+st.set_page_config(page_title="bnviz: batch normalization, live", page_icon=str(FAVICON), layout="wide")
 
 pages = {
     "Start": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],

@@ -146,10 +146,10 @@ class Lab:
     def snapshot(self) -> JobSnapshot | None:
         return self.job.snapshot() if self.job is not None else None
 
-    def histories(self) -> tuple[list[str], list[History]]:
-        """What the pages draw: the current job's runs, or the re-opened ones."""
+    def histories(self, snap: JobSnapshot | None = None) -> tuple[list[str], list[History]]:
+        """What the pages draw: the current job's runs (from `snap` if given), or the re-opened ones."""
         if self.job is not None:
-            snap = self.job.snapshot()
+            snap = snap if snap is not None else self.job.snapshot()
             return self.labels, [r.history for r in snap.runs]
         if self.loaded is not None:
             return self.loaded.labels, self.loaded.histories

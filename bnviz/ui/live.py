@@ -75,9 +75,10 @@ def live_lr(job, key: str) -> None:
         job.set_lr(choice)
 
 
-def status_line(lab: Lab, start_hint: str = START_HINT) -> None:
+def status_line(lab: Lab, start_hint: str = START_HINT, snap=None) -> None:
+    """The run's state in one line (or what to do when there is none); snap: a snapshot already taken."""
     show_flash()
-    snap = lab.snapshot()
+    snap = snap if snap is not None else lab.snapshot()
     if snap is None:
         if lab.loaded is not None:
             st.info(f"Showing a saved run ({lab.loaded.source}). To train a new one, {start_hint}.")
@@ -101,8 +102,9 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def body() -> None:
-        status_line(lab, start_hint)
-        labels, histories = lab.histories()
+        snap = lab.snapshot()  # one consistent copy per refresh, for the status line and the charts
+        status_line(lab, start_hint, snap)
+        labels, histories = lab.histories(snap)
         if histories:
             try:
                 draw(labels, histories)
