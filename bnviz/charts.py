@@ -122,7 +122,11 @@ def block_color(layer: int) -> str:
 
 def activation_input_stage(history: History, layer: int) -> str:
     """The stage whose values enter the block's activation: "norm" if the block is normalized before the
-    activation (the config in `history.meta` says placement "before"), else "pre" (the conv/linear output)."""
+    activation (the config in `history.meta` says placement "before"), else "pre" (the conv/linear output).
+    A run of `bnviz.watch` names the stage for each layer in `history.meta["watch"]["act_input"]`."""
+    stage = _watched(history, "act_input", layer)
+    if stage and history.probe_index(layer, stage) is not None:
+        return stage
     placement = (history.meta.get("config") or {}).get("placement")
     if placement == "before" and history.probe_index(layer, "norm") is not None:
         return "norm"
@@ -189,6 +193,12 @@ def _config(history: History) -> dict:
     return history.meta.get("config") or {}
 
 
+def _watched(history: History, key: str, layer: int):
+    """Per-layer facts a `bnviz.watch` run keeps in meta["watch"] (None for other runs)."""
+    values = (history.meta.get("watch") or {}).get(key)
+    return values[layer] if isinstance(values, list) and 0 <= layer < len(values) else None
+
+
 def _norm_name(history: History) -> str:
     names = {"batch": "BN", "batch-noisy": "noisy BN", "layer": "layer norm", "instance": "instance norm",
              "group": "group norm"}
@@ -211,8 +221,9 @@ def stage_label(history: History, layer: int, stage: str) -> str:
     act = _activation_name(history, layer)
     feeds = " (input to the " + act + ")" if stage == activation_input_stage(history, layer) else ""
     if stage == "pre":
-        model = _config(history).get("model")
-        return {"cnn": "conv output", "mlp": "linear output"}.get(model, "layer output") + feeds
+        model = _config(history).get("model") or _watched(history, "pre", layer)
+        return {"cnn": "conv output", "mlp": "linear output", "conv": "conv output",
+                "linear": "linear output"}.get(model, "layer output") + feeds
     if stage == "norm":
         return f"{_norm_name(history)} output{feeds}"
     if stage == "act":
@@ -813,7 +824,7 @@ def update_ratios(history: History | None, which: str = "update_data") -> go.Fig
     layers = history.layout.layers
     traces = []
     for w, name in enumerate(history.layout.weights):
-        owner = name.split(".")[0]
+        owner = name.removesuffix(".weight")  # a block ("block1") or a watched module path ("layer1.0.conv1")
         block = owner in layers
         traces.append(_line(x, _positive(ratios[idx, w]), name.removesuffix(".weight"),
                             block_color(layers.index(owner)) if block else GUIDE_COLOR, width=2.5 if block else 2,

@@ -25,9 +25,14 @@ What is measured, per recorded step:
   running + momentum * batch, with the unbiased batch variance), or computed from the input when there is no
   usable update (momentum 0, no running statistics).
 
-Cost: the hooks keep references only; `end` gathers the sampled values with one `take` per tensor and copies the
-weights with one call; every `chunk` recorded steps the statistics of all of them are computed in a few numpy calls
-on stacked arrays and appended to the history (so the history lags by at most chunk - 1 steps; `flush` empties it).
+A module called more than once in a step (one ReLU module reused, as in torchvision's ResNet blocks) is recorded
+at its first call. Values are sampled inside the forward hook, so a later in-place change of the tensor (`out +=
+identity`, `ReLU(inplace=True)`) does not alter them; its gradient is likewise the one of the value the hook saw.
+
+Cost: the forward hooks sample with one `take` per tensor (the first recorded step keeps a copy until every
+probe's size is known); `end` copies the weights with one call; every `chunk` recorded steps the statistics of
+all of them are computed in a few numpy calls on stacked arrays and appended to the history (so the history lags
+by at most chunk - 1 steps; `flush` empties it).
 
 Usage, for a model the trainer built or any `nn.Module` (see `bnviz.targets`)::
 
@@ -205,8 +210,16 @@ class Recorder:
             if not self._listening(module) or not isinstance(output, torch.Tensor):
                 return
             self._ensure_begun()
-            self._outputs[k] = output
-            if output.requires_grad:
+            c = self._fill
+            if self._act_present[c, k]:  # a module called again in this step (a shared ReLU): keep its first call
+                return
+            self._act_present[c, k] = True
+            self._numel[c, k] = output.numel()
+            if self._acts is not None:  # sample now: the forward may still change this tensor in place
+                torch.take(output.detach(), self._indices(k, output.numel()), out=self._acts[c, k])
+            else:  # the first recorded step: the sample size is known once every probe has run
+                self._outputs[k] = output.detach().clone()
+            if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
                 output.register_hook(grad_hook)
         return hook
 
@@ -261,6 +274,7 @@ class Recorder:
         self._begun = True
         c = self._fill
         self._outputs[:] = [None] * len(self._outputs)
+        self._act_present[c] = False
         self._grad_present[c] = False
         self._direct[c].clear()
         self._w_before.copy(c, self._weights)
@@ -306,15 +320,12 @@ class Recorder:
         return True
 
     def _gather(self, c: int) -> None:
-        """Copy the sampled values of every output of this step into chunk slot c (gradients came in hooks)."""
+        """Sample the outputs the hooks kept (first recorded step only) into chunk slot c; count norm values."""
         if not self._ensure_buffers():
             return
-        with torch.no_grad():
-            for k, out in enumerate(self._outputs):
-                self._act_present[c, k] = out is not None
-                if out is not None:
-                    self._numel[c, k] = out.numel()
-                    torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
+        for k, out in enumerate(self._outputs):
+            if out is not None:
+                torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
         for j, k in enumerate(self._norm_probe):
             if k is not None:
                 self._counts[c, j] = self._numel[c, k] / self._norm_width[j]
