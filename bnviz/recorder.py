@@ -175,6 +175,7 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self.armed = False
+        self._outputs[:] = [None] * len(self._outputs)  # a step left unfinished keeps nothing alive
         self.flush()
 
     def __enter__(self) -> Recorder:
