@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import gc
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -444,3 +445,16 @@ def test_import_bnviz_is_light_and_exports_watch():
            "w = bnviz.watch; assert 'streamlit' not in sys.modules; print(w.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "bnviz.watching"
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The snippet under "Watch your own model" in README.md, executed as written (in a temporary folder)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Watch your own model (Jupyter)", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    w = scope["w"]
+    assert len(w.history) == 200 and w.layers == ["0", "5"]
+    assert History.load(tmp_path / "runs" / "mine").layout == w.history.layout
