@@ -204,7 +204,7 @@ class Recorder:
     def _forward_hook(self, k: int):
         def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
             if self._ensure_buffers():
-                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_samples[self._fill, k])
+                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_rows[self._fill][k])
                 self._grad_present[self._fill, k] = True
 
         def hook(module, inputs, output):
@@ -217,7 +217,7 @@ class Recorder:
             self._act_present[c, k] = True
             self._numel[c, k] = output.numel()
             if self._acts is not None:  # sample now: the forward may still change this tensor in place
-                torch.take(output.detach(), self._indices(k, output.numel()), out=self._acts[c, k])
+                torch.take(output.detach(), self._indices(k, output.numel()), out=self._act_rows[c][k])
             else:  # the first recorded step: the sample size is known once every probe has run
                 self._outputs[k] = output.detach().clone()
             if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
@@ -318,6 +318,9 @@ class Recorder:
             self._sample_size = min(self.samples, min(present))
             shape = (self.chunk, len(self._outputs), self._sample_size)
             self._acts, self._grad_samples = torch.zeros(shape), torch.zeros(shape)
+            # one view per (slot, probe), made once: indexing a tensor in a hook costs more than the take
+            self._act_rows = [list(self._acts[c].unbind(0)) for c in range(self.chunk)]
+            self._grad_rows = [list(self._grad_samples[c].unbind(0)) for c in range(self.chunk)]
         return True
 
     def _gather(self, c: int) -> None:
