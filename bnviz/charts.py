@@ -219,7 +219,9 @@ def stage_label(history: History, layer: int, stage: str) -> str:
     """Plain words for a stage: "conv output", "BN output (input to the ReLU)", "ReLU output"."""
     stage = _stage(history, layer, stage)
     act = _activation_name(history, layer)
-    feeds = " (input to the " + act + ")" if stage == activation_input_stage(history, layer) else ""
+    feeds = ""
+    if stage == activation_input_stage(history, layer) and history.probe_index(layer, "act") is not None:
+        feeds = " (input to the " + act + ")"  # a watched layer may have no activation module
     if stage == "pre":
         model = _config(history).get("model") or _watched(history, "pre", layer)
         return {"cnn": "conv output", "mlp": "linear output", "conv": "conv output",
@@ -282,6 +284,7 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
     names = [t["name"] for t in traces if t.get("name") and t.get("showlegend", True)]
     rows = _legend_rows(list(dict.fromkeys(names)))
     top = _LEGEND_PX + rows * _LEGEND_ROW_PX + (_SUBTITLE_PX if subtitles else 0) + (6 if rows else 0)
+    height += max(0, rows - 2) * _LEGEND_ROW_PX  # a long legend (a watched model's 20 layers) must not eat the plot
     annotations = list(layout.get("annotations", []))
     if note:
         note = "<br>".join(textwrap.fill(line, _NOTE_CHARS).replace("\n", "<br>") for line in note.split("<br>"))

@@ -402,6 +402,8 @@ def test_every_named_figure_builds_with_module_paths(watched_resnet):
         "layer2.0.conv1: distribution of the BN output (input to the ReLU)"
     assert "layer2.0.conv2" in w.figure("gamma_beta", layer="layer2.0.conv2").layout.title.text
     assert w.figure("gamma_beta").layout.title.text.startswith("conv1:")  # default: the first normalized layer
+    assert w.figure("gradients").layout.height > charts.HEIGHT  # 21 legend entries: the chart grows, the plot stays
+    assert w.figure("loss").layout.height == charts.HEIGHT
     colours = {t.name: t.line.color for t in w.figure("update_data").data if t.showlegend is not False}
     assert colours["layer1.0.conv1"] != charts.GUIDE_COLOR  # weights are matched to their layers
     with pytest.raises(ValueError, match="distributions"):
@@ -416,7 +418,8 @@ def test_chart_helpers_on_a_watched_history(watched_resnet):
     assert charts.activation_input_stage(h, layers.index("layer1.0.conv2")) == "norm"
     assert charts.activation_input_stage(h, layers.index("fc")) == "pre"
     assert charts.stage_label(h, 0, "pre") == "conv output"
-    assert charts.stage_label(h, layers.index("fc"), "pre") == "linear output (input to the activation)"
+    assert charts.stage_label(h, layers.index("fc"), "pre") == "linear output"  # no activation module after fc
+    assert charts.stage_label(h, 0, "norm") == "BN output (input to the ReLU)"
     assert charts.stage_label(h, 0, "act") == "ReLU output"
     ln = train_watched(layer_norm_mlp(), batches(2, 16, DIGITS)).history
     assert charts.stage_label(ln, 0, "norm") == "layer norm output (input to the activation)"
