@@ -196,7 +196,8 @@ def _config(history: History) -> dict:
 def _watched(history: History, key: str, layer: int):
     """Per-layer facts a `bnviz.watch` run keeps in meta["watch"] (None for other runs)."""
     values = (history.meta.get("watch") or {}).get(key)
-    return values[layer] if isinstance(values, list) and 0 <= layer < len(values) else None
+    value = values[layer] if isinstance(values, list) and 0 <= layer < len(values) else None
+    return value if isinstance(value, str) else None  # meta comes from a file: trust only strings
 
 
 def _norm_name(history: History) -> str:

@@ -461,3 +461,10 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     w = scope["w"]
     assert len(w.history) == 200 and w.layers == ["0", "5"]
     assert History.load(tmp_path / "runs" / "mine").layout == w.history.layout
+
+
+def test_chart_helpers_ignore_malformed_watch_meta(watched_resnet):
+    h = watched_resnet.history.copy()
+    h.meta["watch"] = {"act_input": [["norm"]] * 30, "pre": [{"a": 1}] * 30}  # a tampered run.json
+    assert charts.activation_input_stage(h, 0) == "pre"
+    assert charts.stage_label(h, 0, "pre") == "layer output (input to the ReLU)"
