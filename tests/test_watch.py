@@ -468,3 +468,13 @@ def test_chart_helpers_ignore_malformed_watch_meta(watched_resnet):
     h.meta["watch"] = {"act_input": [["norm"]] * 30, "pre": [{"a": 1}] * 30}  # a tampered run.json
     assert charts.activation_input_stage(h, 0) == "pre"
     assert charts.stage_label(h, 0, "pre") == "layer output (input to the ReLU)"
+
+
+def test_bench_of_watch_runs_and_cli_flag(capsys):
+    from bnviz import bench
+
+    out = bench.measure_watch_overhead(blocks=2, steps_per_block=2, warmup=1, batch_size=4)
+    assert out["layers"] == 21 and out["probes"] == 50 and out["rows"] == 2 * 2 + 1  # warmup and blocks, watched
+    assert out["ratio"] > 0 and out["bare_steps_per_s"] > 0  # no timing claims in tests
+    assert cli_main(["bench", "--model", "vgg"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
