@@ -23,7 +23,8 @@ What is measured, per recorded step:
   and biased batch variance of its input and the running mean and variance after the step's forward pass. The
   batch statistics are solved exactly from the running-average update (PyTorch: running = (1 - momentum) *
   running + momentum * batch, with the unbiased batch variance), or computed from the input when there is no
-  usable update (momentum 0, no running statistics).
+  usable update (momentum 0, no running statistics). A step in which a layer's running statistics were updated
+  more than once (two training-mode forward passes) cannot be solved: its batch statistics are NaN.
 
 A module called more than once in a step (one ReLU module reused, as in torchvision's ResNet blocks) is recorded
 at its first call. Values are sampled inside the forward hook, so a later in-place change of the tensor (`out +=
@@ -136,6 +137,7 @@ class Recorder:
         self._running = [j for j, t in enumerate(targets.norms) if _running_average_factor(t.module, before=True)]
         self._running_before = SlotBuffer(self._running_tensors(), m)
         self._factors = np.zeros((m, len(self._running)))
+        self._tracked = np.zeros((m, len(self._running)), np.int64)  # num_batches_tracked at the step's start
         self._counts = np.zeros((m, len(targets.norms)))
         self._direct: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(m)]
         # values per channel that a norm layer normalizes over = numel of its output / channels
@@ -146,6 +148,10 @@ class Recorder:
     def _running_tensors(self) -> list[torch.Tensor]:
         return [b for j in self._running for b in (self.targets.norms[j].module.running_mean,
                                                    self.targets.norms[j].module.running_var)]
+
+    def _batches_tracked(self) -> np.ndarray:
+        counts = [getattr(self.targets.norms[j].module, "num_batches_tracked", None) for j in self._running]
+        return np.array([-1 if n is None else int(n) for n in counts], np.int64)
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -283,6 +289,7 @@ class Recorder:
             self._running_before.copy(c, self._running_tensors())
             self._factors[c] = [_running_average_factor(self.targets.norms[j].module, before=True)
                                 for j in self._running]
+            self._tracked[c] = self._batches_tracked()
 
     def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
         """Store this step (after backward and the optimizer step); return whether it was recorded."""
@@ -302,6 +309,9 @@ class Recorder:
         self._g_missing[c] = [g is None for g in grads]
         self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads)])
         self._channels.copy(c, self._channel_tensors)
+        if self._running:  # not exactly one running-average update in this step: its batch stats are unknown
+            before = self._tracked[c]  # -1: the module keeps no count, trust it
+            self._factors[c, (before >= 0) & (self._batches_tracked() - before != 1)] = 0.0
         self._outputs[:] = [None] * len(self._outputs)
         self._fill += 1
         self._begun = False

@@ -19,9 +19,10 @@ are the "before" of the update; `w.step()` closes the step. Passes in eval mode 
 step is recorded. Every hook is removed when the `with` block ends, also when the loop raises.
 
 Limits: one training forward pass per step is assumed. A second train-mode pass in the same step (gradient
-accumulation, a train-mode accuracy check) updates batch norm's running statistics again, and the batch mean and
-variance solved from that update are then wrong; run such passes in eval mode. The model must be called as a
-whole (`model(x)`): calling only a submodule does not arm the recorder.
+accumulation, a train-mode accuracy check) is not recorded, and because it updates batch norm's running
+statistics again, the batch mean and variance of that step cannot be solved from them: they are NaN (run such
+passes in eval mode). The model must be called as a whole (`model(x)`): calling only a submodule does not arm
+the recorder.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Watch:
     # ---- hooks ---------------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
         self.recorder.attach()
-        self._arm_handle = self.model.register_forward_pre_hook(self._arm)
+        if self._arm_handle is None:
+            self._arm_handle = self.model.register_forward_pre_hook(self._arm)
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

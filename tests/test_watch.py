@@ -478,3 +478,28 @@ def test_bench_of_watch_runs_and_cli_flag(capsys):
     assert out["ratio"] > 0 and out["bare_steps_per_s"] > 0  # no timing claims in tests
     assert cli_main(["bench", "--model", "vgg"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_second_training_pass_in_a_step_leaves_batch_stats_unknown_not_wrong():
+    """Two train-mode forward passes in one step update BN's running statistics twice: the batch statistics
+    cannot be solved from them, so that step shows NaN; a normal step next to it is still exact."""
+    model = resnet18_shaped(widths=(4, 4, 4, 4))
+    data = batches(2, 8, IMAGE)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs = []
+    hook = model.bn1.register_forward_hook(lambda m, i, o: inputs.append(i[0].detach().double().numpy().copy()))
+    with bnviz.watch(model) as w:
+        for step, (x, y) in enumerate(data):
+            loss = F.cross_entropy(model(x), y)
+            if step == 1:
+                model(x)  # e.g. a train-mode accuracy check: moves the running statistics a second time
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss.item())
+    hook.remove()
+    ch = w.history.column("channels")[:, w.history.layout.channel_slices()[0]]
+    mean = ch[..., CHANNEL_STATS.index("batch_mean")]
+    close(mean[0], inputs[0].mean(axis=(0, 2, 3)), atol=2e-5)
+    assert np.isnan(mean[1]).all()
+    close(ch[1, :, CHANNEL_STATS.index("running_mean")], model.bn1.running_mean.double().numpy(), atol=0)
