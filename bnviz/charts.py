@@ -122,7 +122,11 @@ def block_color(layer: int) -> str:
 
 def activation_input_stage(history: History, layer: int) -> str:
     """The stage whose values enter the block's activation: "norm" if the block is normalized before the
-    activation (the config in `history.meta` says placement "before"), else "pre" (the conv/linear output)."""
+    activation (the config in `history.meta` says placement "before"), else "pre" (the conv/linear output).
+    A run of `bnviz.watch` names the stage for each layer in `history.meta["watch"]["act_input"]`."""
+    stage = _watched(history, "act_input", layer)
+    if stage and history.probe_index(layer, stage) is not None:
+        return stage
     placement = (history.meta.get("config") or {}).get("placement")
     if placement == "before" and history.probe_index(layer, "norm") is not None:
         return "norm"
@@ -189,6 +193,13 @@ def _config(history: History) -> dict:
     return history.meta.get("config") or {}
 
 
+def _watched(history: History, key: str, layer: int):
+    """Per-layer facts a `bnviz.watch` run keeps in meta["watch"] (None for other runs)."""
+    values = (history.meta.get("watch") or {}).get(key)
+    value = values[layer] if isinstance(values, list) and 0 <= layer < len(values) else None
+    return value if isinstance(value, str) else None  # meta comes from a file: trust only strings
+
+
 def _norm_name(history: History) -> str:
     names = {"batch": "BN", "batch-noisy": "noisy BN", "layer": "layer norm", "instance": "instance norm",
              "group": "group norm"}
@@ -209,10 +220,13 @@ def stage_label(history: History, layer: int, stage: str) -> str:
     """Plain words for a stage: "conv output", "BN output (input to the ReLU)", "ReLU output"."""
     stage = _stage(history, layer, stage)
     act = _activation_name(history, layer)
-    feeds = " (input to the " + act + ")" if stage == activation_input_stage(history, layer) else ""
+    feeds = ""
+    if stage == activation_input_stage(history, layer) and history.probe_index(layer, "act") is not None:
+        feeds = " (input to the " + act + ")"  # a watched layer may have no activation module
     if stage == "pre":
-        model = _config(history).get("model")
-        return {"cnn": "conv output", "mlp": "linear output"}.get(model, "layer output") + feeds
+        model = _config(history).get("model") or _watched(history, "pre", layer)
+        return {"cnn": "conv output", "mlp": "linear output", "conv": "conv output",
+                "linear": "linear output"}.get(model, "layer output") + feeds
     if stage == "norm":
         return f"{_norm_name(history)} output{feeds}"
     if stage == "act":
@@ -271,6 +285,7 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
     names = [t["name"] for t in traces if t.get("name") and t.get("showlegend", True)]
     rows = _legend_rows(list(dict.fromkeys(names)))
     top = _LEGEND_PX + rows * _LEGEND_ROW_PX + (_SUBTITLE_PX if subtitles else 0) + (6 if rows else 0)
+    height += max(0, rows - 2) * _LEGEND_ROW_PX  # a long legend (a watched model's 20 layers) must not eat the plot
     annotations = list(layout.get("annotations", []))
     if note:
         note = "<br>".join(textwrap.fill(line, _NOTE_CHARS).replace("\n", "<br>") for line in note.split("<br>"))
@@ -813,7 +828,7 @@ def update_ratios(history: History | None, which: str = "update_data") -> go.Fig
     layers = history.layout.layers
     traces = []
     for w, name in enumerate(history.layout.weights):
-        owner = name.split(".")[0]
+        owner = name.removesuffix(".weight")  # a block ("block1") or a watched module path ("layer1.0.conv1")
         block = owner in layers
         traces.append(_line(x, _positive(ratios[idx, w]), name.removesuffix(".weight"),
                             block_color(layers.index(owner)) if block else GUIDE_COLOR, width=2.5 if block else 2,

@@ -3,7 +3,7 @@
     python -m bnviz run --norm none --lr 0.5 --steps 2000 --out runs/nobn
     python -m bnviz run --dataset my_images/ --steps 500 --out runs/mine   # a folder of class folders, .zip/.npz/.csv
     python -m bnviz report runs/nobn
-    python -m bnviz bench
+    python -m bnviz bench [--model resnet18]
     python -m bnviz download mnist
 
 Bad flags exit with status 2 and one line on stderr. A diverged run is a result: exit 0, status "diverged".
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the cost of recording every step, and the history's memory")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--model", default="cnn", choices=["cnn", "resnet18"],
+                       help="cnn: the app's default run; resnet18: bnviz.watch on a ResNet-18-shaped model")
 
     download = sub.add_parser("download", help="fetch mnist, fashion-mnist or cifar10 into the data directory")
     download.add_argument("name")
@@ -157,7 +159,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    bench.main(quick=args.quick)
+    if args.model == "resnet18":
+        bench.main_watch(quick=args.quick)
+    else:
+        bench.main(quick=args.quick)
     return 0
 
 

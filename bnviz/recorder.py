@@ -23,11 +23,17 @@ What is measured, per recorded step:
   and biased batch variance of its input and the running mean and variance after the step's forward pass. The
   batch statistics are solved exactly from the running-average update (PyTorch: running = (1 - momentum) *
   running + momentum * batch, with the unbiased batch variance), or computed from the input when there is no
-  usable update (momentum 0, no running statistics).
+  usable update (momentum 0, no running statistics). A step in which a layer's running statistics were updated
+  more than once (two training-mode forward passes) cannot be solved: its batch statistics are NaN.
 
-Cost: the hooks keep references only; `end` gathers the sampled values with one `take` per tensor and copies the
-weights with one call; every `chunk` recorded steps the statistics of all of them are computed in a few numpy calls
-on stacked arrays and appended to the history (so the history lags by at most chunk - 1 steps; `flush` empties it).
+A module called more than once in a step (one ReLU module reused, as in torchvision's ResNet blocks) is recorded
+at its first call. Values are sampled inside the forward hook, so a later in-place change of the tensor (`out +=
+identity`, `ReLU(inplace=True)`) does not alter them; its gradient is likewise the one of the value the hook saw.
+
+Cost: the forward hooks sample with one `take` per tensor (the first recorded step keeps a copy until every
+probe's size is known); `end` copies the weights with one call; every `chunk` recorded steps the statistics of
+all of them are computed in a few numpy calls on stacked arrays and appended to the history (so the history lags
+by at most chunk - 1 steps; `flush` empties it).
 
 Usage, for a model the trainer built or any `nn.Module` (see `bnviz.targets`)::
 
@@ -131,6 +137,7 @@ class Recorder:
         self._running = [j for j, t in enumerate(targets.norms) if _running_average_factor(t.module, before=True)]
         self._running_before = SlotBuffer(self._running_tensors(), m)
         self._factors = np.zeros((m, len(self._running)))
+        self._tracked = np.zeros((m, len(self._running)), np.int64)  # num_batches_tracked at the step's start
         self._counts = np.zeros((m, len(targets.norms)))
         self._direct: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(m)]
         # values per channel that a norm layer normalizes over = numel of its output / channels
@@ -141,6 +148,10 @@ class Recorder:
     def _running_tensors(self) -> list[torch.Tensor]:
         return [b for j in self._running for b in (self.targets.norms[j].module.running_mean,
                                                    self.targets.norms[j].module.running_var)]
+
+    def _batches_tracked(self) -> np.ndarray:
+        counts = [getattr(self.targets.norms[j].module, "num_batches_tracked", None) for j in self._running]
+        return np.array([-1 if n is None else int(n) for n in counts], np.int64)
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -170,6 +181,7 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self.armed = False
+        self._outputs[:] = [None] * len(self._outputs)  # a step left unfinished keeps nothing alive
         self.flush()
 
     def __enter__(self) -> Recorder:
@@ -198,15 +210,23 @@ class Recorder:
     def _forward_hook(self, k: int):
         def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
             if self._ensure_buffers():
-                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_samples[self._fill, k])
+                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_rows[self._fill][k])
                 self._grad_present[self._fill, k] = True
 
         def hook(module, inputs, output):
             if not self._listening(module) or not isinstance(output, torch.Tensor):
                 return
             self._ensure_begun()
-            self._outputs[k] = output
-            if output.requires_grad:
+            c = self._fill
+            if self._act_present[c, k]:  # a module called again in this step (a shared ReLU): keep its first call
+                return
+            self._act_present[c, k] = True
+            self._numel[c, k] = output.numel()
+            if self._acts is not None:  # sample now: the forward may still change this tensor in place
+                torch.take(output.detach(), self._indices(k, output.numel()), out=self._act_rows[c][k])
+            else:  # the first recorded step: the sample size is known once every probe has run
+                self._outputs[k] = output.detach().clone()
+            if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
                 output.register_hook(grad_hook)
         return hook
 
@@ -261,6 +281,7 @@ class Recorder:
         self._begun = True
         c = self._fill
         self._outputs[:] = [None] * len(self._outputs)
+        self._act_present[c] = False
         self._grad_present[c] = False
         self._direct[c].clear()
         self._w_before.copy(c, self._weights)
@@ -268,6 +289,7 @@ class Recorder:
             self._running_before.copy(c, self._running_tensors())
             self._factors[c] = [_running_average_factor(self.targets.norms[j].module, before=True)
                                 for j in self._running]
+            self._tracked[c] = self._batches_tracked()
 
     def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
         """Store this step (after backward and the optimizer step); return whether it was recorded."""
@@ -287,6 +309,9 @@ class Recorder:
         self._g_missing[c] = [g is None for g in grads]
         self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads)])
         self._channels.copy(c, self._channel_tensors)
+        if self._running:  # not exactly one running-average update in this step: its batch stats are unknown
+            before = self._tracked[c]  # -1: the module keeps no count, trust it
+            self._factors[c, (before >= 0) & (self._batches_tracked() - before != 1)] = 0.0
         self._outputs[:] = [None] * len(self._outputs)
         self._fill += 1
         self._begun = False
@@ -303,18 +328,18 @@ class Recorder:
             self._sample_size = min(self.samples, min(present))
             shape = (self.chunk, len(self._outputs), self._sample_size)
             self._acts, self._grad_samples = torch.zeros(shape), torch.zeros(shape)
+            # one view per (slot, probe), made once: indexing a tensor in a hook costs more than the take
+            self._act_rows = [list(self._acts[c].unbind(0)) for c in range(self.chunk)]
+            self._grad_rows = [list(self._grad_samples[c].unbind(0)) for c in range(self.chunk)]
         return True
 
     def _gather(self, c: int) -> None:
-        """Copy the sampled values of every output of this step into chunk slot c (gradients came in hooks)."""
+        """Sample the outputs the hooks kept (first recorded step only) into chunk slot c; count norm values."""
         if not self._ensure_buffers():
             return
-        with torch.no_grad():
-            for k, out in enumerate(self._outputs):
-                self._act_present[c, k] = out is not None
-                if out is not None:
-                    self._numel[c, k] = out.numel()
-                    torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
+        for k, out in enumerate(self._outputs):
+            if out is not None:
+                torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
         for j, k in enumerate(self._norm_probe):
             if k is not None:
                 self._counts[c, j] = self._numel[c, k] / self._norm_width[j]

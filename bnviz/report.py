@@ -21,11 +21,14 @@ def write_report(directory: str | Path) -> Path:
         items.append(f'<li><a href="{name}.html">{html.escape(name.replace("_", " "))}</a> {caption}</li>')
     summary = history.meta.get("summary", {})
     config = history.meta.get("config", {})
+    watched = history.meta.get("watch")
+    about = _describe(config, summary) if not watched else \
+        f"{watched.get('model', '?')} watched with bnviz.watch, {summary.get('steps', '?')} steps"
     index = out / "index.html"
     index.write_text(
         "<!doctype html><meta charset='utf-8'><title>bnviz report</title>"
         "<body style='font:18px sans-serif;max-width:60em;margin:2em auto'>"
-        f"<h1>bnviz run report</h1><p>{html.escape(_describe(config, summary))}</p><ul>{''.join(items)}</ul>"
+        f"<h1>bnviz run report</h1><p>{html.escape(about)}</p><ul>{''.join(items)}</ul>"
     )
     return index
 

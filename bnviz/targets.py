@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from torch import nn
+
+from . import batchnorm
+
+# what `Targets.discover` looks for, by module type
+LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+              nn.LayerNorm, nn.GroupNorm)
+ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+                    nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
+                    nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
 
 
 @dataclass
@@ -45,6 +56,85 @@ class Targets:
             weights.append((f"block{i + 1}.weight", block.layer.weight))
         weights.append(("head.weight", net.head.weight))
         return cls(layers, probes, norms, weights)
+
+    @classmethod
+    def discover(cls, model: nn.Module,
+                 include: Callable[[str, nn.Module], bool] | Iterable[str] | None = None) -> Targets:
+        """Targets of any `nn.Module`, found by walking its submodules in registration order.
+
+        The walk (`model.named_modules()`, nested containers and blocks included) keeps the conv layers (any
+        `_ConvNd`), `nn.Linear` layers, normalization layers (BatchNorm1d/2d/3d, bnviz's own batch norm,
+        InstanceNorm, LayerNorm, GroupNorm) and activation modules (`ACTIVATION_TYPES`: ReLU, Tanh, Sigmoid,
+        GELU, ...), and groups them into layers named by the module path of their first member
+        (e.g. `layer1.0.conv1`):
+
+        * a conv/linear module starts a layer: its output is stage "pre", and its weight is recorded;
+        * the next normalization module, if no other conv/linear comes first, joins that layer as stage "norm"
+          (its gamma/beta and, for batch norm, batch and running statistics are recorded); a normalization
+          module with no conv/linear before it (or after one that already has a norm) is a layer of its own;
+        * the next activation module joins the layer as stage "act", whether it is registered before or after
+          the norm (conv -> ReLU -> BN is found too). The order of registration is taken as the order of the
+          forward pass: a module that registers its children in another order than it calls them is
+          grouped by registration. The stage recorded just before "act" is taken as the activation's input.
+
+        What it cannot see: functions called in `forward` are no modules. An activation written as `F.relu(x)`
+        or `torch.relu(x)` gets no "act" stage (the layer has "pre"/"norm" only), and a residual addition
+        `out + identity` is not a stage: the "norm" of the block's last BN is its output *before* the addition.
+        A module called several times per forward pass (one `ReLU` reused, as in torchvision's ResNet blocks) is
+        recorded at its first call, which is why a shared ReLU registered after `bn1` is recorded as `bn1`'s
+        activation only. In-place changes made later (`out += identity`, `ReLU(inplace=True)`) do not alter the
+        recorded values: the recorder samples each output inside its forward hook.
+
+        include: keep only some modules, before grouping: a callable `include(name, module) -> bool`, or a list
+        of module paths, each meaning that module and everything inside it (`["layer1", "fc"]`). An unknown
+        path is a ValueError; so is a model in which nothing is found.
+        """
+        keep = _module_filter(model, include)
+        groups: list[dict[str, tuple[str, nn.Module]]] = []
+        for name, module in model.named_modules():
+            if not name or not keep(name, module):
+                continue
+            open_group = groups[-1] if groups else None
+            if isinstance(module, LAYER_TYPES):
+                groups.append({"pre": (name, module)})
+            elif isinstance(module, NORM_TYPES):
+                if open_group is not None and "pre" in open_group and "norm" not in open_group:
+                    open_group["norm"] = (name, module)
+                else:
+                    groups.append({"norm": (name, module)})
+            elif isinstance(module, ACTIVATION_TYPES) and open_group is not None and "act" not in open_group:
+                open_group["act"] = (name, module)
+        if not groups:
+            raise ValueError(f"found no conv, linear or normalization layer in {type(model).__name__}"
+                             + (" among the included modules" if include is not None else ""))
+        layers, probes, norms, weights = [], [], [], []
+        for i, group in enumerate(groups):
+            layers.append(next(iter(group.values()))[0])
+            for stage, (_, module) in group.items():  # registration order: pre, then norm and act as found
+                probes.append(Probe(i, stage, module, activation_kind(module) if stage == "act" else ""))
+            if "norm" in group:
+                norms.append(NormTarget(i, group["norm"][1]))
+            if "pre" in group:
+                name, module = group["pre"]
+                weights.append((f"{name}.weight", module.weight))
+        return cls(layers, probes, norms, weights)
+
+
+def _module_filter(model: nn.Module, include) -> Callable[[str, nn.Module], bool]:
+    if include is None:
+        return lambda name, module: True
+    if callable(include):
+        return include
+    if isinstance(include, str):
+        include = [include]
+    wanted = list(include)
+    names = {name for name, _ in model.named_modules() if name}
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise ValueError(f"include names modules that {type(model).__name__} does not have: "
+                         f"{', '.join(map(repr, unknown))}; its modules are {', '.join(sorted(names)[:12])}"
+                         + (", ..." if len(names) > 12 else ""))
+    return lambda name, module: any(name == w or name.startswith(w + ".") for w in wanted)
 
 
 def activation_kind(module: nn.Module) -> str:
