@@ -998,13 +998,13 @@ CAPTIONS: dict[str, str] = {
         "is a classic bug."),
     "distribution": (
         "Each column is the histogram of this block's values at one step (darker = more values; white = none), on "
-        "bins fixed at step 0; the red lines are the exact 15th, 50th and 85th percentiles. A band that moves or "
+        "bins fixed at step 0; the orange lines are the exact 15th, 50th and 85th percentiles. A band that moves or "
         "widens means the layers after it see a changing input distribution, the 'internal covariate shift' Ioffe "
         "& Szegedy (2015) designed batch norm to reduce. Whether reducing it is why batch norm helps is debated "
         "(Santurkar et al. 2018)."),
     "distribution_grid": (
         "One heatmap per block (rows) and run (columns) on shared axes: compare how far each run's distributions "
-        "move and spread over training. Darker = more values; red lines: 15th, 50th and 85th percentiles."),
+        "move and spread over training. Darker = more values; orange lines: 15th, 50th and 85th percentiles."),
     "histogram": (
         "The latest histogram (bars) over the one at step 0 (outline), on the same fixed bins. The note gives the "
         "share of values that fell outside the bins, below or above."),

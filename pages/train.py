@@ -11,7 +11,7 @@ from bnviz.ui.userdata import upload_panel
 
 page_header("Train & watch", """
 Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the
-network learns. Each heatmap column is one step's histogram (darker = more values); the red lines are the 15th,
+network learns. Each heatmap column is one step's histogram (darker = more values); the orange lines are the 15th,
 50th and 85th percentiles. A *twin* run trains on the very same batches from the same initial weights and differs
 in one setting only, so any difference you see comes from that setting.
 """)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -193,6 +194,13 @@ class StreamlitServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def is_local(url: str) -> bool:
+    """A request that stays on this machine (the local server, or data the page made itself)."""
+    if url.startswith(("data:", "blob:", "about:")):
+        return True
+    return urllib.parse.urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def launch_chromium(playwright, **kwargs):

@@ -66,6 +66,8 @@ def primed(server, browser):
 def context(browser, server, request):
     """A fresh browser context (a fresh Streamlit session); on failure, a screenshot of every page left open."""
     ctx = browser.new_context(viewport=bs.VIEWPORT)
+    ctx.external_requests = []  # the app must work offline: nothing may be fetched from another host
+    ctx.on("request", lambda r: None if bs.is_local(r.url) else ctx.external_requests.append(r.url))
     failed_before = request.session.testsfailed
     yield ctx
     try:
@@ -244,6 +246,7 @@ def test_page_opens_without_errors(context, primed, path, title, nav):
     assert_no_errors(page, f"/{path}")
     assert nav in nav_titles(page), f"'{nav}' is not in the sidebar navigation: {nav_titles(page)}"
     bs.screenshot(page, f"{slug('/' + path)}-idle")
+    assert not context.external_requests, f"/{path} fetched from the network: {context.external_requests}"
 
 
 UNDERSTAND_PAGES = [("bn-steps", "BatchNorm step by step"), ("zoo", "The normalization zoo"),
@@ -256,6 +259,7 @@ def test_understanding_page_opens_without_errors(context, primed, path, title):
     assert page.locator("h1", has_text=title).first.is_visible()
     assert_no_errors(page, f"/{path}")
     bs.screenshot(page, f"{path}-idle")
+    assert not context.external_requests, f"/{path} fetched from the network: {context.external_requests}"
 
 
 def test_train_run_changes_charts_then_stops(context, primed):
