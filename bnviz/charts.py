@@ -68,7 +68,8 @@ AXIS_TITLE_SIZE = 18
 HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 30, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
-_NOTE_CHARS = 85  # characters per line of such a note (~640 px at 15 px: fits a chart in Streamlit's centred layout)
+_NOTE_CHARS = 62  # characters per line of such a note (~470 px at 15 px: fits a chart in one of two page columns)
+_TITLE_CHAR_EM = 0.52  # average width of a title character (Arial), in font sizes
 _LEGEND_ROW_WIDTH = 580  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
 TEMPLATE = pio.templates["plotly_white"]
 
@@ -315,6 +316,28 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
         _merge(layout, "yaxis", {"title": _axis_title(y_title)})
     fig = go.Figure(data=traces, layout=layout, _validate=False)
     _use_template(fig)
+    return fig
+
+
+def fit_width(fig: go.Figure, width_px: int) -> go.Figure:
+    """Make `fig` readable at `width_px` (a chart in one of two page columns): a title too long for one line is
+    wrapped, and the top margin, height and legend move down by the added lines so the plot keeps its size and
+    nothing overlaps. Returns the same figure."""
+    layout = fig.layout
+    title = layout.title.text or ""
+    chars = max(20, int(width_px / (TITLE_SIZE * _TITLE_CHAR_EM)))
+    if "<br>" in title or len(title) <= chars:
+        return fig
+    lines = textwrap.wrap(title, chars)
+    extra = (len(lines) - 1) * round(TITLE_SIZE * 1.3)
+    height = (layout.height or HEIGHT) + extra
+    with fig.batch_update():
+        layout.title.text = "<br>".join(lines)
+        layout.title.y = 1 - _TITLE_PX / height
+        if layout.legend.y is not None:
+            layout.legend.y = 1 - (_LEGEND_PX + extra) / height
+        layout.margin.t = (layout.margin.t or 0) + extra
+        layout.height = height
     return fig
 
 

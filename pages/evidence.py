@@ -6,7 +6,7 @@ import streamlit as st
 from bnviz import experiment_charts as xc
 from bnviz import experiments
 from bnviz.ui.experiment_runner import drawing, run_section
-from bnviz.ui.style import page_header
+from bnviz.ui.style import page_header, show
 
 page_header("Is it really internal covariate shift?", """
 Ioffe & Szegedy (2015) introduced batch norm to reduce **internal covariate shift**: the change of each layer's input
@@ -56,8 +56,8 @@ f1 = run_section("f1", experiments.figure1, dict(steps=int(f1_steps), seed=seed_
 if f1 is not None:
     with drawing("Figure 1"):
         left, right = st.columns(2)
-        left.plotly_chart(xc.figure1_accuracy(f1), theme=None, key="f1_acc")
-        right.plotly_chart(xc.figure1_percentiles(f1), theme=None, key="f1_pct")
+        show(xc.figure1_accuracy(f1), "f1_acc", narrow=True, container=left)
+        show(xc.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
         st.markdown(bullets(experiments.figure1_findings(f1)))
         table(experiments.figure1_table(f1), "f1_table")
 
@@ -80,11 +80,11 @@ sant = run_section("s", experiments.santurkar, dict(steps=int(s_steps), seed=see
 if sant is not None:
     with drawing("the Santurkar experiment"):
         left, right = st.columns(2)
-        left.plotly_chart(xc.santurkar_accuracy(sant), theme=None, key="s_acc")
-        right.plotly_chart(xc.santurkar_drift(sant), theme=None, key="s_drift")
+        show(xc.santurkar_accuracy(sant), "s_acc", narrow=True, container=left)
+        show(xc.santurkar_drift(sant), "s_drift", narrow=True, container=right)
         left, right = st.columns(2)
-        left.plotly_chart(xc.santurkar_ics(sant), theme=None, key="s_ics")
-        right.plotly_chart(xc.santurkar_landscape(sant), theme=None, key="s_land")
+        show(xc.santurkar_ics(sant), "s_ics", narrow=True, container=left)
+        show(xc.santurkar_landscape(sant), "s_land", narrow=True, container=right)
         st.dataframe(experiments.santurkar_table(sant), hide_index=True, key="s_table")
         st.markdown("**What this run showed**\n\n" + bullets(experiments.santurkar_findings(sant)))
         st.markdown("""
@@ -112,7 +112,7 @@ lrs = run_section("lr", experiments.lr_sweep, dict(steps=int(lr_steps), seed=see
 if lrs is not None:
     with drawing("the learning-rate sweep"):
         left, right = st.columns([3, 2])
-        left.plotly_chart(xc.lr_sweep_chart(lrs), theme=None, key="lr_chart")
+        show(xc.lr_sweep_chart(lrs), "lr_chart", container=left)
         with right:
             table(experiments.lr_table(lrs), "lr_table")
 
@@ -132,7 +132,7 @@ inits = run_section("init", experiments.init_sweep, dict(steps=int(init_steps), 
 if inits is not None:
     with drawing("the initialization sweep"):
         left, right = st.columns([3, 2])
-        left.plotly_chart(xc.init_sweep_chart(inits), theme=None, key="init_chart")
+        show(xc.init_sweep_chart(inits), "init_chart", container=left)
         with right:
             table(experiments.init_table(inits), "init_table")
 

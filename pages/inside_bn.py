@@ -34,8 +34,8 @@ def draw(labels, histories):
         with column:
             st.markdown(f"**Run {label}**")
             layer = min(block, len(history.layout.layers)) - 1
-            show(charts.gamma_beta(history, layer), f"bn_gb_{label}")
-            show(charts.running_vs_batch(history, layer, stat), f"bn_rb_{label}")
+            show(charts.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
+            show(charts.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
     st.caption(charts.caption("running_vs_batch"))
 
 

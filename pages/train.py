@@ -46,7 +46,7 @@ def draw(labels, histories):
                 fig = charts.histogram_now_vs_start(history, layer, stage)
             else:
                 fig = getattr(charts, detail)(history)
-            show(fig, f"train_{detail}_{label}")
+            show(fig, f"train_{detail}_{label}", narrow=True)
     st.caption(charts.caption(detail))
 
 

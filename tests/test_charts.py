@@ -414,3 +414,25 @@ def test_runs_may_be_given_several_ways(bn, empty):
     fig = charts.distribution_grid([("BN", bn), ("waiting", empty)])
     assert charts.WAITING in _annotations(fig)
     assert charts.WAITING in _annotations(charts.loss_accuracy([]))
+
+
+@pytest.mark.parametrize("builder", ["gradient_norms", "gamma_beta", "gradient_histogram", "distribution_heatmap"])
+def test_fit_width_wraps_long_titles_and_keeps_the_plot_size(bn, builder):
+    fig = BUILDERS[builder](bn)
+    title, height, top = fig.layout.title.text, fig.layout.height, fig.layout.margin.t
+    chars = int(400 / (charts.TITLE_SIZE * 0.52))
+    charts.fit_width(fig, 400)
+    lines = fig.layout.title.text.split("<br>")
+    assert " ".join(lines) == title and all(len(line) <= chars for line in lines)
+    added = fig.layout.height - height
+    assert added == fig.layout.margin.t - top == (len(lines) - 1) * round(charts.TITLE_SIZE * 1.3)  # plot keeps its size
+    if len(lines) > 1 and fig.layout.showlegend:  # the legend's top sits below the last title line
+        legend_top_px = (1 - fig.layout.legend.y) * fig.layout.height
+        assert legend_top_px >= len(lines) * charts.TITLE_SIZE * 1.2
+
+
+def test_fit_width_leaves_a_title_that_fits(bn):
+    fig = charts.loss_accuracy([("BN", bn)])
+    before = fig.to_plotly_json()
+    charts.fit_width(fig, 1200)
+    assert fig.to_plotly_json() == before

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .. import charts
+
 CSS = """
 <style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.1rem; }
@@ -40,6 +42,12 @@ def page_header(title: str, intro: str) -> None:
     st.markdown(intro)
 
 
-def show(fig, key: str) -> None:
-    """Draw a bnviz figure as built (Streamlit's theme would replace its projector-sized styling)."""
-    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+NARROW_PX = 480  # width to plan for a chart in one of two columns (a 1280 px projector, sidebar open)
+
+
+def show(fig, key: str, narrow: bool = False, container=None) -> None:
+    """Draw a bnviz figure as built (Streamlit's theme would replace its projector-sized styling); narrow: the chart
+    sits in one of two columns, so a long title wraps instead of being cut off; container: where to draw it."""
+    if narrow:
+        charts.fit_width(fig, NARROW_PX)
+    (container or st).plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
