@@ -1,8 +1,10 @@
 """A run (or a pair of runs) as one zip file to download and open again. No pickle: JSON, CSV and NPZ only.
 
 Layout inside the zip: `<label>/run.json`, `<label>/arrays.npz`, ... one folder per run, as History.save writes
-them, plus `bnviz-runs.json` naming the folders in order. Opening checks the size, every member's name and size,
-and then each folder with History.load, which refuses pickled arrays; anything off is a ValueError with a message.
+them, plus `bnviz-runs.json` naming the folders in order. A zip of one run folder without that file (a folder
+written by `python -m bnviz run` or by `bnviz.watch`'s `w.save`, zipped) opens as a single run. Opening checks the
+size, every member's name and size, and then each folder with History.load, which refuses pickled arrays; anything
+off is a ValueError with a message.
 """
 
 from __future__ import annotations
@@ -58,11 +60,14 @@ def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
     infos = zf.infolist()
     if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
         raise ValueError("the zip file is too large once unpacked")
+    names = {i.filename for i in infos}
+    if MANIFEST not in names:  # a zipped run folder (History.save, bnviz.watch's w.save, `python -m bnviz run`)
+        return _unpack_folder(zf, infos)
     try:
         manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
         folders, labels = list(manifest["runs"]), list(manifest["labels"])
     except (KeyError, ValueError, TypeError):
-        raise ValueError(f"this is not a bnviz run file ({MANIFEST} is missing or unreadable)") from None
+        raise ValueError(f"this is not a bnviz run file ({MANIFEST} is unreadable)") from None
     if not 1 <= len(folders) <= 4 or len(labels) != len(folders):
         raise ValueError("the run file lists no runs, or too many")
     if not all(isinstance(f, str) and SAFE_NAME.fullmatch(f) for f in folders + labels) or \
@@ -82,6 +87,30 @@ def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
                     (target / info.filename[len(folder) + 1:]).write_bytes(zf.read(info))
             histories.append(History.load(target))
     return labels, histories
+
+
+def _unpack_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> tuple[list[str], list[History]]:
+    """One run folder zipped as it is: its files at the top of the zip or inside one folder."""
+    files = [i for i in infos if not i.is_dir()]
+    runs = [i.filename for i in files if i.filename.rsplit("/", 1)[-1] == "run.json"]
+    if len(runs) != 1:
+        raise ValueError(f"this is not a bnviz run file (no {MANIFEST}, and not one zipped run folder)")
+    folder = runs[0][: -len("run.json")]  # "" or "name/"
+    if folder and not SAFE_NAME.fullmatch(folder.rstrip("/")):
+        raise ValueError("the run file has unexpected run names")
+    stray = [i.filename for i in files if not i.filename.startswith(folder)
+             or i.filename[len(folder):] not in ALLOWED_FILES]
+    if stray:
+        raise ValueError(f"unexpected file {stray[0]!r} in the run file")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "run"
+        target.mkdir()
+        for info in files:
+            (target / info.filename[len(folder):]).write_bytes(zf.read(info))
+        history = History.load(target)
+    label = history.meta.get("label")
+    label = label if isinstance(label, str) and SAFE_NAME.fullmatch(label) else folder.rstrip("/") or "run"
+    return [label], [history]
 
 
 def _folder_name(label: str, index: int) -> str:

@@ -23,7 +23,8 @@ elif not lab.histories()[1]:
 download_button(lab, key="runs")
 
 st.subheader("Open a run file")
-upload = st.file_uploader("A bnviz-run.zip downloaded from this app", type=["zip"], key="runs_upload",
+upload = st.file_uploader("A bnviz-run.zip downloaded from this app, or a zipped run folder (from "
+                          "`python -m bnviz run` or a notebook's `w.save(...)`)", type=["zip"], key="runs_upload",
                           max_upload_size=MAX_ZIP_BYTES // (1024 * 1024))
 if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
     try:

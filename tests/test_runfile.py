@@ -188,3 +188,55 @@ def test_refuses_a_damaged_member(packed, member):
 @pytest.mark.parametrize("name", ["../evil", "stray.txt"])
 def test_refuses_members_outside_the_run_folders(packed, name):
     refused(rebuild(packed, add={name: b"x"}))
+
+
+def zipped_folder(history, tmp_path, prefix: str, extra: dict | None = None) -> bytes:
+    """A run folder written by History.save, zipped with its files under `prefix` ("" = at the top)."""
+    directory = history.save(tmp_path / "saved")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(directory.iterdir()):
+            zf.write(path, prefix + path.name)
+        for name, content in (extra or {}).items():
+            zf.writestr(name, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("prefix", ["", "my run/"])
+def test_opens_a_zipped_run_folder(histories, tmp_path, prefix):
+    labels, loaded = unpack_runs(zipped_folder(histories[0], tmp_path, prefix))
+    assert labels == [prefix.rstrip("/") or "run"] and len(loaded) == 1
+    for name in ("act_stats", "channels", "scalars"):
+        np.testing.assert_array_equal(loaded[0].column(name), histories[0].column(name))
+
+
+def test_opens_a_zipped_watched_run(tmp_path):
+    import torch
+
+    from bnviz import watch
+    from bnviz.zoo_models import mlp
+
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))  # mlp(): 64 inputs, 10 classes
+    with watch(model) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            w.step(loss=loss.item())
+    labels, loaded = unpack_runs(zipped_folder(w.history, tmp_path, "mlp/"))
+    assert labels == ["mlp"] and list(loaded[0].steps) == [0, 1, 2]
+    assert loaded[0].layout.layers == w.history.layout.layers
+
+
+@pytest.mark.parametrize("extra,words", [({"notes.txt": b"hi"}, "unexpected file"),
+                                         ({"other/run.json": b"{}"}, "not one zipped run folder"),
+                                         ({"my run/../x": b"1"}, "unexpected file")])
+def test_refuses_a_zipped_folder_with_stray_or_second_runs(histories, tmp_path, extra, words):
+    refused(zipped_folder(histories[0], tmp_path, "my run/", extra), words)
+
+
+def test_refuses_a_zipped_folder_with_an_unsafe_name(histories, tmp_path):
+    refused(zipped_folder(histories[0], tmp_path, "../up/"), "unexpected run names")
