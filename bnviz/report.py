@@ -22,6 +22,9 @@ def write_report(directory: str | Path) -> Path:
     summary = history.meta.get("summary", {})
     config = history.meta.get("config", {})
     watched = history.meta.get("watch")
+    dataset = history.meta.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("file"), str):  # your own images: name the file
+        config = {**config, "dataset": f"{dataset['file']} (your images)"}
     about = _describe(config, summary) if not watched else \
         f"{watched.get('model', '?')} watched with bnviz.watch, {summary.get('steps', '?')} steps"
     index = out / "index.html"

@@ -312,6 +312,8 @@ def test_job_on_a_path_and_cli(tmp_path, capsys):
     small = ["--steps", "5", "--batch-size", "4", "--width", "4", "--depth", "1", "--eval-every", "5", "--quiet"]
     assert main(["run", "--dataset", str(folder), *small, "--out", str(out)]) == 0
     assert '"file": "imgs"' in (out / "run.json").read_text()
+    assert main(["report", str(out)]) == 0  # the report names the images' folder, not a path or a hash
+    assert "on imgs (your images)" in (out / "report" / "index.html").read_text()
     (tmp_path / "bad.npz").write_bytes(b"nonsense")
     assert main(["run", "--dataset", str(tmp_path / "bad.npz"), *small, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
