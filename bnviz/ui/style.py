@@ -21,9 +21,8 @@ CSS = """
 """
 PRESENTER_CSS = """
 <style>
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.45rem; }
+[data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
 [data-testid="stCaptionContainer"] p { font-size: 1.25rem; }
-[data-testid="stWidgetLabel"] p { font-size: 1.2rem; }
 [data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p { font-size: 1.3rem; }
 h1 { font-size: 2.9rem !important; }
 .block-container { padding-top: 1.2rem; }
@@ -31,9 +30,9 @@ h1 { font-size: 2.9rem !important; }
 """
 PRESENT_KEY = "bnviz_present"  # session state: presenter mode on (set by bnviz.ui.share from the URL or toggle)
 NOTES_KEY = "bnviz_link_notes"  # session state: what the opened link asked for that could not be used
-# Plotly font sizes in presenter mode. bnviz.charts already draws 16 px text and 22 px titles; its axis titles (18 px)
-# stay, as longer ones would no longer fit beside the shorter charts.
-PRESENTER_FONTS = {"font_size": 18, "legend_font_size": 18, "title_font_size": 25, "hoverlabel_font_size": 18}
+# Plotly font sizes in presenter mode: bnviz.charts draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
+# larger ones were cut off on half-width charts and beside the shorter ones (screenshots at 1280x720).
+PRESENTER_FONTS = {"font_size": 18, "legend_font_size": 18, "hoverlabel_font_size": 18}
 
 
 def presenting() -> bool:
