@@ -160,8 +160,8 @@ def to_params(exp: Experiment, page: PageLink) -> dict[str, str]:
 
 def left_out(exp: Experiment) -> list[str]:
     """What the link of `exp` cannot carry (an uploaded dataset), in words."""
-    return [f"the dataset ({cfg.dataset}) is not in the link: a link can only name "
-            f"{' or '.join(LINK_DATASETS)}, so whoever opens it trains on {RunConfig().dataset}"
+    return [f"your own dataset is not in the link: a link can only name {' or '.join(LINK_DATASETS)}, so whoever "
+            f"opens it trains on {RunConfig().dataset}"
             for cfg in exp.configs.values() if cfg.dataset not in LINK_DATASETS][:1]
 
 
