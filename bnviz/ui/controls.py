@@ -70,6 +70,7 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
     if presenting():
         values = {name: st.session_state[_key(prefix, name)] for name in LINKED_FIELDS}
         values["lr"] = c.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
+        c.caption("Presenter mode hides the other settings; they keep their values.")
     else:
         values = _all_widgets(prefix, c, k, compact)
     cfg = st.session_state[config_key(prefix)] = _validated(values)
