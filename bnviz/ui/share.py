@@ -43,7 +43,7 @@ from .style import NOTES_KEY, PRESENT_KEY, presenting
 WIDGET_PREFIX = {"": "cfg", "a.": "cmpA", "b.": "cmpB"}  # a link's key prefix -> the config widgets' prefix
 TWIN_PREFIX = "twin"
 PRESET_KEY = "cfg_preset"
-STATE_KEY = "bnviz_link_state"  # session state: {"opened": bool, "published": {url path: params}, "notes_on": path}
+STATE_KEY = "bnviz_link_state"  # session state: {"opened": bool, "published": {url path: params}, "page": path}
 
 
 class SharedLink:
@@ -52,8 +52,7 @@ class SharedLink:
     def __init__(self, url_path: str):
         self.url_path = url_path
         self.page: PageLink = PAGE_LINKS.get(url_path, PLAIN)
-        self.state = st.session_state.setdefault(STATE_KEY, {"opened": False, "published": {}, "notes_on": None,
-                                                             "page": None})
+        self.state = st.session_state.setdefault(STATE_KEY, {"opened": False, "published": {}, "page": None})
         params = _current_params()
         if not self.state["opened"] or (params and params != self.state["published"].get(url_path)):
             self._open(params)
@@ -71,7 +70,7 @@ class SharedLink:
         exp, notes = from_params(params, self.page)
         _apply(exp, self.page)
         st.session_state[NOTES_KEY] = notes
-        self.state.update(opened=True, notes_on=self.url_path)
+        self.state["opened"] = True
 
     def publish(self) -> None:
         """Write the settings now in the widgets into the URL, and show the link to copy."""
