@@ -26,7 +26,10 @@ pages = {
 }
 page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch
 
+from bnviz.ui.share import SharedLink  # noqa: E402
 from bnviz.ui.state import warm_up  # noqa: E402 - imports torch: seconds on a cold server
 
+link = SharedLink(page.url_path)  # the URL's settings -> the widgets, before the page draws them
 warm_up()
 page.run()
+link.publish()  # the widgets' settings -> the URL (copying the address bar shares the experiment)

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from bnviz import charts
-from bnviz.config import RunConfig
+from bnviz.links import COMPARE
 from bnviz.shift import distribution_drift
 from bnviz.ui.controls import config_controls
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
@@ -23,10 +23,10 @@ lab = get_lab()
 left, right = st.columns(2)
 with left:
     st.subheader("Run A")
-    a = config_controls("cmpA", container=left, compact=True, defaults=RunConfig(steps=400))
+    a = config_controls("cmpA", container=left, compact=True, defaults=COMPARE.configs["a."])
 with right:
     st.subheader("Run B")
-    b = config_controls("cmpB", container=right, compact=True, defaults=RunConfig(norm="none", steps=400))
+    b = config_controls("cmpB", container=right, compact=True, defaults=COMPARE.configs["b."])
 upload_panel(("cmpA_dataset", "cmpB_dataset"))
 run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 

@@ -1,45 +1,59 @@
 """Widgets for every engine knob, bounded to valid values; they return a validated RunConfig.
 
 Each widget has an explicit key `<prefix>_<field>` and keeps its value across pages (`persist_state="session"`).
-Learning rate and epsilon are chosen on log scales.
+Learning rate and epsilon are chosen on log scales. What each widget offers is in `bnviz.choices` (shared with the
+shareable links). In presenter mode (`bnviz.ui.style.presenting`) only the learning rate is drawn; the hidden
+settings keep their values and still make up the config.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from ..choices import (
+    BATCH_CHOICES,
+    DEPTH_RANGE,
+    EPS_CHOICES,
+    GROUP_CHOICES,
+    INIT_SCALE_CHOICES,
+    LR_CHOICES,
+    MOMENTUM_STEP,
+    SEED_RANGE,
+    SGD_MOMENTUM_MAX,
+    STEPS_RANGE,
+    TWIN_FIELDS,
+    TWIN_OPTIONS,
+    WIDTH_CHOICES,
+    twin_default,
+)
+from ..choices import nearest as _nearest
 from ..config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..links import LINKED_FIELDS, canonical
 from ..presets import PRESETS
+from .style import presenting
 from .userdata import dataset_choices
 
-LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
-BATCH_CHOICES = (2, 4, 8, 16, 32, 60, 64, 128, 256)  # 60: Ioffe & Szegedy's batch size
-WIDTH_CHOICES = (4, 8, 16, 32, 64, 100, 128)
-INIT_SCALE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 5.0, 10.0)
 DATASET_CHOICES = ("digits", "shapes")  # bundled or generated: work offline
 NORM_LABELS = {"none": "none", "batch": "batch norm", "batch-noisy": "batch norm + noise (Santurkar)",
                "layer": "layer norm", "instance": "instance norm", "group": "group norm"}
-TWIN_FIELDS = {"norm": "normalization", "placement": "norm placement", "lr": "learning rate",
-               "batch_size": "batch size", "init_scale": "init scale"}
+
+
+OWN_SETTINGS = "(your own settings)"  # the preset picker's entry for "no preset"
 
 
 def _key(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
 
+def config_key(prefix: str) -> str:
+    """Where the config last drawn by `config_controls(prefix)` is kept (the shareable link reads it)."""
+    return _key(prefix, "config")
+
+
 def seed_widgets(prefix: str, cfg: RunConfig) -> None:
     """Put a config's values into the widgets' state (used by presets and 'reset to defaults')."""
     for name, value in cfg.to_dict().items():
         st.session_state[_key(prefix, name)] = _nearest(name, value)
-
-
-def _nearest(name: str, value):
-    choices = {"lr": LR_CHOICES, "eps": EPS_CHOICES, "batch_size": BATCH_CHOICES, "width": WIDTH_CHOICES,
-               "init_scale": INIT_SCALE_CHOICES}.get(name)
-    if choices is None:
-        return value
-    return min(choices, key=lambda c: abs(c - value) / max(abs(value), 1e-12))
 
 
 def _ensure_defaults(prefix: str, defaults: RunConfig | None) -> None:
@@ -53,6 +67,17 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
     c = container or st.sidebar
     _ensure_defaults(prefix, defaults)
     k = lambda name: dict(key=_key(prefix, name), persist_state="session")  # noqa: E731
+    if presenting():
+        values = {name: st.session_state[_key(prefix, name)] for name in LINKED_FIELDS}
+        values["lr"] = c.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
+        c.caption("Presenter mode hides the other settings; they keep their values.")
+    else:
+        values = _all_widgets(prefix, c, k, compact)
+    cfg = st.session_state[config_key(prefix)] = _validated(values)
+    return cfg
+
+
+def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
     values = {}
     with c.expander("Model and data", expanded=not compact):
         datasets, dataset_label = dataset_choices(_key(prefix, "dataset"), DATASET_CHOICES)
@@ -62,7 +87,7 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
                                               "under 'Use your own images'.")
         values["model"] = st.radio("Model", MODELS, horizontal=True, **k("model"),
                                    help="cnn: conv blocks + global pooling; mlp: fully connected blocks")
-        values["depth"] = st.slider("Hidden blocks", 1, 6, **k("depth"))
+        values["depth"] = st.slider("Hidden blocks", *DEPTH_RANGE, **k("depth"))
         values["width"] = st.select_slider("Width (channels or units)", WIDTH_CHOICES, **k("width"))
         values["activation"] = st.radio("Activation", ACTIVATIONS, horizontal=True, **k("activation"))
     with c.expander("Normalization", expanded=True):
@@ -72,22 +97,22 @@ def config_controls(prefix: str, container=None, compact: bool = False, defaults
                                             "after: layer -> activation -> norm")
         values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"),
                                          help="added to the variance before the square root")
-        values["bn_momentum"] = st.slider("BN momentum", 0.0, 1.0, step=0.01, **k("bn_momentum"),
+        values["bn_momentum"] = st.slider("BN momentum", 0.0, 1.0, step=MOMENTUM_STEP, **k("bn_momentum"),
                                           help="PyTorch convention: running = (1 - m) x running + m x batch")
-        values["groups"] = st.select_slider("Groups (group norm)", (1, 2, 4, 8, 16), **k("groups"))
+        values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"))
     with c.expander("Training", expanded=not compact):
         values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
-        values["sgd_momentum"] = st.slider("SGD momentum", 0.0, 0.99, step=0.01, **k("sgd_momentum"),
+        values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
+                                           **k("sgd_momentum"),
                                            help="0 is plain SGD (as in Ioffe & Szegedy's Figure 1); not used by Adam")
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
-        values["steps"] = st.number_input("Steps", 10, 20_000, step=100, **k("steps"))
-        values["seed"] = st.number_input("Seed", 0, 2**31 - 1, step=1, **k("seed"))
-    values["eval_every"] = max(10, int(values["steps"]) // 20)
-    return _validated(values)
+        values["steps"] = st.number_input("Steps", *STEPS_RANGE, step=100, **k("steps"))
+        values["seed"] = st.number_input("Seed", *SEED_RANGE, step=1, **k("seed"))
+    return values
 
 
 def _validated(values: dict) -> RunConfig:
@@ -96,7 +121,7 @@ def _validated(values: dict) -> RunConfig:
     if values.get("norm") == "instance" and values["model"] == "mlp":
         values["norm"] = "layer"
     try:
-        return RunConfig(**values).validate()
+        return canonical(RunConfig(**values).validate())  # eval_every from steps, momenta on the sliders' grid
     except ValueError as exc:
         st.warning(f"Adjusted an invalid setting: {exc}")
         return RunConfig()
@@ -109,23 +134,24 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
     if _key(prefix, "on") not in st.session_state:
         st.session_state[_key(prefix, "on")] = True
         st.session_state[_key(prefix, "field")] = "norm"
-    on = c.toggle("Train a twin side by side", **k("on"),
-                  help="Same batches, same initial weights; only the setting below differs.")
+    if presenting():  # the twin is part of the experiment on screen: keep it, without its widgets
+        on, field = st.session_state[_key(prefix, "on")], st.session_state[_key(prefix, "field")]
+    else:
+        on = c.toggle("Train a twin side by side", **k("on"),
+                      help="Same batches, same initial weights; only the setting below differs.")
+        field = c.selectbox("The twin differs in", tuple(TWIN_FIELDS), format_func=TWIN_FIELDS.get,
+                            **k("field")) if on else None
     if not on:
         return None
-    field = c.selectbox("The twin differs in", tuple(TWIN_FIELDS), format_func=TWIN_FIELDS.get, **k("field"))
-    default = {"norm": "none" if base.norm != "none" else "batch",
-               "placement": "after" if base.placement == "before" else "before",
-               "lr": _nearest("lr", base.lr * 10), "batch_size": 2 if base.batch_size > 2 else 64,
-               "init_scale": 0.01 if base.init_scale >= 0.1 else 1.0}[field]
     value_key = _key(prefix, f"value_{field}")
     if value_key not in st.session_state:
-        st.session_state[value_key] = default
-    options = {"norm": NORMS, "placement": PLACEMENTS, "lr": LR_CHOICES, "batch_size": BATCH_CHOICES,
-               "init_scale": INIT_SCALE_CHOICES}[field]
-    label = f"Twin's {TWIN_FIELDS[field]}"
-    fmt = NORM_LABELS.get if field == "norm" else (_sci if field == "lr" else str)
-    value = c.selectbox(label, options, format_func=fmt, key=value_key, persist_state="session")
+        st.session_state[value_key] = twin_default(base, field)
+    if presenting():
+        value = st.session_state[value_key]
+    else:
+        fmt = NORM_LABELS.get if field == "norm" else (_sci if field == "lr" else str)
+        value = c.selectbox(f"Twin's {TWIN_FIELDS[field]}", TWIN_OPTIONS[field], format_func=fmt, key=value_key,
+                            persist_state="session")
     try:
         twin = base.replace(**{field: value})
     except ValueError as exc:
@@ -139,7 +165,7 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
 def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
     """A select box of canned experiments; choosing one fills the run and twin controls."""
     c = container or st.sidebar
-    names = ("(your own settings)", *PRESETS)
+    names = (OWN_SETTINGS, *PRESETS)
 
     def apply() -> None:
         preset = PRESETS.get(st.session_state[_key(prefix, "preset")])

@@ -1,4 +1,8 @@
-"""Page setup shared by every page: wide layout and fonts that read from the back of a lecture hall."""
+"""Page setup shared by every page: wide layout and fonts that read from the back of a lecture hall.
+
+Presenter mode (`presenting()`, switched by `bnviz.ui.share`) makes text and charts larger still, and folds each
+page's introduction into a collapsed expander, for a projector at 1280x720.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,25 @@ CSS = """
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
 </style>
 """
+PRESENTER_CSS = """
+<style>
+[data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
+[data-testid="stCaptionContainer"] p { font-size: 1.25rem; }
+[data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p { font-size: 1.3rem; }
+h1 { font-size: 2.9rem !important; }
+.block-container { padding-top: 1.2rem; }
+</style>
+"""
+PRESENT_KEY = "bnviz_present"  # session state: presenter mode on (set by bnviz.ui.share from the URL or toggle)
+NOTES_KEY = "bnviz_link_notes"  # session state: what the opened link asked for that could not be used
+# Plotly font sizes in presenter mode: bnviz.charts draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
+# larger ones were cut off on half-width charts and beside the shorter ones (screenshots at 1280x720).
+PRESENTER_FONTS = {"font_size": 18, "legend_font_size": 18, "hoverlabel_font_size": 18}
+
+
+def presenting() -> bool:
+    """True when presenter mode is on in this session."""
+    return bool(st.session_state.get(PRESENT_KEY))
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -37,9 +60,17 @@ def _leave_legacy_pages_mode() -> None:
 def page_header(title: str, intro: str) -> None:
     """The page's title and its short, correct explanation."""
     _leave_legacy_pages_mode()
-    st.markdown(CSS, unsafe_allow_html=True)
+    st.markdown(CSS + (PRESENTER_CSS if presenting() else ""), unsafe_allow_html=True)
     st.title(title)
-    st.markdown(intro)
+    if presenting():
+        with st.expander("About this page"):
+            st.markdown(intro)
+    else:
+        st.markdown(intro)
+    notes = st.session_state.get(NOTES_KEY)
+    if notes:
+        st.warning("This link asked for settings the app cannot use, so they keep their defaults:\n\n"
+                   + "\n".join(f"- {note}" for note in notes), icon=":material/link_off:")
 
 
 NARROW_PX = 480  # width to plan for a chart in one of two columns (a 1280 px projector, sidebar open)
@@ -47,7 +78,10 @@ NARROW_PX = 480  # width to plan for a chart in one of two columns (a 1280 px pr
 
 def show(fig, key: str, narrow: bool = False, container=None) -> None:
     """Draw a bnviz figure as built (Streamlit's theme would replace its projector-sized styling); narrow: the chart
-    sits in one of two columns, so a long title wraps instead of being cut off; container: where to draw it."""
+    sits in one of two columns, so a long title wraps instead of being cut off; container: where to draw it.
+    Larger text in presenter mode."""
     if narrow:
         charts.fit_width(fig, NARROW_PX)
+    if presenting():
+        fig.update_layout(**PRESENTER_FONTS)
     (container or st).plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
