@@ -346,6 +346,16 @@ def test_app_upload_becomes_the_selected_dataset_and_a_bad_file_changes_nothing(
     assert lab.job.status == "finished" and lab.job.runs[0].dataset.name == "colours.zip"
 
 
+def test_app_preset_keeps_an_uploaded_dataset_selected(labs):  # noqa: F811
+    at = open_page("train")
+    data = zip_of(class_files())
+    at.file_uploader(key="userdata_file").set_value(("colours.zip", data, "application/zip")).run()
+    ref = parse_upload("colours.zip", data).ref
+    at.selectbox(key="cfg_preset").set_value("Bad initialization").run()
+    assert not at.exception and at.selectbox(key="cfg_dataset").value == ref  # the preset runs on your images
+    assert at.select_slider(key="cfg_init_scale").value == 0.01  # and still sets its own settings
+
+
 def test_app_compare_page_offers_the_upload_to_both_runs(labs):  # noqa: F811
     at = open_page("compare")
     at.file_uploader(key="userdata_file").set_value(("colours.zip", zip_of(class_files()), "application/zip")).run()

@@ -30,6 +30,7 @@ from ..choices import nearest as _nearest
 from ..config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from ..links import LINKED_FIELDS, canonical
 from ..presets import PRESETS
+from ..userdata import is_user_data
 from .style import presenting
 from .userdata import dataset_choices
 
@@ -163,7 +164,8 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
 
 
 def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
-    """A select box of canned experiments; choosing one fills the run and twin controls."""
+    """A select box of canned experiments; choosing one fills the run and twin controls (an uploaded dataset that is
+    selected stays selected: the preset then runs on your images)."""
     c = container or st.sidebar
     names = (OWN_SETTINGS, *PRESETS)
 
@@ -172,6 +174,9 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         if preset is None:
             return
         a, b = preset.configs()
+        current = st.session_state.get(_key(prefix, "dataset"))
+        if isinstance(current, str) and is_user_data(current):  # your own images stay: the preset sets the rest
+            a, b = a.replace(dataset=current), b.replace(dataset=current)
         seed_widgets(prefix, a)
         field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
         st.session_state[_key(twin_prefix, "on")] = True
