@@ -23,12 +23,12 @@ START_HINT = "press **▶ Start**"
 
 def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: list[str], key: str) -> None:
     """Start / Pause-Resume / Stop / Reset, and the learning rate that can change while training runs."""
-    job = lab.job
-    status = job.status if job else "idle"
     cols = st.columns([1.2, 1, 1, 1])
     if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
                       help="Train from scratch with the settings shown (stops any run of yours first)"):
         start(lab, make_configs(), labels)
+    job = lab.job  # read after Start: the other buttons and the charts below already show the new run
+    status = job.status if job else "idle"
     if status == "paused":
         if cols[1].button("Resume", key=f"{key}_resume", width="stretch"):
             job.resume()
@@ -48,11 +48,11 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
 
 
 def start(lab: Lab, configs: list[RunConfig], labels: list[str]) -> None:
-    """Start a job; a refusal (busy server, bad settings) is shown after the rerun that follows."""
+    """Start a job. No rerun: everything drawn after the button in this same run already shows the new job (the
+    first chart comes one script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
     error = lab.start(configs, labels)
     if error:
         st.session_state["bnviz_flash"] = error
-    st.rerun()
 
 
 def show_flash() -> None:
