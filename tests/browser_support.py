@@ -92,12 +92,13 @@ STATUS_JS = """() => {
   return hits.length ? hits[hits.length - 1] : null;
 }"""
 
-# Per chart container (Streamlit gives chart containers the class stPrintGraphic): is it marked stale (a rerun is
+# Per chart container (st.plotly_chart, or the live chart component of bnviz/ui/plot.py): is it marked stale (a rerun is
 # pending), its opacity (stale elements are drawn faded), is it blank (no rendered plot inside), and its height
 # (stale leftovers of remounted charts collapse to height 0).
 CHART_STATE_JS = """() => Array.from(document.querySelectorAll(
     '[data-testid="stElementContainer"].stPrintGraphic, ' +
-    '[data-testid="stElementContainer"]:has([data-testid="stPlotlyChart"])')).map(box => {
+    '[data-testid="stElementContainer"]:has([data-testid="stPlotlyChart"]), ' +
+    '[data-testid="stElementContainer"]:has(.bnviz-plot)')).map(box => {
   let opacity = 1;
   for (let n = box; n && n !== document.body; n = n.parentElement) opacity *= parseFloat(getComputedStyle(n).opacity);
   const plot = box.querySelector('.js-plotly-plot');

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .. import charts
+from . import plot
 
 CSS = """
 <style>
@@ -84,4 +85,4 @@ def show(fig, key: str, narrow: bool = False, container=None) -> None:
         charts.fit_width(fig, NARROW_PX)
     if presenting():
         fig.update_layout(**PRESENTER_FONTS)
-    (container or st).plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+    plot.draw(fig, key, container)
