@@ -268,8 +268,9 @@ class History:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> History:
-        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError."""
+    def load(cls, directory: str | os.PathLike, max_bytes: int = MAX_LOAD_BYTES) -> History:
+        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError.
+        `max_bytes` bounds the memory the loaded history may take (its capacity times the layout's row size)."""
         src = Path(directory)
         try:
             info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
@@ -287,9 +288,9 @@ class History:
             records = max(n, int(info.get("records", n)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"run.json is malformed: {exc}") from None
-        if n < 0 or capacity * layout.row_bytes() > MAX_LOAD_BYTES:
+        if n < 0 or capacity * layout.row_bytes() > max_bytes:
             raise ValueError(f"run.json is malformed: n={n} and capacity={capacity} would need "
-                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {MAX_LOAD_BYTES // 10**6} MB")
+                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
         history = cls(layout, capacity=capacity)
         arrays = _read_npz(src / "arrays.npz")
         hists = _read_npz(src / "histograms.npz")
