@@ -239,3 +239,21 @@ def test_torch_threads_are_set_per_worker_thread():
         assert torch.get_num_threads() == 2  # this thread's own setting is untouched
     finally:
         torch.set_num_threads(before)
+
+
+HISTORY_BUDGET = 32 * 1024 * 1024  # bnviz.history.capacity_for's default budget: what README quotes per run
+
+
+@pytest.mark.parametrize("changes", [{}, {"depth": 6, "width": 128},
+                                     {"depth": 8, "width": 256, "hist_bins": 256},
+                                     {"model": "mlp", "depth": 8, "width": 256, "hist_bins": 256}])
+def test_a_sessions_memory_is_bounded_by_its_histories(changes):
+    """Histories are allocated in full when a run is built and never grow (test_history.py checks that), so a twin
+    session holds at most two budgets, whatever the settings and however long it trains."""
+    cfg = SMALL.replace(**changes)
+    job = Job([cfg, cfg.replace(norm="none")])  # built, not started: the memory is already taken
+    for run in job.runs:
+        h = run.history
+        edges = h.hist_edges.nbytes + h.grad_edges.nbytes
+        assert h.nbytes() == h.capacity * h.layout.row_bytes() + edges
+        assert h.nbytes() <= HISTORY_BUDGET + edges
