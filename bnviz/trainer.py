@@ -386,7 +386,7 @@ class Job:
                 self.on_done()
 
 
-def stop_all(timeout: float = 3.0) -> int:
+def stop_all(timeout: float = 5.0) -> int:
     """Ask every running job to stop and wait (at most `timeout` seconds in all) for their threads to end; return
     how many were still running. For server shutdown: a daemon thread killed by the interpreter in the middle of a
     torch call can crash the exit, a thread that sees the stop flag finishes its step and ends cleanly."""

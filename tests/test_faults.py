@@ -22,13 +22,7 @@ from bnviz.trainer import Job
 TINY = RunConfig(width=4, depth=2, steps=60, eval_every=20)
 
 
-@pytest.fixture(autouse=True)
-def no_training_thread_left():
-    yield
-    end = time.monotonic() + 5
-    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
-        assert time.monotonic() < end, "a training thread is still running after the test"
-        time.sleep(0.02)
+pytestmark = pytest.mark.usefixtures("no_training_thread_left")
 
 
 def with_bad_pixel(dataset: Dataset, value: float) -> Dataset:

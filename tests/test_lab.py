@@ -22,14 +22,7 @@ SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
 LONG = RunConfig(width=4, depth=2, steps=20_000)
 
 
-@pytest.fixture(autouse=True)
-def no_training_thread_left():
-    """Every test stops what it started: no bnviz worker thread outlives it."""
-    yield
-    end = time.monotonic() + 5
-    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
-        assert time.monotonic() < end, "a training thread is still running after the test"
-        time.sleep(0.02)
+pytestmark = pytest.mark.usefixtures("no_training_thread_left")
 
 
 @pytest.fixture
