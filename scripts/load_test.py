@@ -217,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                 s.page = s.context.new_page()
                 s.page.goto(f"{server.url}/train", wait_until="commit")
             for s in sessions:
-                start_session(s, server.url)
-                print(f"  session {s.index} started ({time.monotonic() - t_start:.0f} s)", flush=True)
+                try:
+                    start_session(s, server.url)
+                except Exception as exc:  # noqa: BLE001 - one session's failure is a result, not the end of the test
+                    s.problem = f"could not start: {type(exc).__name__}: {str(exc)[:60]}"
+                print(f"  session {s.index} {s.problem or 'started'} ({time.monotonic() - t_start:.0f} s)", flush=True)
             probe.phase = "watch"
             load_watch = load_average()
             end = time.monotonic() + args.watch
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in sessions:
                 look(s)
                 s.errors = bs.error_texts(s.page)
-                s.problem = judge(s)
+                s.problem = s.problem or judge(s)
             probe.phase = "closed"
             t_closed = time.monotonic()
             for s in sessions:
