@@ -1,6 +1,6 @@
 """Load test: N concurrent browser sessions against one local `streamlit run app.py`, each training a run.
 
-    python scripts/load_test.py [--sessions 8] [--watch 30] [--max-jobs N] [--rss-mb MB] [--timeout 600]
+    python scripts/load_test.py [--sessions 8] [--watch 30] [--max-jobs N] [--rss-mb MB] [--timeout 900]
 
 Starts the app on a free loopback port (BNVIZ_MAX_JOBS = --max-jobs, default N), opens N headless Chromium contexts
 (N separate Streamlit sessions) on Train & watch, gives session i its own Steps (20,000 - 100 i) and Seed (i + 1),
@@ -9,7 +9,7 @@ presses Start in each, watches all of them for --watch seconds, closes every tab
   progressed   the session's status-line step grew and its chart data (Plotly's arrays in the DOM) changed
   own data     every status line read "of <its own Steps>", and its loss chart starts at the step-0 loss of its own
                seed, computed here independently (bnviz in this process); the N step-0 losses are all different
-  health       /_stcore/health answered "ok" every second throughout (max latency printed)
+  health       /_stcore/health, polled every second throughout, answered "ok" each time within 10 s (max printed)
   RSS          the server's VmRSS (sampled every second) stayed under --rss-mb
   stopped      after the tabs closed, the server logged "job-K ended: stopped" for every "job-K started" line (runs of
                ~20,000 steps cannot finish in time, so "stopped" means the closed session stopped them), and the
@@ -40,7 +40,8 @@ import browser_support as bs  # noqa: E402
 
 SETTLE_S = 60  # after the tabs close: the session TTL (10 s, .streamlit/config.toml) plus a loaded machine's delay
 IDLE_CPU = 0.15  # cores: what an idle server may still use after the runs stopped (health polls, timers)
-HEALTH_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 10.0  # "answered": within this; the max latency is printed (a 2-core machine at load 20 stalls)
+MIN_LOOKS = 4  # per session while watching, however long that takes on a loaded machine (bounded by --timeout)
 # The per-session part of the default RSS bound: two runs' preallocated histories (23 MB each for the default CNN,
 # see README "Serve it for a class") plus the copies a page draws from, Plotly figures and Streamlit's session.
 SESSION_MB = 150
@@ -183,10 +184,11 @@ def load_average() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=8, help="browser sessions (default 8)")
-    ap.add_argument("--watch", type=float, default=30.0, help="seconds to watch all sessions train (default 30)")
+    ap.add_argument("--watch", type=float, default=30.0,
+                    help=f"seconds to watch all sessions train, at least {MIN_LOOKS} looks each (default 30)")
     ap.add_argument("--max-jobs", type=int, default=0, help="BNVIZ_MAX_JOBS for the server (default: --sessions)")
     ap.add_argument("--rss-mb", type=float, default=0.0, help=f"RSS bound (default {BASE_MB} + {SESSION_MB} x N)")
-    ap.add_argument("--timeout", type=float, default=600.0, help="hard limit for the whole run, seconds")
+    ap.add_argument("--timeout", type=float, default=900.0, help="hard limit for the whole run, seconds")
     args = ap.parse_args(argv)
     n, max_jobs = args.sessions, args.max_jobs or args.sessions
     bound = args.rss_mb or BASE_MB + SESSION_MB * n
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             probe.phase = "watch"
             load_watch = load_average()
             end = time.monotonic() + args.watch
-            while time.monotonic() < end:
+            while time.monotonic() < end or min(len(s.hashes) for s in sessions) < MIN_LOOKS:
                 for s in sessions:
                     look(s)
                 time.sleep(0.5)
