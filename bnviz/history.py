@@ -309,7 +309,9 @@ class History:
         history.stride = stride
         history.records = records
         history._last_is_provisional = bool(info.get("last_is_provisional", False))
-        history.meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+        meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+        # pages and charts read meta["config"] and meta["summary"] as mappings: anything else in a file is dropped
+        history.meta = {k: v for k, v in meta.items() if k not in ("config", "summary") or isinstance(v, dict)}
         return history
 
 

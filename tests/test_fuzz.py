@@ -210,3 +210,16 @@ def test_npz_members_with_random_or_pickled_arrays_are_refused_or_harmless(name,
     files[f"1_BN/{name}"] = buffer.getvalue()
     opens_or_refuses(zipped(files))
     assert not MARKER.exists(), "unpickled"
+
+
+@pytest.mark.parametrize("key", ["config", "summary"])
+@pytest.mark.parametrize("value", [True, [1], "batch", None])
+def test_meta_config_or_summary_that_is_not_a_mapping_is_dropped(key, value):
+    """Found by the fuzz above: meta.config = true made the distribution charts raise AttributeError."""
+    files = members(valid_file())
+    info = json.loads(files["1_BN/run.json"])
+    info["meta"][key] = value
+    files["1_BN/run.json"] = json.dumps(info).encode()
+    labels, histories = unpack_runs(zipped(files))
+    assert key not in histories[0].meta and key in histories[1].meta
+    opens_or_refuses(zipped(files))
