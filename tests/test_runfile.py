@@ -251,3 +251,11 @@ def test_refuses_a_run_that_would_take_more_memory_than_any_recording(packed):
     refused(tampered, "malformed")
     unpack_runs(rebuild(packed, add={"1_BN/run.json": json.dumps({**info, "capacity": 4096}).encode()}))  # the
     # capacity a recording of this size really has still opens
+
+
+def test_refuses_a_zipped_run_folder_that_would_take_more_memory_than_any_recording(histories, tmp_path):
+    data = zipped_folder(histories[0], tmp_path, "my run/")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = json.loads(zf.read("my run/run.json"))
+    rows = runfile.MAX_RUN_MEMORY // 1000
+    refused(rebuild(data, add={"my run/run.json": json.dumps({**info, "capacity": rows}).encode()}), "malformed")
