@@ -138,7 +138,7 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ValueError(f"config must be a mapping, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(set(data) - set(known), key=repr)  # keys of mixed types (JSON has only text) sort too
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}: allowed are {sorted(known)}")
         kwargs = {}

@@ -268,8 +268,9 @@ class History:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> History:
-        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError."""
+    def load(cls, directory: str | os.PathLike, max_bytes: int = MAX_LOAD_BYTES) -> History:
+        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError.
+        `max_bytes` bounds the memory the loaded history may take (its capacity times the layout's row size)."""
         src = Path(directory)
         try:
             info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
@@ -287,9 +288,9 @@ class History:
             records = max(n, int(info.get("records", n)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"run.json is malformed: {exc}") from None
-        if n < 0 or capacity * layout.row_bytes() > MAX_LOAD_BYTES:
+        if n < 0 or capacity * layout.row_bytes() > max_bytes:
             raise ValueError(f"run.json is malformed: n={n} and capacity={capacity} would need "
-                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {MAX_LOAD_BYTES // 10**6} MB")
+                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
         history = cls(layout, capacity=capacity)
         arrays = _read_npz(src / "arrays.npz")
         hists = _read_npz(src / "histograms.npz")
@@ -308,7 +309,9 @@ class History:
         history.stride = stride
         history.records = records
         history._last_is_provisional = bool(info.get("last_is_provisional", False))
-        history.meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+        meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+        # pages and charts read meta["config"] and meta["summary"] as mappings: anything else in a file is dropped
+        history.meta = {k: v for k, v in meta.items() if k not in ("config", "summary") or isinstance(v, dict)}
         return history
 
 

@@ -4,10 +4,22 @@ A `Lab` owns at most one `Job` (a single run or a twin pair), optionally runs re
 sets uploaded in this session (the newest two; configs name them `upload:<hash>`). The UI keeps
 one Lab per browser session and stops it when the session goes away. `JobLimiter` is shared by all sessions of a
 server: when every slot is taken, `Lab.start` refuses with a plain "busy" message instead of overloading the CPU.
+
+Threads: a job gets `cores // capacity` torch threads (at least 1), so with the default capacity (one job per core)
+jobs x threads <= cores. Each worker calls `torch.set_num_threads` at its start. With the OpenMP backend of the CPU
+wheel that count is per calling thread (it sets that thread's OpenMP team size; a thread that first uses torch later
+adopts the latest value); MKL's count is process-wide, but every live job asks for the same number, so it agrees.
+Only a capacity above the core count (BNVIZ_MAX_JOBS > cores) oversubscribes: then each job has one thread and the
+operating system shares the cores. tests/test_lab.py checks the per-thread behaviour this relies on.
+
+Shutdown: `stop_all` (registered with atexit) stops every running job and waits briefly, so a stopped server ends
+its runs cleanly instead of killing daemon threads in the middle of a torch call.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -15,8 +27,10 @@ from dataclasses import dataclass, field
 from .config import RunConfig
 from .data import DatasetUnavailable
 from .history import History
-from .trainer import Job, JobSnapshot
+from .trainer import Job, JobSnapshot, stop_all
 from .userdata import UserImages
+
+log = logging.getLogger(__name__)
 
 RUN_LABELS = ("A", "B")
 FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded step
@@ -64,6 +78,10 @@ def _env_int(name: str) -> int:
 
 
 LIMITER = JobLimiter()
+if LIMITER.capacity > available_cores():
+    log.warning("BNVIZ_MAX_JOBS=%d is more than the %d cores: runs will share cores and train slower",
+                LIMITER.capacity, available_cores())
+atexit.register(stop_all)
 
 
 @dataclass

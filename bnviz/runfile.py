@@ -21,6 +21,9 @@ from .history import History
 
 MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
 MAX_UNPACKED_BYTES = 400 * 1024 * 1024
+# Memory one opened run may take: twice the 32 MiB budget a recording's history is sized to (bnviz.history.capacity_for;
+# the largest run the app can train takes 34 MB), so an upload of up to 4 runs costs a session at most 256 MiB.
+MAX_RUN_MEMORY = 64 * 1024 * 1024
 MANIFEST = "bnviz-runs.json"
 ALLOWED_FILES = {"run.json", "arrays.npz", "histograms.npz", "scalars.csv", "layers.csv", "config.json",
                  "summary.json"}
@@ -85,7 +88,7 @@ def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
             for info in infos:
                 if info.filename.startswith(folder + "/"):  # the name is one of ALLOWED_FILES: no path tricks
                     (target / info.filename[len(folder) + 1:]).write_bytes(zf.read(info))
-            histories.append(History.load(target))
+            histories.append(History.load(target, max_bytes=MAX_RUN_MEMORY))
     return labels, histories
 
 
@@ -107,7 +110,7 @@ def _unpack_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> tuple[l
         target.mkdir()
         for info in files:
             (target / info.filename[len(folder):]).write_bytes(zf.read(info))
-        history = History.load(target)
+        history = History.load(target, max_bytes=MAX_RUN_MEMORY)
     label = history.meta.get("label")
     label = label if isinstance(label, str) and SAFE_NAME.fullmatch(label) else folder.rstrip("/") or "run"
     return [label], [history]

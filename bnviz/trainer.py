@@ -9,9 +9,12 @@ recorded before it is kept.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import math
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -31,6 +34,10 @@ from .targets import Targets
 EVAL_SUBSET = 1000  # test accuracy during training uses a fixed subset of this many test images (speed)
 EVAL_CHUNK = 500  # images per forward pass when evaluating
 FLUSH_SECONDS = 0.25  # a live job hands its pending statistics to the history at least this often
+
+log = logging.getLogger(__name__)
+_JOB_IDS = itertools.count(1)
+_LIVE_JOBS: weakref.WeakSet = weakref.WeakSet()  # jobs whose thread was started: what stop_all stops
 
 
 class Run:
@@ -249,12 +256,16 @@ class Job:
         self.error: str | None = None
         self.step = 0
         self.on_done = None  # called (no arguments) by the worker when training ends, however it ends
+        self.name = f"job-{next(_JOB_IDS)}"  # in the log lines that say when a job starts and ends
 
     # ---- controls -------------------------------------------------------------------------------------------
     def start(self) -> Job:
         if self._thread is None:
             self.status = "running"
             self._thread = threading.Thread(target=self._work, name="bnviz-job", daemon=True)
+            _LIVE_JOBS.add(self)
+            log.info("%s started: %d run(s), %d steps, %d torch thread(s)", self.name, len(self.runs), self.steps,
+                     self.threads)
             self._thread.start()
         return self
 
@@ -369,8 +380,23 @@ class Job:
                         run.recorder.detach()
         finally:
             self._first_data.set()
+            if self._thread is not None:  # a threaded job: say when it ended (the load test counts these lines)
+                log.info("%s ended: %s at step %d", self.name, self.status, self.step)
             if self.on_done is not None:
                 self.on_done()
+
+
+def stop_all(timeout: float = 5.0) -> int:
+    """Ask every running job to stop and wait (at most `timeout` seconds in all) for their threads to end; return
+    how many were still running. For server shutdown: a daemon thread killed by the interpreter in the middle of a
+    torch call can crash the exit, a thread that sees the stop flag finishes its step and ends cleanly."""
+    jobs = [job for job in list(_LIVE_JOBS) if job.alive]
+    for job in jobs:
+        job.stop(wait=None)
+    deadline = time.monotonic() + timeout
+    for job in jobs:
+        job.join(max(0.0, deadline - time.monotonic()))
+    return len(jobs)
 
 
 def _job_status(runs: list[Run]) -> str:

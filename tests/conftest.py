@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 
@@ -29,3 +32,13 @@ def engine_one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_training_thread_left():
+    """Every test stops what it started: no bnviz worker thread outlives it (use with pytest.mark.usefixtures)."""
+    yield
+    end = time.monotonic() + 5
+    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
+        assert time.monotonic() < end, "a training thread is still running after the test"
+        time.sleep(0.02)

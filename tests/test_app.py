@@ -25,7 +25,7 @@ import bnviz.ui.state as state
 from bnviz.config import RunConfig
 from bnviz.lab import JobLimiter, Lab, LoadedRuns
 from bnviz.presets import PRESETS
-from bnviz.trainer import train
+from bnviz.trainer import Run, train
 from bnviz.ui.controls import _nearest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +288,29 @@ def test_busy_server_says_so(labs):
     at.run()
     assert labs[0].job is None
     assert any("busy" in e.value for e in at.error)
+
+
+def test_an_error_inside_a_run_is_a_message_not_a_traceback(labs, monkeypatch):
+    real_step = Run.train_step
+
+    def failing_step(run, x, y):
+        if run.step == 3:
+            raise RuntimeError("injected failure")
+        return real_step(run, x, y)
+
+    monkeypatch.setattr(Run, "train_step", failing_step)
+    at = open_page("train")
+    small_sidebar(at, steps=20_000, twin=False)
+    at.button(key="train_start").click()
+    at.run()  # the run may have failed already by the end of this rerun: not click(), which asserts no error
+    job = labs[0].job
+    assert job.join(30) and job.status == "error"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors == ["The run stopped with an error: RuntimeError: injected failure. Try other settings; nothing "
+                      "else is affected."], errors
+    assert at.get("plotly_chart")  # the steps before the failure are still drawn
 
 
 # ---- the other pages -----------------------------------------------------------------------------------------------

@@ -675,6 +675,33 @@ def test_connection_cut_mid_stream_leaves_nothing(monkeypatch, tmp_path):
     assert leftovers(tmp_path / "dl" / "mnist") == []
 
 
+def test_download_cut_off_halfway_is_never_used_and_a_later_one_is_checked(monkeypatch, tmp_path):
+    """Half the file is written to disk, then the connection drops: nothing is kept, the next load says the file is
+    missing, and a complete download later is accepted because its SHA-256 matches."""
+    payloads = _good_payloads(tmp_path, monkeypatch)
+    name = "train-images-idx3-ubyte.gz"
+    folder = tmp_path / "dl" / "mnist"
+    written = []
+
+    class HalfThenReset(io.BytesIO):
+        def read(self, *args):
+            if written:
+                raise ConnectionResetError("connection reset by peer")
+            written.append(len(self.getvalue()) // 2)
+            return self.getvalue()[:written[0]]
+
+    cut = {f: payload for f, payload in payloads.items() if f != name}
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: (
+        HalfThenReset(payloads[name]) if url.endswith(name) else io.BytesIO(cut[url.rsplit("/", 1)[-1]])))
+    with pytest.raises(DatasetUnavailable, match="connection reset"):
+        load_dataset("mnist", data_dir=tmp_path / "dl", download=True)
+    assert written and name not in leftovers(folder) and not [f for f in leftovers(folder) if f.endswith(".part")]
+    with pytest.raises(DatasetUnavailable, match=f"missing {name}"):
+        load_dataset("mnist", data_dir=tmp_path / "dl")
+    monkeypatch.setattr(urllib.request, "urlopen", FakeURL(payloads))
+    assert load_dataset("mnist", data_dir=tmp_path / "dl", download=True).x_train.shape == (5, 1, 28, 28)
+
+
 def test_file_without_known_hash_is_refused(monkeypatch, tmp_path):
     make_idx_files(tmp_path / "mnist")
     monkeypatch.setitem(data.SHA256, "mnist", {})

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 import bnviz.lab as lab_module
 from bnviz.config import RunConfig
 from bnviz.lab import JobLimiter, Lab, LoadedRuns
 from bnviz.trainer import Job
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
 LONG = RunConfig(width=4, depth=2, steps=20_000)
 
 
-@pytest.fixture(autouse=True)
-def no_training_thread_left():
-    """Every test stops what it started: no bnviz worker thread outlives it."""
-    yield
-    end = time.monotonic() + 5
-    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
-        assert time.monotonic() < end, "a training thread is still running after the test"
-        time.sleep(0.02)
+pytestmark = pytest.mark.usefixtures("no_training_thread_left")
 
 
 @pytest.fixture
@@ -195,3 +194,59 @@ def test_start_returns_once_step_zero_is_recorded(labs):
     labels, histories = lab.histories()
     assert all(len(h) >= 1 and h.steps[0] == 0 for h in histories)
     lab.stop()
+
+
+def test_interpreter_exit_stops_running_jobs_cleanly():
+    """The atexit hook stops a job still training when the process ends (a daemon thread would just vanish)."""
+    code = ("import logging, sys, time\n"
+            "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
+            "from bnviz.config import RunConfig\n"
+            "from bnviz.lab import JobLimiter, Lab\n"
+            "lab = Lab(limiter=JobLimiter(1))\n"
+            "assert lab.start([RunConfig(width=4, depth=2, steps=20_000)]) is None\n"
+            "while lab.job.step < 2:\n"
+            "    time.sleep(0.01)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"job-\d+ started", done.stdout) and re.search(r"job-\d+ ended: stopped", done.stdout), done.stdout
+
+
+def test_torch_threads_are_set_per_worker_thread():
+    """What Lab's thread cap relies on (see bnviz/lab.py): a worker's torch.set_num_threads governs that worker, and
+    does not change the count of a thread that already uses torch (the OpenMP backend of the CPU wheel)."""
+    before = torch.get_num_threads()
+    seen = []
+    job = Job(SMALL.replace(threads=1, steps=3))
+    run, real_step = job.runs[0], job.runs[0].train_step
+
+    def step(*batch):
+        seen.append(torch.get_num_threads())
+        return real_step(*batch)
+
+    run.train_step = step
+    torch.set_num_threads(2)
+    try:
+        job.start()
+        assert job.join(30)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2  # this thread's own setting is untouched
+    finally:
+        torch.set_num_threads(before)
+
+
+HISTORY_BUDGET = 32 * 1024 * 1024  # bnviz.history.capacity_for's default budget: what README quotes per run
+
+
+@pytest.mark.parametrize("changes", [{}, {"depth": 6, "width": 128},
+                                     {"depth": 8, "width": 256, "hist_bins": 256},
+                                     {"model": "mlp", "depth": 8, "width": 256, "hist_bins": 256}])
+def test_a_sessions_memory_is_bounded_by_its_histories(changes):
+    """Histories are allocated in full when a run is built and never grow (test_history.py checks that), so a twin
+    session holds at most two budgets, whatever the settings and however long it trains."""
+    cfg = SMALL.replace(**changes)
+    job = Job([cfg, cfg.replace(norm="none")])  # built, not started: the memory is already taken
+    for run in job.runs:
+        h = run.history
+        edges = h.hist_edges.nbytes + h.grad_edges.nbytes
+        assert h.nbytes() == h.capacity * h.layout.row_bytes() + edges
+        assert h.nbytes() <= HISTORY_BUDGET + edges

@@ -240,3 +240,22 @@ def test_refuses_a_zipped_folder_with_stray_or_second_runs(histories, tmp_path, 
 
 def test_refuses_a_zipped_folder_with_an_unsafe_name(histories, tmp_path):
     refused(zipped_folder(histories[0], tmp_path, "../up/"), "unexpected run names")
+
+
+def test_refuses_a_run_that_would_take_more_memory_than_any_recording(packed):
+    """run.json may claim a capacity far beyond its rows: a few KB of upload must not reserve gigabytes."""
+    with zipfile.ZipFile(io.BytesIO(packed)) as zf:
+        info = json.loads(zf.read("1_BN/run.json"))
+    rows = runfile.MAX_RUN_MEMORY // 1000  # more rows than MAX_RUN_MEMORY allows for any layout (rows >= 1 KB)
+    tampered = rebuild(packed, add={"1_BN/run.json": json.dumps({**info, "capacity": rows}).encode()})
+    refused(tampered, "malformed")
+    unpack_runs(rebuild(packed, add={"1_BN/run.json": json.dumps({**info, "capacity": 4096}).encode()}))  # the
+    # capacity a recording of this size really has still opens
+
+
+def test_refuses_a_zipped_run_folder_that_would_take_more_memory_than_any_recording(histories, tmp_path):
+    data = zipped_folder(histories[0], tmp_path, "my run/")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = json.loads(zf.read("my run/run.json"))
+    rows = runfile.MAX_RUN_MEMORY // 1000
+    refused(rebuild(data, add={"my run/run.json": json.dumps({**info, "capacity": rows}).encode()}), "malformed")

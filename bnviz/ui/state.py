@@ -3,9 +3,25 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from ..lab import Lab
+
+
+def _log_to_stderr() -> None:
+    """bnviz's INFO lines (a job started or ended, a dataset downloaded) in the server's output, once per process:
+    what a teacher sees in the terminal, and what scripts/load_test.py counts."""
+    logger = logging.getLogger("bnviz")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+_log_to_stderr()
 
 
 def _release(lab: Lab) -> None:

@@ -1,0 +1,301 @@
+"""Load test: N concurrent browser sessions against one local `streamlit run app.py`, each training a run.
+
+    python scripts/load_test.py [--sessions 8] [--watch 30] [--max-jobs N] [--rss-mb MB] [--timeout 900]
+
+Starts the app on a free loopback port (BNVIZ_MAX_JOBS = --max-jobs, default N), opens N headless Chromium contexts
+(N separate Streamlit sessions) on Train & watch, each by a link with its own Steps (20,000 - 100 i) and Seed (i + 1),
+presses Start in each, watches all of them for --watch seconds, closes every tab and checks:
+
+  progressed   the session's status-line step grew and its chart data (Plotly's arrays in the DOM) changed
+  own data     every status line read "of <its own Steps>", and its loss chart starts at the step-0 loss of its own
+               seed, computed here independently (bnviz in this process); the N step-0 losses are all different
+  health       /_stcore/health, polled every second throughout, answered "ok" each time within 10 s (max printed)
+  RSS          the server's VmRSS (sampled every second) stayed under --rss-mb
+  stopped      after the tabs closed, the server logged "job-K ended: stopped" for every "job-K started" line (runs of
+               ~20,000 steps cannot finish in time, so "stopped" means the closed session stopped them), and the
+               server's CPU use then dropped to near zero (no training thread left)
+
+Sessions beyond --max-jobs must instead show the "server is busy" message. Prints a table and exits 1 if a check
+fails. Bounded: the whole run is killed after --timeout seconds; the server is always stopped. Not part of pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import browser_support as bs  # noqa: E402
+
+SETTLE_S = 60  # after the tabs close: the session TTL (10 s, .streamlit/config.toml) plus a loaded machine's delay
+IDLE_CPU = 0.15  # cores: what an idle server may still use after the runs stopped (health polls, timers)
+HEALTH_TIMEOUT_S = 10.0  # "answered": within this; the max latency is printed (a 2-core machine at load 20 stalls)
+MIN_LOOKS = 4  # per session while watching, however long that takes on a loaded machine (bounded by --timeout)
+# The per-session part of the default RSS bound: two runs' preallocated histories (23 MB each for the default CNN,
+# see README "Serve it for a class") plus the copies a page draws from, Plotly figures and Streamlit's session.
+SESSION_MB = 150
+BASE_MB = 700  # Python, torch, Streamlit and plotly, warmed up
+
+# The first value of the first trace of the "Training loss" chart: run A's loss at step 0.
+FIRST_LOSS_JS = """() => {
+  const el = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(e => ((e.layout || {}).title || {}).text && e.layout.title.text.includes('Training loss'));
+  if (!el || !el.data.length) return null;
+  const v = el.data[0].y;
+  if (!v) return null;
+  if (ArrayBuffer.isView(v) || Array.isArray(v)) return v.length ? Number(v[0]) : null;
+  if (!v.bdata) return null;
+  const raw = atob(v.bdata), bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  const kinds = {f8: Float64Array, f4: Float32Array};
+  const Kind = kinds[v.dtype];
+  return Kind && bytes.length >= Kind.BYTES_PER_ELEMENT ? new Kind(bytes.buffer)[0] : null;
+}"""
+
+
+@dataclass
+class Session:
+    index: int
+    steps: int
+    seed: int
+    expect_busy: bool
+    context: object = None
+    page: object = None
+    statuses: list = field(default_factory=list)  # parsed status lines
+    hashes: list = field(default_factory=list)  # frozenset of chart-data hashes per look
+    first_loss: float | None = None
+    expected_loss: float = math.nan
+    errors: list = field(default_factory=list)
+    problem: str = ""
+
+
+class Probe(threading.Thread):
+    """Every second: /_stcore/health (latency, answer) and the server's RSS, thread count and CPU time."""
+
+    def __init__(self, url: str, pid: int):
+        super().__init__(daemon=True)
+        self.url, self.pid, self.samples, self.stopping = url, pid, [], threading.Event()
+        self.phase = "setup"
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=HEALTH_TIMEOUT_S) as r:
+                    ok = r.read().decode().strip() == "ok"
+            except OSError:
+                ok = False
+            sample = {"t": t0, "phase": self.phase, "ok": ok, "latency": time.monotonic() - t0, **proc_stats(self.pid)}
+            self.samples.append(sample)
+            self.stopping.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+
+def proc_stats(pid: int) -> dict:
+    """VmRSS (MB), thread count and CPU seconds (user + system) of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return {"rss_mb": rss, "threads": threads, "cpu_s": cpu}
+
+
+def expected_first_loss(steps: int, seed: int) -> float:
+    """Run A's step-0 loss for these sidebar settings, computed in this process (the server's Job does the same)."""
+    from bnviz.config import RunConfig
+    from bnviz.data import BatchStream
+    from bnviz.trainer import Run
+
+    run = Run(RunConfig(steps=steps, seed=seed, eval_every=max(10, steps // 20), record_every=0))
+    return run.train_step(*BatchStream(run.dataset, run.cfg.batch_size, seed).next())
+
+
+def start_session(s: Session, url: str) -> None:
+    """Open Train & watch by a link carrying the session's Steps and Seed (what a teacher hands out), check that the
+    sidebar shows them (typing them in if not), then press Start. Sessions are opened one after the other: links
+    opened at the same moment on a cold server can come up with the default settings (reported, not this test's
+    subject); the sessions then train at the same time."""
+    page = s.page
+    page.goto(f"{url}/train?steps={s.steps}&seed={s.seed}", wait_until="commit")
+    bs.wait_for_title(page, "Train & watch", 120)
+    bs.wait_until_idle(page, 60)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for label, value in (("Steps", s.steps), ("Seed", s.seed)):
+        box = sidebar.get_by_label(label, exact=True).first
+        if box.input_value().replace(",", "") != str(value):
+            box.fill(str(value))
+            box.press("Enter")
+        bs.poll(lambda b=box, v=value: b.input_value().replace(",", "") == str(v), 60, what=f"{label} set")
+        bs.wait_until_idle(page, 60)
+    bs.main_area(page).get_by_role("button", name="▶ Start").click()
+    if s.expect_busy:
+        bs.poll(lambda: any("busy" in e for e in bs.error_texts(page)), 60, what="the busy message")
+    else:
+        bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("steps") == s.steps, 90,
+                what=f"session {s.index}'s own status line")
+
+
+def look(s: Session) -> None:
+    status = bs.parse_status(bs.status_text(s.page))
+    if status:
+        s.statuses.append(status)
+    s.hashes.append(frozenset(p["hash"] for p in bs.plots(s.page) if p["filled"]))
+    if s.first_loss is None:
+        s.first_loss = s.page.evaluate(FIRST_LOSS_JS)
+
+
+def judge(s: Session) -> str:
+    """An empty string if the session behaved, else what went wrong."""
+    if s.expect_busy:
+        return "" if any("busy" in e for e in s.errors) and not s.statuses else "expected the busy message"
+    if s.errors:
+        return f"error shown: {s.errors[0][:80]}"
+    if len(s.statuses) < 2 or s.statuses[-1]["step"] <= s.statuses[0]["step"]:
+        return "status step did not grow"
+    if len(set(s.hashes)) < 2:
+        return "chart data never changed"
+    if any(st["steps"] != s.steps for st in s.statuses):
+        return "a status line showed another run's Steps"
+    if s.first_loss is None or not math.isclose(s.first_loss, s.expected_loss, rel_tol=1e-4):
+        return f"step-0 loss {s.first_loss} is not its seed's {s.expected_loss:.6f}"
+    return ""
+
+
+def wait_for_jobs_to_end(server, settle: float) -> tuple[set, dict]:
+    """Job names that started, and how each ended (name -> status), once every started job ended or `settle` s."""
+    deadline = time.monotonic() + settle
+    while True:
+        log = Path(server.log.name).read_text(errors="replace")
+        started = set(re.findall(r"(job-\d+) started", log))
+        ended = dict(re.findall(r"(job-\d+) ended: (\w+)", log))
+        if started <= set(ended) or time.monotonic() > deadline:
+            return started, ended
+        time.sleep(1.0)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=8, help="browser sessions (default 8)")
+    ap.add_argument("--watch", type=float, default=30.0,
+                    help=f"seconds to watch all sessions train, at least {MIN_LOOKS} looks each (default 30)")
+    ap.add_argument("--max-jobs", type=int, default=0, help="BNVIZ_MAX_JOBS for the server (default: --sessions)")
+    ap.add_argument("--rss-mb", type=float, default=0.0, help=f"RSS bound (default {BASE_MB} + {SESSION_MB} x N)")
+    ap.add_argument("--timeout", type=float, default=900.0, help="hard limit for the whole run, seconds")
+    args = ap.parse_args(argv)
+    n, max_jobs = args.sessions, args.max_jobs or args.sessions
+    bound = args.rss_mb or BASE_MB + SESSION_MB * n
+    sessions = [Session(i, 20_000 - 100 * i, i + 1, expect_busy=i >= max_jobs) for i in range(n)]
+    print(f"load test: {n} sessions, BNVIZ_MAX_JOBS={max_jobs}, watch {args.watch:.0f} s, RSS bound {bound:.0f} MB; "
+          f"load average {load_average()}", flush=True)
+    for s in sessions:
+        if not s.expect_busy:
+            s.expected_loss = expected_first_loss(s.steps, s.seed)
+
+    from playwright.sync_api import sync_playwright
+
+    server = bs.StreamlitServer(env={"BNVIZ_MAX_JOBS": str(max_jobs)})
+    watchdog = threading.Timer(args.timeout, lambda: (print("timeout: killing the server", flush=True),
+                                                      server.stop(), os._exit(3)))
+    watchdog.daemon = True
+    watchdog.start()
+    t_start = time.monotonic()
+    try:
+        server.start(timeout=120)
+        baseline_mb = proc_stats(server.proc.pid)["rss_mb"]  # before any page: no torch imported yet
+        probe = Probe(server.url, server.proc.pid)
+        probe.start()
+        with sync_playwright() as p:
+            browser = bs.launch_chromium(p)
+            for s in sessions:
+                s.context = browser.new_context(viewport=bs.VIEWPORT)
+                s.page = s.context.new_page()
+            for s in sessions:
+                try:
+                    start_session(s, server.url)
+                except Exception as exc:  # noqa: BLE001 - one session's failure is a result, not the end of the test
+                    s.problem = f"could not start: {type(exc).__name__}: {str(exc)[:60]}"
+                print(f"  session {s.index} {s.problem or 'started'} ({time.monotonic() - t_start:.0f} s)", flush=True)
+            probe.phase = "watch"
+            load_watch = load_average()
+            end = time.monotonic() + args.watch
+            while time.monotonic() < end or min(len(s.hashes) for s in sessions) < MIN_LOOKS:
+                for s in sessions:
+                    look(s)
+                time.sleep(0.5)
+            for s in sessions:
+                look(s)
+                s.errors = bs.error_texts(s.page)
+                s.problem = s.problem or judge(s)
+            probe.phase = "closed"
+            t_closed = time.monotonic()
+            for s in sessions:
+                s.context.close()
+            browser.close()
+        started, ended = wait_for_jobs_to_end(server, SETTLE_S)
+        settled_s = time.monotonic() - t_closed
+        before = proc_stats(server.proc.pid)
+        time.sleep(5.0)
+        after = proc_stats(server.proc.pid)
+        idle_cpu = (after["cpu_s"] - before["cpu_s"]) / 5.0
+        probe.stopping.set()
+        probe.join(5)
+    finally:
+        server.stop()
+        watchdog.cancel()
+    return report(sessions, probe.samples, baseline_mb, bound, started, ended, settled_s, idle_cpu, after,
+                  load_watch, max_jobs)
+
+
+def report(sessions, samples, baseline_mb, bound, started, ended, settled_s, idle_cpu, after, load_watch,
+           max_jobs) -> int:
+    print(f"\n{'session':>7} {'seed':>4} {'steps':>6} {'looks':>5} {'step first->last':>17} {'chart changes':>13} "
+          f"{'step-0 loss':>11}  result")
+    for s in sessions:
+        steps = f"{s.statuses[0]['step']}->{s.statuses[-1]['step']}" if s.statuses else "-"
+        changes = sum(a != b for a, b in zip(s.hashes, s.hashes[1:]))
+        loss = f"{s.first_loss:.5f}" if s.first_loss is not None else "-"
+        result = s.problem or ("busy (expected)" if s.expect_busy else "ok")
+        print(f"{s.index:>7} {s.seed:>4} {s.steps:>6} {len(s.hashes):>5} {steps:>17} {changes:>13} {loss:>11}  "
+              f"{result}")
+    losses = [s.first_loss for s in sessions if not s.expect_busy and s.first_loss is not None]
+    during = [x for x in samples if x["phase"] != "closed"]
+    health_fail = sum(not x["ok"] for x in samples)
+    rss_max = max(x["rss_mb"] for x in samples)
+    threads_max = max((x["threads"] for x in during), default=0)
+    stopped = {name for name, how in ended.items() if how == "stopped"}
+    running = len([s for s in sessions if not s.expect_busy])
+    checks = {
+        "every session progressed, saw only its own data": all(not s.problem for s in sessions),
+        "step-0 losses all different": len(set(losses)) == len(losses),
+        f"health answered every second ({len(samples)} polls, {health_fail} failed, max latency "
+        f"{max(x['latency'] for x in samples):.2f} s)": health_fail == 0,
+        f"RSS max {rss_max:.0f} MB (idle server before any page {baseline_mb:.0f} MB) <= bound {bound:.0f} MB":
+            rss_max <= bound,
+        f"jobs: {len(started)} started, {len(stopped)} ended 'stopped' within {settled_s:.0f} s of closing":
+            len(started) == running and started <= stopped,
+        f"server CPU after close {idle_cpu:.2f} cores (< {IDLE_CPU}); threads {threads_max} during -> "
+        f"{after['threads']} after": idle_cpu < IDLE_CPU,
+    }
+    print(f"\nBNVIZ_MAX_JOBS={max_jobs}; load average while watching: {load_watch}; now: {load_average()}")
+    for text, ok in checks.items():
+        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
