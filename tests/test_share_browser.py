@@ -30,6 +30,31 @@ pytestmark = [
 LINK = {"act": "tanh", "bs": "32", "lr": "0.2", "steps": "200", "seed": "7", "twin": "off"}
 
 
+def test_links_opened_at_once_on_a_fresh_server_each_show_their_settings(browser, server):  # noqa: F811
+    """A class opens the teacher's links at the same moment on a server that just started: every session must
+    come up with its own link's settings (the first visits all start in Streamlit's legacy pages/ mode).
+
+    Must be the first visit to the module's server (it is the first test of this file)."""
+    if server.visits:
+        pytest.skip("needs a server that no session has visited yet")
+    seeds = ["11", "12", "13"]
+    contexts = [browser.new_context(viewport=bs.VIEWPORT) for _ in seeds]
+    try:
+        pages = [ctx.new_page() for ctx in contexts]
+        server.visits += len(pages)
+        for page, seed in zip(pages, seeds):  # no waiting in between: the requests overlap
+            page.goto(f"{server.url}/train?seed={seed}&steps=300", wait_until="commit", timeout=120_000)
+        for page, seed in zip(pages, seeds):
+            bs.wait_for_title(page, "Train & watch", 120)
+            seed_box = page.locator('[data-testid="stSidebar"]').get_by_label("Seed", exact=True)
+            bs.poll(lambda box=seed_box, want=seed: box.count() and box.input_value() == want, 60,
+                    what=f"the Seed box of the session opened with seed={seed}")
+            assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Compare two runs").count()
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
 def test_a_shared_link_opens_its_settings_and_trains_them(context, primed):  # noqa: F811 - fixtures
     tampered = {**LINK, "norm": "<b>x</b>", "foo": "1"}
     page = open_page(context, primed, "train?" + urlencode(tampered), "Train & watch")

@@ -6,6 +6,8 @@ page's introduction into a collapsed expander, for a projector at 1280x720.
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from .. import charts
@@ -41,21 +43,36 @@ def presenting() -> bool:
     return bool(st.session_state.get(PRESENT_KEY))
 
 
+_RUN = threading.local()  # per script thread: did app.py start this run? (each session runs in its own thread)
+
+
+def mark_app_run() -> None:
+    """Called first thing by app.py: this run goes through st.navigation (not Streamlit's legacy pages/ mode)."""
+    _RUN.via_app = True
+
+
 def _leave_legacy_pages_mode() -> None:
     """On a freshly started server, a first visit to a deep link (/train) is served by Streamlit's old
-    pages/-folder mode, which runs the page file without app.py (no sections in the sidebar, and every later visitor
-    gets the same). Switch that mode off and rerun: app.py then runs and st.navigation resolves the same page (both
-    modes hash a page by its url path)."""
+    pages/-folder mode, which runs the page file without app.py (no sections in the sidebar, no shared-link
+    settings, and every later visitor gets the same). Switch that mode off and rerun: app.py then runs and
+    st.navigation resolves the same page (both modes hash a page by its url path).
+
+    Whether *this* run skipped app.py is told by `mark_app_run`, not by the server-wide switch: several sessions
+    that open links at the same moment on a fresh server all start in the old mode, and only the first of them
+    sees the switch still on."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without it: nothing to fix
         return
+    legacy_run = not getattr(_RUN, "via_app", False)
+    _RUN.via_app = False
     first_run = not st.session_state.get("bnviz_seen")  # a session's first run carries no click to lose
     st.session_state["bnviz_seen"] = True
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
-        if first_run:
-            st.rerun()
+        legacy_run = True
+    if legacy_run and first_run:
+        st.rerun()
 
 
 def page_header(title: str, intro: str) -> None:
