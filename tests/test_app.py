@@ -310,7 +310,7 @@ def test_an_error_inside_a_run_is_a_message_not_a_traceback(labs, monkeypatch):
     errors = [e.value for e in at.error]
     assert errors == ["The run stopped with an error: RuntimeError: injected failure. Try other settings; nothing "
                       "else is affected."], errors
-    assert at.get("plotly_chart")  # the steps before the failure are still drawn
+    assert charts_drawn(at)  # the steps before the failure are still drawn
 
 
 # ---- the other pages -----------------------------------------------------------------------------------------------
