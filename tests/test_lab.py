@@ -250,3 +250,16 @@ def test_a_sessions_memory_is_bounded_by_its_histories(changes):
         edges = h.hist_edges.nbytes + h.grad_edges.nbytes
         assert h.nbytes() == h.capacity * h.layout.row_bytes() + edges
         assert h.nbytes() <= HISTORY_BUDGET + edges
+
+
+def test_live_charts_refresh_slower_when_runs_outnumber_cores():
+    from bnviz.lab import available_cores
+    from bnviz.ui.live import POLL_SECONDS, poll_seconds
+
+    cores = available_cores()
+    limiter = JobLimiter(4 * cores)
+    assert poll_seconds(limiter) == POLL_SECONDS  # idle server: twice a second
+    for n in range(1, 4 * cores + 1):
+        assert limiter.try_acquire(n)
+        expected = POLL_SECONDS if n <= cores else POLL_SECONDS * n / cores
+        assert poll_seconds(limiter) == pytest.approx(expected), n

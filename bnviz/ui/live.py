@@ -11,11 +11,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from ..config import RunConfig
-from ..lab import Lab
+from ..lab import LIMITER, Lab, available_cores
 from ..runfile import pack_runs
 from .controls import LR_CHOICES, _sci
 
-POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains
+POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
 ACTIVE = ("running", "paused")
 START_HINT = "press **▶ Start**"
@@ -94,16 +94,28 @@ def status_line(lab: Lab, start_hint: str = START_HINT, snap=None) -> None:
         st.markdown(f"**Status:** {text}")
 
 
+def poll_seconds(limiter=LIMITER) -> float:
+    """How often live charts refresh: twice a second while this server has a core for every training run, and
+    proportionally less often when more runs than cores train at once (8 runs on 2 cores: every 2 s). Every refresh
+    builds and sends all of a page's figures in the process that trains: a class of 20 refreshing twice a second
+    would leave the runs, and the server's answers, starved of CPU."""
+    return POLL_SECONDS * max(1.0, limiter.in_use / available_cores())
+
+
 def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT) -> None:
-    """Draw `draw(labels, histories)` now and, while a run trains, again every POLL_SECONDS.
+    """Draw `draw(labels, histories)` now and, while a run trains, again every `poll_seconds()`.
 
     start_hint: what the idle status line tells the user to do (the page's own start button)."""
     polling = lab.running
+    interval = poll_seconds() if polling else None
 
-    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    @st.fragment(run_every=interval)
     def body() -> None:
         snap = lab.snapshot()  # one consistent copy per refresh, for the status line and the charts
         status_line(lab, start_hint, snap)
+        if interval and interval > POLL_SECONDS:
+            st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs share this server's "
+                       f"{available_cores()} cores.")
         labels, histories = lab.histories(snap)
         if histories:
             try:
@@ -112,6 +124,8 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
         if polling and not lab.running:
             st.rerun()  # training ended: one full rerun turns polling off and refreshes the buttons
+        elif polling and abs(poll_seconds() - interval) >= POLL_SECONDS / 2:
+            st.rerun()  # the server got busier or quieter: a full rerun sets the new refresh interval
 
     body()
 
