@@ -4,7 +4,8 @@
 
 Starts the app on a free loopback port (BNVIZ_MAX_JOBS = --max-jobs, default N), opens N headless Chromium contexts
 (N separate Streamlit sessions) on Train & watch, each by a link with its own Steps (20,000 - 100 i) and Seed (i + 1),
-presses Start in each, watches all of them for --watch seconds, closes every tab and checks:
+presses Start in each, watches all of them for --watch seconds (and up to --patience seconds more while a session
+has not yet shown progress; the time watched is printed), closes every tab and checks:
 
   progressed   the session's status-line step grew and its chart data (Plotly's arrays in the DOM) changed
   own data     every status line read "of <its own Steps>", and its loss chart starts at the step-0 loss of its own
@@ -155,6 +156,14 @@ def look(s: Session) -> None:
         s.first_loss = s.page.evaluate(FIRST_LOSS_JS)
 
 
+def progressed(s: Session) -> bool:
+    """The session's status step grew and its chart data changed (a busy session has nothing to show)."""
+    if s.expect_busy or s.problem:
+        return True
+    steps = [st["step"] for st in s.statuses]
+    return len(steps) >= 2 and steps[-1] > steps[0] and len(set(s.hashes)) >= 2
+
+
 def judge(s: Session) -> str:
     """An empty string if the session behaved, else what went wrong."""
     if s.expect_busy:
@@ -193,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=8, help="browser sessions (default 8)")
     ap.add_argument("--watch", type=float, default=30.0,
                     help=f"seconds to watch all sessions train, at least {MIN_LOOKS} looks each (default 30)")
+    ap.add_argument("--patience", type=float, default=120.0,
+                    help="seconds to keep watching after --watch while a session has not yet shown progress (a "
+                         "loaded machine draws the last sessions' first charts late; default 120)")
     ap.add_argument("--max-jobs", type=int, default=0, help="BNVIZ_MAX_JOBS for the server (default: --sessions)")
     ap.add_argument("--rss-mb", type=float, default=0.0, help=f"RSS bound (default {BASE_MB} + {SESSION_MB} x N)")
     ap.add_argument("--timeout", type=float, default=900.0, help="hard limit for the whole run, seconds")
@@ -232,11 +244,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  session {s.index} {s.problem or 'started'} ({time.monotonic() - t_start:.0f} s)", flush=True)
             probe.phase = "watch"
             load_watch = load_average()
-            end = time.monotonic() + args.watch
-            while time.monotonic() < end or min(len(s.hashes) for s in sessions) < MIN_LOOKS:
+            t_watch = time.monotonic()
+            end, last = t_watch + args.watch, t_watch + args.watch + args.patience
+            while time.monotonic() < end or min(len(s.hashes) for s in sessions) < MIN_LOOKS or (
+                    time.monotonic() < last and not all(progressed(s) for s in sessions)):
                 for s in sessions:
                     look(s)
                 time.sleep(0.5)
+            print(f"  watched {time.monotonic() - t_watch:.0f} s (at least {args.watch:.0f} s, at most "
+                  f"{args.patience:.0f} s more while a session had not yet shown progress)", flush=True)
             for s in sessions:
                 look(s)
                 s.errors = bs.error_texts(s.page)
