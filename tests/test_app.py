@@ -13,7 +13,6 @@ the browser's timer would.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -35,15 +34,7 @@ WIDGET_FIELDS = ("dataset", "model", "depth", "width", "activation", "norm", "pl
 TIMEOUT = 60
 
 
-@pytest.fixture(autouse=True)
-
-def no_training_thread_left():
-    """Every test stops what it started: no bnviz worker thread outlives it."""
-    yield
-    end = time.monotonic() + 5
-    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
-        assert time.monotonic() < end, "a training thread is still running after the test"
-        time.sleep(0.02)
+pytestmark = pytest.mark.usefixtures("no_training_thread_left")  # conftest: every test stops what it started
 
 
 @pytest.fixture
