@@ -80,16 +80,7 @@ def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
     stray = [i.filename for i in infos if i.filename not in expected]
     if stray:
         raise ValueError(f"unexpected file {stray[0]!r} in the run file")
-    histories = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for folder in folders:
-            target = Path(tmp) / folder
-            target.mkdir()
-            for info in infos:
-                if info.filename.startswith(folder + "/"):  # the name is one of ALLOWED_FILES: no path tricks
-                    (target / info.filename[len(folder) + 1:]).write_bytes(zf.read(info))
-            histories.append(History.load(target, max_bytes=MAX_RUN_MEMORY))
-    return labels, histories
+    return labels, [_load_folder(zf, infos, folder + "/") for folder in folders]
 
 
 def _unpack_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> tuple[list[str], list[History]]:
@@ -105,15 +96,21 @@ def _unpack_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> tuple[l
              or i.filename[len(folder):] not in ALLOWED_FILES]
     if stray:
         raise ValueError(f"unexpected file {stray[0]!r} in the run file")
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "run"
-        target.mkdir()
-        for info in files:
-            (target / info.filename[len(folder):]).write_bytes(zf.read(info))
-        history = History.load(target, max_bytes=MAX_RUN_MEMORY)
+    history = _load_folder(zf, files, folder)
     label = history.meta.get("label")
     label = label if isinstance(label, str) and SAFE_NAME.fullmatch(label) else folder.rstrip("/") or "run"
     return [label], [history]
+
+
+def _load_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], prefix: str) -> History:
+    """The run whose files are the members named `prefix` + one of ALLOWED_FILES (checked by the caller: no path
+    tricks), written to a temporary folder and read by History.load."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp)
+        for info in infos:
+            if info.filename.startswith(prefix) and not info.is_dir():
+                (target / info.filename[len(prefix):]).write_bytes(zf.read(info))
+        return History.load(target, max_bytes=MAX_RUN_MEMORY)
 
 
 def _folder_name(label: str, index: int) -> str:
