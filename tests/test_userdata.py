@@ -41,10 +41,11 @@ def class_files(per_class=8, size=(8, 8), prefix="") -> dict[str, bytes]:
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:
+    """The same files give the same bytes (fixed timestamps), so the same upload reference."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -358,7 +359,7 @@ def test_app_preset_keeps_an_uploaded_dataset_selected(labs):  # noqa: F811
 
 def test_app_compare_page_offers_the_upload_to_both_runs(labs):  # noqa: F811
     at = open_page("compare")
-    data = zip_of(class_files())  # once: a zip made in another second has other timestamps, so another hash
+    data = zip_of(class_files())
     at.file_uploader(key="userdata_file").set_value(("colours.zip", data, "application/zip")).run()
     assert not at.exception and not at.error
     ref = parse_upload("colours.zip", data).ref
