@@ -18,15 +18,19 @@ Pages should draw them with `st.plotly_chart(fig, theme=None)`, or Streamlit's t
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import re
 import textwrap
+import threading
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
+from _plotly_utils.utils import convert_to_base64  # plotly's own step from numpy arrays to typed-array JSON
 
 from . import raster as _raster
 from . import stats as _stats
@@ -248,10 +252,10 @@ def _no_norm_text(history: History, what: str) -> str:
 
 # ---- internals: figures ------------------------------------------------------------------------------------------
 def _line(x, y, name: str, color: str, *, width: float = 3, dash: str = "solid", xref: str = "x",
-          yref: str = "y", **extra) -> dict:
-    """A line trace as a plain dict: plotly validates it once, when the figure is built."""
+          yref: str = "y", shape: str | None = None, **extra) -> dict:
+    """A line trace as a plain dict (nested, no magic underscores: plain figures are sent as built)."""
     trace = {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "xaxis": xref, "yaxis": yref,
-             "line": {"color": color, "width": width, "dash": dash}}
+             "line": {"color": color, "width": width, "dash": dash, **({"shape": shape} if shape else {})}}
     trace.update(extra)
     return trace
 
@@ -314,30 +318,80 @@ def _finish(traces: list[dict], layout: dict, title: str, x_title: str | None = 
         _merge(layout, "xaxis", {"title": _axis_title(x_title)})
     if y_title is not None:
         _merge(layout, "yaxis", {"title": _axis_title(y_title)})
+    if getattr(_PLAIN, "on", False):
+        plain = {"data": traces, "layout": layout}
+        convert_to_base64(plain)  # numpy arrays as typed arrays, as go.Figure.to_dict sends them (in place: all new)
+        plain["layout"] = {**layout, "template": _template_dict()}
+        return plain
     fig = go.Figure(data=traces, layout=layout, _validate=False)
     _use_template(fig)
     return fig
 
 
-def fit_width(fig: go.Figure, width_px: int) -> go.Figure:
+_PLAIN = threading.local()  # per thread: do builders return plain dicts? (see plain_figures)
+
+
+@contextlib.contextmanager
+def plain_figures():
+    """Inside this block, every builder returns its figure as a plain dict, `{"data": [...], "layout": {...}}`
+    (numpy arrays kept), instead of a `go.Figure`: the same content (tests/test_charts.py compares the JSON of every
+    builder both ways) at a fraction of the cost, because plotly.py's object tree is never built, nor deep-copied to
+    be serialized. For live pages, which build and send every figure twice a second in the process that trains.
+    `fit_width`, `enlarge_text` and `plotly.io.to_json(fig, validate=False)` take either form."""
+    before = getattr(_PLAIN, "on", False)
+    _PLAIN.on = True
+    try:
+        yield
+    finally:
+        _PLAIN.on = before
+
+
+@functools.cache
+def _template_dict() -> dict:
+    return TEMPLATE.to_plotly_json()
+
+
+def fit_width(fig: go.Figure | dict, width_px: int) -> go.Figure | dict:
     """Make `fig` readable at `width_px` (a chart in one of two page columns): a title too long for one line is
     wrapped, and the top margin, height and legend move down by the added lines so the plot keeps its size and
-    nothing overlaps. Returns the same figure."""
-    layout = fig.layout
-    title = layout.title.text or ""
+    nothing overlaps. Returns the same figure (a go.Figure or a plain dict)."""
+    layout = fig["layout"] if isinstance(fig, dict) else fig.layout.to_plotly_json()
+    title = layout.get("title", {}).get("text") or ""
     chars = max(20, int(width_px / (TITLE_SIZE * _TITLE_CHAR_EM)))
     if "<br>" in title or len(title) <= chars:
         return fig
     lines = textwrap.wrap(title, chars)
     extra = (len(lines) - 1) * round(TITLE_SIZE * 1.3)
-    height = (layout.height or HEIGHT) + extra
-    with fig.batch_update():
-        layout.title.text = "<br>".join(lines)
-        layout.title.y = 1 - _TITLE_PX / height
-        if layout.legend.y is not None:
-            layout.legend.y = 1 - (_LEGEND_PX + extra) / height
-        layout.margin.t = (layout.margin.t or 0) + extra
-        layout.height = height
+    height = (layout.get("height") or HEIGHT) + extra
+    changes = {"title": {"text": "<br>".join(lines), "y": 1 - _TITLE_PX / height}, "height": height,
+               "margin": {"t": (layout.get("margin", {}).get("t") or 0) + extra}}
+    if layout.get("legend", {}).get("y") is not None:
+        changes["legend"] = {"y": 1 - (_LEGEND_PX + extra) / height}
+    return _update_layout(fig, changes)
+
+
+def enlarge_text(fig: go.Figure | dict, size: int) -> go.Figure | dict:
+    """All text of `fig` at `size` px except its title and axis titles (presenter mode); returns the same figure."""
+    return _update_layout(fig, {"font": {"size": size}, "legend": {"font": {"size": size}},
+                                "hoverlabel": {"font": {"size": size}}})
+
+
+def _update_layout(fig: go.Figure | dict, changes: dict) -> go.Figure | dict:
+    """Merge nested `changes` into the layout of a go.Figure or a plain figure dict."""
+    if not isinstance(fig, dict):
+        fig.update_layout(changes)
+        return fig
+
+    def merge(into: dict, values: dict) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                into[key] = dict(into[key])  # a copy: nested dicts may be shared with other figures
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    fig["layout"] = dict(fig["layout"])
+    merge(fig["layout"], changes)
     return fig
 
 
@@ -367,6 +421,16 @@ def _message(title: str, text: str = WAITING, height: int = HEIGHT) -> go.Figure
     layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
               "annotations": [_note(text, 0.5, 0.5, size=20, xanchor="center", yanchor="middle")]}
     return _finish([], layout, title, height=height, hovermode=False)
+
+
+PREVIEW_HEIGHT = 300  # px of the chart frame a live page shows before its first run
+_PREVIEW_CHARS = 58  # characters per line of a preview's text (20 px): fits a chart in two thirds of the page
+
+
+def preview(title: str, text: str, height: int = PREVIEW_HEIGHT) -> go.Figure:
+    """Where a live chart will appear and what it will show, before any run: an empty frame with `text` in it.
+    (It also makes the page load plotly.js before Start is pressed, so the first live chart draws at once.)"""
+    return _message(title, "<br>".join(textwrap.wrap(text, _PREVIEW_CHARS)), height=height)
 
 
 def _note(text: str, x: float, y: float, *, xref: str = "paper", yref: str = "paper", size: int = 16,
@@ -652,7 +716,7 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
         {"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": _finite(hist[last]), "width": np.diff(edges),
          "name": f"step {step_now:,}", "marker": {"color": _C["sky"], "line": {"width": 0}},
          "hovertemplate": "value %{x:.3g}<br>fraction %{y:.3f}<extra></extra>"},
-        _line(edges, np.append(start, start[-1]), f"step {step0:,}", _C["black"], width=2.5, line_shape="hv",
+        _line(edges, np.append(start, start[-1]), f"step {step0:,}", _C["black"], width=2.5, shape="hv",
               hoverinfo="skip"),
     ]
     below, above = history.act("frac_below")[:, k], history.act("frac_above")[:, k]

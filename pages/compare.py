@@ -56,5 +56,7 @@ def draw(labels, histories):
     st.dataframe(final_numbers(labels, histories), hide_index=True)
 
 
-live_view(lab, draw, key="compare")
+live_view(lab, draw, key="compare", preview=(
+    "Loss and accuracy, run A and run B", "Both runs' loss and accuracy will appear here, and below them their "
+    "distributions side by side on shared axes."))
 download_button(lab, key="compare")

@@ -37,4 +37,6 @@ def draw(labels, histories):
                "unstable, far below means slow. **grad:data** — the gradient's size relative to the weight's.")
 
 
-live_view(lab, draw, key="grad")
+live_view(lab, draw, key="grad", preview=(
+    "Gradient norm per block", "Each block's gradient size, its histogram and the size of each update "
+    "relative to the weights will appear here while the network trains."))

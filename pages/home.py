@@ -32,7 +32,10 @@ with right:
         show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
         st.caption(charts.caption("distribution_grid"))
 
-    live_view(lab, draw, key="home", start_hint="press **▶ Watch BN vs no BN**")
+    live_view(lab, draw, key="home", start_hint="press **▶ Watch BN vs no BN**",
+              preview=("Distribution of each block's activation input, run by run",
+                       "Each block's values, with BN and without, will appear here side by side and change while "
+                       "both runs train."))
 
 st.subheader("The pages")
 st.markdown("""

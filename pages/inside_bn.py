@@ -39,4 +39,6 @@ def draw(labels, histories):
     st.caption(charts.caption("running_vs_batch"))
 
 
-live_view(lab, draw, key="bn")
+live_view(lab, draw, key="bn", preview=(
+    "Test accuracy in eval mode and in train mode", "The train/eval gap, γ and β per channel and the batch "
+    "against the running statistics will appear here while the network trains."))

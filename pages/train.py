@@ -50,5 +50,7 @@ def draw(labels, histories):
     st.caption(charts.caption(detail))
 
 
-live_view(lab, draw, key="train")
+live_view(lab, draw, key="train", preview=(
+    "Loss and accuracy", "The loss and accuracy will appear here, and below them every block's distribution, step "
+    "by step while the network trains."))
 download_button(lab, key="train")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
+import threading
 import time
 
 import numpy as np
@@ -22,6 +24,7 @@ from bnviz.config import RunConfig
 from bnviz.history import GRAD_STATS, WEIGHT_STATS, History
 from bnviz.shift import distribution_drift
 from bnviz.trainer import train
+from bnviz.ui.plot import BUNDLE_TRACES
 
 
 def _pixels(image) -> np.ndarray:
@@ -129,6 +132,7 @@ def test_every_builder_returns_a_light_figure(builder, which, request):
     # builders skip plotly's validation for speed: every property must still be valid (this raises otherwise)
     go.Figure(fig.to_plotly_json())
     assert len(fig.data) <= 40
+    assert {t.type for t in fig.data} <= BUNDLE_TRACES  # the app's plotly.js bundle can draw every trace
     assert fig.layout.font.size >= 16 and fig.layout.title.font.size >= 20 and fig.layout.title.text
     assert fig.layout.template == pio.templates["plotly_white"]
     for trace in fig.data:
@@ -436,3 +440,51 @@ def test_fit_width_leaves_a_title_that_fits(bn):
     before = fig.to_plotly_json()
     charts.fit_width(fig, 1200)
     assert fig.to_plotly_json() == before
+
+
+def test_preview_says_what_will_appear_in_an_empty_frame():
+    fig = charts.preview("Loss and accuracy", "The loss and accuracy will appear here while the network trains. " * 2)
+    go.Figure(fig.to_plotly_json())
+    assert not fig.data and fig.layout.title.text == "Loss and accuracy" and fig.layout.height == charts.PREVIEW_HEIGHT
+    text = _annotations(fig)
+    assert "will appear here" in text and "<br>" in text  # a long text is wrapped, not cut off
+    assert all(len(line) <= 58 for line in text.split("<br>"))
+
+
+def _as_sent(fig) -> dict:
+    """What the browser receives for a figure: plotly's JSON, parsed back."""
+    return json.loads(pio.to_json(fig, validate=False))
+
+
+@pytest.mark.parametrize("which", ["bn", "nobn", "mlp", "empty", "long_bn"])
+@pytest.mark.parametrize("builder", list(BUILDERS))
+def test_plain_figures_send_the_same_json_as_plotly_figures(builder, which, request):
+    history = request.getfixturevalue(which)
+    fig = BUILDERS[builder](history)
+    with charts.plain_figures():
+        plain = BUILDERS[builder](history)
+    assert isinstance(plain, dict) and not isinstance(fig, dict)
+    assert _as_sent(plain) == _as_sent(fig)
+    # what a live page does to a figure before sending it: the same on both forms
+    charts.enlarge_text(charts.fit_width(fig, 400), 18)
+    charts.enlarge_text(charts.fit_width(plain, 400), 18)
+    assert _as_sent(plain) == _as_sent(fig)
+    assert fig.layout.font.size == 18 and fig.layout.legend.font.size == 18 and fig.layout.title.font.size == 22
+
+
+def test_plain_figures_only_inside_the_block_and_only_in_that_thread(bn):
+    seen = []
+    with charts.plain_figures():
+        other = threading.Thread(target=lambda: seen.append(charts.gradient_norms(bn)))
+        other.start()
+        other.join()
+        assert isinstance(charts.gradient_norms(bn), dict)
+    assert isinstance(seen[0], go.Figure) and isinstance(charts.gradient_norms(bn), go.Figure)
+
+
+def test_a_plain_figure_shares_no_layout_with_the_next_one(bn):
+    with charts.plain_figures():
+        first, second = charts.loss_accuracy([("BN", bn)]), charts.loss_accuracy([("BN", bn)])
+    charts.enlarge_text(first, 30)
+    assert second["layout"]["font"]["size"] == charts.FONT["size"] and charts.FONT["size"] == 16
+    assert second["layout"]["template"] == first["layout"]["template"]

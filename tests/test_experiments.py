@@ -21,6 +21,7 @@ from bnviz import experiments as E
 from bnviz.config import RunConfig
 from bnviz.data import BatchStream
 from bnviz.models import NoisyBatchNorm, build_model
+from bnviz.ui.plot import BUNDLE_TRACES
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
@@ -220,6 +221,7 @@ def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
                xc.batch_size_gap(batches), xc.wu_he_published(), xc.normalization_zoo()]
     for fig in figures:
         assert isinstance(fig, go.Figure) and len(fig.data) >= 1
+        assert {t.type for t in fig.data} <= BUNDLE_TRACES  # the app's plotly.js bundle can draw them
         assert fig.layout.title.text and fig.layout.font.size >= 16
     pct = xc.figure1_percentiles(fig1[0])
     bn_median = next(t for t in pct.data if t.name == "median" and t.xaxis == "x")

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import plotly.offline
+
 from bnviz.ui import plot
 
 
-def test_plotly_js_is_copied_from_the_installed_plotly_and_served_locally():
+def test_the_served_bundle_is_plotly_js_of_the_installed_plotly_version():
+    assert plot.bundle_version() == plotly.offline.get_plotlyjs_version()  # update static/ when plotly is upgraded
     assert plot._component() is not None
-    assert plot.SERVED_JS.read_bytes() == plot.PLOTLY_JS.read_bytes()
     assert plot.SERVED_URL.startswith("app/static/") and "://" not in plot.SERVED_URL
+    assert plot.SERVED_URL.endswith(plot.BUNDLE.name)
+    assert (plot.BUNDLE.parent / "plotly-LICENSE.txt").read_text().startswith("MIT License")
     assert "Plotly.react" in plot.JS and "http" not in plot.JS  # updates in place; no URL of another host
+
+
+def test_bundle_version_reads_the_header(tmp_path):
+    full = tmp_path / "plotly.min.js"
+    full.write_text("/**\n* plotly.js v4.1.1\n* Copyright 2012-2026, Plotly, Inc.\n*/\n(function(){})")
+    cartesian = tmp_path / "cartesian.js"
+    cartesian.write_text("/**\n* plotly.js (cartesian - minified) v3.0.2\n*/")
+    assert plot.bundle_version(full) == "4.1.1" and plot.bundle_version(cartesian) == "3.0.2"
+    (tmp_path / "other.js").write_text("console.log('no header')")
+    assert plot.bundle_version(tmp_path / "other.js") is None
+    assert plot.bundle_version(tmp_path / "missing.js") is None

@@ -22,10 +22,9 @@ def test_safe_defaults():
     assert cfg["server"]["fileWatcherType"] == "none" and cfg["server"]["runOnSave"] is False
     assert cfg["server"]["enableXsrfProtection"] is True and cfg["server"]["enableCORS"] is True
     assert cfg["server"]["enableAgentApi"] is False
-    # static serving is on for ./static, which holds nothing but the plotly.js that bnviz/ui/plot.py copies there
+    # static serving is on for ./static, which holds nothing but the plotly.js bundle of bnviz/ui/plot.py
     assert cfg["server"]["enableStaticServing"] is True
-    static = ROOT / "static"
-    assert not static.exists() or {p.name for p in static.iterdir()} <= {"plotly.min.js", "plotly.min.part"}
+    assert {p.name for p in (ROOT / "static").iterdir()} == {"plotly-cartesian.min.js", "plotly-LICENSE.txt"}
     assert cfg["client"]["showErrorDetails"] == "none"
     assert cfg["server"]["disconnectedSessionTTL"] <= 30  # a closed tab stops its run within seconds
     assert cfg["server"]["maxUploadSize"] * 1024 * 1024 == MAX_ZIP_BYTES  # the app's cap and bnviz's agree

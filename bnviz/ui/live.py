@@ -10,10 +10,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from .. import charts
 from ..config import RunConfig
 from ..lab import LIMITER, Lab, available_cores
 from ..runfile import pack_runs
 from .controls import LR_CHOICES, _sci
+from .style import show
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
@@ -102,10 +104,12 @@ def poll_seconds(limiter=LIMITER) -> float:
     return POLL_SECONDS * max(1.0, limiter.in_use / available_cores())
 
 
-def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT) -> None:
+def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
+              preview: tuple[str, str] | None = None) -> None:
     """Draw `draw(labels, histories)` now and, while a run trains, again every `poll_seconds()`.
 
-    start_hint: what the idle status line tells the user to do (the page's own start button)."""
+    start_hint: what the idle status line tells the user to do (the page's own start button); preview: the title
+    and text of an empty chart frame shown while there is nothing to draw, saying what will appear there."""
     polling = lab.running
     interval = poll_seconds() if polling else None
 
@@ -119,9 +123,12 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         labels, histories = lab.histories(snap)
         if histories:
             try:
-                draw(labels, histories)
+                with charts.plain_figures():  # a third of the cost of go.Figure objects, the same JSON
+                    draw(labels, histories)
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
+        elif preview is not None:
+            show(charts.preview(*preview), f"{key}_preview")
         if polling and not lab.running:
             st.rerun()  # training ended: one full rerun turns polling off and refreshes the buttons
         elif polling and abs(poll_seconds() - interval) >= POLL_SECONDS / 2:

@@ -33,9 +33,9 @@ h1 { font-size: 2.9rem !important; }
 """
 PRESENT_KEY = "bnviz_present"  # session state: presenter mode on (set by bnviz.ui.share from the URL or toggle)
 NOTES_KEY = "bnviz_link_notes"  # session state: what the opened link asked for that could not be used
-# Plotly font sizes in presenter mode: bnviz.charts draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
+# Plotly text in presenter mode: bnviz.charts draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
 # larger ones were cut off on half-width charts and beside the shorter ones (screenshots at 1280x720).
-PRESENTER_FONTS = {"font_size": 18, "legend_font_size": 18, "hoverlabel_font_size": 18}
+PRESENTER_FONT_PX = 18
 
 
 def presenting() -> bool:
@@ -101,5 +101,5 @@ def show(fig, key: str, narrow: bool = False, container=None) -> None:
     if narrow:
         charts.fit_width(fig, NARROW_PX)
     if presenting():
-        fig.update_layout(**PRESENTER_FONTS)
+        charts.enlarge_text(fig, PRESENTER_FONT_PX)
     plot.draw(fig, key, container)
