@@ -42,7 +42,8 @@ STATUS_RE = re.compile(r"step ([\d,]+) of ([\d,]+)\s*·\s*([\d,.]+) steps/s\s*·
 
 # Per chart: how many traces, how many of them hold a non-empty x/y/z array, and a hash of all their data arrays.
 # Plotly 6 ships numpy arrays as {dtype, bdata, shape}; lists, typed arrays and bdata objects are all handled.
-PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+# `within`: a CSS selector to look inside (default: the whole page).
+PLOTS_JS = """(within = '') => Array.from(document.querySelectorAll((within + ' .js-plotly-plot').trim())).map(el => {
   const traces = Array.isArray(el.data) ? el.data : [];
   let text = '', filled = 0;
   for (const t of traces) {
@@ -242,8 +243,9 @@ def warning_texts(page) -> list[str]:
     return [t.strip()[:500] for t in page.locator('[data-testid="stAlertContentWarning"]').all_inner_texts()]
 
 
-def plots(page) -> list[dict]:
-    return page.evaluate(PLOTS_JS)
+def plots(page, within: str = "") -> list[dict]:
+    """Every drawn chart's trace count and data hash (PLOTS_JS), or only those inside the CSS selector `within`."""
+    return page.evaluate(PLOTS_JS, within)
 
 
 def has_plot_with_data(page) -> bool:

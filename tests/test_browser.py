@@ -285,6 +285,31 @@ def test_train_run_changes_charts_then_stops(context, primed):
     bs.screenshot(page, "train-stopped")
 
 
+def test_a_chart_out_of_view_waits_and_shows_the_newest_figure_when_scrolled_to(context, primed):
+    """Charts below the fold are not redrawn twice a second (the browser's time goes to the training on a 2-core
+    laptop); scrolled into view, a chart draws the newest figure at once."""
+    page = start_on_train(context, primed, 3000)
+    wait_for_first_data(page)
+    below = '[class*="st-key-train_histogram_"]'  # the detail charts at the bottom of the page
+    bs.poll(lambda: len([p for p in bs.plots(page, below) if p["filled"]]) == 2, LIVE_S,
+            what="both detail charts drawn once")
+    in_view = page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel)).map(el => {
+      const r = el.getBoundingClientRect(); return r.top < innerHeight && r.bottom > 0; })""", below)
+    assert in_view == [False, False], "the detail charts should start out of view in a 1000 px tall window"
+    hidden = [p["hash"] for p in bs.plots(page, below)]
+    loss = bs.plots(page, ".st-key-train_loss")[0]["hash"]
+    bs.poll(lambda: bs.plots(page, ".st-key-train_loss")[0]["hash"] != loss, LIVE_S, what="the loss chart to move")
+    page.wait_for_timeout(1500)  # three refreshes of the page
+    assert [p["hash"] for p in bs.plots(page, below)] == hidden, "charts out of view were redrawn"
+    status = bs.parse_status(bs.status_text(page))
+    assert status and status["status"] == "running", bs.status_text(page)
+    page.locator(below).first.scroll_into_view_if_needed()
+    bs.poll(lambda: [p["hash"] for p in bs.plots(page, below)][0] != hidden[0], 10,
+            what="the chart scrolled into view to show the newest figure")
+    assert_no_errors(page, "/train after scrolling")
+    press_stop_and_check(page)
+
+
 def test_home_demo_button_starts_live_charts(context, primed):
     lap = Clock("home")
     page = open_page(context, primed, "", "Batch normalization, live")
