@@ -34,8 +34,8 @@ from _plotly_utils.utils import convert_to_base64  # plotly's own step from nump
 
 from . import raster as _raster
 from . import stats as _stats
-from .history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
-from .shift import wasserstein_1d
+from .history import CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
+from .shift import relative_drift
 
 MAX_POINTS = 600  # columns / points per trace: enough for a 1,200 px wide chart, cheap to rebuild at 2 Hz
 WAITING = "waiting for the first step..."
@@ -815,7 +815,7 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
     probes = sorted({k for layer in range(len(history.layout.layers)) for st in stages
                      if (k := history.probe_index(layer, _stage(history, layer, st))) is not None})
     if probes:
-        w1[:, probes] = _relative_drift(history, reference, idx, probes)
+        w1[:, probes] = relative_drift(history, reference, idx, probes)
     outside = history.act("frac_below")[-1] + history.act("frac_above")[-1]  # (probes,) at the latest row
     x = history.steps[idx]
     dashes = ("solid", "dash", "dot", "dashdot")
@@ -838,19 +838,6 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
         note = ("outside the fixed histogram range now: " + ", ".join(escaped)
                 + "; their drift is larger than shown (a lower bound)")
     return _finish(traces, {}, title, "training step", "W1 distance / step-0 std", note=note)
-
-
-def _relative_drift(history: History, reference: str, rows: np.ndarray, probes: list[int]) -> np.ndarray:
-    """`shift.distribution_drift(history, reference)["w1_rel"][rows][:, probes]`, computed for those rows and
-    probes only (the full computation over every row and probe costs ~75 ms on a 2,000-row history)."""
-    hist = history.column("act_hist")[:, probes, :].astype(np.float64)
-    stats = history.column("act_stats")[:, probes, :].astype(np.float64)
-    below, above = stats[..., ACT_STATS.index("frac_below")], stats[..., ACT_STATS.index("frac_above")]
-    std0 = stats[0, :, ACT_STATS.index("std")]
-    ref = np.zeros_like(rows) if reference == "first" else np.maximum(rows - 1, 0)
-    w1 = wasserstein_1d(hist[rows], hist[ref], history.hist_edges[probes][None], below[rows], above[rows],
-                        below[ref], above[ref])
-    return w1 / np.where(std0 > 0, std0, 1.0)
 
 
 def gradient_norms(history: History | None, stage: str = ACT_INPUT) -> go.Figure:

@@ -1,12 +1,10 @@
 """Compare two runs: any two settings, trained in lockstep on the same batches from the same initial weights."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from bnviz import charts
 from bnviz.links import COMPARE
-from bnviz.shift import distribution_drift
+from bnviz.tables import final_numbers
 from bnviz.ui.controls import config_controls
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
@@ -31,21 +29,6 @@ upload_panel(("cmpA_dataset", "cmpB_dataset"))
 run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 
 
-def final_numbers(labels, histories) -> pd.DataFrame:
-    rows = []
-    for label, h in zip(labels, histories):
-        summary = h.meta.get("summary", {})
-        test = h.scalar("test_acc")
-        measured = test[np.isfinite(test)]
-        drift = distribution_drift(h, "first")["w1_rel"]
-        rows.append({"run": label, "norm": h.meta.get("config", {}).get("norm"), "steps recorded": len(h),
-                     "last test accuracy": float(measured[-1]) if len(measured) else None,
-                     "last loss": float(h.scalar("loss")[-1]) if len(h) else None,
-                     "mean drift (last step, in step-0 stds)": float(np.nanmean(drift[-1])) if len(h) else None,
-                     "status": summary.get("status", "training")})
-    return pd.DataFrame(rows)
-
-
 def draw(labels, histories):
     runs = list(zip(labels, histories))
     show(charts.loss_accuracy(runs), "cmp_loss")
@@ -53,7 +36,7 @@ def draw(labels, histories):
     st.caption(charts.caption("distribution_grid"))
     show(charts.percentile_lines(runs), "cmp_pct")
     st.caption(charts.caption("percentiles"))
-    st.dataframe(final_numbers(labels, histories), hide_index=True)
+    st.dataframe(final_numbers(runs), hide_index=True)
 
 
 live_view(lab, draw, key="compare", preview=(
