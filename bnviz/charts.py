@@ -72,7 +72,10 @@ AXIS_TITLE_SIZE = 18
 HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 30, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
-_NOTE_CHARS = 62  # characters per line of such a note (~470 px at 15 px: fits a chart in one of two page columns)
+# Characters per line of such a note: ~425 px at 15 px in DejaVu Sans (Linux's stand-in for Arial, the widest we
+# have seen: 8.5 px a character), so a note fits under a chart in one of two page columns (~450 px of plot width).
+_NOTE_CHARS = 50
+_MESSAGE_CHARS = 40  # characters per line of a centred message at 20 px (~440 px): fits a chart in a page column
 _TITLE_CHAR_EM = 0.52  # average width of a title character (Arial), in font sizes
 _LEGEND_ROW_WIDTH = 580  # px of legend per row we plan for (a chart in Streamlit's centred layout is ~700 px)
 TEMPLATE = pio.templates["plotly_white"]
@@ -416,8 +419,10 @@ def _axis_title(text: str) -> dict:
     return {"text": text, "font": {"size": AXIS_TITLE_SIZE}}
 
 
-def _message(title: str, text: str = WAITING, height: int = HEIGHT) -> go.Figure:
-    """A figure with no data and a centred message (waiting for data, or why there is nothing to show)."""
+def _message(title: str, text: str = WAITING, height: int = HEIGHT, chars: int = _MESSAGE_CHARS) -> go.Figure:
+    """A figure with no data and a centred message (waiting for data, or why there is nothing to show); each
+    "<br>"-separated line of `text` is wrapped at `chars` characters."""
+    text = "<br>".join("<br>".join(textwrap.wrap(line, chars)) or line for line in text.split("<br>"))
     layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
               "annotations": [_note(text, 0.5, 0.5, size=20, xanchor="center", yanchor="middle")]}
     return _finish([], layout, title, height=height, hovermode=False)
@@ -430,7 +435,7 @@ _PREVIEW_CHARS = 58  # characters per line of a preview's text (20 px): fits a c
 def preview(title: str, text: str, height: int = PREVIEW_HEIGHT) -> go.Figure:
     """Where a live chart will appear and what it will show, before any run: an empty frame with `text` in it.
     (It also makes the page load plotly.js before Start is pressed, so the first live chart draws at once.)"""
-    return _message(title, "<br>".join(textwrap.wrap(text, _PREVIEW_CHARS)), height=height)
+    return _message(title, text, height=height, chars=_PREVIEW_CHARS)
 
 
 def _note(text: str, x: float, y: float, *, xref: str = "paper", yref: str = "paper", size: int = 16,

@@ -278,6 +278,11 @@ def test_train_run_changes_charts_then_stops(context, primed):
     lap(f"charts changed; {later['status']}")
     assert later["status"]["step"] > first["status"]["step"]
     assert_no_errors(page, "/train while training")
+    page.mouse.move(5, 5)  # away from every chart: their toolbars are hidden (they would cover narrow titles)
+    page.wait_for_timeout(500)
+    toolbars = page.evaluate("""() => Array.from(document.querySelectorAll('.modebar-group'))
+      .map(g => getComputedStyle(g).opacity)""")
+    assert toolbars and set(toolbars) == {"0"}, f"chart toolbars shown without hovering: {toolbars}"
     final = press_stop_and_check(page)  # at once: the shot of /train while training is taken by the last test
     lap(f"after Stop: {final}")
     assert "stopped" in final, f"Stop pressed at step {later['status']['step']} of 300: {final}"

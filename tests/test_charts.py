@@ -488,3 +488,13 @@ def test_a_plain_figure_shares_no_layout_with_the_next_one(bn):
     charts.enlarge_text(first, 30)
     assert second["layout"]["font"]["size"] == charts.FONT["size"] and charts.FONT["size"] == 16
     assert second["layout"]["template"] == first["layout"]["template"]
+
+
+def test_messages_and_notes_are_wrapped_to_fit_a_chart_in_a_page_column(bn, nobn):
+    message = charts.running_vs_batch(nobn, 0, "mean")  # "This run has no normalization layers (norm = none): ..."
+    lines = _annotations(message).split("<br>")
+    assert len(lines) >= 3 and max(len(line) for line in lines) <= 40
+    assert " ".join(lines).startswith("This run has no normalization layers (norm = none):")
+    hist = charts.histogram_now_vs_start(bn, 0)  # its note names the fixed range and the shares outside it
+    note = next(a.text for a in hist.layout.annotations if "outside the fixed range" in (a.text or ""))
+    assert max(len(line) for line in note.split("<br>")) <= 50

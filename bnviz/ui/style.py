@@ -16,8 +16,9 @@ from . import plot
 CSS = """
 <style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.1rem; }
-/* live charts redraw twice a second: do not fade them out while they refresh */
-[data-stale="true"], [data-stale="true"] * { opacity: 1 !important; transition: none !important; }
+/* live charts redraw twice a second: do not fade them out while they refresh (but leave a chart's toolbar to
+   plotly: shown on hover only, it would otherwise cover the title of a chart in a page column) */
+[data-stale="true"], [data-stale="true"] *:not(.modebar-group) { opacity: 1 !important; transition: none !important; }
 .block-container { padding-top: 2.2rem; max-width: 1500px; }
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
 </style>
