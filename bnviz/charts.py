@@ -11,7 +11,8 @@ returns a `go.Figure` that is
 * robust: an empty history (or None) gives a figure that says "waiting for the first step...", NaN values are gaps,
   and a figure about normalization layers of a run that has none says so instead of failing.
 
-Pages should draw them with `st.plotly_chart(fig, theme=None)`, or Streamlit's theme replaces this styling.
+Pages draw them with `bnviz.ui.style.show` (or `st.plotly_chart(fig, theme=None)`: Streamlit's theme would replace
+this styling). Live pages build them inside `plain_figures()`, which returns the same figures as plain dicts.
 `CAPTIONS` holds the one-paragraph reading guide of each kind of figure (`caption(key)` finds the one for a key of
 `figure_catalog`).
 """
