@@ -430,6 +430,7 @@ def test_fit_width_wraps_long_titles_and_keeps_the_plot_size(bn, builder):
     assert " ".join(lines) == title and all(len(line) <= chars for line in lines)
     added = fig.layout.height - height
     assert added == fig.layout.margin.t - top == (len(lines) - 1) * round(charts.TITLE_SIZE * 1.3)  # same plot
+    assert fig.layout.title.pad.t == (len(lines) - 1) * round(charts.TITLE_SIZE * 0.7)  # first line not cut off
     if len(lines) > 1 and fig.layout.showlegend:  # the legend's top sits below the last title line
         legend_top_px = (1 - fig.layout.legend.y) * fig.layout.height
         assert legend_top_px >= len(lines) * charts.TITLE_SIZE * 1.2
