@@ -246,6 +246,9 @@ def test_page_opens_without_errors(context, primed, path, title, nav):
     assert page.locator("h1", has_text=title).first.is_visible()
     assert_no_errors(page, f"/{path}")
     assert nav in nav_titles(page), f"'{nav}' is not in the sidebar navigation: {nav_titles(page)}"
+    # plotly.js is loaded before anything is pressed, from a script that takes no room on the page
+    page.wait_for_function("() => !!window.Plotly", timeout=LIVE_S * 1000, polling=100)
+    assert page.locator('[data-testid="stElementContainer"]:has(.bnviz-preload)').first.is_hidden()
     bs.screenshot(page, f"{slug('/' + path)}-idle")
     assert not context.external_requests, f"/{path} fetched from the network: {context.external_requests}"
 

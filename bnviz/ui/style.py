@@ -80,6 +80,7 @@ def page_header(title: str, intro: str) -> None:
     """The page's title and its short, correct explanation."""
     _leave_legacy_pages_mode()
     st.markdown(CSS + (PRESENTER_CSS if presenting() else ""), unsafe_allow_html=True)
+    plot.preload()
     st.title(title)
     if presenting():
         with st.expander("About this page"):
