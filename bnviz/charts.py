@@ -437,8 +437,7 @@ _PREVIEW_CHARS = 58  # characters per line of a preview's text (20 px): fits a c
 
 
 def preview(title: str, text: str, height: int = PREVIEW_HEIGHT) -> go.Figure:
-    """Where a live chart will appear and what it will show, before any run: an empty frame with `text` in it.
-    (It also makes the page load plotly.js before Start is pressed, so the first live chart draws at once.)"""
+    """Where a live chart will appear and what it will show, before any run: an empty frame with `text` in it."""
     return _message(title, text, height=height, chars=_PREVIEW_CHARS)
 
 

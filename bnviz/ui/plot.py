@@ -12,9 +12,9 @@ Plotly.js is the official *cartesian* bundle of the same plotly.js version as th
 `app/static/`: `server.enableStaticServing` in .streamlit/config.toml); nothing is fetched from the network. It holds
 every trace type bnviz's live charts use (scatter, bar, heatmap; tests/test_plot.py checks) and is a third of the
 full bundle: Chromium evaluates it in ~0.9 s instead of ~1.9 s on a 2-core laptop (measured), time a page would
-otherwise wait before its first chart. Live pages show a preview chart before any run, so the bundle is loaded
-while the page is read, not after Start. If the bundle is missing or its version differs from plotly's (an
-upgraded plotly), `draw` falls back to `st.plotly_chart`.
+otherwise wait before its first chart. Every page starts loading it with its first element (`preload`), so it is
+evaluated while the page is read, not after Start. If the bundle is missing or its version differs from plotly's
+(an upgraded plotly), `draw` falls back to `st.plotly_chart`.
 """
 
 from __future__ import annotations
