@@ -20,6 +20,12 @@ SEED_RANGE = (0, 2**31 - 1)
 MOMENTUM_STEP = 0.01  # the momentum sliders move in hundredths
 SGD_MOMENTUM_MAX = 0.99
 
+# What a live page's view choices offer (not part of a run, but of its shared link), the default first.
+STAGE_VIEWS = ("act_input", "pre", "norm", "act")  # which values the distribution charts show
+DETAIL_VIEWS = ("histogram", "drift", "saturation")  # Train & watch's detail chart
+BLOCKS = tuple(range(1, DEPTH_RANGE[1] + 1))  # the block sliders
+BN_STATS = ("mean", "var")  # Inside BatchNorm: batch vs running mean or variance
+
 # The settings a twin run may change, with their labels.
 TWIN_FIELDS = {"norm": "normalization", "placement": "norm placement", "lr": "learning rate",
                "batch_size": "batch size", "init_scale": "init scale"}

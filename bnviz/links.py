@@ -6,6 +6,7 @@ batch_size, `act` for activation); a compare page prefixes run A's and B's keys 
 
     /train?norm=none&lr=0.5&seed=7&twin=norm:batch&present=1
     /compare?a.lr=0.5&b.lr=0.5&b.steps=800
+    /train?stage=norm&detail=drift&block=2          (what the page shows: which values, chart and block)
 
 Reading a link never raises: every value is checked against what the widgets can show (a link cannot ask for a
 learning rate the slider does not offer, or the run would differ from the one on screen); anything unknown,
@@ -23,7 +24,10 @@ from dataclasses import dataclass, field
 
 from .choices import (
     BATCH_CHOICES,
+    BLOCKS,
+    BN_STATS,
     DEPTH_RANGE,
+    DETAIL_VIEWS,
     EPS_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
@@ -31,6 +35,7 @@ from .choices import (
     MOMENTUM_STEP,
     SEED_RANGE,
     SGD_MOMENTUM_MAX,
+    STAGE_VIEWS,
     STEPS_RANGE,
     TWIN_FIELDS,
     TWIN_OPTIONS,
@@ -99,29 +104,51 @@ LINKED_FIELDS = tuple(BY_NAME)
 
 
 @dataclass(frozen=True)
+class View:
+    """A view choice of a page in its link (which values, which chart, which block): the link key, the key of the
+    widget that shows it, and the values that widget offers, its default first."""
+
+    key: str
+    widget: str
+    options: tuple
+
+    @property
+    def default(self):
+        return self.options[0]
+
+
+@dataclass(frozen=True)
 class PageLink:
-    """What a page's link carries: one config per key prefix ("" or "a."/"b."), and whether a twin and a preset."""
+    """What a page's link carries: one config per key prefix ("" or "a."/"b."), whether a twin and a preset, and
+    the page's view choices."""
 
     configs: dict = field(default_factory=dict)  # prefix -> that run's defaults
     twin: bool = False
     preset: bool = False
+    views: tuple[View, ...] = ()
 
 
 LIVE = PageLink({"": RunConfig()}, twin=True, preset=True)
+TRAIN = dataclasses.replace(LIVE, views=(View("stage", "train_stage", STAGE_VIEWS),
+                                         View("detail", "train_detail", DETAIL_VIEWS),
+                                         View("block", "train_block", BLOCKS)))
+GRADIENTS = dataclasses.replace(LIVE, views=(View("block", "grad_block", BLOCKS),))
+INSIDE_BN = dataclasses.replace(LIVE, views=(View("block", "bn_block", BLOCKS), View("stat", "bn_stat", BN_STATS)))
 COMPARE = PageLink({"a.": RunConfig(steps=400), "b.": RunConfig(norm="none", steps=400)})
 PLAIN = PageLink()
-PAGE_LINKS = {"train": LIVE, "gradients": LIVE, "inside-bn": LIVE, "compare": COMPARE}
+PAGE_LINKS = {"train": TRAIN, "gradients": GRADIENTS, "inside-bn": INSIDE_BN, "compare": COMPARE}
 
 
 @dataclass
 class Experiment:
     """The settings a link carries: run configs by prefix, the twin (field, value) or None when off, the preset's
-    name or None, and presenter mode."""
+    name or None, presenter mode, and the page's view choices (widget key -> value; absent: the default)."""
 
     configs: dict = field(default_factory=dict)
     twin: tuple | None = None
     preset: str | None = None
     present: bool = False
+    views: dict = field(default_factory=dict)
 
 
 def canonical(cfg: RunConfig) -> RunConfig:
@@ -137,7 +164,7 @@ def defaults_of(page: PageLink) -> Experiment:
     if page.twin:
         base = configs[""]
         twin = ("norm", twin_default(base, "norm"))
-    return Experiment(configs, twin)
+    return Experiment(configs, twin, views={view.widget: view.default for view in page.views})
 
 
 def to_params(exp: Experiment, page: PageLink) -> dict[str, str]:
@@ -155,6 +182,10 @@ def to_params(exp: Experiment, page: PageLink) -> dict[str, str]:
         params[PRESET] = slug(exp.preset)
     if exp.present:
         params[PRESENT] = "1"
+    for view in page.views:
+        value = exp.views.get(view.widget, view.default)
+        if value != view.default:
+            params[view.key] = str(value)
     return params
 
 
@@ -178,6 +209,13 @@ def from_params(params: Mapping[str, str | Iterable[str]], page: PageLink) -> tu
     if page.preset:
         exp.preset = _read_choice(values, PRESET, {slug(name): name for name in PRESETS}, notes, used)
     exp.present = _read_choice(values, PRESENT, {"1": True, "0": False}, notes, used) or False
+    for view in page.views:
+        text = _single(values, view.key, notes, used)
+        if text is not None:
+            try:
+                exp.views[view.widget] = _pick(text, view.options)
+            except ValueError as exc:
+                notes.append(_note(view.key, text, str(exc), str(view.default)))
     for key in values:
         if key not in used:
             notes.append(f"{_show(key)} is not a setting of this page, so it is not used")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz import charts
+from bnviz.choices import BLOCKS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.state import get_lab
@@ -17,7 +18,8 @@ its gradients in a workable range, one reason it tolerates larger learning rates
 lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="grad")
-block = st.slider("Block for the gradient histogram", 1, 6, 1, key="grad_block", persist_state="session")
+block = st.slider("Block for the gradient histogram", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="grad_block",
+                  persist_state="session")
 
 
 def draw(labels, histories):

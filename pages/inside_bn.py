@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz import charts
+from bnviz.choices import BLOCKS, BN_STATS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.state import get_lab
@@ -21,8 +22,8 @@ lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="bn")
 c1, c2 = st.columns(2)
-block = c1.slider("Block", 1, 6, 1, key="bn_block", persist_state="session")
-stat = c2.radio("Statistic", ("mean", "var"), horizontal=True, key="bn_stat", persist_state="session",
+block = c1.slider("Block", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="bn_block", persist_state="session")
+stat = c2.radio("Statistic", BN_STATS, horizontal=True, key="bn_stat", persist_state="session",
                 format_func={"mean": "mean", "var": "variance"}.get)
 
 

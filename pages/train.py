@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz import charts
+from bnviz.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.state import get_lab
@@ -24,13 +25,14 @@ run_buttons(lab, lambda: configs, labels, key="train")
 stages = {"act_input": "input to the activation", "pre": "pre: conv/linear output", "norm": "norm: normalized",
           "act": "act: activation output"}
 c1, c2 = st.columns(2)
-stage = c1.radio("Which values", tuple(stages), format_func=stages.get, horizontal=True, key="train_stage",
+stage = c1.radio("Which values", STAGE_VIEWS, format_func=stages.get, horizontal=True, key="train_stage",
                  persist_state="session")
 details = {"histogram": "this block now vs step 0", "drift": "drift of every block",
            "saturation": "saturated / dead units"}
-detail = c2.radio("Detail chart", tuple(details), format_func=details.get, horizontal=True, key="train_detail",
+detail = c2.radio("Detail chart", DETAIL_VIEWS, format_func=details.get, horizontal=True, key="train_detail",
                   persist_state="session")
-block = c2.slider("Block (for the histogram)", 1, 6, 1, key="train_block", persist_state="session")
+block = c2.slider("Block (for the histogram)", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="train_block",
+                  persist_state="session")
 
 
 def draw(labels, histories):

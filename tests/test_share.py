@@ -32,10 +32,15 @@ from bnviz.choices import (
 from bnviz.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from bnviz.links import (
     COMPARE,
+    GRADIENTS,
+    INSIDE_BN,
     LINK_DATASETS,
     LIVE,
     MAX_NOTES,
+    PAGE_LINKS,
     PLAIN,
+    SETTINGS,
+    TRAIN,
     Experiment,
     canonical,
     defaults_of,
@@ -202,6 +207,33 @@ def test_preset_slugs_are_unique_and_url_safe():
     assert all(s == urlencode({"": s})[1:] for s in slugs)
 
 
+@settings(max_examples=100, deadline=None)
+@given(page=hs.sampled_from([TRAIN, GRADIENTS, INSIDE_BN]), data=hs.data())
+def test_view_choices_round_trip_and_only_differences_are_written(page, data):
+    views = {view.widget: data.draw(hs.sampled_from(view.options)) for view in page.views}
+    exp = Experiment({"": canonical(RunConfig())}, ("norm", "none"), views=views)
+    params = to_params(exp, page)
+    back, notes = from_params(through_url(params), page)
+    assert not notes and back.views == views
+    written = {view.key for view in page.views if views[view.widget] != view.default}
+    assert set(params) == written  # the defaults stay out of the link
+    assert from_params({}, page)[0].views == {view.widget: view.default for view in page.views}
+
+
+def test_view_keys_are_not_setting_keys_and_name_existing_widget_options():
+    setting_keys = {s.key for s in SETTINGS}
+    for page in PAGE_LINKS.values():
+        keys = [view.key for view in page.views]
+        assert len(set(keys)) == len(keys) and not set(keys) & (setting_keys | {"twin", "preset", "present"})
+
+
+@pytest.mark.parametrize(("params", "note"), [({"block": "9"}, "`block=9`"), ({"stage": "banana"}, "`stage=banana`"),
+                                              ({"detail": ["drift", "saturation"]}, "`detail`")])
+def test_a_bad_view_choice_keeps_its_default_and_is_named(params, note):
+    exp, notes = from_params(params, TRAIN)
+    assert exp.views == defaults_of(TRAIN).views and len(notes) == 1 and note in notes[0]
+
+
 # ---- pages opened from a link (AppTest) ---------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def navigation_mode(monkeypatch):
@@ -292,3 +324,15 @@ def test_presenter_mode_hides_the_advanced_controls_and_stays_on():
     assert at.toggle(key="bnviz_present").value is True and at.query_params["present"] == "1"
     at.toggle(key="bnviz_present").set_value(False).run()
     assert "present" not in at.query_params and len(at.sidebar.select_slider) > 1
+
+
+def test_a_link_opens_a_page_with_its_view_choices_and_the_address_bar_follows_them():
+    at = open_link("train", {"stage": "norm", "detail": "drift", "block": "2"})
+    assert at.radio(key="train_stage").value == "norm" and at.radio(key="train_detail").value == "drift"
+    assert at.slider(key="train_block").value == 2 and not at.warning
+    at.radio(key="train_stage").set_value("act").run()
+    assert dict(at.query_params) == {"stage": "act", "detail": "drift", "block": "2"}
+    grad = open_link("gradients", {"block": "4"})  # (AppTest opens a page before its first run only where the
+    assert grad.slider(key="grad_block").value == 4  # file name is the URL path: not inside_bn / inside-bn)
+    grad = open_link("gradients", {"block": "banana"})
+    assert grad.slider(key="grad_block").value == 1 and "`block=banana`" in grad.warning[0].value

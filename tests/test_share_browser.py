@@ -27,7 +27,8 @@ pytestmark = [
                        reason=f"{bs.CHROMIUM} is not installed (apt-get install chromium)"),
 ]
 
-LINK = {"act": "tanh", "bs": "32", "lr": "0.2", "steps": "200", "seed": "7", "twin": "off"}
+LINK = {"act": "tanh", "bs": "32", "lr": "0.2", "steps": "200", "seed": "7", "twin": "off", "stage": "norm",
+        "detail": "drift"}
 
 
 def test_links_opened_at_once_on_a_fresh_server_each_show_their_settings(browser, server):  # noqa: F811
@@ -64,6 +65,9 @@ def test_a_shared_link_opens_its_settings_and_trains_them(context, primed):  # n
     thumbs = sidebar.locator('[data-testid="stSliderThumbValue"]').all_inner_texts()
     assert "0.2" in thumbs and "32" in thumbs, thumbs
     assert sidebar.get_by_role("radio", name="tanh").is_checked()
+    main = bs.main_area(page)  # the view choices of the link
+    assert main.get_by_role("radio", name="norm: normalized").is_checked()
+    assert main.get_by_role("radio", name="drift of every block").is_checked()
     [note] = bs.warning_texts(page)
     assert "norm=<b>x</b>" in note and "foo" in note  # shown as text, never as HTML
     bs.poll(lambda: parse_qs(urlparse(page.url).query) == parse_qs(urlencode(LINK)), 15,

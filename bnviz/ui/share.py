@@ -112,6 +112,8 @@ def _apply(exp: Experiment, page: PageLink) -> None:
     if page.preset:
         st.session_state[PRESET_KEY] = exp.preset or OWN_SETTINGS
     st.session_state[PRESENT_KEY] = exp.present
+    for view in page.views:
+        st.session_state[view.widget] = exp.views.get(view.widget, view.default)
 
 
 def _from_state(page: PageLink) -> Experiment | None:
@@ -127,5 +129,6 @@ def _from_state(page: PageLink) -> Experiment | None:
         name = st.session_state.get(f"{TWIN_PREFIX}_field", "norm")
         twin = (name, st.session_state.get(f"{TWIN_PREFIX}_value_{name}", twin_default(configs[""], name)))
     preset = st.session_state.get(PRESET_KEY) if page.preset else None
-    return Experiment(configs, twin, None if preset == OWN_SETTINGS else preset, presenting())
+    views = {view.widget: st.session_state.get(view.widget, view.default) for view in page.views}
+    return Experiment(configs, twin, None if preset == OWN_SETTINGS else preset, presenting(), views)
 
