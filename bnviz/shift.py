@@ -68,13 +68,17 @@ def relative_drift(history: History, reference: str, rows: np.ndarray, probes: l
     """`distribution_drift(history, reference)["w1_rel"][rows][:, probes]`, computed for those rows and probes only
     (the full computation over every row and probe costs ~75 ms on a 2,000-row history; a live page needs a few)."""
     rows = np.asarray(rows, dtype=np.intp)
-    hist = history.column("act_hist")[:, probes, :].astype(np.float64)
-    stats = history.column("act_stats")[:, probes, :].astype(np.float64)
-    below, above = stats[..., ACT_STATS.index("frac_below")], stats[..., ACT_STATS.index("frac_above")]
-    std0 = stats[0, :, ACT_STATS.index("std")]
     ref = np.zeros_like(rows) if reference == "first" else np.maximum(rows - 1, 0)
-    w1 = wasserstein_1d(hist[rows], hist[ref], history.hist_edges[probes][None], below[rows], above[rows],
-                        below[ref], above[ref])
+    hist_col, stats_col = history.column("act_hist"), history.column("act_stats")
+
+    def at(idx: np.ndarray):  # only the rows asked for are converted, not the whole history
+        hist = hist_col[idx][:, probes, :].astype(np.float64)
+        stats = stats_col[idx][:, probes, :].astype(np.float64)
+        return hist, stats[..., ACT_STATS.index("frac_below")], stats[..., ACT_STATS.index("frac_above")]
+
+    (hist, below, above), (hist_ref, below_ref, above_ref) = at(rows), at(ref)
+    std0 = stats_col[0, probes, ACT_STATS.index("std")].astype(np.float64)
+    w1 = wasserstein_1d(hist, hist_ref, history.hist_edges[probes][None], below, above, below_ref, above_ref)
     return w1 / np.where(std0 > 0, std0, 1.0)
 
 

@@ -109,6 +109,11 @@ def _component():
                                       isolate_styles=False)  # plotly.js styles live in the page's <head>
 
 
+def _live_component():
+    """The component when this server can serve the bundle (static serving on), else None: use st.plotly_chart."""
+    return _component() if st.get_option("server.enableStaticServing") else None
+
+
 PRELOAD_MARK = "bnviz-preload"
 PRELOAD_CSS = f'[data-testid="stElementContainer"]:has(.{PRELOAD_MARK}) {{ display: none; }}'  # a script: no gap
 
@@ -118,7 +123,7 @@ def preload() -> None:
     takes the browser's main thread ~1 s on a 2-core laptop, and done after the click on Start it delays both the
     click and the first chart (measured: click -> first chart 1.5-2.0 s when clicked as soon as the page appeared,
     0.9-1.8 s with this). A component's own script would come too late (components load their code after mounting)."""
-    if _component() is None or not st.get_option("server.enableStaticServing"):
+    if _live_component() is None:
         return
     st.html(f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}</style>'
             f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});</script>', unsafe_allow_javascript=True)
@@ -126,8 +131,8 @@ def preload() -> None:
 
 def draw(fig, key: str, container=None) -> None:
     """Draw `fig` under `key`; the same key next time updates this chart in place."""
-    component = _component()
-    if component is None or not st.get_option("server.enableStaticServing"):
+    component = _live_component()
+    if component is None:
         (container or st).plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
         return
     data = {"spec": pio.to_json(fig, validate=False), "src": SERVED_URL, "config": CONFIG}
