@@ -26,11 +26,11 @@ pages = {
 }
 page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch
 
-from bnviz.ui.style import mark_app_run  # noqa: E402
+from bnviz.ui.page import mark_app_run  # noqa: E402
 
 mark_app_run()  # page_header tells this run from one in Streamlit's legacy pages/ mode (see style.py)
 
-from bnviz.ui.share import SharedLink  # noqa: E402
+from bnviz.ui.shared_link import SharedLink  # noqa: E402
 from bnviz.ui.state import warm_up  # noqa: E402 - imports torch: seconds on a cold server
 
 link = SharedLink(page.url_path)  # the URL's settings -> the widgets, before the page draws them

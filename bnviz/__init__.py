@@ -6,7 +6,7 @@
 
 def __getattr__(name: str):
     if name in ("watch", "Watch"):
-        from . import watching
+        from . import watch as watching
 
         return getattr(watching, name)
     raise AttributeError(f"module 'bnviz' has no attribute {name!r}")

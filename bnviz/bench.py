@@ -5,7 +5,7 @@ one bare (no hooks), one recording everything at every step. Alternating cancels
 machine; the ratio is the median over blocks of (recording time / bare time). Evaluation is switched off in both
 (it is not recording). The memory part feeds 100,000 records into a History and prints its size as it goes.
 `--model resnet18` instead times `bnviz.watch` around a plain training loop of the ResNet-18-shaped model of
-`bnviz.zoo_models` against the same loop on an identical copy without it, alternating the same way.
+`bnviz.engine.example_models` against the same loop on an identical copy without it, alternating the same way.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import time
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .data import BatchStream
-from .history import History
-from .trainer import Run
+from .engine.config import RunConfig
+from .engine.data import BatchStream
+from .engine.history import History
+from .engine.trainer import Run
 
 TARGET_RATIO = 1.10
 TARGET_MEMORY_MB = 100
@@ -59,8 +59,8 @@ def alternate(bare_step, recorded_step, batches: list, blocks: int, warmup: int)
 def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: int = 10, batch_size: int = 32,
                            samples: int = 512, threads: int = 1) -> dict:
     """`bnviz.watch` on the ResNet-18-shaped model (16x16 inputs) against the same loop without it."""
-    from .watching import watch
-    from .zoo_models import resnet18_shaped
+    from .engine.example_models import resnet18_shaped
+    from .watch import watch
 
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)

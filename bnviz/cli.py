@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import BUILTIN_DATASETS, RunConfig
+from .engine.config import BUILTIN_DATASETS, RunConfig
 
 # CLI flag -> config field, for the flags whose names differ
 FLAG_FIELDS = {"momentum": "bn_momentum", "eval_every": "eval_every"}
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = run.add_argument
     add("--dataset", default=defaults.dataset,
         help="digits (bundled), shapes, mnist, fashion-mnist, cifar10, or your own images: a folder of class "
-             "folders, or a .zip, .npz or .csv file (see bnviz/userdata.py)")
+             "folders, or a .zip, .npz or .csv file (see bnviz/engine/uploads.py)")
     add("--model", default=defaults.model, help="cnn or mlp")
     add("--depth", type=int, default=defaults.depth)
     add("--width", type=int, default=defaults.width)
@@ -98,8 +98,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .data import DatasetUnavailable
-    from .trainer import Job
+    from .engine.data import DatasetUnavailable
+    from .engine.trainer import Job
 
     cfg = config_from_args(args)
     out = Path(args.out)
@@ -146,7 +146,7 @@ def _progress(step: int, total: int, loss: float) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .figures.report import write_report
 
     try:
         index = write_report(args.directory)
@@ -167,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .data import DatasetUnavailable, download_dataset
+    from .engine.data import DatasetUnavailable, download_dataset
 
     try:
         folder = download_dataset(args.name, args.data_dir)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from bnviz import bn_explain as bx
-from bnviz.ui.style import page_header
+from bnviz.science import bn_steps as bx
+from bnviz.ui.page import page_header
 
 page_header("BatchNorm step by step", r"""
 Edit the batch (6 samples × 3 channels) or the parameters and follow every number of one **training-mode**

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.links import COMPARE
-from bnviz.tables import final_numbers
+from bnviz.figures import run_figures as charts
+from bnviz.figures.tables import final_numbers
 from bnviz.ui.controls import config_controls
+from bnviz.ui.link_params import COMPARE
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
+from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header, show
-from bnviz.ui.userdata import upload_panel
+from bnviz.ui.upload_panel import upload_panel
 
 page_header("Compare two runs", """
 Set up run **A** and run **B** (by default identical except that A uses batch norm and B does not). Both train in

@@ -3,10 +3,10 @@
 
 import streamlit as st
 
-from bnviz import experiment_charts as xc
-from bnviz import experiments
-from bnviz.ui.experiment_runner import drawing, run_section
-from bnviz.ui.style import page_header, show
+from bnviz.figures import experiment_figures as xc
+from bnviz.science import experiments
+from bnviz.ui.experiment_section import drawing, run_section
+from bnviz.ui.page import page_header, show
 
 page_header("Is it really internal covariate shift?", """
 Ioffe & Szegedy (2015) introduced batch norm to reduce **internal covariate shift**: the change of each layer's input

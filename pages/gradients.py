@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.choices import BLOCKS
+from bnviz.figures import run_figures as charts
+from bnviz.ui.choices import BLOCKS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
+from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header, show
 
 page_header("Gradients", """
 Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.presets import DEFAULT_PRESET, PRESETS
+from bnviz.figures import run_figures as charts
+from bnviz.science.presets import DEFAULT_PRESET, PRESETS
 from bnviz.ui.live import LIVE_POINTS, live_view, start
+from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header, show
 
 page_header("Batch normalization, live", """
 A deep network learns every layer at once, so while it trains, the values that each layer receives keep

@@ -1,9 +1,9 @@
-"""Learn: a quiz with explanations, a searchable glossary and flashcards (content in bnviz/learn.py)."""
+"""Learn: a quiz with explanations, a searchable glossary and flashcards (content in bnviz/science/learning_aids.py)."""
 
 import streamlit as st
 
-from bnviz import learn
-from bnviz.ui.style import page_header
+from bnviz.science import learning_aids as learn
+from bnviz.ui.page import page_header
 
 page_header("Learn: quiz, glossary, flashcards", """
 Check what you understood. Every quiz answer comes with an explanation; the glossary and the flashcards use the

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.lab import LoadedRuns
-from bnviz.runfile import MAX_ZIP_BYTES, unpack_runs
+from bnviz.engine.jobs import LoadedRuns
+from bnviz.engine.runfile import MAX_ZIP_BYTES, unpack_runs
+from bnviz.figures import run_figures as charts
 from bnviz.ui.live import download_button
+from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header, show
 
 page_header("Save & open runs", """
 A run file is a zip of plain JSON, CSV and NPZ files (no pickle): every recorded statistic of every step, the

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS
+from bnviz.figures import run_figures as charts
+from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
+from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
-from bnviz.ui.style import page_header, show
-from bnviz.ui.userdata import upload_panel
+from bnviz.ui.upload_panel import upload_panel
 
 page_header("Train & watch", """
 Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the

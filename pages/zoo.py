@@ -3,10 +3,10 @@
 
 import streamlit as st
 
-from bnviz import experiment_charts as xc
-from bnviz import experiments
-from bnviz.ui.experiment_runner import drawing, run_section
-from bnviz.ui.style import page_header
+from bnviz.figures import experiment_figures as xc
+from bnviz.science import experiments
+from bnviz.ui.experiment_section import drawing, run_section
+from bnviz.ui.page import page_header
 
 page_header("The normalization zoo", """
 Every normalization layer does the same two things: subtract a mean and divide by a standard deviation, then scale

@@ -114,9 +114,9 @@ def proc_stats(pid: int) -> dict:
 
 def expected_first_loss(steps: int, seed: int) -> float:
     """Run A's step-0 loss for these sidebar settings, computed in this process (the server's Job does the same)."""
-    from bnviz.config import RunConfig
-    from bnviz.data import BatchStream
-    from bnviz.trainer import Run
+    from bnviz.engine.config import RunConfig
+    from bnviz.engine.data import BatchStream
+    from bnviz.engine.trainer import Run
 
     run = Run(RunConfig(steps=steps, seed=seed, eval_every=max(10, steps // 20), record_every=0))
     return run.train_step(*BatchStream(run.dataset, run.cfg.batch_size, seed).next())

@@ -36,8 +36,8 @@ import browser_support as bs  # noqa: E402
 WATCH_STEPS = 20_000  # long enough that the watched run never ends while it is measured
 HEADLESS_CODE = r"""
 import json, statistics, sys, time
-from bnviz.config import RunConfig
-from bnviz.trainer import Job
+from bnviz.engine.config import RunConfig
+from bnviz.engine.trainer import Job
 
 steps, seconds = int(sys.argv[1]), float(sys.argv[2])
 base = RunConfig(steps=steps, eval_every=max(10, steps // 20))  # what /train's sidebar builds for these Steps

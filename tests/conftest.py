@@ -11,14 +11,14 @@ import pytest
 @pytest.fixture(scope="session")
 def engine_digits():
     """The bundled 8x8 digits with the split of seed 0, loaded once per test session."""
-    from bnviz.data import load_dataset
+    from bnviz.engine.data import load_dataset
 
     return load_dataset("digits", 0)
 
 
 @pytest.fixture
 def engine_datasets(engine_digits):
-    """A fresh `datasets` dict for `bnviz.trainer.Job` that already holds the seed-0 digits."""
+    """A fresh `datasets` dict for `bnviz.engine.trainer.Job` that already holds the seed-0 digits."""
     return {("digits", 0, 0.5): engine_digits}
 
 

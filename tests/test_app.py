@@ -21,10 +21,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import bnviz.ui.state as state
-from bnviz.config import RunConfig
-from bnviz.lab import JobLimiter, Lab, LoadedRuns
-from bnviz.presets import PRESETS
-from bnviz.trainer import Run, train
+from bnviz.engine.config import RunConfig
+from bnviz.engine.jobs import JobLimiter, Lab, LoadedRuns
+from bnviz.engine.trainer import Run, train
+from bnviz.science.presets import PRESETS
 from bnviz.ui.controls import _nearest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for bnviz.batchnorm, the from-scratch batch normalization.
+"""Tests for bnviz.engine.batchnorm, the from-scratch batch normalization.
 
 Every expected value comes from an independent reference: PyTorch's own
 ``torch.nn.functional.batch_norm`` / ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``,
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnviz import batchnorm as bn
-from bnviz.batchnorm import (
+from bnviz.engine import batchnorm as bn
+from bnviz.engine.batchnorm import (
     BatchNorm1d,
     BatchNorm2d,
     BatchNormSteps,

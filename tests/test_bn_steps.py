@@ -1,4 +1,4 @@
-"""Tests for bnviz.bn_explain (the helpers of the "BatchNorm step by step" page) and for the page itself.
+"""Tests for bnviz.science.bn_steps (the helpers of the "BatchNorm step by step" page) and for the page itself.
 
 Expected values come from independent references: NumPy on the same table (np.mean, np.var with ddof=0/1),
 torch.nn.BatchNorm1d and torch.nn.functional's normalization ops; never from bn_explain's own earlier output.
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
-from bnviz import bn_explain as bx
+from bnviz.science import bn_steps as bx
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 

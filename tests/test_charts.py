@@ -1,4 +1,4 @@
-"""bnviz.charts on real (short) training runs, an empty history, a run without normalization and a long history.
+"""bnviz.figures on real (short) training runs, an empty history, a run without normalization and a long history.
 
 The figures' data are checked against the History they were built from, read through History's own API.
 """
@@ -19,11 +19,11 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from bnviz import charts
-from bnviz.config import RunConfig
-from bnviz.history import GRAD_STATS, WEIGHT_STATS, History
-from bnviz.shift import distribution_drift
-from bnviz.trainer import train
+from bnviz.engine.config import RunConfig
+from bnviz.engine.history import GRAD_STATS, WEIGHT_STATS, History
+from bnviz.engine.shift import distribution_drift
+from bnviz.engine.trainer import train
+from bnviz.figures import run_figures as charts
 from bnviz.ui.plot import BUNDLE_TRACES
 
 
@@ -35,7 +35,7 @@ def _pixels(image) -> np.ndarray:
 
 
 def _expected_rgb(z: np.ndarray, zmax: float) -> np.ndarray:
-    """Each value's colour sampled by plotly itself from the density colour scale (independent of bnviz.raster)."""
+    """Each value's colour sampled by plotly itself from the density colour scale (independent of figures.raster)."""
     flat = np.clip(np.nan_to_num(np.ravel(z) / zmax), 0, 1)
     unique, inverse = np.unique(np.round(flat, 4), return_inverse=True)
     colours = [pcolors.unlabel_rgb(c) for c in pcolors.sample_colorscale(charts.DENSITY_SCALE, list(unique))]
@@ -221,7 +221,7 @@ def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
 def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
     fig = charts.distribution_grid([("no BN", nobn), ("BN", bn)])
     assert len(fig.layout.images) == 6 and len(fig.data) <= 40
-    assert not [t for t in fig.data if t.type == "heatmap"]  # images, not cell-by-cell heatmaps (bnviz.raster)
+    assert not [t for t in fig.data if t.type == "heatmap"]  # images, not cell-by-cell heatmaps (bnviz.figures.raster)
     # cell (row = block b, column = run c) draws on the axes of subplot b * 2 + c, all on one colour scale
     for image in fig.layout.images:
         index = int(image.yref[1:] or 1) - 1

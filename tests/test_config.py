@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnviz.config import (
+from bnviz.engine.config import (
     ACTIVATIONS,
     BN_IMPLS,
     BUILTIN_DATASETS,

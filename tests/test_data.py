@@ -1,4 +1,4 @@
-"""Tests for bnviz.data. No test touches the network: urlopen is replaced in every test, and the
+"""Tests for bnviz.engine.data. No test touches the network: urlopen is replaced in every test, and the
 file datasets are exercised with tiny IDX / CIFAR files generated here."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnviz import data
-from bnviz.data import BatchStream, Dataset, DatasetUnavailable, load_dataset
+from bnviz.engine import data
+from bnviz.engine.data import BatchStream, Dataset, DatasetUnavailable, load_dataset
 
 # Class counts of scikit-learn's bundled digits (1,797 images), from its documentation/data file.
 DIGITS_CLASS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
@@ -523,7 +523,7 @@ def test_known_hash_table():
         for f in files:
             h = data.SHA256[name][f]
             assert len(h) == 64 and int(h, 16) >= 0
-    # pinned values (see the comment above SHA256 in bnviz/data.py for their provenance)
+    # pinned values (see the comment above SHA256 in bnviz/engine/data.py for their provenance)
     assert data.SHA256["mnist"]["train-images-idx3-ubyte.gz"].startswith("440fcabf73cc546f")
     assert data.SHA256["fashion-mnist"]["t10k-labels-idx1-ubyte.gz"].startswith("67da17c76eaffca5")
     assert data.SHA256["cifar10"]["cifar-10-binary.tar.gz"].startswith("c4a38c50a1bc5f3a")

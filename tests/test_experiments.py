@@ -1,4 +1,4 @@
-"""bnviz.experiments on short settings (seconds each): every experiment's qualitative outcome, the landscape probe
+"""The canned experiments on short settings (seconds each): every experiment's qualitative outcome, the landscape probe
 checked against an independent computation, the cache, the charts, and both pages rendered with AppTest.
 
 The short results are also stored in the experiments cache under the pages' default settings, so the page tests
@@ -16,11 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnviz import experiment_charts as xc
-from bnviz import experiments as E
-from bnviz.config import RunConfig
-from bnviz.data import BatchStream
-from bnviz.models import NoisyBatchNorm, build_model
+from bnviz.engine.config import RunConfig
+from bnviz.engine.data import BatchStream
+from bnviz.engine.models import NoisyBatchNorm, build_model
+from bnviz.figures import experiment_figures as xc
+from bnviz.science import experiments as E
 from bnviz.ui.plot import BUNDLE_TRACES
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
@@ -134,7 +134,7 @@ def test_bn_at_batch_size_2_loses_to_gn_and_ln_in_eval_mode(batches):
 # ---- the landscape probe -----------------------------------------------------------------------------------------
 def _noisy_model_and_batch():
     cfg = RunConfig(model="mlp", depth=3, width=32, norm="batch-noisy", batch_size=32, seed=3)
-    from bnviz.data import load_dataset
+    from bnviz.engine.data import load_dataset
 
     data = load_dataset("digits", 0)
     model = build_model(cfg, data.input_shape, data.n_classes)
@@ -168,7 +168,7 @@ def test_landscape_probe_matches_a_direct_computation():
     """Loss and gradient change recomputed by hand on a deep copy (plain BN: no noise to freeze)."""
     import copy
 
-    from bnviz.data import load_dataset
+    from bnviz.engine.data import load_dataset
 
     data = load_dataset("digits", 0)
     cfg = RunConfig(model="mlp", depth=2, width=16, norm="batch", batch_size=16, seed=1)

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from bnviz import charts
-from bnviz.config import RunConfig
-from bnviz.data import Dataset
-from bnviz.lab import JobLimiter, Lab
-from bnviz.runfile import pack_runs, unpack_runs
-from bnviz.trainer import Job
+from bnviz.engine.config import RunConfig
+from bnviz.engine.data import Dataset
+from bnviz.engine.jobs import JobLimiter, Lab
+from bnviz.engine.runfile import pack_runs, unpack_runs
+from bnviz.engine.trainer import Job
+from bnviz.figures import run_figures as charts
 
 TINY = RunConfig(width=4, depth=2, steps=60, eval_every=20)
 

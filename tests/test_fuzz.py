@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnviz import charts
-from bnviz.config import RunConfig
-from bnviz.runfile import MANIFEST, pack_runs, unpack_runs
-from bnviz.trainer import Job
+from bnviz.engine.config import RunConfig
+from bnviz.engine.runfile import MANIFEST, pack_runs, unpack_runs
+from bnviz.engine.trainer import Job
+from bnviz.figures import run_figures as charts
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""bnviz.history: bounded decimating store, safe save/load (never unpickles), tidy CSV exports."""
+"""bnviz.engine.history: bounded decimating store, safe save/load (never unpickles), tidy CSV exports."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnviz.history import ACT_STATS, FORMAT_VERSION, GRAD_STATS, SCALARS, History, Layout, capacity_for
+from bnviz.engine.history import ACT_STATS, FORMAT_VERSION, GRAD_STATS, SCALARS, History, Layout, capacity_for
 
 UNPICKLED: list[str] = []  # a payload that reaches this list proves that something was unpickled
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import bnviz.lab as lab_module
-from bnviz.config import RunConfig
-from bnviz.lab import JobLimiter, Lab, LoadedRuns
-from bnviz.trainer import Job
+import bnviz.engine.jobs as lab_module
+from bnviz.engine.config import RunConfig
+from bnviz.engine.jobs import JobLimiter, Lab, LoadedRuns
+from bnviz.engine.trainer import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
@@ -200,8 +200,8 @@ def test_interpreter_exit_stops_running_jobs_cleanly():
     """The atexit hook stops a job still training when the process ends (a daemon thread would just vanish)."""
     code = ("import logging, sys, time\n"
             "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
-            "from bnviz.config import RunConfig\n"
-            "from bnviz.lab import JobLimiter, Lab\n"
+            "from bnviz.engine.config import RunConfig\n"
+            "from bnviz.engine.jobs import JobLimiter, Lab\n"
             "lab = Lab(limiter=JobLimiter(1))\n"
             "assert lab.start([RunConfig(width=4, depth=2, steps=20_000)]) is None\n"
             "while lab.job.step < 2:\n"
@@ -212,7 +212,7 @@ def test_interpreter_exit_stops_running_jobs_cleanly():
 
 
 def test_torch_threads_are_set_per_worker_thread():
-    """What Lab's thread cap relies on (see bnviz/lab.py): a worker's torch.set_num_threads governs that worker, and
+    """What Lab's thread cap relies on (see engine/jobs.py): a worker's torch.set_num_threads governs that worker, and
     does not change the count of a thread that already uses torch (the OpenMP backend of the CPU wheel)."""
     before = torch.get_num_threads()
     seen = []
@@ -234,7 +234,7 @@ def test_torch_threads_are_set_per_worker_thread():
         torch.set_num_threads(before)
 
 
-HISTORY_BUDGET = 32 * 1024 * 1024  # bnviz.history.capacity_for's default budget: what README quotes per run
+HISTORY_BUDGET = 32 * 1024 * 1024  # bnviz.engine.history.capacity_for's default budget: what README quotes per run
 
 
 @pytest.mark.parametrize("changes", [{}, {"depth": 6, "width": 128},
@@ -253,7 +253,7 @@ def test_a_sessions_memory_is_bounded_by_its_histories(changes):
 
 
 def test_live_charts_refresh_slower_when_runs_outnumber_cores():
-    from bnviz.lab import available_cores
+    from bnviz.engine.jobs import available_cores
     from bnviz.ui.live import POLL_SECONDS, poll_seconds
 
     cores = available_cores()

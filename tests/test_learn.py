@@ -1,4 +1,4 @@
-"""Tests for bnviz.learn (quiz, glossary and flashcards as data) and for the Learn page."""
+"""Tests for bnviz.science.learning_aids (quiz, glossary and flashcards as data) and for the Learn page."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bnviz import learn
-from bnviz.learn import GLOSSARY, QUESTIONS, Card, Question, Term
+from bnviz.science import learning_aids as learn
+from bnviz.science.learning_aids import GLOSSARY, QUESTIONS, Card, Question, Term
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 

@@ -1,4 +1,4 @@
-"""bnviz.models: block layout, norm choices, deterministic init, weight sharing and Santurkar et al.'s noisy BN."""
+"""engine.models: block layout, norm choices, deterministic init, weight sharing and Santurkar et al.'s noisy BN."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnviz import batchnorm
-from bnviz.config import NORMS, PLACEMENTS, RunConfig
-from bnviz.models import NoisyBatchNorm, build_model, copy_shared_weights
+from bnviz.engine import batchnorm
+from bnviz.engine.config import NORMS, PLACEMENTS, RunConfig
+from bnviz.engine.models import NoisyBatchNorm, build_model, copy_shared_weights
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 DIGITS = (1, 8, 8)

@@ -1,4 +1,4 @@
-"""bnviz.raster: density images placed on plot axes, checked against brute force and plotly's own colour sampling."""
+"""figures.raster: density images placed on plot axes, checked against brute force and plotly's own colour sampling."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import plotly.colors as pcolors
 import pytest
 from PIL import Image
 
-from bnviz import raster
+from bnviz.figures import raster
 
 
 def _decode(uri: str) -> np.ndarray:

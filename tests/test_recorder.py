@@ -1,4 +1,4 @@
-"""bnviz.recorder against independent references.
+"""bnviz.engine.recorder against independent references.
 
 Every test trains a tiny model for a few steps under a Recorder while capturing, with its own hooks on the very same
 modules, the stage outputs, their gradients, the inputs of the normalization layers, and the weights before and
@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnviz import stats as S
-from bnviz.config import RunConfig
-from bnviz.history import ACT_STATS, CHANNEL_STATS, GRAD_BINS, GRAD_LOWEST_OCTAVE, GRAD_STATS, WEIGHT_STATS
-from bnviz.models import build_model
-from bnviz.recorder import Recorder
-from bnviz.targets import Targets
+from bnviz.engine import stats as S
+from bnviz.engine.config import RunConfig
+from bnviz.engine.history import ACT_STATS, CHANNEL_STATS, GRAD_BINS, GRAD_LOWEST_OCTAVE, GRAD_STATS, WEIGHT_STATS
+from bnviz.engine.models import build_model
+from bnviz.engine.recorder import Recorder
+from bnviz.engine.targets import Targets
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 

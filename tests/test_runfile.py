@@ -9,10 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
-import bnviz.runfile as runfile
-from bnviz.config import RunConfig
-from bnviz.runfile import MANIFEST, pack_runs, unpack_runs
-from bnviz.trainer import Job
+import bnviz.engine.runfile as runfile
+from bnviz.engine.config import RunConfig
+from bnviz.engine.runfile import MANIFEST, pack_runs, unpack_runs
+from bnviz.engine.trainer import Job
 
 UNPICKLED: list[str] = []
 
@@ -214,7 +214,7 @@ def test_opens_a_zipped_watched_run(tmp_path):
     import torch
 
     from bnviz import watch
-    from bnviz.zoo_models import mlp
+    from bnviz.engine.example_models import mlp
 
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit import config as streamlit_config
 
-from bnviz.runfile import MAX_ZIP_BYTES
+from bnviz.engine.runfile import MAX_ZIP_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Shareable links: the pure encoding (bnviz.links) and the pages opened from a link (AppTest).
+"""Shareable links: the pure encoding (bnviz.ui.link_params) and the pages opened from a link (AppTest).
 
 A link must reproduce an experiment exactly: the config parsed from a link equals the config it was made from, and
 the engine trains the same run from it. Tampered links never raise: every unusable value keeps its default and is
@@ -17,7 +17,10 @@ from hypothesis import strategies as hs
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from bnviz.choices import (
+from bnviz.engine.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from bnviz.engine.trainer import train
+from bnviz.science.presets import PRESETS
+from bnviz.ui.choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
     EPS_CHOICES,
@@ -29,8 +32,7 @@ from bnviz.choices import (
     TWIN_OPTIONS,
     WIDTH_CHOICES,
 )
-from bnviz.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
-from bnviz.links import (
+from bnviz.ui.link_params import (
     COMPARE,
     GRADIENTS,
     INSIDE_BN,
@@ -49,8 +51,6 @@ from bnviz.links import (
     slug,
     to_params,
 )
-from bnviz.presets import PRESETS
-from bnviz.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -241,7 +241,7 @@ def navigation_mode(monkeypatch):
 
     AppTest resets `PagesManager.uses_pages_directory` before every run, and with a pages/ folder present every run
     after a page switch then executes the page file alone, without app.py (a real server does that once per
-    process, and `bnviz.ui.style._leave_legacy_pages_mode` ends it). The link is read and written in app.py.
+    process, and `bnviz.ui.page._leave_legacy_pages_mode` ends it). The link is read and written in app.py.
     """
     real_init = PagesManager.__init__
 

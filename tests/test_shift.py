@@ -1,4 +1,4 @@
-"""bnviz.shift: W1 drift (vs scipy) and Santurkar et al.'s gradient ICS (vs my own recomputation)."""
+"""bnviz.engine.shift: W1 drift (vs scipy) and Santurkar et al.'s gradient ICS (vs my own recomputation)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import wasserstein_distance
 
-from bnviz.config import RunConfig
-from bnviz.history import ACT_STATS
-from bnviz.models import build_model
-from bnviz.recorder import Recorder
-from bnviz.shift import distribution_drift, gradient_ics, wasserstein_1d
-from bnviz.targets import Targets
-from bnviz.trainer import Job
+from bnviz.engine.config import RunConfig
+from bnviz.engine.history import ACT_STATS
+from bnviz.engine.models import build_model
+from bnviz.engine.recorder import Recorder
+from bnviz.engine.shift import distribution_drift, gradient_ics, wasserstein_1d
+from bnviz.engine.targets import Targets
+from bnviz.engine.trainer import Job
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 

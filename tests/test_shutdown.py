@@ -2,7 +2,7 @@
 
 The server must exit by itself within a few seconds, and its log must say that the run ended as "stopped": a daemon
 thread killed mid-step would log nothing. (On SIGTERM Streamlit closes every session, so the session's on_release
-stops the run; the atexit hook `bnviz.trainer.stop_all` is the backstop, tested in tests/test_lab.py.)
+stops the run; the atexit hook `bnviz.engine.trainer.stop_all` is the backstop, tested in tests/test_lab.py.)
 """
 
 from __future__ import annotations

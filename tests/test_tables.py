@@ -1,15 +1,15 @@
-"""bnviz.tables: the Compare page's final numbers, checked against the history's own arrays and shift's full drift."""
+"""figures.tables: the Compare page's final numbers, checked against the history's own arrays and shift's full drift."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bnviz.config import RunConfig
-from bnviz.history import History
-from bnviz.shift import distribution_drift, relative_drift
-from bnviz.tables import final_numbers
-from bnviz.trainer import train
+from bnviz.engine.config import RunConfig
+from bnviz.engine.history import History
+from bnviz.engine.shift import distribution_drift, relative_drift
+from bnviz.engine.trainer import train
+from bnviz.figures.tables import final_numbers
 
 
 @pytest.fixture(scope="module")

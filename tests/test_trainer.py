@@ -1,4 +1,4 @@
-"""bnviz.trainer: determinism, divergence, the threaded Job controls, twin runs, evaluation and errors."""
+"""bnviz.engine.trainer: determinism, divergence, the threaded Job controls, twin runs, evaluation and errors."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnviz.config import RunConfig
-from bnviz.data import BatchStream
-from bnviz.models import build_model
-from bnviz.trainer import Job, Run
+from bnviz.engine.config import RunConfig
+from bnviz.engine.data import BatchStream
+from bnviz.engine.models import build_model
+from bnviz.engine.trainer import Job, Run
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 

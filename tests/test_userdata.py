@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from test_app import labs, open_page  # noqa: F401 - the app-test fixture and helper, reused
 
-from bnviz import userdata
 from bnviz.cli import main
-from bnviz.config import RunConfig
-from bnviz.lab import JobLimiter, Lab
-from bnviz.trainer import Job
-from bnviz.userdata import UserDataError, parse_upload, read_user_data, stratified_split
+from bnviz.engine import uploads as userdata
+from bnviz.engine.config import RunConfig
+from bnviz.engine.jobs import JobLimiter, Lab
+from bnviz.engine.trainer import Job
+from bnviz.engine.uploads import UserDataError, parse_upload, read_user_data, stratified_split
 
 COLOURS = {"blue": (20, 40, 230), "green": (30, 200, 40), "red": (220, 30, 30)}
 

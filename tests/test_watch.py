@@ -1,4 +1,4 @@
-"""bnviz.watch and Targets.discover on models written the way users write theirs (bnviz.zoo_models).
+"""bnviz.watch and Targets.discover on models written the way users write theirs (bnviz.engine.example_models).
 
 The recorded numbers are checked three ways: equal to the engine's Recorder driven by hand on a copy of the model
 with the same batches; equal to numpy on tensors captured by hooks of my own (at the sampled positions, or every
@@ -19,15 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import bnviz
-from bnviz import charts
 from bnviz.cli import main as cli_main
-from bnviz.config import RunConfig
-from bnviz.history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, WEIGHT_STATS, History
-from bnviz.models import build_model
-from bnviz.recorder import Recorder
-from bnviz.targets import Targets
-from bnviz.watching import FIGURES
-from bnviz.zoo_models import layer_norm_mlp, mlp, resnet18_shaped
+from bnviz.engine.config import RunConfig
+from bnviz.engine.example_models import layer_norm_mlp, mlp, resnet18_shaped
+from bnviz.engine.history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, WEIGHT_STATS, History
+from bnviz.engine.models import build_model
+from bnviz.engine.recorder import Recorder
+from bnviz.engine.targets import Targets
+from bnviz.figures import run_figures as charts
+from bnviz.watch import FIGURES
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 
@@ -447,7 +447,7 @@ def test_import_bnviz_is_light_and_exports_watch():
     code = "import sys, bnviz; assert 'torch' not in sys.modules and 'streamlit' not in sys.modules; " \
            "w = bnviz.watch; assert 'streamlit' not in sys.modules; print(w.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "bnviz.watching"
+    assert out.stdout.strip() == "bnviz.watch"
 
 
 def test_readme_example_runs(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """Widgets for every engine knob, bounded to valid values; they return a validated RunConfig.
 
 Each widget has an explicit key `<prefix>_<field>` and keeps its value across pages (`persist_state="session"`).
-Learning rate and epsilon are chosen on log scales. What each widget offers is in `bnviz.choices` (shared with the
-shareable links). In presenter mode (`bnviz.ui.style.presenting`) only the learning rate is drawn; the hidden
+Learning rate and epsilon are chosen on log scales. What each widget offers is in `bnviz.ui.choices` (shared with the
+shareable links). In presenter mode (`bnviz.ui.page.presenting`) only the learning rate is drawn; the hidden
 settings keep their values and still make up the config.
 """
 
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..choices import (
+from ..engine.config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..engine.uploads import is_user_data
+from ..science.presets import PRESETS
+from .choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
     EPS_CHOICES,
@@ -26,13 +29,10 @@ from ..choices import (
     WIDTH_CHOICES,
     twin_default,
 )
-from ..choices import nearest as _nearest
-from ..config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
-from ..links import LINKED_FIELDS, canonical
-from ..presets import PRESETS
-from ..userdata import is_user_data
-from .style import presenting
-from .userdata import dataset_choices
+from .choices import nearest as _nearest
+from .link_params import LINKED_FIELDS, canonical
+from .page import presenting
+from .upload_panel import dataset_choices
 
 DATASET_CHOICES = ("digits", "shapes")  # bundled or generated: work offline
 NORM_LABELS = {"none": "none", "batch": "batch norm", "batch-noisy": "batch norm + noise (Santurkar)",

@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from .. import charts
-from ..config import RunConfig
-from ..lab import LIMITER, Lab, available_cores
-from ..runfile import pack_runs
+from ..engine.config import RunConfig
+from ..engine.jobs import LIMITER, Lab, available_cores
+from ..engine.runfile import pack_runs
+from ..figures import run_figures as charts
 from .controls import LR_CHOICES, _sci
-from .style import show
+from .page import show
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second

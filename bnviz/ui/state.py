@@ -7,7 +7,7 @@ import logging
 
 import streamlit as st
 
-from ..lab import Lab
+from ..engine.jobs import Lab
 
 
 def _log_to_stderr() -> None:
@@ -42,8 +42,8 @@ def get_lab() -> Lab:
 def warm_up() -> bool:
     """Train a tiny model for two steps once per server process: torch's first optimizer step and the digits
     loader are slow the first time (seconds), and that should not happen after a teacher presses Start."""
-    from ..config import RunConfig
-    from ..trainer import train
+    from ..engine.config import RunConfig
+    from ..engine.trainer import train
 
     train(RunConfig(width=4, depth=1, steps=2, eval_every=1, samples=16))
     return True

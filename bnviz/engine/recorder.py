@@ -35,7 +35,7 @@ probe's size is known); `end` copies the weights with one call; every `chunk` re
 all of them are computed in a few numpy calls on stacked arrays and appended to the history (so the history lags
 by at most chunk - 1 steps; `flush` empties it).
 
-Usage, for a model the trainer built or any `nn.Module` (see `bnviz.targets`)::
+Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targets`)::
 
     with Recorder(targets) as rec:
         for step in range(steps):

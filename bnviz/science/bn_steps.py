@@ -1,7 +1,7 @@
 """Pure helpers of the "BatchNorm step by step" page: no Streamlit here.
 
 The page shows one training-mode batch-norm forward pass on a small, editable batch (N samples x C channels),
-every intermediate of it (from :func:`bnviz.batchnorm.batch_norm_steps`), one running-statistics update, the
+every intermediate of it (from :func:`bnviz.engine.batchnorm.batch_norm_steps`), one running-statistics update, the
 eval-mode affine map, a check against ``torch.nn.functional.batch_norm`` and, for conv layers, which axes of an
 (N, C, H, W) tensor share one mean and variance. Everything is computed in float64 so that the numbers on the
 screen are the exact maths, not float32 rounding.
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .batchnorm import BatchNormSteps, batch_norm, batch_norm_steps, channel_reduce_dims
+from ..engine.batchnorm import BatchNormSteps, batch_norm, batch_norm_steps, channel_reduce_dims
 
 DTYPE = torch.float64
 CHANNELS = ("channel 1", "channel 2", "channel 3")
@@ -326,7 +326,7 @@ def axes_figure(kind: str, shape=EXAMPLE_SHAPE, sample: int = 0, channel: int = 
                 groups: int = EXAMPLE_GROUPS) -> go.Figure:
     """Every value of an (N, C, H, W) tensor as a small square (rows: samples, columns: channels, each an H x W
     grid); the blue squares are averaged together into one mean and one variance."""
-    from .charts import FONT, OKABE_ITO
+    from ..figures.run_figures import FONT, OKABE_ITO
 
     n, c, h, w = shape
     mask = norm_mask(kind, shape, sample, channel, groups)

@@ -1,6 +1,6 @@
 """Page setup shared by every page: wide layout and fonts that read from the back of a lecture hall.
 
-Presenter mode (`presenting()`, switched by `bnviz.ui.share`) makes text and charts larger still, and folds each
+Presenter mode (`presenting()`, switched by `bnviz.ui.shared_link`) makes text and charts larger still, and folds each
 page's introduction into a collapsed expander, for a projector at 1280x720.
 """
 
@@ -10,7 +10,7 @@ import threading
 
 import streamlit as st
 
-from .. import charts
+from ..figures import run_figures as charts
 from . import plot
 
 CSS = """
@@ -32,9 +32,9 @@ h1 { font-size: 2.9rem !important; }
 .block-container { padding-top: 1.2rem; }
 </style>
 """
-PRESENT_KEY = "bnviz_present"  # session state: presenter mode on (set by bnviz.ui.share from the URL or toggle)
+PRESENT_KEY = "bnviz_present"  # session state: presenter mode on (set by bnviz.ui.shared_link from the URL or toggle)
 NOTES_KEY = "bnviz_link_notes"  # session state: what the opened link asked for that could not be used
-# Plotly text in presenter mode: bnviz.charts draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
+# Plotly text in presenter mode: bnviz.figures draws 16 px text. Its titles (22 px) and axis titles (18 px) stay:
 # larger ones were cut off on half-width charts and beside the shorter ones (screenshots at 1280x720).
 PRESENTER_FONT_PX = 18
 

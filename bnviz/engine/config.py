@@ -19,7 +19,7 @@ OPTIMIZERS = ("sgd", "adam")
 BN_IMPLS = ("torch", "scratch")
 INITS = ("default", "normal")
 # Built-in dataset names; a path to a user's image folder or file is also accepted (checked when loaded), and so is
-# "upload:<12 hex digits>", an image set uploaded in the app (the app supplies it; see bnviz.userdata).
+# "upload:<12 hex digits>", an image set uploaded in the app (the app supplies it; see bnviz.engine.uploads).
 BUILTIN_DATASETS = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")
 UPLOAD_PREFIX = "upload:"
 UPLOAD_REF = re.compile(r"upload:[0-9a-f]{12}")
@@ -40,7 +40,7 @@ LIMITS = {
 class RunConfig:
     """One training run. Defaults: a small BN CNN on the bundled 8x8 digits (>90% test accuracy in 1,000 steps)."""
 
-    dataset: str = "digits"  # a built-in name, a path to your own images, or upload:<hash> (see bnviz.userdata)
+    dataset: str = "digits"  # a built-in name, a path to your own images, or upload:<hash> (see bnviz.engine.uploads)
     model: str = "cnn"  # "cnn": conv blocks + global average pool + linear head; "mlp": fully connected blocks
     depth: int = 3  # number of hidden blocks (conv or linear), each: layer -> [norm] -> activation
     width: int = 16  # channels per conv block, or units per MLP block
@@ -50,7 +50,7 @@ class RunConfig:
     eps: float = 1e-5  # added to the variance before the square root
     bn_momentum: float = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch statistic
     groups: int = 4  # number of groups for norm="group"; must divide width
-    bn_impl: str = "torch"  # "torch": torch.nn.BatchNorm; "scratch": bnviz.batchnorm (same maths, readable)
+    bn_impl: str = "torch"  # "torch": torch.nn.BatchNorm; "scratch": bnviz.engine.batchnorm (same maths, readable)
     batch_size: int = 64
     lr: float = 0.05
     optimizer: str = "sgd"  # "sgd" (with momentum below) or "adam"

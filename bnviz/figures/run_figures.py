@@ -11,7 +11,7 @@ returns a `go.Figure` that is
 * robust: an empty history (or None) gives a figure that says "waiting for the first step...", NaN values are gaps,
   and a figure about normalization layers of a run that has none says so instead of failing.
 
-Pages draw them with `bnviz.ui.style.show` (or `st.plotly_chart(fig, theme=None)`: Streamlit's theme would replace
+Pages draw them with `bnviz.ui.page.show` (or `st.plotly_chart(fig, theme=None)`: Streamlit's theme would replace
 this styling). Live pages build them inside `plain_figures()`, which returns the same figures as plain dicts.
 `CAPTIONS` holds the one-paragraph reading guide of each kind of figure (`caption(key)` finds the one for a key of
 `figure_catalog`).
@@ -33,10 +33,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from _plotly_utils.utils import convert_to_base64  # plotly's own step from numpy arrays to typed-array JSON
 
+from ..engine import stats as _stats
+from ..engine.history import CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
+from ..engine.shift import relative_drift
 from . import raster as _raster
-from . import stats as _stats
-from .history import CHANNEL_STATS, GRAD_STATS, ICS_STATS, WEIGHT_STATS, History
-from .shift import relative_drift
 
 MAX_POINTS = 600  # columns / points per trace: enough for a 1,200 px wide chart, cheap to rebuild at 2 Hz
 WAITING = "waiting for the first step..."
@@ -520,7 +520,7 @@ def _zmax(z: np.ndarray) -> float:
 
 def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
                        max_points: int = MAX_POINTS) -> tuple[list[dict], dict]:
-    """Probe k's histograms over steps (as a raster image, see bnviz.raster) plus its 15/50/85th percentile lines.
+    """Probe k's histograms over steps (a raster image, see figures.raster) plus its 15/50/85th percentile lines.
 
     split=True: one trace per percentile (legend "15th/50th/85th percentile"); False: the three joined into one
     trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import userdata
+from . import uploads as userdata
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .history import History
@@ -177,7 +177,7 @@ class Run:
 
 
 def load_for(cfg: RunConfig) -> Dataset:
-    """The dataset `cfg` names: built in (bnviz.data), or your own images (bnviz.userdata)."""
+    """The dataset `cfg` names: built in (bnviz.engine.data), or your own images (bnviz.engine.uploads)."""
     if userdata.is_user_data(cfg.dataset):
         return userdata.load_for_config(cfg.dataset, cfg.seed)
     return load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)

@@ -28,7 +28,7 @@ from .config import RunConfig
 from .data import DatasetUnavailable
 from .history import History
 from .trainer import Job, JobSnapshot, stop_all
-from .userdata import UserImages
+from .uploads import UserImages
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """What the settings widgets offer: the values a user can pick, and the rules that derive one setting from others.
 
-No Streamlit here: the widgets (`bnviz.ui.controls`) and the shareable links (`bnviz.links`) both read these, so a
+No Streamlit here: the widgets (`bnviz.ui.controls`) and the links (`bnviz.ui.link_params`) both read these, so a
 link can only carry a value the widgets can show, and a run started from a link is the run the widgets describe.
 """
 
 from __future__ import annotations
 
-from .config import NORMS, PLACEMENTS, RunConfig
+from ..engine.config import NORMS, PLACEMENTS, RunConfig
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)

@@ -21,7 +21,7 @@ from .history import History
 
 MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
 MAX_UNPACKED_BYTES = 400 * 1024 * 1024
-# Memory one opened run may take: twice the 32 MiB budget a recording's history is sized to (bnviz.history.capacity_for;
+# Memory one opened run may take: twice the 32 MiB budget a recording's history is sized to (history.capacity_for;
 # the largest run the app can train takes 34 MB), so an upload of up to 4 runs costs a session at most 256 MiB.
 MAX_RUN_MEMORY = 64 * 1024 * 1024
 MANIFEST = "bnviz-runs.json"

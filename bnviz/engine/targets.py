@@ -43,7 +43,7 @@ class Targets:
 
     @classmethod
     def from_net(cls, net: nn.Module) -> Targets:
-        """Targets of a bnviz.models.Net: each block's layer, norm and act, all weights (head included)."""
+        """Targets of a bnviz.engine.models.Net: each block's layer, norm and act, all weights (head included)."""
         layers, probes, norms, weights = [], [], [], []
         for i, block in enumerate(net.blocks):
             layers.append(f"block{i + 1}")

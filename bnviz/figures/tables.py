@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .history import History
-from .shift import relative_drift
+from ..engine.history import History
+from ..engine.shift import relative_drift
 
 
 def final_numbers(runs: list[tuple[str, History]]) -> pd.DataFrame:

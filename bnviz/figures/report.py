@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .charts import CAPTIONS, figure_catalog
-from .history import History
+from ..engine.history import History
+from .run_figures import CAPTIONS, figure_catalog
 
 
 def write_report(directory: str | Path) -> Path:

@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .config import RunConfig
-from .data import BatchStream, DatasetUnavailable
-from .history import WEIGHT_STATS, History
-from .models import NoisyBatchNorm
-from .shift import distribution_drift
-from .trainer import Job, Run
+from ..engine.config import RunConfig
+from ..engine.data import BatchStream, DatasetUnavailable
+from ..engine.history import WEIGHT_STATS, History
+from ..engine.models import NoisyBatchNorm
+from ..engine.shift import distribution_drift
+from ..engine.trainer import Job, Run
 
 Progress = Callable[[float, str], None] | None
 
@@ -833,7 +833,7 @@ def run_guarded(fn, progress: Progress = None, **kwargs) -> tuple[ExperimentResu
         if progress is not None:
             progress(1.0, "done (remembered from an earlier run)")
         return hit, None
-    from .lab import LIMITER  # imported here: the lab is only needed when a page runs an experiment
+    from ..engine.jobs import LIMITER  # imported here: the lab is only needed when a page runs an experiment
 
     holder = object()
     if not LIMITER.try_acquire(id(holder)):

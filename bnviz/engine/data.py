@@ -160,7 +160,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: tuple[str, ...]
-    source: dict = field(default_factory=dict)  # user data: file name, SHA-256, ... (see bnviz.userdata)
+    source: dict = field(default_factory=dict)  # user data: file name, SHA-256, ... (see bnviz.engine.uploads)
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):

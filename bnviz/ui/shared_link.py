@@ -2,7 +2,7 @@
 
 `app.py` wraps every page: `link = SharedLink(page.url_path)` before the page runs puts the URL's settings into
 the widgets' state (and draws the presenter-mode toggle); `link.publish()` after it writes the widgets' values back
-into the URL. What a link carries and how it is parsed is `bnviz.links` (no Streamlit, unit-tested).
+into the URL. What a link carries and how it is parsed is `bnviz.ui.link_params` (no Streamlit, unit-tested).
 
 Why not `bind="query-params"` (Streamlit 1.67 widgets have it; checked against its source and with AppTest):
 - an invalid value (`lr=banana`, an out-of-range `seed`, `norm=<script>`) is silently dropped from the URL and
@@ -35,10 +35,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from ..choices import twin_default
-from ..links import PAGE_LINKS, PLAIN, Experiment, PageLink, from_params, left_out, to_params
+from .choices import twin_default
 from .controls import OWN_SETTINGS, config_key, seed_widgets
-from .style import NOTES_KEY, PRESENT_KEY, presenting
+from .link_params import PAGE_LINKS, PLAIN, Experiment, PageLink, from_params, left_out, to_params
+from .page import NOTES_KEY, PRESENT_KEY, presenting
 
 WIDGET_PREFIX = {"": "cfg", "a.": "cmpA", "b.": "cmpB"}  # a link's key prefix -> the config widgets' prefix
 TWIN_PREFIX = "twin"

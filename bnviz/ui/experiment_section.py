@@ -6,7 +6,7 @@ import contextlib
 
 import streamlit as st
 
-from .. import experiments
+from ..science import experiments
 
 
 def run_section(key: str, fn, settings: dict, label: str,

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..engine.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..science.presets import PRESETS
 from .choices import (
     BATCH_CHOICES,
     BLOCKS,
@@ -43,8 +45,6 @@ from .choices import (
     eval_every_for,
     twin_default,
 )
-from .config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
-from .presets import PRESETS
 
 # Datasets a link can name: bundled or generated, so the same on every machine. An uploaded dataset exists only in
 # the uploader's session, so it cannot travel in a link.

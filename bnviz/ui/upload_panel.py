@@ -11,10 +11,10 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..lab import Lab
-from ..userdata import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES, UserDataError, parse_upload
+from ..engine.jobs import Lab
+from ..engine.uploads import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES, UserDataError, parse_upload
+from .page import show
 from .state import get_lab
-from .style import show
 
 SIZE_CHOICES = ("auto", 8, 16, 24, 28, 32, 48, 64)
 PENDING = "userdata_pending"  # {select-box key: upload reference} chosen by the next run

@@ -12,7 +12,7 @@
 
 A thin layer over the engine: `Targets.discover` finds the layers (see its docstring for what it finds and what
 it cannot see), bnviz's `Recorder` records them into the same bounded `History` the app uses, with the same
-statistics (see `bnviz.recorder`). What watch adds is the step protocol: a forward pre-hook on the model arms the
+statistics (see `bnviz.engine.recorder`). What watch adds is the step protocol: a forward pre-hook on the model arms the
 recorder at the first training-mode forward pass (with gradients enabled) of each step, so that pass's weights
 are the "before" of the update; `w.step()` closes the step. Passes in eval mode (`model.eval()`) or under
 `torch.no_grad()` never arm it, and hooks ignore modules in eval mode; only the first call of each module in a
@@ -33,10 +33,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import charts
-from .history import SCALARS, History
-from .recorder import Recorder
-from .targets import LAYER_TYPES, Targets
+from .engine.history import SCALARS, History
+from .engine.recorder import Recorder
+from .engine.targets import LAYER_TYPES, Targets
+from .figures import run_figures as charts
 
 # w.figure(name) -> the charts builder it calls (see Watch.figure for the keyword arguments)
 FIGURES = ("loss", "distributions", "distribution", "histogram", "percentiles", "saturation", "drift", "gradients",

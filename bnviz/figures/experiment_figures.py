@@ -1,6 +1,6 @@
-"""Plotly figures of the canned experiments (`bnviz.experiments`) and of the normalization zoo: pure functions.
+"""Plotly figures of the canned experiments (`bnviz.science.experiments`) and of the normalization zoo: pure functions.
 
-They share `bnviz.charts`' style (16 px text, 22 px titles, axis titles with units, Okabe-Ito colours, a run's
+They share `run_figures`' style (16 px text, 22 px titles, axis titles with units, Okabe-Ito colours, a run's
 colour following its label: "BN" blue, "no BN" vermillion, "noisy BN" green, "LN" purple, "GN" orange) through its
 helpers, imported rather than copied. Pages draw them with `st.plotly_chart(fig, theme=None)`.
 """
@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .charts import (
+from ..science.experiments import (
+    CHANCE,
+    WU_HE_TABLE,
+    ExperimentResult,
+    Figure1Result,
+    SanturkarResult,
+    SweepResult,
+)
+from .run_figures import (
     GUIDE_COLOR,
     OKABE_ITO,
     _axis_title,
@@ -21,14 +29,6 @@ from .charts import (
     _message,
     _subplots,
     run_colors,
-)
-from .experiments import (
-    CHANCE,
-    WU_HE_TABLE,
-    ExperimentResult,
-    Figure1Result,
-    SanturkarResult,
-    SweepResult,
 )
 
 PERCENTILE_DASH = {"p15": "dash", "p50": "solid", "p85": "dot"}

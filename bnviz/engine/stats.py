@@ -33,7 +33,7 @@ def mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def histogram_edges(values: np.ndarray, kind: str, bins: int) -> np.ndarray:
-    """Fixed bin edges for one tensor, chosen from its step-0 sample (see bnviz.recorder's docstring)."""
+    """Fixed bin edges for one tensor, chosen from its step-0 sample (see bnviz.engine.recorder's docstring)."""
     values = values[np.isfinite(values)].astype(np.float64)  # float32 std overflows for |values| > ~1e19
     if kind in BOUNDED_RANGES:
         lo, hi = BOUNDED_RANGES[kind]
