@@ -19,11 +19,13 @@ its runs cleanly instead of killing daemon threads in the middle of a torch call
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
 
+from ..errors import ServerBusy
 from .config import RunConfig
 from .data import DatasetUnavailable
 from .history import History
@@ -53,6 +55,23 @@ class JobLimiter:
                 return False
             self._holders.add(holder)
             return True
+
+    def claim(self, holder: int) -> None:
+        """Take a slot for `holder` (kept until `release`), or raise ServerBusy saying so."""
+        if not self.try_acquire(holder):
+            raise ServerBusy(f"The server is busy: {self.capacity} runs are training already. Try again in a "
+                             "minute (a run of yours on another page counts too: stop it there), or ask your "
+                             "teacher to raise BNVIZ_MAX_JOBS.")
+
+    @contextlib.contextmanager
+    def slot(self):
+        """Hold a slot for the duration of a `with` block (an experiment a page runs), or raise ServerBusy."""
+        holder = object()
+        self.claim(id(holder))
+        try:
+            yield
+        finally:
+            self.release(id(holder))
 
     def release(self, holder: int) -> None:
         with self._lock:
