@@ -60,7 +60,7 @@ def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: 
                            samples: int = 512, threads: int = 1) -> dict:
     """`bnviz.watch` on the ResNet-18-shaped model (16x16 inputs) against the same loop without it."""
     from .engine.example_models import resnet18_shaped
-    from .watch import watch
+    from .watching import watch
 
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)

@@ -27,7 +27,7 @@ from bnviz.engine.models import build_model
 from bnviz.engine.recorder import Recorder
 from bnviz.engine.targets import Targets
 from bnviz.figures import run_figures as charts
-from bnviz.watch import FIGURES
+from bnviz.watching import FIGURES
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 
@@ -447,7 +447,7 @@ def test_import_bnviz_is_light_and_exports_watch():
     code = "import sys, bnviz; assert 'torch' not in sys.modules and 'streamlit' not in sys.modules; " \
            "w = bnviz.watch; assert 'streamlit' not in sys.modules; print(w.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "bnviz.watch"
+    assert out.stdout.strip() == "bnviz.watching"
 
 
 def test_readme_example_runs(tmp_path, monkeypatch):
