@@ -25,7 +25,7 @@ from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab, LoadedRuns
 from bnviz.engine.trainer import Run, train
 from bnviz.science.presets import PRESETS
-from bnviz.ui.controls import _nearest
+from bnviz.ui.choices import eval_every_for, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["home", "train", "compare", "gradients", "inside_bn", "runs"]
@@ -222,11 +222,11 @@ def test_each_preset_fills_the_widgets(labs):
         assert_clean(at)
         a, b = preset.configs()
         for field in WIDGET_FIELDS:
-            assert at.session_state[f"cfg_{field}"] == _nearest(field, getattr(a, field)), (name, field)
+            assert at.session_state[f"cfg_{field}"] == nearest(field, getattr(a, field)), (name, field)
         assert at.toggle(key="twin_on").value is True, name
         field = at.selectbox(key="twin_field").value
         assert getattr(a, field) != getattr(b, field), name
-        assert at.selectbox(key=f"twin_value_{field}").value == _nearest(field, getattr(b, field)), name
+        assert at.selectbox(key=f"twin_value_{field}").value == nearest(field, getattr(b, field)), name
         assert any(preset.look_for in c.value for c in at.caption), name
 
 
@@ -250,8 +250,12 @@ def test_sigmoid_preset_trains_the_preset_config(labs):
     job = labs[0].job
     labs[0].reset()
     expected = PRESETS["Sigmoid network (Ioffe & Szegedy, Figure 1)"].configs()
-    for run, cfg in zip(job.runs, expected):
-        assert (run.cfg.sgd_momentum, run.cfg.batch_size) == (cfg.sgd_momentum, cfg.batch_size)
+    # Everything the preset sets is trained as set; only what this test or the server changes differs: the steps
+    # (10 here), eval_every (derived from the steps by the widgets' rule) and torch threads (the server's share).
+    trained = [run.cfg for run in job.runs]
+    assert len(trained) == len(expected) == 2
+    assert trained == [cfg.replace(steps=10, eval_every=eval_every_for(10), threads=run.threads)
+                       for cfg, run in zip(expected, trained, strict=True)]
 
 
 def test_start_again_uses_the_configured_learning_rate(labs):

@@ -27,9 +27,9 @@ from .choices import (
     TWIN_FIELDS,
     TWIN_OPTIONS,
     WIDTH_CHOICES,
+    nearest,
     twin_default,
 )
-from .choices import nearest as _nearest
 from .link_params import LINKED_FIELDS, canonical
 from .page import presenting
 from .upload_panel import dataset_choices
@@ -54,7 +54,7 @@ def config_key(prefix: str) -> str:
 def seed_widgets(prefix: str, cfg: RunConfig) -> None:
     """Put a config's values into the widgets' state (used by presets and 'reset to defaults')."""
     for name, value in cfg.to_dict().items():
-        st.session_state[_key(prefix, name)] = _nearest(name, value)
+        st.session_state[_key(prefix, name)] = nearest(name, value)
 
 
 def _ensure_defaults(prefix: str, defaults: RunConfig | None) -> None:
@@ -181,7 +181,7 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
         st.session_state[_key(twin_prefix, "on")] = True
         st.session_state[_key(twin_prefix, "field")] = field
-        st.session_state[_key(twin_prefix, f"value_{field}")] = _nearest(field, getattr(b, field))
+        st.session_state[_key(twin_prefix, f"value_{field}")] = nearest(field, getattr(b, field))
 
     c.selectbox("Preset experiment", names, key=_key(prefix, "preset"), on_change=apply, persist_state="session")
     preset = PRESETS.get(st.session_state.get(_key(prefix, "preset")))
