@@ -4,17 +4,17 @@ Why: `st.plotly_chart` gives each chart an element id that includes a hash of th
 the figure only when the element mounts. So every new figure (a live chart twice a second) unmounts the old chart
 and mounts a new one: a full `Plotly.newPlot`, a blank chart in between, and on a busy two-core laptop a chart
 that can be replaced again before it was ever drawn. This small `st.components.v2` component keeps one element per
-key and hands each new figure to `Plotly.react`, which redraws in place (measured in Chromium: about half the time
-of a new plot, and no blank frames).
+key and hands each new figure to `Plotly.react`, which redraws in place (less work than a new plot, and no blank
+frames).
 
 Plotly.js is the official *cartesian* bundle of the same plotly.js version as the installed plotly package
 (npm's plotly.js-cartesian-dist-min, MIT licence, in the app's `static/` folder, which Streamlit serves at
 `app/static/`: `server.enableStaticServing` in .streamlit/config.toml); nothing is fetched from the network. It holds
 every trace type bnviz's live charts use (scatter, bar, heatmap; tests/test_plot.py checks) and is a third of the
-full bundle: Chromium evaluates it in ~0.9 s instead of ~1.9 s on a 2-core laptop (measured), time a page would
-otherwise wait before its first chart. Every page starts loading it with its first element (`preload`), so it is
-evaluated while the page is read, not after Start. If the bundle is missing or its version differs from plotly's
-(an upgraded plotly), `draw` falls back to `st.plotly_chart`.
+full bundle, so the browser evaluates it in about half the time (README's measured section has the numbers), time
+a page would otherwise wait before its first chart. Every page starts loading it with its first element
+(`preload`), so it is evaluated while the page is read, not after Start. If the bundle is missing or its version
+differs from plotly's (an upgraded plotly), `draw` falls back to `st.plotly_chart`.
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ PRELOAD_CSS = f'[data-testid="stElementContainer"]:has(.{PRELOAD_MARK}) {{ displ
 
 def preload() -> None:
     """Start loading plotly.js with the page's first element, before any chart is drawn: evaluating the bundle
-    takes the browser's main thread ~1 s on a 2-core laptop, and done after the click on Start it delays both the
-    click and the first chart (measured: click -> first chart 1.5-2.0 s when clicked as soon as the page appeared,
-    0.9-1.8 s with this). A component's own script would come too late (components load their code after mounting)."""
+    holds the browser's main thread for a while, and done after the click on Start it delays both the click and the
+    first chart (scripts/measure_live.py measures it). A component's own script would come too late (components load
+    their code after mounting)."""
     if _live_component() is None:
         return
     st.html(f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}</style>'
