@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from bnviz.engine.config import EPS_CHOICES
 from bnviz.science import bn_steps as bx
 from bnviz.ui.page import page_header
 
@@ -38,7 +39,7 @@ with left:
     b2.button("Make channel 3 constant (all 7)", key="bn_steps_constant", on_click=set_batch,
               args=(bx.default_table().assign(**{"channel 3": 7.0}),))
 with right:
-    eps = st.select_slider("ε, added to the variance (log scale; default 1e-5)", bx.EPS_CHOICES,
+    eps = st.select_slider("ε, added to the variance (log scale; default 1e-5)", EPS_CHOICES,
                            value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps", persist_state="session")
     momentum = st.slider("momentum: weight of the new batch (default 0.1)", 0.0, 1.0,
                          bx.DEFAULT_MOMENTUM, 0.05, key="bn_steps_momentum", persist_state="session")

@@ -4,7 +4,18 @@
 import streamlit as st
 
 from bnviz.figures import experiment_figures as xc
-from bnviz.science import experiments
+from bnviz.science.figure1 import figure1
+from bnviz.science.findings import (
+    figure1_findings,
+    figure1_table,
+    init_table,
+    lr_table,
+    santurkar_findings,
+    santurkar_table,
+)
+from bnviz.science.published import PUBLISHED
+from bnviz.science.santurkar import santurkar
+from bnviz.science.sweeps import init_sweep, lr_sweep
 from bnviz.ui.experiment_section import drawing, run_section
 from bnviz.ui.page import page_header, show
 
@@ -27,7 +38,7 @@ def table(frame, key: str) -> None:
 
 
 def published(name: str) -> None:
-    entry = experiments.PUBLISHED[name]
+    entry = PUBLISHED[name]
     st.caption(f"Published: {entry['source']}. {entry['claim']}")
 
 
@@ -51,15 +62,15 @@ ICS explanation: it shows that BN stabilizes the distributions, not yet that thi
 """)
 c1, c2 = st.columns(2)
 f1_steps = c1.select_slider("training steps", options=[1000, 2000, 3000], value=3000, key="f1_steps")
-f1 = run_section("f1", experiments.figure1, dict(steps=int(f1_steps), seed=seed_input("f1", c2)),
+f1 = run_section("f1", figure1, dict(steps=int(f1_steps), seed=seed_input("f1", c2)),
                  "▶ Run Figure 1 (about 15-30 s)")
 if f1 is not None:
     with drawing("Figure 1"):
         left, right = st.columns(2)
         show(xc.figure1_accuracy(f1), "f1_acc", narrow=True, container=left)
         show(xc.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
-        st.markdown(bullets(experiments.figure1_findings(f1)))
-        table(experiments.figure1_table(f1), "f1_table")
+        st.markdown(bullets(figure1_findings(f1)))
+        table(figure1_table(f1), "f1_table")
 
 # ---- 2 ---------------------------------------------------------------------------------------------------------------
 st.header("2. Santurkar et al.: noisy BN, a gradient measure of ICS, and the landscape")
@@ -75,7 +86,7 @@ less with BN: a smoother landscape, which is what lets BN use larger learning ra
 """)
 c1, c2 = st.columns(2)
 s_steps = c1.select_slider("training steps", options=[300, 600, 1000], value=600, key="s_steps")
-sant = run_section("s", experiments.santurkar, dict(steps=int(s_steps), seed=seed_input("s", c2)),
+sant = run_section("s", santurkar, dict(steps=int(s_steps), seed=seed_input("s", c2)),
                    "▶ Run no BN vs BN vs noisy BN (about 15-30 s)")
 if sant is not None:
     with drawing("the Santurkar experiment"):
@@ -85,8 +96,8 @@ if sant is not None:
         left, right = st.columns(2)
         show(xc.santurkar_ics(sant), "s_ics", narrow=True, container=left)
         show(xc.santurkar_landscape(sant), "s_land", narrow=True, container=right)
-        st.dataframe(experiments.santurkar_table(sant), hide_index=True, key="s_table")
-        st.markdown("**What this run showed**\n\n" + bullets(experiments.santurkar_findings(sant)))
+        st.dataframe(santurkar_table(sant), hide_index=True, key="s_table")
+        st.markdown("**What this run showed**\n\n" + bullets(santurkar_findings(sant)))
         st.markdown("""
 **Judge for yourself.** If noisy BN's inputs move at least as much as those of the network without BN and it still
 trains about as well as BN, stable input distributions cannot be the whole story. The gradient ICS depends on the
@@ -107,14 +118,14 @@ with and without BN. **Look for** the learning rates at which the network withou
 """)
 c1, c2 = st.columns(2)
 lr_steps = c1.select_slider("training steps", options=[500, 1000], value=1000, key="lr_steps")
-lrs = run_section("lr", experiments.lr_sweep, dict(steps=int(lr_steps), seed=seed_input("lr", c2)),
+lrs = run_section("lr", lr_sweep, dict(steps=int(lr_steps), seed=seed_input("lr", c2)),
                   "▶ Run the learning-rate sweep (about 20-40 s)")
 if lrs is not None:
     with drawing("the learning-rate sweep"):
         left, right = st.columns([3, 2])
         show(xc.lr_sweep_chart(lrs), "lr_chart", container=left)
         with right:
-            table(experiments.lr_table(lrs), "lr_table")
+            table(lr_table(lrs), "lr_table")
 
 # ---- 4 ---------------------------------------------------------------------------------------------------------------
 st.header("4. Sensitivity to the initial weights")
@@ -127,14 +138,14 @@ weights' size (BN(a·W·u) = BN(W·u)), so each scale trains.
 """)
 c1, c2 = st.columns(2)
 init_steps = c1.select_slider("training steps", options=[500, 1000], value=1000, key="init_steps")
-inits = run_section("init", experiments.init_sweep, dict(steps=int(init_steps), seed=seed_input("init", c2)),
+inits = run_section("init", init_sweep, dict(steps=int(init_steps), seed=seed_input("init", c2)),
                     "▶ Run the initialization sweep (about 15-30 s)")
 if inits is not None:
     with drawing("the initialization sweep"):
         left, right = st.columns([3, 2])
         show(xc.init_sweep_chart(inits), "init_chart", container=left)
         with right:
-            table(experiments.init_table(inits), "init_table")
+            table(init_table(inits), "init_table")
 
 st.divider()
 st.markdown("""

@@ -4,7 +4,9 @@
 import streamlit as st
 
 from bnviz.figures import experiment_figures as xc
-from bnviz.science import experiments
+from bnviz.science.findings import wu_he_comparison
+from bnviz.science.published import PUBLISHED
+from bnviz.science.sweeps import batch_size_sweep
 from bnviz.ui.experiment_section import drawing, run_section
 from bnviz.ui.page import page_header
 
@@ -39,8 +41,8 @@ GN's stayed near 24%. Here is a small version on the 8x8 digits: the same networ
 did), all norms at one batch size starting from the same weights and seeing the same batches. **Look for** BN's
 eval-mode accuracy at batch 2, and for the gap between BN's two scores of the same network.
 """)
-st.caption(f"Published: {experiments.PUBLISHED['batch_size']['source']}. "
-           f"{experiments.PUBLISHED['batch_size']['claim']}")
+st.caption(f"Published: {PUBLISHED['batch_size']['source']}. "
+           f"{PUBLISHED['batch_size']['claim']}")
 with st.expander("Settings, and why this network", expanded=False):
     st.markdown("""
 The network is a 3 x 64 ReLU MLP, which is a conv net with 1 x 1 feature maps: each BN unit is normalized with the
@@ -57,7 +59,7 @@ GN and LN barely learned in the time we have.
 
 norms = ("batch", "group", "layer", "none") if with_none else ("batch", "group", "layer")
 settings = dict(norms=norms, epochs=float(epochs), lr_at_32=float(lr32), seed=int(seed))
-result = run_section("zoo", experiments.batch_size_sweep, settings, "▶ Run the batch-size sweep (about 30 s)",
+result = run_section("zoo", batch_size_sweep, settings, "▶ Run the batch-size sweep (about 30 s)",
                      empty_text="Press the button to train the networks; the published numbers are shown below "
                                 "meanwhile.")
 if result is None:
@@ -71,7 +73,7 @@ else:
         with right:
             st.plotly_chart(xc.wu_he_published(), theme=None, key="zoo_published")
         st.markdown("**Ours next to Wu & He's** (error = 100% − accuracy; theirs: ResNet-50 on ImageNet, top-1):")
-        table = experiments.wu_he_comparison(result)
+        table = wu_he_comparison(result)
         st.dataframe(table, hide_index=True, key="zoo_table",
                      column_config={c: st.column_config.NumberColumn(c, format="%.1f") for c in table.columns[1:]})
         left, right = st.columns([3, 2])

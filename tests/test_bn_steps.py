@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
+from bnviz.engine.config import EPS_CHOICES
 from bnviz.science import bn_steps as bx
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
@@ -119,7 +120,7 @@ def test_fallback_replaces_only_the_bad_cells():
 def test_eps_demo_constant_and_nearly_constant_channel():
     demo = bx.eps_demo()
     assert (demo["constant: x̂"] == 0).all()
-    np.testing.assert_allclose(demo["constant: √(σ²+ε)"], np.sqrt(bx.EPS_CHOICES), rtol=1e-12)
+    np.testing.assert_allclose(demo["constant: √(σ²+ε)"], np.sqrt(EPS_CHOICES), rtol=1e-12)
     wobble = demo[[c for c in demo.columns if c.startswith("nearly constant: x̂")][0]].to_numpy()
     assert wobble[0] == pytest.approx(math.sqrt(5), rel=1e-3)  # one outlier in 6: sqrt(5) when eps is negligible
     assert np.all(np.diff(wobble) < 0)  # a larger eps damps the wobble

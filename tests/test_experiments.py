@@ -20,7 +20,11 @@ from bnviz.engine.config import RunConfig
 from bnviz.engine.data import BatchStream
 from bnviz.engine.models import NoisyBatchNorm, build_model
 from bnviz.figures import experiment_figures as xc
-from bnviz.science import experiments as E
+from bnviz.science.figure1 import figure1
+from bnviz.science.findings import lr_table, santurkar_findings, santurkar_table, wu_he_comparison
+from bnviz.science.result_cache import cached, forget, remember
+from bnviz.science.santurkar import LANDSCAPE_MULTIPLES, landscape_probe, santurkar
+from bnviz.science.sweeps import batch_size_sweep, init_sweep, lr_sweep
 from bnviz.ui.plot import BUNDLE_TRACES
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
@@ -37,28 +41,28 @@ def one_thread():
 @pytest.fixture(scope="module")
 def fig1():
     calls = []
-    result = E.figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append((f, m)))
+    result = figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append((f, m)))
     return result, calls
 
 
 @pytest.fixture(scope="module")
 def sant():
-    return E.santurkar(steps=350, ics_every=50, probe_every=100, record_every=10, eval_every=50)
+    return santurkar(steps=350, ics_every=50, probe_every=100, record_every=10, eval_every=50)
 
 
 @pytest.fixture(scope="module")
 def lrs():
-    return E.lr_sweep(lrs=(0.1, 3.0), steps=300)
+    return lr_sweep(lrs=(0.1, 3.0), steps=300)
 
 
 @pytest.fixture(scope="module")
 def inits():
-    return E.init_sweep(scales=(0.01, 1.0), steps=300)
+    return init_sweep(scales=(0.01, 1.0), steps=300)
 
 
 @pytest.fixture(scope="module")
 def batches():
-    return E.batch_size_sweep(batch_sizes=(2, 32), norms=("batch", "group", "layer"), epochs=1.0)
+    return batch_size_sweep(batch_sizes=(2, 32), norms=("batch", "group", "layer"), epochs=1.0)
 
 
 # ---- outcomes ----------------------------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ def test_santurkar_noisy_bn_trains_and_bn_is_smoother(sant):
     land = sant.landscape
     assert sorted(set(land["step"])) == [100, 200, 300]
     assert np.isfinite(land[["loss", "grad_change"]].to_numpy()).all()
-    assert len(E.santurkar_findings(sant)) == 3 and len(E.santurkar_table(sant)) == 9
+    assert len(santurkar_findings(sant)) == 3 and len(santurkar_table(sant)) == 9
 
 
 def test_bn_tolerates_a_learning_rate_where_no_bn_stays_at_chance(lrs):
@@ -107,7 +111,7 @@ def test_bn_tolerates_a_learning_rate_where_no_bn_stays_at_chance(lrs):
     assert m.loc[(3.0, "BN"), "final_acc"] > 0.8
     assert m.loc[(3.0, "no BN"), "final_acc"] < 0.2
     assert m.loc[(0.1, "BN"), "final_acc"] > 0.8
-    assert list(E.lr_table(lrs)["lr"]) == ["0.1", "3"]
+    assert list(lr_table(lrs)["lr"]) == ["0.1", "3"]
 
 
 def test_bn_trains_from_tiny_initial_weights(inits):
@@ -125,7 +129,7 @@ def test_bn_at_batch_size_2_loses_to_gn_and_ln_in_eval_mode(batches):
     assert math.isclose(m.loc[(2, "BN"), "lr"], 0.1 * 2 / 32)
     for label in ("GN", "LN"):  # a per-sample norm scores the same in train and eval mode
         assert m.loc[(2, label), "gap"] == 0
-    table = E.wu_he_comparison(batches)
+    table = wu_he_comparison(batches)
     assert list(table["batch_size"]) == [32, 16, 8, 4, 2]
     assert table.loc[table["batch_size"] == 2, "Wu & He BN top-1 error (%)"].item() == 34.7
     assert math.isclose(table.loc[table["batch_size"] == 2, "ours BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
@@ -152,7 +156,7 @@ def test_landscape_probe_leaves_the_model_unchanged():
     generators = [m.generator.get_state() for m in noisy]
     lasts = [m._last for m in noisy]
     model.eval()
-    frame = E.landscape_probe(model, x, y, lr=0.1)
+    frame = landscape_probe(model, x, y, lr=0.1)
     assert not model.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
@@ -160,7 +164,7 @@ def test_landscape_probe_leaves_the_model_unchanged():
         assert torch.equal(p.grad, grads[n]), n
     for m, g, last in zip(noisy, generators, lasts):
         assert torch.equal(m.generator.get_state(), g) and m._last is last and not m.freeze_noise
-    assert list(frame["multiple"]) == [0.0, *E.LANDSCAPE_MULTIPLES]
+    assert list(frame["multiple"]) == [0.0, *LANDSCAPE_MULTIPLES]
     assert np.isfinite(frame[["loss", "grad_change"]].to_numpy()).all()
 
 
@@ -174,7 +178,7 @@ def test_landscape_probe_matches_a_direct_computation():
     cfg = RunConfig(model="mlp", depth=2, width=16, norm="batch", batch_size=16, seed=1)
     model = build_model(cfg, data.input_shape, data.n_classes)
     x, y = BatchStream(data, 16, 0).next()
-    frame = E.landscape_probe(model, x, y, lr=0.5, multiples=(1.0,))
+    frame = landscape_probe(model, x, y, lr=0.5, multiples=(1.0,))
     ref = copy.deepcopy(model).train()
     loss0 = F.cross_entropy(ref(x), y)
     g0 = torch.autograd.grad(loss0, list(ref.parameters()))
@@ -192,25 +196,61 @@ def test_landscape_probe_matches_a_direct_computation():
 def test_cache_returns_the_same_result_at_once(fig1):
     result, _ = fig1
     calls = []
-    again = E.figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append(f))
+    again = figure1(steps=300, record_every=10, eval_every=50, progress=lambda f, m: calls.append(f))
     assert again is result and calls == [1.0]
-    assert E.cached(E.figure1, steps=300, record_every=10, eval_every=50) is result
-    assert E.cached(E.figure1, steps=301) is None
+    assert cached(figure1, steps=300, record_every=10, eval_every=50) is result
+    assert cached(figure1, steps=301) is None
 
 
 def test_same_seed_same_numbers_after_clearing_the_cache():
-    a = E.figure1(steps=60, record_every=10, eval_every=20, seed=5)
-    E._CACHE.pop(E.figure1.cache_key((), dict(steps=60, record_every=10, eval_every=20, seed=5)))
-    b = E.figure1(steps=60, record_every=10, eval_every=20, seed=5)
+    a = figure1(steps=60, record_every=10, eval_every=20, seed=5)
+    forget(figure1, steps=60, record_every=10, eval_every=20, seed=5)
+    b = figure1(steps=60, record_every=10, eval_every=20, seed=5)
     assert a is not b
     assert a.curves.equals(b.curves)
 
 
+def _experiment_section(module: str, name: str, settings: dict) -> None:
+    """A page with one Run button (AppTest runs this function's source as a script)."""
+    import importlib
+
+    from bnviz.ui.experiment_section import run_section
+
+    run_section("t", getattr(importlib.import_module(module), name), settings, "Run")
+
+
+def _click_run(module: str, name: str, settings: dict):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_experiment_section, args=(module, name, settings), default_timeout=60).run()
+    return at.button(key="t_run").click().run()
+
+
 def test_bad_settings_are_plain_messages():
-    result, error = E.run_guarded(E.figure1, steps=100, record_every=10, eval_every=30)
-    assert result is None and "eval_every=30" in error
-    result, error = E.run_guarded(E.lr_sweep, lrs=(), steps=10)
-    assert result is None and "lrs" in error
+    at = _click_run("bnviz.science.figure1", "figure1", dict(steps=100, record_every=10, eval_every=30))
+    assert not at.exception and "eval_every=30" in at.error[0].value
+    at = _click_run("bnviz.science.sweeps", "lr_sweep", dict(lrs=(), steps=10))
+    assert not at.exception and "lrs" in at.error[0].value
+
+
+def test_a_busy_server_says_so_and_remembered_results_need_no_slot(fig1):
+    from bnviz.engine.jobs import LIMITER
+    from bnviz.errors import ServerBusy
+
+    holders = [object() for _ in range(LIMITER.capacity)]
+    for holder in holders:
+        LIMITER.claim(id(holder))
+    try:
+        with pytest.raises(ServerBusy) as busy:
+            LIMITER.claim(id(object()))
+        at = _click_run("bnviz.science.figure1", "figure1", dict(steps=61, record_every=10, eval_every=20))
+        assert not at.exception and [e.value for e in at.error] == [str(busy.value)]
+        settings = dict(steps=300, record_every=10, eval_every=50)
+        at = _click_run("bnviz.science.figure1", "figure1", settings)
+        assert not at.exception and not at.error and at.caption  # the remembered result of the fig1 fixture
+    finally:
+        for holder in holders:
+            LIMITER.release(id(holder))
 
 
 # ---- charts ------------------------------------------------------------------------------------------------------
@@ -253,7 +293,7 @@ def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
     at = AppTest.from_file(str(PAGES_DIR / "zoo.py"), default_timeout=120).run()
     assert not at.exception
     assert len(at.button) == 1 and at.info  # nothing trained yet: the button and the published numbers
-    E.remember(E.batch_size_sweep, batches, norms=("batch", "group", "layer", "none"), epochs=2.0, lr_at_32=0.1,
+    remember(batch_size_sweep, batches, norms=("batch", "group", "layer", "none"), epochs=2.0, lr_at_32=0.1,
                seed=0)
     at.button(key="zoo_run").click().run()
     assert not at.exception and not at.error
@@ -266,10 +306,10 @@ def test_evidence_page_renders_and_draws_stored_results(fig1, sant, lrs, inits):
     at = AppTest.from_file(str(PAGES_DIR / "evidence.py"), default_timeout=120).run()
     assert not at.exception
     assert len(at.button) == 4
-    E.remember(E.figure1, fig1[0], steps=3000, seed=0)
-    E.remember(E.santurkar, sant, steps=600, seed=0)
-    E.remember(E.lr_sweep, lrs, steps=1000, seed=0)
-    E.remember(E.init_sweep, inits, steps=1000, seed=0)
+    remember(figure1, fig1[0], steps=3000, seed=0)
+    remember(santurkar, sant, steps=600, seed=0)
+    remember(lr_sweep, lrs, steps=1000, seed=0)
+    remember(init_sweep, inits, steps=1000, seed=0)
     at.run()
     assert not at.exception and not at.error
     assert len(at.dataframe) == 4

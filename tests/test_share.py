@@ -17,13 +17,12 @@ from hypothesis import strategies as hs
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from bnviz.engine.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from bnviz.engine.config import ACTIVATIONS, EPS_CHOICES, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from bnviz.engine.trainer import train
 from bnviz.science.presets import PRESETS
 from bnviz.ui.choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
-    EPS_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
     LR_CHOICES,

@@ -18,6 +18,7 @@ PLACEMENTS = ("before", "after")
 OPTIMIZERS = ("sgd", "adam")
 BN_IMPLS = ("torch", "scratch")
 INITS = ("default", "normal")
+EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # the eps values the app offers, log scale
 # Built-in dataset names; a path to a user's image folder or file is also accepted (checked when loaded), and so is
 # "upload:<12 hex digits>", an image set uploaded in the app (the app supplies it; see bnviz.engine.uploads).
 BUILTIN_DATASETS = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..science.experiments import (
+from ..science.experiment_runs import (
     CHANCE,
-    WU_HE_TABLE,
     ExperimentResult,
     Figure1Result,
     SanturkarResult,
     SweepResult,
 )
+from ..science.published import WU_HE_TABLE
 from .run_figures import (
     GUIDE_COLOR,
     OKABE_ITO,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..engine.batchnorm import BatchNormSteps, batch_norm, batch_norm_steps, channel_reduce_dims
+from ..engine.config import EPS_CHOICES
 
 DTYPE = torch.float64
 CHANNELS = ("channel 1", "channel 2", "channel 3")
@@ -35,7 +36,6 @@ DEFAULT_BATCH = (
 # A fresh PyTorch layer has gamma = 1 and beta = 0; channels 2 and 3 start as if the layer had learned something.
 DEFAULT_GAMMA = (1.0, 2.0, 0.5)
 DEFAULT_BETA = (0.0, 5.0, -1.0)
-EPS_CHOICES = tuple(10.0**k for k in range(-8, 1))  # log scale: 1e-8 ... 1
 DEFAULT_EPS = 1e-5  # PyTorch's default
 DEFAULT_MOMENTUM = 0.1  # PyTorch's default (weight of the new batch)
 INIT_RUNNING_MEAN, INIT_RUNNING_VAR = 0.0, 1.0  # PyTorch's initial buffers

@@ -6,10 +6,9 @@ link can only carry a value the widgets can show, and a run started from a link 
 
 from __future__ import annotations
 
-from ..engine.config import NORMS, PLACEMENTS, RunConfig
+from ..engine.config import EPS_CHOICES, NORMS, PLACEMENTS, RunConfig
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-EPS_CHOICES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
 BATCH_CHOICES = (2, 4, 8, 16, 32, 60, 64, 128, 256)  # 60: Ioffe & Szegedy's batch size
 WIDTH_CHOICES = (4, 8, 16, 32, 64, 100, 128)
 INIT_SCALE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 5.0, 10.0)

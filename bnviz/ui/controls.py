@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..engine.config import ACTIVATIONS, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..engine.config import ACTIVATIONS, EPS_CHOICES, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from ..engine.uploads import is_user_data
 from ..science.presets import PRESETS
 from .choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
-    EPS_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
     LR_CHOICES,

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..engine.config import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..engine.config import ACTIVATIONS, EPS_CHOICES, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from ..science.presets import PRESETS
 from .choices import (
     BATCH_CHOICES,
@@ -30,7 +30,6 @@ from .choices import (
     BN_STATS,
     DEPTH_RANGE,
     DETAIL_VIEWS,
-    EPS_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
     LR_CHOICES,
