@@ -146,10 +146,10 @@ def _progress(step: int, total: int, loss: float) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .figures.report import write_report
+    from . import figures
 
     try:
-        index = write_report(args.directory)
+        index = figures.write_report(args.directory)
     except (ValueError, OSError) as exc:
         raise CliError(f"cannot make a report from {args.directory}: {exc}") from None
     print(f"wrote {index}")

@@ -33,10 +33,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import figures
 from .engine.history import SCALARS, History
 from .engine.recorder import Recorder
 from .engine.targets import LAYER_TYPES, Targets
-from .figures import run_figures as charts
 
 # w.figure(name) -> the charts builder it calls (see Watch.figure for the keyword arguments)
 FIGURES = ("loss", "distributions", "distribution", "histogram", "percentiles", "saturation", "drift", "gradients",
@@ -137,20 +137,20 @@ class Watch:
         if name in ("gamma_beta", "running_mean", "running_var") and "layer" not in kw and h.layout.norm_layers:
             kw["layer"] = h.layout.norm_layers[0][0]
         builders = {
-            "loss": lambda: charts.loss_accuracy(runs),
-            "distributions": lambda: charts.distribution_grid(runs, **kw),
-            "distribution": lambda: charts.distribution_heatmap(h, **kw),
-            "histogram": lambda: charts.histogram_now_vs_start(h, **kw),
-            "percentiles": lambda: charts.percentile_lines(runs, **kw),
-            "saturation": lambda: charts.saturation(h),
-            "drift": lambda: charts.drift(h, **kw),
-            "gradients": lambda: charts.gradient_norms(h, **kw),
-            "gradient_histogram": lambda: charts.gradient_histogram(h, **kw),
-            "update_data": lambda: charts.update_ratios(h, "update_data"),
-            "grad_data": lambda: charts.update_ratios(h, "grad_data"),
-            "gamma_beta": lambda: charts.gamma_beta(h, **kw),
-            "running_mean": lambda: charts.running_vs_batch(h, stat="mean", **kw),
-            "running_var": lambda: charts.running_vs_batch(h, stat="var", **kw),
+            "loss": lambda: figures.loss_accuracy(runs),
+            "distributions": lambda: figures.distribution_grid(runs, **kw),
+            "distribution": lambda: figures.distribution_heatmap(h, **kw),
+            "histogram": lambda: figures.histogram_now_vs_start(h, **kw),
+            "percentiles": lambda: figures.percentile_lines(runs, **kw),
+            "saturation": lambda: figures.saturation(h),
+            "drift": lambda: figures.drift(h, **kw),
+            "gradients": lambda: figures.gradient_norms(h, **kw),
+            "gradient_histogram": lambda: figures.gradient_histogram(h, **kw),
+            "update_data": lambda: figures.update_ratios(h, "update_data"),
+            "grad_data": lambda: figures.update_ratios(h, "grad_data"),
+            "gamma_beta": lambda: figures.gamma_beta(h, **kw),
+            "running_mean": lambda: figures.running_vs_batch(h, stat="mean", **kw),
+            "running_var": lambda: figures.running_vs_batch(h, stat="var", **kw),
         }
         if name not in builders:
             raise ValueError(f"figure {name!r} is unknown: use one of {', '.join(FIGURES)}")
@@ -158,7 +158,7 @@ class Watch:
 
     def figures(self) -> dict:
         """Every figure that makes sense for this run, as `python -m bnviz report` writes them."""
-        return charts.figure_catalog(self.history)
+        return figures.figure_catalog(self.history)
 
     def save(self, directory: str | Path) -> Path:
         """Write the run directory (run.json, arrays.npz, histograms.npz, CSVs) that `History.load`, the app's

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from bnviz import figures
 from bnviz.engine.config import EPS_CHOICES
 from bnviz.science import bn_steps as bx
+from bnviz.science.normalization_axes import EXAMPLE_SHAPE
 from bnviz.ui.page import page_header
 
 page_header("BatchNorm step by step", r"""
@@ -125,9 +127,9 @@ with conv_tab:
     with ctl:
         kind = st.radio("Compare: which values share one mean?", tuple(bx.NORM_KINDS), format_func=bx.NORM_KINDS.get,
                         key="bn_steps_kind", persist_state="session")
-        channel = st.selectbox("channel", range(bx.EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1),
+        channel = st.selectbox("channel", range(EXAMPLE_SHAPE[1]), format_func=lambda i: str(i + 1),
                                key="bn_steps_c", persist_state="session")
-        sample = st.selectbox("sample (layer, instance and group norm: G = 2 groups)", range(bx.EXAMPLE_SHAPE[0]),
+        sample = st.selectbox("sample (layer, instance and group norm: G = 2 groups)", range(EXAMPLE_SHAPE[0]),
                               format_func=lambda i: str(i + 1), key="bn_steps_n", persist_state="session")
-    fig.plotly_chart(bx.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
+    fig.plotly_chart(figures.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
     st.table(bx.shapes_table())

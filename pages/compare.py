@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from bnviz.figures import run_figures as charts
-from bnviz.figures.tables import final_numbers
+from bnviz import figures
 from bnviz.ui.controls import config_controls
 from bnviz.ui.link_params import COMPARE
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
@@ -31,12 +30,12 @@ run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    show(charts.loss_accuracy(runs), "cmp_loss")
-    show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "cmp_grid")
-    st.caption(charts.caption("distribution_grid"))
-    show(charts.percentile_lines(runs), "cmp_pct")
-    st.caption(charts.caption("percentiles"))
-    st.dataframe(final_numbers(runs), hide_index=True)
+    show(figures.loss_accuracy(runs), "cmp_loss")
+    show(figures.distribution_grid(runs, stage=figures.ACT_INPUT, max_points=LIVE_POINTS), "cmp_grid")
+    st.caption(figures.caption("distribution_grid"))
+    show(figures.percentile_lines(runs), "cmp_pct")
+    st.caption(figures.caption("percentiles"))
+    st.dataframe(figures.final_numbers(runs), hide_index=True)
 
 
 live_view(lab, draw, key="compare", preview=(

@@ -3,7 +3,7 @@
 
 import streamlit as st
 
-from bnviz.figures import experiment_figures as xc
+from bnviz import figures
 from bnviz.science.figure1 import figure1
 from bnviz.science.findings import (
     figure1_findings,
@@ -67,8 +67,8 @@ f1 = run_section("f1", figure1, dict(steps=int(f1_steps), seed=seed_input("f1", 
 if f1 is not None:
     with drawing("Figure 1"):
         left, right = st.columns(2)
-        show(xc.figure1_accuracy(f1), "f1_acc", narrow=True, container=left)
-        show(xc.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
+        show(figures.figure1_accuracy(f1), "f1_acc", narrow=True, container=left)
+        show(figures.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
         st.markdown(bullets(figure1_findings(f1)))
         table(figure1_table(f1), "f1_table")
 
@@ -91,11 +91,11 @@ sant = run_section("s", santurkar, dict(steps=int(s_steps), seed=seed_input("s",
 if sant is not None:
     with drawing("the Santurkar experiment"):
         left, right = st.columns(2)
-        show(xc.santurkar_accuracy(sant), "s_acc", narrow=True, container=left)
-        show(xc.santurkar_drift(sant), "s_drift", narrow=True, container=right)
+        show(figures.santurkar_accuracy(sant), "s_acc", narrow=True, container=left)
+        show(figures.santurkar_drift(sant), "s_drift", narrow=True, container=right)
         left, right = st.columns(2)
-        show(xc.santurkar_ics(sant), "s_ics", narrow=True, container=left)
-        show(xc.santurkar_landscape(sant), "s_land", narrow=True, container=right)
+        show(figures.santurkar_ics(sant), "s_ics", narrow=True, container=left)
+        show(figures.santurkar_landscape(sant), "s_land", narrow=True, container=right)
         st.dataframe(santurkar_table(sant), hide_index=True, key="s_table")
         st.markdown("**What this run showed**\n\n" + bullets(santurkar_findings(sant)))
         st.markdown("""
@@ -123,7 +123,7 @@ lrs = run_section("lr", lr_sweep, dict(steps=int(lr_steps), seed=seed_input("lr"
 if lrs is not None:
     with drawing("the learning-rate sweep"):
         left, right = st.columns([3, 2])
-        show(xc.lr_sweep_chart(lrs), "lr_chart", container=left)
+        show(figures.lr_sweep_chart(lrs), "lr_chart", container=left)
         with right:
             table(lr_table(lrs), "lr_table")
 
@@ -143,7 +143,7 @@ inits = run_section("init", init_sweep, dict(steps=int(init_steps), seed=seed_in
 if inits is not None:
     with drawing("the initialization sweep"):
         left, right = st.columns([3, 2])
-        show(xc.init_sweep_chart(inits), "init_chart", container=left)
+        show(figures.init_sweep_chart(inits), "init_chart", container=left)
         with right:
             table(init_table(inits), "init_table")
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bnviz.figures import run_figures as charts
+from bnviz import figures
 from bnviz.ui.choices import BLOCKS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
@@ -27,11 +27,11 @@ def draw(labels, histories):
     for column, (label, history) in zip(st.columns(len(runs)), runs):
         with column:
             st.markdown(f"**Run {label}**")
-            show(charts.gradient_norms(history), f"grad_norms_{label}", narrow=True)
+            show(figures.gradient_norms(history), f"grad_norms_{label}", narrow=True)
             layer = min(block, len(history.layout.layers)) - 1
-            show(charts.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)
-            show(charts.update_ratios(history, "update_data"), f"grad_upd_{label}", narrow=True)
-            show(charts.update_ratios(history, "grad_data"), f"grad_gd_{label}", narrow=True)
+            show(figures.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)
+            show(figures.update_ratios(history, "update_data"), f"grad_upd_{label}", narrow=True)
+            show(figures.update_ratios(history, "grad_data"), f"grad_gd_{label}", narrow=True)
     st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "
                "learns; a block far below the others barely moves. **Gradient histogram** — the spread of "
                "log10 |gradient| at each step. **update:data** — how much one step changes a weight relative to "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bnviz.figures import run_figures as charts
+from bnviz import figures
 from bnviz.science.presets import DEFAULT_PRESET, PRESETS
 from bnviz.ui.live import LIVE_POINTS, live_view, start
 from bnviz.ui.page import page_header, show
@@ -29,8 +29,8 @@ with left:
 with right:
     def draw(labels, histories):
         runs = list(zip(labels, histories))
-        show(charts.distribution_grid(runs, stage=charts.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
-        st.caption(charts.caption("distribution_grid"))
+        show(figures.distribution_grid(runs, stage=figures.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
+        st.caption(figures.caption("distribution_grid"))
 
     live_view(lab, draw, key="home", start_hint="press **▶ Watch BN vs no BN**",
               preview=("Distribution of each block's activation input, run by run",

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bnviz.figures import run_figures as charts
+from bnviz import figures
 from bnviz.ui.choices import BLOCKS, BN_STATS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
@@ -29,15 +29,15 @@ stat = c2.radio("Statistic", BN_STATS, horizontal=True, key="bn_stat", persist_s
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    show(charts.train_eval_gap(runs), "bn_gap")
-    st.caption(charts.caption("train_eval_gap"))
+    show(figures.train_eval_gap(runs), "bn_gap")
+    st.caption(figures.caption("train_eval_gap"))
     for column, (label, history) in zip(st.columns(len(runs)), runs):
         with column:
             st.markdown(f"**Run {label}**")
             layer = min(block, len(history.layout.layers)) - 1
-            show(charts.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
-            show(charts.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
-    st.caption(charts.caption("running_vs_batch"))
+            show(figures.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
+            show(figures.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
+    st.caption(figures.caption("running_vs_batch"))
 
 
 live_view(lab, draw, key="bn", preview=(

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from bnviz import figures
 from bnviz.engine.jobs import LoadedRuns
 from bnviz.engine.runfile import MAX_ZIP_BYTES, unpack_runs
-from bnviz.figures import run_figures as charts
 from bnviz.ui.live import download_button
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -38,5 +38,5 @@ if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
 
 labels, histories = lab.histories()
 if histories:
-    show(charts.loss_accuracy(list(zip(labels, histories))), "runs_loss")
+    show(figures.loss_accuracy(list(zip(labels, histories))), "runs_loss")
     st.page_link("pages/train.py", label="See it on Train & watch", icon=":material/play_circle:")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bnviz.figures import run_figures as charts
+from bnviz import figures
 from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
@@ -37,19 +37,19 @@ block = c2.slider("Block (for the histogram)", BLOCKS[0], BLOCKS[-1], BLOCKS[0],
 
 def draw(labels, histories):
     runs = list(zip(labels, histories))
-    show(charts.loss_accuracy(runs), "train_loss")
-    show(charts.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
-    st.caption(charts.caption("distribution_grid"))
+    show(figures.loss_accuracy(runs), "train_loss")
+    show(figures.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
+    st.caption(figures.caption("distribution_grid"))
     layer = min(block, len(histories[0].layout.layers)) - 1
     for column, (label, history) in zip(st.columns(len(runs)), runs):
         with column:
             st.markdown(f"**Run {label}**")
             if detail == "histogram":
-                fig = charts.histogram_now_vs_start(history, layer, stage)
+                fig = figures.histogram_now_vs_start(history, layer, stage)
             else:
-                fig = getattr(charts, detail)(history)
+                fig = getattr(figures, detail)(history)
             show(fig, f"train_{detail}_{label}", narrow=True)
-    st.caption(charts.caption(detail))
+    st.caption(figures.caption(detail))
 
 
 live_view(lab, draw, key="train", preview=(

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
+from bnviz import figures
 from bnviz.engine.config import EPS_CHOICES
 from bnviz.science import bn_steps as bx
+from bnviz.science.normalization_axes import EXAMPLE_GROUPS, EXAMPLE_SHAPE, KINDS, norm_mask
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
@@ -174,30 +176,74 @@ def test_max_abs_diff():
 @pytest.mark.parametrize(("kind", "count"), [("batch", 3 * 3 * 3), ("layer", 4 * 3 * 3), ("instance", 3 * 3),
                                              ("group", 2 * 3 * 3)])
 def test_norm_mask_sizes(kind, count):
-    assert bx.norm_mask(kind, sample=1, channel=2).sum() == count
+    assert norm_mask(kind, sample=1, channel=2).sum() == count
 
 
 @pytest.mark.parametrize("kind", ["batch", "layer", "instance", "group"])
 def test_norm_mask_matches_torch_normalization(kind):
-    x = torch.randn(*bx.EXAMPLE_SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(*EXAMPLE_SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     n, c = 2, 3
-    mask = torch.from_numpy(bx.norm_mask(kind, sample=n, channel=c))
+    mask = torch.from_numpy(norm_mask(kind, sample=n, channel=c))
     values = x[mask]
     expected = (x[n, c] - values.mean()) / torch.sqrt(values.var(unbiased=False) + EPS)
     reference = {
         "batch": lambda: F.batch_norm(x, None, None, training=True, eps=EPS),
         "layer": lambda: F.layer_norm(x, x.shape[1:], eps=EPS),
         "instance": lambda: F.instance_norm(x, eps=EPS),
-        "group": lambda: F.group_norm(x, bx.EXAMPLE_GROUPS, eps=EPS),
+        "group": lambda: F.group_norm(x, EXAMPLE_GROUPS, eps=EPS),
     }[kind]()
     torch.testing.assert_close(reference[n, c], expected)
 
 
+NORMALIZE = {  # torch's own normalizations, each with the statistics its kind shares
+    "batch": lambda x, groups: F.batch_norm(x, None, None, training=True, eps=EPS),
+    "layer": lambda x, groups: F.layer_norm(x, x.shape[1:], eps=EPS),
+    "instance": lambda x, groups: F.instance_norm(x, eps=EPS),
+    "group": lambda x, groups: F.group_norm(x, groups, eps=EPS),
+}
+
+
+def _torch_shared_set(kind: str, shape, sample: int, channel: int, groups: int) -> np.ndarray:
+    """The values torch's normalization pools with (sample, channel, 0, 0), by brute force: the input values its
+    output there depends on (nonzero gradient: through the shared mean and variance), for a random input."""
+    x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(sample * 7 + channel))
+    x.requires_grad_(True)
+    NORMALIZE[kind](x, groups)[sample, channel, 0, 0].backward()
+    return (x.grad.abs() > 1e-12).numpy()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("shape", "groups"), [(EXAMPLE_SHAPE, EXAMPLE_GROUPS), ((3, 4, 3, 3), 1), ((3, 4, 3, 3), 4),
+                                               ((4, 6, 2, 3), 3), ((2, 6, 1, 2), 2)])
+def test_norm_mask_is_the_set_torch_pools(kind, shape, groups):
+    n, c = shape[:2]
+    for sample in range(n):
+        for channel in range(c):
+            mask = norm_mask(kind, shape, sample, channel, groups)
+            np.testing.assert_array_equal(mask, _torch_shared_set(kind, shape, sample, channel, groups))
+            # without spatial axes (the zoo's grid of feature maps) the mask is the same per (sample, channel)
+            np.testing.assert_array_equal(norm_mask(kind, (n, c), sample, channel, groups), mask.all(axis=(2, 3)))
+
+
+def test_step_page_labels_every_kind_of_the_mask():
+    assert tuple(bx.NORM_KINDS) == KINDS
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_axes_figure_highlights_the_mask(kind):
+    n, c, h, w = EXAMPLE_SHAPE
+    z = np.asarray(figures.axes_figure(kind, sample=2, channel=1).data[0].z, dtype=float)
+    mask = norm_mask(kind, EXAMPLE_SHAPE, sample=2, channel=1)
+    for i in range(n):
+        for j in range(c):
+            np.testing.assert_array_equal(z[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w], mask[i, j])
+
+
 def test_norm_mask_rejects_bad_input():
     with pytest.raises(ValueError, match="unknown normalization"):
-        bx.norm_mask("weight")
+        norm_mask("weight")
     with pytest.raises(ValueError, match="divisible"):
-        bx.norm_mask("group", groups=3)
+        norm_mask("group", groups=3)
 
 
 def test_shapes_table_and_figure():
@@ -205,7 +251,7 @@ def test_shapes_table_and_figure():
     assert list(table["averaged over"]) == ["N", "N, L", "N, H, W"]
     assert list(table["dims (reduce_dims)"]) == ["(0,)", "(0, 2)", "(0, 2, 3)"]
     assert table["values per mean, m"].iloc[2].startswith("27 ")
-    fig = bx.axes_figure("group", sample=1, channel=3)
+    fig = figures.axes_figure("group", sample=1, channel=3)
     assert len(fig.data) == 1
     assert np.nansum(fig.data[0].z) == 2 * 3 * 3
 

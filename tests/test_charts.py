@@ -19,11 +19,11 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
+from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.history import GRAD_STATS, WEIGHT_STATS, History
 from bnviz.engine.shift import distribution_drift
 from bnviz.engine.trainer import train
-from bnviz.figures import run_figures as charts
 from bnviz.ui.plot import BUNDLE_TRACES
 
 
@@ -38,7 +38,7 @@ def _expected_rgb(z: np.ndarray, zmax: float) -> np.ndarray:
     """Each value's colour sampled by plotly itself from the density colour scale (independent of figures.raster)."""
     flat = np.clip(np.nan_to_num(np.ravel(z) / zmax), 0, 1)
     unique, inverse = np.unique(np.round(flat, 4), return_inverse=True)
-    colours = [pcolors.unlabel_rgb(c) for c in pcolors.sample_colorscale(charts.DENSITY_SCALE, list(unique))]
+    colours = [pcolors.unlabel_rgb(c) for c in pcolors.sample_colorscale(figures.DENSITY_SCALE, list(unique))]
     return np.asarray(colours, dtype=np.float64)[inverse].reshape(*np.shape(z), 3)
 
 
@@ -94,24 +94,24 @@ def long_bn(bn) -> History:
 
 
 BUILDERS = {
-    "loss_accuracy": lambda h: charts.loss_accuracy([("no BN", h), ("BN", h)]),
-    "distribution_heatmap": lambda h: charts.distribution_heatmap(h, 0, charts.ACT_INPUT),
-    "distribution_heatmap_act": lambda h: charts.distribution_heatmap(h, -1, "act", title="custom"),
-    "distribution_grid": lambda h: charts.distribution_grid([("no BN", h), ("BN", h)]),
-    "histogram_now_vs_start": lambda h: charts.histogram_now_vs_start(h, 1),
-    "percentile_lines": lambda h: charts.percentile_lines([("run", h)], -1),
-    "saturation": charts.saturation,
-    "drift": charts.drift,
-    "drift_previous": lambda h: charts.drift(h, "previous", stage=("pre", "act")),
-    "gradient_norms": charts.gradient_norms,
-    "gradient_histogram": lambda h: charts.gradient_histogram(h, 0),
-    "update_data": charts.update_ratios,
-    "grad_data": lambda h: charts.update_ratios(h, "grad_data"),
-    "gamma_beta": lambda h: charts.gamma_beta(h, 0),
-    "running_mean": lambda h: charts.running_vs_batch(h, 0, "mean"),
-    "running_var": lambda h: charts.running_vs_batch(h, -1, "var", channels=3),
-    "train_eval_gap": lambda h: charts.train_eval_gap([("run", h)]),
-    "ics_measure": lambda h: charts.ics_measure([("run", h)]),
+    "loss_accuracy": lambda h: figures.loss_accuracy([("no BN", h), ("BN", h)]),
+    "distribution_heatmap": lambda h: figures.distribution_heatmap(h, 0, figures.ACT_INPUT),
+    "distribution_heatmap_act": lambda h: figures.distribution_heatmap(h, -1, "act", title="custom"),
+    "distribution_grid": lambda h: figures.distribution_grid([("no BN", h), ("BN", h)]),
+    "histogram_now_vs_start": lambda h: figures.histogram_now_vs_start(h, 1),
+    "percentile_lines": lambda h: figures.percentile_lines([("run", h)], -1),
+    "saturation": figures.saturation,
+    "drift": figures.drift,
+    "drift_previous": lambda h: figures.drift(h, "previous", stage=("pre", "act")),
+    "gradient_norms": figures.gradient_norms,
+    "gradient_histogram": lambda h: figures.gradient_histogram(h, 0),
+    "update_data": figures.update_ratios,
+    "grad_data": lambda h: figures.update_ratios(h, "grad_data"),
+    "gamma_beta": lambda h: figures.gamma_beta(h, 0),
+    "running_mean": lambda h: figures.running_vs_batch(h, 0, "mean"),
+    "running_var": lambda h: figures.running_vs_batch(h, -1, "var", channels=3),
+    "train_eval_gap": lambda h: figures.train_eval_gap([("run", h)]),
+    "ics_measure": lambda h: figures.ics_measure([("run", h)]),
 }
 
 
@@ -139,9 +139,9 @@ def test_every_builder_returns_a_light_figure(builder, which, request):
         for axis in ("x", "y"):
             values = getattr(trace, axis, None)
             if values is not None and trace.type != "bar":
-                assert len(values) <= 3 * charts.MAX_POINTS + 2  # at most three curves joined with NaN gaps
+                assert len(values) <= 3 * figures.MAX_POINTS + 2  # at most three curves joined with NaN gaps
     if which == "empty":
-        assert charts.WAITING in _annotations(fig)
+        assert figures.WAITING in _annotations(fig)
         assert not fig.data
 
 
@@ -159,24 +159,24 @@ def test_norm_figures_say_when_a_run_has_no_normalization(builder, nobn):
 
 
 def test_a_missing_norm_stage_is_explained(nobn):
-    fig = charts.distribution_heatmap(nobn, 0, "norm")
+    fig = figures.distribution_heatmap(nobn, 0, "norm")
     assert "no normalization layers" in _annotations(fig)
 
 
 def test_activation_input_stage_follows_the_placement(bn, nobn):
-    assert [charts.activation_input_stage(bn, i) for i in range(3)] == ["norm"] * 3
-    assert charts.activation_input_stage(nobn, 0) == "pre"
+    assert [figures.activation_input_stage(bn, i) for i in range(3)] == ["norm"] * 3
+    assert figures.activation_input_stage(nobn, 0) == "pre"
     after = bn.copy()
     after.meta["config"]["placement"] = "after"
-    assert charts.activation_input_stage(after, 0) == "pre"
+    assert figures.activation_input_stage(after, 0) == "pre"
     bare = bn.copy()
     bare.meta = {}
-    assert charts.activation_input_stage(bare, 0) == "pre"
+    assert figures.activation_input_stage(bare, 0) == "pre"
 
 
 @pytest.mark.parametrize("stage", ["pre", "norm", "act"])
 def test_heatmap_shows_the_histograms_and_exact_percentiles(bn, stage):
-    fig = charts.distribution_heatmap(bn, 1, stage)
+    fig = figures.distribution_heatmap(bn, 1, stage)
     k = bn.probe_index(1, stage)
     edges = bn.hist_edges[k]
     steps = bn.steps  # 0..39, evenly spaced: one column per recorded step
@@ -190,7 +190,7 @@ def test_heatmap_shows_the_histograms_and_exact_percentiles(bn, stage):
 
 
 def test_heatmap_colour_scale_keeps_the_data(bn):
-    fig = charts.distribution_heatmap(bn, 0, "act")  # ReLU output: half the values in the zero bin
+    fig = figures.distribution_heatmap(bn, 0, "act")  # ReLU output: half the values in the zero bin
     k = bn.probe_index(0, "act")
     hist = bn.column("act_hist")[:, k, :]
     cmax = fig.layout.coloraxis.cmax
@@ -199,14 +199,14 @@ def test_heatmap_colour_scale_keeps_the_data(bn):
 
 
 def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
-    rows = charts.even_rows(len(long_bn))
-    assert len(rows) <= charts.MAX_POINTS and rows[0] == 0 and rows[-1] == len(long_bn) - 1
+    rows = figures.even_rows(len(long_bn))
+    assert len(rows) <= figures.MAX_POINTS and rows[0] == 0 and rows[-1] == len(long_bn) - 1
     assert np.all(np.diff(rows) > 0)
-    np.testing.assert_array_equal(charts.even_rows(7), np.arange(7))
-    fig = charts.distribution_heatmap(long_bn, 0)
+    np.testing.assert_array_equal(figures.even_rows(7), np.arange(7))
+    fig = figures.distribution_heatmap(long_bn, 0)
     image = fig.layout.images[0]
     columns = _pixels(image).shape[1]
-    assert columns == charts.MAX_POINTS
+    assert columns == figures.MAX_POINTS
     # evenly spaced columns over steps 0..1999: column j shows the recorded step nearest to j * 1999 / (columns - 1)
     grid = np.linspace(0, 1999, columns)
     nearest = np.rint(grid).astype(int)  # steps are 0, 1, 2, ... here, so the nearest step is the rounded one
@@ -214,19 +214,19 @@ def test_long_histories_are_thinned_keeping_first_and_last(long_bn):
     half = 1999 / (columns - 1) / 2
     assert_image_shows(image, long_bn.column("act_hist")[nearest, k, :].T, fig.layout.coloraxis.cmax,
                        (-half, 1999 + half), tuple(long_bn.hist_edges[k][[0, -1]]))
-    loss = charts.loss_accuracy([("BN", long_bn)]).data[0]
-    assert len(loss.x) <= charts.MAX_POINTS and loss.x[0] == 0 and loss.x[-1] == 1999
+    loss = figures.loss_accuracy([("BN", long_bn)]).data[0]
+    assert len(loss.x) <= figures.MAX_POINTS and loss.x[0] == 0 and loss.x[-1] == 1999
 
 
 def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
-    fig = charts.distribution_grid([("no BN", nobn), ("BN", bn)])
+    fig = figures.distribution_grid([("no BN", nobn), ("BN", bn)])
     assert len(fig.layout.images) == 6 and len(fig.data) <= 40
     assert not [t for t in fig.data if t.type == "heatmap"]  # images, not cell-by-cell heatmaps (bnviz.figures.raster)
     # cell (row = block b, column = run c) draws on the axes of subplot b * 2 + c, all on one colour scale
     for image in fig.layout.images:
         index = int(image.yref[1:] or 1) - 1
         run, layer = (nobn, bn)[index % 2], index // 2
-        k = run.probe_index(layer, charts.activation_input_stage(run, layer))
+        k = run.probe_index(layer, figures.activation_input_stage(run, layer))
         assert_image_shows(image, run.column("act_hist")[:, k, :].T, fig.layout.coloraxis.cmax,
                            (-0.5, 39.5), tuple(run.hist_edges[k][[0, -1]]))
     lines = [t for t in fig.data if t.type == "scatter" and t.yaxis == "y2"]  # block1, BN
@@ -239,11 +239,11 @@ def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
 def test_grid_build_time_for_a_long_history(long_bn):
     nobn_like = long_bn.copy()
     runs = [("no BN", nobn_like), ("BN", long_bn)]
-    charts.distribution_grid(runs)  # warm-up
+    figures.distribution_grid(runs)  # warm-up
     start = time.perf_counter()
     repeats = 5
     for _ in range(repeats):
-        fig = charts.distribution_grid(runs)
+        fig = figures.distribution_grid(runs)
     elapsed = (time.perf_counter() - start) / repeats
     start = time.perf_counter()
     size = len(fig.to_json())
@@ -251,12 +251,12 @@ def test_grid_build_time_for_a_long_history(long_bn):
     print(f"\ndistribution_grid, 2 runs x 3 blocks, 2,000 rows: {elapsed * 1e3:.1f} ms per figure, "
           f"{len(fig.data)} traces; to_json {to_json * 1e3:.1f} ms, {size / 1e6:.2f} MB")
     assert len(fig.data) <= 40
-    small = charts.distribution_grid(runs, max_points=150)
+    small = figures.distribution_grid(runs, max_points=150)
     assert all(_pixels(image).shape[1] <= 150 for image in small.layout.images)
 
 
 def test_loss_accuracy_connects_evaluated_points_only(bn):
-    fig = charts.loss_accuracy([("BN", bn)])
+    fig = figures.loss_accuracy([("BN", bn)])
     acc = fig.data[1]
     evaluated = np.isfinite(bn.scalar("test_acc"))
     np.testing.assert_array_equal(acc.x, bn.steps[evaluated])
@@ -276,24 +276,24 @@ def test_nan_and_infinite_values_are_gaps(bn):
         fig = builder(broken)
         assert isinstance(fig, go.Figure)
         fig.to_json()
-    loss = charts.loss_accuracy([("BN", broken)]).data[0]
+    loss = figures.loss_accuracy([("BN", broken)]).data[0]
     assert np.isnan(loss.y[7])
 
 
 def test_runs_keep_their_colour_in_every_figure(bn, nobn):
-    colours = charts.run_colors(["no BN", "BN", "my run", "other"])
-    assert colours["BN"] == charts.OKABE_ITO["blue"] and colours["no BN"] == charts.OKABE_ITO["vermillion"]
+    colours = figures.run_colors(["no BN", "BN", "my run", "other"])
+    assert colours["BN"] == figures.OKABE_ITO["blue"] and colours["no BN"] == figures.OKABE_ITO["vermillion"]
     assert len(set(colours.values())) == 4
     runs = [("no BN", nobn), ("BN", bn)]
-    for fig in (charts.loss_accuracy(runs), charts.percentile_lines(runs), charts.train_eval_gap(runs),
-                charts.ics_measure(runs)):
+    for fig in (figures.loss_accuracy(runs), figures.percentile_lines(runs), figures.train_eval_gap(runs),
+                figures.ics_measure(runs)):
         for trace in fig.data:
             label = "no BN" if trace.name.startswith("no BN") else "BN"
             assert trace.line.color == colours[label], (fig.layout.title.text, trace.name)
 
 
 def test_percentile_lines_compare_runs(bn, nobn):
-    fig = charts.percentile_lines([("no BN", nobn), ("BN", bn)], -1)
+    fig = figures.percentile_lines([("no BN", nobn), ("BN", bn)], -1)
     k = bn.probe_index(2, "norm")
     np.testing.assert_allclose(_trace(fig, "BN: median").y, bn.act("p50")[:, k], rtol=1e-6)
     k = nobn.probe_index(2, "pre")
@@ -302,10 +302,10 @@ def test_percentile_lines_compare_runs(bn, nobn):
 
 
 def test_saturation_picks_the_measure_of_the_activation(bn, mlp):
-    relu = charts.saturation(bn)
+    relu = figures.saturation(bn)
     assert "0" in relu.layout.yaxis.title.text and "ReLU" in relu.layout.title.text
     np.testing.assert_allclose(relu.data[0].y, bn.act("frac_dead")[:, bn.probe_index(0, "act")])
-    sig = charts.saturation(mlp)
+    sig = figures.saturation(mlp)
     assert "saturated" in sig.layout.yaxis.title.text and "sigmoid" in sig.layout.title.text
     np.testing.assert_allclose(sig.data[2].y, mlp.act("frac_saturated")[:, mlp.probe_index(2, "act")])
 
@@ -313,28 +313,28 @@ def test_saturation_picks_the_measure_of_the_activation(bn, mlp):
 def test_drift_and_gradient_norms_use_the_activation_input(bn, nobn):
     for history, stage in ((bn, "norm"), (nobn, "pre")):
         w1 = distribution_drift(history, "first")["w1_rel"]
-        fig = charts.drift(history)
+        fig = figures.drift(history)
         np.testing.assert_allclose(fig.data[1].y, w1[:, history.probe_index(1, stage)], rtol=1e-6)
-        norms = charts.gradient_norms(history)
+        norms = figures.gradient_norms(history)
         expected = history.column("grad_stats")[:, history.probe_index(1, stage), GRAD_STATS.index("grad_norm")]
         np.testing.assert_allclose(norms.data[1].y, expected, rtol=1e-6)
         assert norms.layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="reference"):
-        charts.drift(bn, "last")
+        figures.drift(bn, "last")
 
 
 @pytest.mark.parametrize("reference", ["first", "previous"])
 def test_drift_of_a_long_history_matches_shift_on_the_shown_rows(long_bn, reference):
-    rows = charts.even_rows(len(long_bn))
+    rows = figures.even_rows(len(long_bn))
     expected = distribution_drift(long_bn, reference)["w1_rel"][rows]
-    fig = charts.drift(long_bn, reference)
+    fig = figures.drift(long_bn, reference)
     for layer, trace in enumerate(fig.data):
         np.testing.assert_array_equal(trace.x, long_bn.steps[rows])
         np.testing.assert_allclose(trace.y, expected[:, long_bn.probe_index(layer, "norm")], rtol=1e-6)
 
 
 def test_gradient_histogram_shows_log10_bins(bn):
-    fig = charts.gradient_histogram(bn, 2)
+    fig = figures.gradient_histogram(bn, 2)
     k = bn.probe_index(2, "norm")
     edges = bn.grad_edges
     assert_image_shows(fig.layout.images[0], bn.column("grad_hist")[:, k, :].T, fig.layout.coloraxis.cmax,
@@ -342,26 +342,26 @@ def test_gradient_histogram_shows_log10_bins(bn):
 
 
 def test_update_ratios_guide_line(bn):
-    fig = charts.update_ratios(bn)
+    fig = figures.update_ratios(bn)
     guide = [t for t in fig.data if "1e-3" in (t.name or "")]
     assert len(guide) == 1 and set(guide[0].y) == {1e-3} and "Karpathy" in guide[0].name
     assert "≈1e-3: healthy update size (Karpathy)" in _annotations(fig)
     assert fig.layout.yaxis.type == "log"
     np.testing.assert_allclose(fig.data[0].y[1:], bn.column("weight_stats")[1:, 0, WEIGHT_STATS.index("update_data")],
                                rtol=1e-6)
-    assert not [t for t in charts.update_ratios(bn, "grad_data").data if "1e-3" in (t.name or "")]
+    assert not [t for t in figures.update_ratios(bn, "grad_data").data if "1e-3" in (t.name or "")]
     with pytest.raises(ValueError, match="which"):
-        charts.update_ratios(bn, "nonsense")
+        figures.update_ratios(bn, "nonsense")
 
 
 def test_gamma_beta_and_running_statistics(bn):
-    fig = charts.gamma_beta(bn, 1)
+    fig = figures.gamma_beta(bn, 1)
     gamma, beta = fig.data
     channels = bn.channels_frame()
     block2 = channels[channels.layer == 2]
     np.testing.assert_allclose(gamma.z, block2.pivot(index="channel", columns="step", values="gamma").to_numpy())
     np.testing.assert_allclose(beta.z, block2.pivot(index="channel", columns="step", values="beta").to_numpy())
-    fig = charts.running_vs_batch(bn, 1, "var", channels=4)
+    fig = figures.running_vs_batch(bn, 1, "var", channels=4)
     assert len(fig.data) == 8
     thin = _trace(fig, "channel 1 batch")
     thick = _trace(fig, "channel 1")
@@ -370,11 +370,11 @@ def test_gamma_beta_and_running_statistics(bn):
     np.testing.assert_allclose(thick.y, ch0.running_var, rtol=1e-6)
     assert thick.line.width > thin.line.width
     with pytest.raises(ValueError, match="stat"):
-        charts.running_vs_batch(bn, 0, "std")
+        figures.running_vs_batch(bn, 0, "std")
 
 
 def test_train_eval_gap_plots_both_modes(bn):
-    fig = charts.train_eval_gap([("BN", bn)])
+    fig = figures.train_eval_gap([("BN", bn)])
     eval_mode, train_mode = fig.data
     evaluated = np.isfinite(bn.scalar("test_acc_train_mode"))
     np.testing.assert_allclose(train_mode.y, bn.scalar("test_acc_train_mode")[evaluated])
@@ -382,71 +382,71 @@ def test_train_eval_gap_plots_both_modes(bn):
 
 
 def test_ics_measure_or_a_note_when_not_measured(bn, nobn, mlp):
-    fig = charts.ics_measure([("no BN", nobn), ("BN", bn)])
+    fig = figures.ics_measure([("no BN", nobn), ("BN", bn)])
     assert len(fig.data) == 2 * 2 * 2  # runs x measured blocks (2 and 3) x (L2, cos)
     ics = bn.column("ics")
     measured = np.isfinite(ics[:, 1, 0])
     np.testing.assert_allclose(_trace(fig, "BN: block2").y, ics[measured, 1, 0], rtol=1e-6)
-    assert "not measured" in _annotations(charts.ics_measure([("mlp", mlp)]))
-    assert "not measured: mlp" in _annotations(charts.ics_measure([("BN", bn), ("mlp", mlp)]))
+    assert "not measured" in _annotations(figures.ics_measure([("mlp", mlp)]))
+    assert "not measured: mlp" in _annotations(figures.ics_measure([("BN", bn), ("mlp", mlp)]))
 
 
 def test_figure_catalog_names_and_captions(bn, nobn, empty):
-    catalog = charts.figure_catalog(bn)
+    catalog = figures.figure_catalog(bn)
     assert {"loss_accuracy", "saturation", "drift", "update_data", "ics", "gamma_beta_block1",
             "running_var_block3", "distribution_block2_norm"} <= set(catalog)
     for key, fig in catalog.items():
         assert re.fullmatch(r"[a-z0-9_]+", key), key
         assert isinstance(fig, go.Figure)
-        assert charts.caption(key), key
-    no_norm = charts.figure_catalog(nobn)
+        assert figures.caption(key), key
+    no_norm = figures.figure_catalog(nobn)
     assert not [k for k in no_norm if k.startswith(("gamma", "running"))]
-    assert all(isinstance(f, go.Figure) for f in charts.figure_catalog(empty).values())
-    assert charts.figure_catalog(None)
+    assert all(isinstance(f, go.Figure) for f in figures.figure_catalog(empty).values())
+    assert figures.figure_catalog(None)
 
 
 def test_captions_do_not_overclaim():
-    text = " ".join(charts.CAPTIONS.values()).lower()
-    assert "debated" in charts.CAPTIONS["distribution"] and "hypothesis" in charts.CAPTIONS["ics"]
+    text = " ".join(figures.CAPTIONS.values()).lower()
+    assert "debated" in figures.CAPTIONS["distribution"] and "hypothesis" in figures.CAPTIONS["ics"]
     assert "proven" not in text and "proves" not in text
-    assert "unbiased" in charts.CAPTIONS["running_var"] and "1/m" in charts.CAPTIONS["running_var"]
+    assert "unbiased" in figures.CAPTIONS["running_var"] and "1/m" in figures.CAPTIONS["running_var"]
 
 
 def test_runs_may_be_given_several_ways(bn, empty):
     for runs in (bn, {"BN": bn}, [("BN", bn), ("waiting", empty)], [("BN", bn), ("none yet", None)]):
-        assert charts.loss_accuracy(runs).data
-    fig = charts.distribution_grid([("BN", bn), ("waiting", empty)])
-    assert charts.WAITING in _annotations(fig)
-    assert charts.WAITING in _annotations(charts.loss_accuracy([]))
+        assert figures.loss_accuracy(runs).data
+    fig = figures.distribution_grid([("BN", bn), ("waiting", empty)])
+    assert figures.WAITING in _annotations(fig)
+    assert figures.WAITING in _annotations(figures.loss_accuracy([]))
 
 
 @pytest.mark.parametrize("builder", ["gradient_norms", "gamma_beta", "gradient_histogram", "distribution_heatmap"])
 def test_fit_width_wraps_long_titles_and_keeps_the_plot_size(bn, builder):
     fig = BUILDERS[builder](bn)
     title, height, top = fig.layout.title.text, fig.layout.height, fig.layout.margin.t
-    chars = int(400 / (charts.TITLE_SIZE * 0.52))
-    charts.fit_width(fig, 400)
+    chars = int(400 / (figures.TITLE_SIZE * 0.52))
+    figures.fit_width(fig, 400)
     lines = fig.layout.title.text.split("<br>")
     assert " ".join(lines) == title and all(len(line) <= chars for line in lines)
     added = fig.layout.height - height
-    assert added == fig.layout.margin.t - top == (len(lines) - 1) * round(charts.TITLE_SIZE * 1.3)  # same plot
-    assert fig.layout.title.pad.t == (len(lines) - 1) * round(charts.TITLE_SIZE * 0.7)  # first line not cut off
+    assert added == fig.layout.margin.t - top == (len(lines) - 1) * round(figures.TITLE_SIZE * 1.3)  # same plot
+    assert fig.layout.title.pad.t == (len(lines) - 1) * round(figures.TITLE_SIZE * 0.7)  # first line not cut off
     if len(lines) > 1 and fig.layout.showlegend:  # the legend's top sits below the last title line
         legend_top_px = (1 - fig.layout.legend.y) * fig.layout.height
-        assert legend_top_px >= len(lines) * charts.TITLE_SIZE * 1.2
+        assert legend_top_px >= len(lines) * figures.TITLE_SIZE * 1.2
 
 
 def test_fit_width_leaves_a_title_that_fits(bn):
-    fig = charts.loss_accuracy([("BN", bn)])
+    fig = figures.loss_accuracy([("BN", bn)])
     before = fig.to_plotly_json()
-    charts.fit_width(fig, 1200)
+    figures.fit_width(fig, 1200)
     assert fig.to_plotly_json() == before
 
 
 def test_preview_says_what_will_appear_in_an_empty_frame():
-    fig = charts.preview("Loss and accuracy", "The loss and accuracy will appear here while the network trains. " * 2)
+    fig = figures.preview("Loss and accuracy", "The loss and accuracy will appear here while the network trains. " * 2)
     go.Figure(fig.to_plotly_json())
-    assert not fig.data and fig.layout.title.text == "Loss and accuracy" and fig.layout.height == charts.PREVIEW_HEIGHT
+    assert not fig.data and fig.layout.title.text == "Loss and accuracy" and fig.layout.height == figures.PREVIEW_HEIGHT
     text = _annotations(fig)
     assert "will appear here" in text and "<br>" in text  # a long text is wrapped, not cut off
     assert all(len(line) <= 58 for line in text.split("<br>"))
@@ -462,40 +462,40 @@ def _as_sent(fig) -> dict:
 def test_plain_figures_send_the_same_json_as_plotly_figures(builder, which, request):
     history = request.getfixturevalue(which)
     fig = BUILDERS[builder](history)
-    with charts.plain_figures():
+    with figures.plain_figures():
         plain = BUILDERS[builder](history)
     assert isinstance(plain, dict) and not isinstance(fig, dict)
     assert _as_sent(plain) == _as_sent(fig)
     # what a live page does to a figure before sending it: the same on both forms
-    charts.enlarge_text(charts.fit_width(fig, 400), 18)
-    charts.enlarge_text(charts.fit_width(plain, 400), 18)
+    figures.enlarge_text(figures.fit_width(fig, 400), 18)
+    figures.enlarge_text(figures.fit_width(plain, 400), 18)
     assert _as_sent(plain) == _as_sent(fig)
     assert fig.layout.font.size == 18 and fig.layout.legend.font.size == 18 and fig.layout.title.font.size == 22
 
 
 def test_plain_figures_only_inside_the_block_and_only_in_that_thread(bn):
     seen = []
-    with charts.plain_figures():
-        other = threading.Thread(target=lambda: seen.append(charts.gradient_norms(bn)))
+    with figures.plain_figures():
+        other = threading.Thread(target=lambda: seen.append(figures.gradient_norms(bn)))
         other.start()
         other.join()
-        assert isinstance(charts.gradient_norms(bn), dict)
-    assert isinstance(seen[0], go.Figure) and isinstance(charts.gradient_norms(bn), go.Figure)
+        assert isinstance(figures.gradient_norms(bn), dict)
+    assert isinstance(seen[0], go.Figure) and isinstance(figures.gradient_norms(bn), go.Figure)
 
 
 def test_a_plain_figure_shares_no_layout_with_the_next_one(bn):
-    with charts.plain_figures():
-        first, second = charts.loss_accuracy([("BN", bn)]), charts.loss_accuracy([("BN", bn)])
-    charts.enlarge_text(first, 30)
-    assert second["layout"]["font"]["size"] == charts.FONT["size"] and charts.FONT["size"] == 16
+    with figures.plain_figures():
+        first, second = figures.loss_accuracy([("BN", bn)]), figures.loss_accuracy([("BN", bn)])
+    figures.enlarge_text(first, 30)
+    assert second["layout"]["font"]["size"] == figures.FONT["size"] and figures.FONT["size"] == 16
     assert second["layout"]["template"] == first["layout"]["template"]
 
 
 def test_messages_and_notes_are_wrapped_to_fit_a_chart_in_a_page_column(bn, nobn):
-    message = charts.running_vs_batch(nobn, 0, "mean")  # "This run has no normalization layers (norm = none): ..."
+    message = figures.running_vs_batch(nobn, 0, "mean")  # "This run has no normalization layers (norm = none): ..."
     lines = _annotations(message).split("<br>")
     assert len(lines) >= 3 and max(len(line) for line in lines) <= 40
     assert " ".join(lines).startswith("This run has no normalization layers (norm = none):")
-    hist = charts.histogram_now_vs_start(bn, 0)  # its note names the fixed range and the shares outside it
+    hist = figures.histogram_now_vs_start(bn, 0)  # its note names the fixed range and the shares outside it
     note = next(a.text for a in hist.layout.annotations if "outside the fixed range" in (a.text or ""))
     assert max(len(line) for line in note.split("<br>")) <= 50

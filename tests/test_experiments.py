@@ -16,12 +16,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.data import BatchStream
 from bnviz.engine.models import NoisyBatchNorm, build_model
-from bnviz.figures import experiment_figures as xc
 from bnviz.science.figure1 import figure1
 from bnviz.science.findings import lr_table, santurkar_findings, santurkar_table, wu_he_comparison
+from bnviz.science.normalization_axes import norm_mask
 from bnviz.science.result_cache import cached, forget, remember
 from bnviz.science.santurkar import LANDSCAPE_MULTIPLES, landscape_probe, santurkar
 from bnviz.science.sweeps import batch_size_sweep, init_sweep, lr_sweep
@@ -255,35 +256,55 @@ def test_a_busy_server_says_so_and_remembered_results_need_no_slot(fig1):
 
 # ---- charts ------------------------------------------------------------------------------------------------------
 def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
-    figures = [xc.figure1_accuracy(fig1[0]), xc.figure1_percentiles(fig1[0]), xc.santurkar_accuracy(sant),
-               xc.santurkar_drift(sant), xc.santurkar_ics(sant), xc.santurkar_landscape(sant),
-               xc.lr_sweep_chart(lrs), xc.init_sweep_chart(inits), xc.batch_size_accuracy(batches),
-               xc.batch_size_gap(batches), xc.wu_he_published(), xc.normalization_zoo()]
-    for fig in figures:
+    built = [figures.figure1_accuracy(fig1[0]), figures.figure1_percentiles(fig1[0]), figures.santurkar_accuracy(sant),
+             figures.santurkar_drift(sant), figures.santurkar_ics(sant), figures.santurkar_landscape(sant),
+             figures.lr_sweep_chart(lrs), figures.init_sweep_chart(inits), figures.batch_size_accuracy(batches),
+             figures.batch_size_gap(batches), figures.wu_he_published(), figures.normalization_zoo()]
+    for fig in built:
         assert isinstance(fig, go.Figure) and len(fig.data) >= 1
         assert {t.type for t in fig.data} <= BUNDLE_TRACES  # the app's plotly.js bundle can draw them
         assert fig.layout.title.text and fig.layout.font.size >= 16
-    pct = xc.figure1_percentiles(fig1[0])
+    pct = figures.figure1_percentiles(fig1[0])
     bn_median = next(t for t in pct.data if t.name == "median" and t.xaxis == "x")
     expected = fig1[0].curves.query("model == 'BN'")["p50"].to_numpy()
     np.testing.assert_allclose(np.asarray(bn_median.y, dtype=float), expected)
 
 
 def test_charts_without_a_result_say_so():
-    for builder in (xc.figure1_accuracy, xc.santurkar_landscape, xc.lr_sweep_chart, xc.batch_size_accuracy):
+    for builder in (figures.figure1_accuracy, figures.santurkar_landscape, figures.lr_sweep_chart,
+                    figures.batch_size_accuracy):
         fig = builder(None)
         assert not fig.data and "Run" in fig.layout.annotations[0].text
 
 
 def test_zoo_masks_follow_wu_and_he():
     n, c = 4, 6
-    assert xc.zoo_mask("batch", n, c).sum(axis=0).tolist() == [0, 0, n, 0, 0, 0]  # one channel, every sample
-    assert xc.zoo_mask("layer", n, c).sum(axis=1).tolist() == [0, c, 0, 0]  # one sample, every channel
-    assert xc.zoo_mask("instance", n, c).sum() == 1
-    group = xc.zoo_mask("group", n, c, group=2)
+
+    def zoo_mask(kind, groups=3):  # the zoo's set: sample 2, channel 3; 3 groups of 2 channels
+        return norm_mask(kind, (n, c), sample=1, channel=2, groups=groups)
+
+    assert zoo_mask("batch").sum(axis=0).tolist() == [0, 0, n, 0, 0, 0]  # one channel, every sample
+    assert zoo_mask("layer").sum(axis=1).tolist() == [0, c, 0, 0]  # one sample, every channel
+    assert zoo_mask("instance").sum() == 1
+    group = zoo_mask("group", groups=3)
     assert group.sum() == 2 and group[1, 2] and group[1, 3]
     with pytest.raises(ValueError):
-        xc.zoo_mask("batchy")
+        zoo_mask("batchy")
+
+
+def test_zoo_figure_highlights_each_kinds_mask():
+    """Each of the zoo's four pictures colours exactly the cells of its kind's mask (hw x hw squares per cell)."""
+    n, c, hw, groups = 4, 6, 3, 3
+    fig = figures.normalization_zoo(n, c, hw, groups)
+    assert "groups of 2 channels" in fig.layout.annotations[-1].text
+    for trace, kind in zip(fig.data, ("batch", "layer", "instance", "group"), strict=True):
+        z = np.asarray(trace.z, dtype=float)
+        expected = norm_mask(kind, (n, c), sample=1, channel=2, groups=groups)
+        for s in range(n):
+            for ch in range(c):
+                cell = z[s * (hw + 1):s * (hw + 1) + hw, ch * (hw + 1):ch * (hw + 1) + hw]
+                assert (cell == expected[s, ch]).all(), (kind, s, ch)
+        assert np.isnan(z[hw, :]).all() and np.isnan(z[:, hw]).all()  # the gaps between cells
 
 
 # ---- pages -------------------------------------------------------------------------------------------------------

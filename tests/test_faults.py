@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.data import Dataset
 from bnviz.engine.jobs import JobLimiter, Lab
 from bnviz.engine.runfile import pack_runs, unpack_runs
 from bnviz.engine.trainer import Job
-from bnviz.figures import run_figures as charts
 
 TINY = RunConfig(width=4, depth=2, steps=60, eval_every=20)
 
@@ -45,10 +45,10 @@ def test_a_bad_pixel_makes_the_runs_diverge_and_every_chart_still_draws(engine_d
     assert "diverged at step" in job.snapshot().message
     runs = [("BN", job.runs[0].history), ("no BN", job.runs[1].history)]
     for _, history in runs:
-        figures = charts.figure_catalog(history)
-        assert figures and all(fig.data or fig.layout.annotations for fig in figures.values())
-    for build in (charts.loss_accuracy, charts.distribution_grid, charts.train_eval_gap, charts.ics_measure,
-                  charts.percentile_lines):
+        catalog = figures.figure_catalog(history)
+        assert catalog and all(fig.data or fig.layout.annotations for fig in catalog.values())
+    for build in (figures.loss_accuracy, figures.distribution_grid, figures.train_eval_gap, figures.ics_measure,
+                  figures.percentile_lines):
         build(runs)
     labels, loaded = unpack_runs(pack_runs(["BN", "no BN"], [h for _, h in runs]))  # and it can be downloaded
     assert labels == ["BN", "no BN"] and loaded[0].meta["summary"]["status"] == "diverged"

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.runfile import MANIFEST, pack_runs, unpack_runs
 from bnviz.engine.trainer import Job
-from bnviz.figures import run_figures as charts
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,8 +105,8 @@ def opens_or_refuses(data: bytes) -> None:
         return
     assert 1 <= len(histories) == len(labels) <= 4
     runs = list(zip(labels, histories))
-    charts.loss_accuracy(runs)
-    charts.distribution_grid(runs, max_points=50)
+    figures.loss_accuracy(runs)
+    figures.distribution_grid(runs, max_points=50)
 
 
 def test_the_valid_file_opens():

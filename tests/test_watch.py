@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import bnviz
+from bnviz import figures
 from bnviz.cli import main as cli_main
 from bnviz.engine.config import RunConfig
 from bnviz.engine.example_models import layer_norm_mlp, mlp, resnet18_shaped
@@ -26,7 +27,6 @@ from bnviz.engine.history import ACT_STATS, CHANNEL_STATS, GRAD_STATS, WEIGHT_ST
 from bnviz.engine.models import build_model
 from bnviz.engine.recorder import Recorder
 from bnviz.engine.targets import Targets
-from bnviz.figures import run_figures as charts
 from bnviz.watching import FIGURES
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
@@ -402,10 +402,10 @@ def test_every_named_figure_builds_with_module_paths(watched_resnet):
         "layer2.0.conv1: distribution of the BN output (input to the ReLU)"
     assert "layer2.0.conv2" in w.figure("gamma_beta", layer="layer2.0.conv2").layout.title.text
     assert w.figure("gamma_beta").layout.title.text.startswith("conv1:")  # default: the first normalized layer
-    assert w.figure("gradients").layout.height > charts.HEIGHT  # 21 legend entries: the chart grows, the plot stays
-    assert w.figure("loss").layout.height == charts.HEIGHT
+    assert w.figure("gradients").layout.height > figures.HEIGHT  # 21 legend entries: the chart grows, the plot stays
+    assert w.figure("loss").layout.height == figures.HEIGHT
     colours = {t.name: t.line.color for t in w.figure("update_data").data if t.showlegend is not False}
-    assert colours["layer1.0.conv1"] != charts.GUIDE_COLOR  # weights are matched to their layers
+    assert colours["layer1.0.conv1"] != figures.GUIDE_COLOR  # weights are matched to their layers
     with pytest.raises(ValueError, match="distributions"):
         w.figure("nope")
 
@@ -414,16 +414,16 @@ def test_chart_helpers_on_a_watched_history(watched_resnet):
     h = watched_resnet.history
     layers = h.layout.layers
     assert "config" not in h.meta
-    assert charts.activation_input_stage(h, layers.index("conv1")) == "norm"
-    assert charts.activation_input_stage(h, layers.index("layer1.0.conv2")) == "norm"
-    assert charts.activation_input_stage(h, layers.index("fc")) == "pre"
-    assert charts.stage_label(h, 0, "pre") == "conv output"
-    assert charts.stage_label(h, layers.index("fc"), "pre") == "linear output"  # no activation module after fc
-    assert charts.stage_label(h, 0, "norm") == "BN output (input to the ReLU)"
-    assert charts.stage_label(h, 0, "act") == "ReLU output"
+    assert figures.activation_input_stage(h, layers.index("conv1")) == "norm"
+    assert figures.activation_input_stage(h, layers.index("layer1.0.conv2")) == "norm"
+    assert figures.activation_input_stage(h, layers.index("fc")) == "pre"
+    assert figures.stage_label(h, 0, "pre") == "conv output"
+    assert figures.stage_label(h, layers.index("fc"), "pre") == "linear output"  # no activation module after fc
+    assert figures.stage_label(h, 0, "norm") == "BN output (input to the ReLU)"
+    assert figures.stage_label(h, 0, "act") == "ReLU output"
     ln = train_watched(layer_norm_mlp(), batches(2, 16, DIGITS)).history
-    assert charts.stage_label(ln, 0, "norm") == "layer norm output (input to the activation)"
-    assert "no running statistics" in charts.running_vs_batch(ln, 0).layout.annotations[0].text.replace("<br>", " ")
+    assert figures.stage_label(ln, 0, "norm") == "layer norm output (input to the activation)"
+    assert "no running statistics" in figures.running_vs_batch(ln, 0).layout.annotations[0].text.replace("<br>", " ")
 
 
 def test_save_load_and_report(watched_resnet, tmp_path, capsys):
@@ -466,8 +466,8 @@ def test_readme_example_runs(tmp_path, monkeypatch):
 def test_chart_helpers_ignore_malformed_watch_meta(watched_resnet):
     h = watched_resnet.history.copy()
     h.meta["watch"] = {"act_input": [["norm"]] * 30, "pre": [{"a": 1}] * 30}  # a tampered run.json
-    assert charts.activation_input_stage(h, 0) == "pre"
-    assert charts.stage_label(h, 0, "pre") == "layer output (input to the ReLU)"
+    assert figures.activation_input_stage(h, 0) == "pre"
+    assert figures.stage_label(h, 0, "pre") == "layer output (input to the ReLU)"
 
 
 def test_bench_of_watch_runs_and_cli_flag(capsys):

@@ -1,15 +1,14 @@
-"""Plotly figures of the canned experiments (`bnviz.science.experiments`) and of the normalization zoo: pure functions.
+"""Plotly figures of the canned experiments (`bnviz.science.experiments`): pure functions, result -> figure.
 
-They share `run_figures`' style (16 px text, 22 px titles, axis titles with units, Okabe-Ito colours, a run's
-colour following its label: "BN" blue, "no BN" vermillion, "noisy BN" green, "LN" purple, "GN" orange) through its
-helpers, imported rather than copied. Pages draw them with `st.plotly_chart(fig, theme=None)`.
+They share the run figures' style (`bnviz.figures.style`: 16 px text, 22 px titles, axis titles with units,
+Okabe-Ito colours, a run's colour following its label: "BN" blue, "no BN" vermillion, "noisy BN" green, "LN"
+purple, "GN" orange). Pages draw them with `bnviz.ui.page.show` or `st.plotly_chart(fig, theme=None)`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from ..science.experiment_runs import (
     CHANCE,
@@ -19,22 +18,10 @@ from ..science.experiment_runs import (
     SweepResult,
 )
 from ..science.published import WU_HE_TABLE
-from .run_figures import (
-    GUIDE_COLOR,
-    OKABE_ITO,
-    _axis_title,
-    _finish,
-    _finite,
-    _line,
-    _message,
-    _subplots,
-    run_colors,
-)
+from .style import GUIDE_COLOR, Figure, axis_title, finish, finite, line, message, run_colors, subplots
 
 PERCENTILE_DASH = {"p15": "dash", "p50": "solid", "p85": "dot"}
 PERCENTILE_NAME = {"p15": "15th percentile", "p50": "median", "p85": "85th percentile"}
-HIGHLIGHT = OKABE_ITO["blue"]  # the zoo's normalized set
-OTHER_CELL = "#D9D9D9"
 MARKERS = {"BN": "circle", "no BN": "x", "no norm": "x", "noisy BN": "diamond", "LN": "square", "GN": "triangle-up"}
 
 
@@ -51,14 +38,14 @@ def _percent_axis(**extra) -> dict:
     return {"range": [0, 1.03], "tickformat": ".0%", **extra}
 
 
-def _empty(result: ExperimentResult | None, title: str) -> go.Figure | None:
+def _empty(result: ExperimentResult | None, title: str) -> Figure | None:
     if result is None or result.summary.empty:
-        return _message(title, "Press Run to train the networks of this experiment.")
+        return message(title, "Press Run to train the networks of this experiment.")
     return None
 
 
 # ---- 1. Figure 1 ---------------------------------------------------------------------------------------------------
-def _accuracy_over_steps(result, title: str, note: str | None = None) -> go.Figure:
+def _accuracy_over_steps(result, title: str, note: str | None = None) -> Figure:
     """Test accuracy (eval mode) of every model of an experiment against the step, with the chance line."""
     if (empty := _empty(result, title)) is not None:
         return empty
@@ -67,20 +54,20 @@ def _accuracy_over_steps(result, title: str, note: str | None = None) -> go.Figu
     traces = []
     for model in _models(curves):
         part = curves[(curves["model"] == model) & np.isfinite(curves["test_acc"])]
-        traces.append(_line(part["step"].to_numpy(), part["test_acc"].to_numpy(), model, colours[model],
-                            mode="lines+markers", marker={"size": 6, "symbol": MARKERS.get(model, "circle")},
-                            hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
+        traces.append(line(part["step"].to_numpy(), part["test_acc"].to_numpy(), model, colours[model],
+                           mode="lines+markers", marker={"size": 6, "symbol": MARKERS.get(model, "circle")},
+                           hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
     layout = {"yaxis": _percent_axis(), "shapes": [_chance_line()]}
-    return _finish(traces, layout, title, "training step", "test accuracy (eval mode)", note=note)
+    return finish(traces, layout, title, "training step", "test accuracy (eval mode)", note=note)
 
 
-def figure1_accuracy(result: Figure1Result | None) -> go.Figure:
+def figure1_accuracy(result: Figure1Result | None) -> Figure:
     """Ioffe & Szegedy's Figure 1 (a): test accuracy against the step, with and without BN."""
     return _accuracy_over_steps(result, "Test accuracy with and without batch norm (Ioffe & Szegedy, Figure 1a)",
                                 note="Dotted line: chance (10 classes).")
 
 
-def figure1_percentiles(result: Figure1Result | None) -> go.Figure:
+def figure1_percentiles(result: Figure1Result | None) -> Figure:
     """Ioffe & Szegedy's Figure 1 (b, c): the 15th/50th/85th percentiles of the last hidden layer's sigmoid input
     over training, BN (left) and no BN (right), on a shared value axis."""
     title = "Input to a sigmoid of the last hidden layer: 15th, 50th, 85th percentiles"
@@ -89,29 +76,29 @@ def figure1_percentiles(result: Figure1Result | None) -> go.Figure:
     curves = result.curves
     models = _models(curves)
     colours = run_colors(models)
-    layout, refs, _ = _subplots(1, len(models), titles=[f"{m}" for m in models], hspace=0.08, shared_y_rows=True)
+    layout, refs, _ = subplots(1, len(models), titles=[f"{m}" for m in models], hspace=0.08, shared_y_rows=True)
     traces = []
     for i, (model, (xref, yref)) in enumerate(zip(models, refs)):
         part = curves[curves["model"] == model]
         for q in ("p85", "p50", "p15"):
-            traces.append(_line(part["step"].to_numpy(), _finite(part[q]), PERCENTILE_NAME[q], colours[model],
-                                width=3.5 if q == "p50" else 2.2, dash=PERCENTILE_DASH[q], xref=xref, yref=yref,
-                                legendgroup=q, showlegend=i == 0,
-                                hovertemplate=f"{model} {PERCENTILE_NAME[q]}: %{{y:.3g}}<extra></extra>"))
-        layout[f"xaxis{'' if i == 0 else i + 1}"]["title"] = _axis_title("training step")
-    layout["yaxis"]["title"] = _axis_title("value entering the sigmoid")
+            traces.append(line(part["step"].to_numpy(), finite(part[q]), PERCENTILE_NAME[q], colours[model],
+                               width=3.5 if q == "p50" else 2.2, dash=PERCENTILE_DASH[q], xref=xref, yref=yref,
+                               legendgroup=q, showlegend=i == 0,
+                               hovertemplate=f"{model} {PERCENTILE_NAME[q]}: %{{y:.3g}}<extra></extra>"))
+        layout[f"xaxis{'' if i == 0 else i + 1}"]["title"] = axis_title("training step")
+    layout["yaxis"]["title"] = axis_title("value entering the sigmoid")
     drift = result.summary.set_index("model")["median_drift"]
     note = "Largest move of the median from step 0: " + ", ".join(f"{m} {drift[m]:.2f}" for m in models)
-    return _finish(traces, layout, title, subtitles=True, note=note, hovermode="x unified")
+    return finish(traces, layout, title, subtitles=True, note=note, hovermode="x unified")
 
 
 # ---- 2. Santurkar et al. -------------------------------------------------------------------------------------------
-def santurkar_accuracy(result: SanturkarResult | None) -> go.Figure:
+def santurkar_accuracy(result: SanturkarResult | None) -> Figure:
     """Test accuracy of no BN, BN and noisy BN against the step."""
     return _accuracy_over_steps(result, "Noisy BN still trains: test accuracy")
 
 
-def santurkar_drift(result: SanturkarResult | None) -> go.Figure:
+def santurkar_drift(result: SanturkarResult | None) -> Figure:
     """Distribution shift of the activation inputs: from step 0 (left) and between recorded steps (right)."""
     title = "How much the layer inputs move (mean over blocks)"
     if (empty := _empty(result, title)) is not None:
@@ -119,54 +106,54 @@ def santurkar_drift(result: SanturkarResult | None) -> go.Figure:
     curves = result.curves
     colours = run_colors(_models(curves))
     every = result.settings.get("record_every", 1)
-    layout, refs, _ = _subplots(1, 2, titles=["since step 0", f"since the previous record ({every} steps)"],
-                                hspace=0.1)
+    layout, refs, _ = subplots(1, 2, titles=["since step 0", f"since the previous record ({every} steps)"],
+                               hspace=0.1)
     traces = []
     for model in _models(curves):
         part = curves[curves["model"] == model]
         for j, (column, (xref, yref)) in enumerate(zip(("drift", "jump"), refs)):
-            traces.append(_line(part["step"].to_numpy(), _finite(part[column]), model, colours[model], width=2.5,
-                                xref=xref, yref=yref, legendgroup=model, showlegend=j == 0,
-                                hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
+            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
+                               xref=xref, yref=yref, legendgroup=model, showlegend=j == 0,
+                               hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
-        layout[axis]["title"] = _axis_title("training step")
-    layout["yaxis"]["title"] = _axis_title("W1 distance (step-0 std)")
-    return _finish(traces, layout, title, subtitles=True, hovermode="x unified",
-                   note="1-Wasserstein distance between the distributions of each block's activation input, "
+        layout[axis]["title"] = axis_title("training step")
+    layout["yaxis"]["title"] = axis_title("W1 distance (step-0 std)")
+    return finish(traces, layout, title, subtitles=True, hovermode="x unified",
+                  note="1-Wasserstein distance between the distributions of each block's activation input, "
                         "divided by its standard deviation at step 0, averaged over the blocks.")
 
 
-def santurkar_ics(result: SanturkarResult | None) -> go.Figure:
+def santurkar_ics(result: SanturkarResult | None) -> Figure:
     """Santurkar's gradient ICS, mean over blocks 2..n: ||G - G'|| / ||G|| (left) and cos(G, G') (right)."""
     title = "Gradient-based internal covariate shift (Santurkar et al.)"
     if (empty := _empty(result, title)) is not None:
         return empty
     ics = result.ics
     if ics.empty:
-        return _message(title, "Gradient ICS was not measured.")
+        return message(title, "Gradient ICS was not measured.")
     mean = ics.groupby(["model", "step"], sort=False)[["ics_rel", "ics_cos"]].mean().reset_index()
     colours = run_colors(_models(mean))
-    layout, refs, _ = _subplots(1, 2, titles=["||G − G′|| / ||G|| (0 = no change)", "cos(G, G′) (1 = same direction)"],
-                                hspace=0.1)
+    layout, refs, _ = subplots(1, 2, titles=["||G − G′|| / ||G|| (0 = no change)", "cos(G, G′) (1 = same direction)"],
+                               hspace=0.1)
     traces = []
     for model in _models(mean):
         part = mean[mean["model"] == model]
         for j, (column, (xref, yref)) in enumerate(zip(("ics_rel", "ics_cos"), refs)):
-            traces.append(_line(part["step"].to_numpy(), _finite(part[column]), model, colours[model], width=2.5,
-                                xref=xref, yref=yref, mode="lines+markers",
-                                marker={"size": 7, "symbol": MARKERS.get(model, "circle")}, legendgroup=model,
-                                showlegend=j == 0, hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
+            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
+                               xref=xref, yref=yref, mode="lines+markers",
+                               marker={"size": 7, "symbol": MARKERS.get(model, "circle")}, legendgroup=model,
+                               showlegend=j == 0, hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
-        layout[axis]["title"] = _axis_title("training step")
-    layout["yaxis"]["title"] = _axis_title("relative change of the gradient")
+        layout[axis]["title"] = axis_title("training step")
+    layout["yaxis"]["title"] = axis_title("relative change of the gradient")
     layout["yaxis"]["rangemode"] = "tozero"
-    layout["yaxis2"]["title"] = _axis_title("cosine similarity")
-    return _finish(traces, layout, title, subtitles=True, hovermode="x unified",
-                   note="G: a layer's weight gradient; G′: the same gradient on the same batch after the earlier "
+    layout["yaxis2"]["title"] = axis_title("cosine similarity")
+    return finish(traces, layout, title, subtitles=True, hovermode="x unified",
+                  note="G: a layer's weight gradient; G′: the same gradient on the same batch after the earlier "
                         "layers took their update. Mean over blocks 2 and deeper.")
 
 
-def santurkar_landscape(result: SanturkarResult | None) -> go.Figure:
+def santurkar_landscape(result: SanturkarResult | None) -> Figure:
     """Santurkar's Figure 4 (a, b): at each checkpoint, the range (band) of the loss (left) and of the gradient
     change (right) over step sizes of 0.5x to 4x the learning rate along the gradient; log scales."""
     title = "How smooth is the loss along the gradient?"
@@ -175,11 +162,11 @@ def santurkar_landscape(result: SanturkarResult | None) -> go.Figure:
     frame = result.landscape
     moved = frame[frame["multiple"] > 0]
     if moved.empty:
-        return _message(title, "No checkpoint was probed: train for longer than probe_every steps.")
+        return message(title, "No checkpoint was probed: train for longer than probe_every steps.")
     models = [m for m in _models(result.summary) if m in set(moved["model"])]
     colours = run_colors(models)
-    layout, refs, _ = _subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
-                                hspace=0.1)
+    layout, refs, _ = subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
+                               hspace=0.1)
     traces = []
     for model in models:
         part = moved[moved["model"] == model]
@@ -193,17 +180,17 @@ def santurkar_landscape(result: SanturkarResult | None) -> go.Figure:
                            "fill": "toself", "fillcolor": _transparent(colour, 0.25), "mode": "lines",
                            "line": {"color": colour, "width": 1}, "name": model, "legendgroup": model,
                            "showlegend": j == 0, "xaxis": xref, "yaxis": yref, "hoverinfo": "skip"})
-            traces.append(_line(x, band["mean"].to_numpy(), model, colour, width=2.5, xref=xref, yref=yref,
-                                mode="lines+markers", marker={"size": 6}, legendgroup=model, showlegend=False,
-                                hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
+            traces.append(line(x, band["mean"].to_numpy(), model, colour, width=2.5, xref=xref, yref=yref,
+                               mode="lines+markers", marker={"size": 6}, legendgroup=model, showlegend=False,
+                               hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
-        layout[axis]["title"] = _axis_title("training step (checkpoint)")
-    layout["yaxis"].update(title=_axis_title("cross-entropy loss (log)"), type="log", exponentformat="power", dtick=1)
-    layout["yaxis2"].update(title=_axis_title("L2 norm (log)"), type="log", exponentformat="power", dtick=1)
+        layout[axis]["title"] = axis_title("training step (checkpoint)")
+    layout["yaxis"].update(title=axis_title("cross-entropy loss (log)"), type="log", exponentformat="power", dtick=1)
+    layout["yaxis2"].update(title=axis_title("L2 norm (log)"), type="log", exponentformat="power", dtick=1)
     multiples = result.settings.get("multiples", ())
     sizes = ", ".join(f"{m:g}" for m in multiples)
-    return _finish(traces, layout, title, subtitles=True, hovermode="closest",
-                   note=f"Band: lowest to highest value over steps of {sizes} times the learning rate along the "
+    return finish(traces, layout, title, subtitles=True, hovermode="closest",
+                  note=f"Band: lowest to highest value over steps of {sizes} times the learning rate along the "
                         "gradient, on that step's batch. A narrow, low band means a smooth, predictable landscape.")
 
 
@@ -214,7 +201,7 @@ def _transparent(hex_colour: str, alpha: float) -> str:
 
 
 # ---- 3 and 4. learning-rate and initialization sweeps --------------------------------------------------------------
-def _sweep(result: SweepResult | None, x: str, title: str, x_title: str) -> go.Figure:
+def _sweep(result: SweepResult | None, x: str, title: str, x_title: str) -> Figure:
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary
@@ -222,9 +209,9 @@ def _sweep(result: SweepResult | None, x: str, title: str, x_title: str) -> go.F
     traces = []
     for model in _models(frame):
         part = frame[frame["model"] == model].sort_values(x)
-        traces.append(_line(part[x].to_numpy(), part["final_acc"].to_numpy(), model, colours[model], width=3,
-                            mode="lines+markers", marker={"size": 12, "symbol": MARKERS.get(model, "circle")},
-                            hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
+        traces.append(line(part[x].to_numpy(), part["final_acc"].to_numpy(), model, colours[model], width=3,
+                           mode="lines+markers", marker={"size": 12, "symbol": MARKERS.get(model, "circle")},
+                           hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
         bad = part[part["diverged"]]
         if len(bad):
             traces.append({"type": "scatter", "mode": "markers+text", "x": bad[x].to_numpy(),
@@ -237,16 +224,16 @@ def _sweep(result: SweepResult | None, x: str, title: str, x_title: str) -> go.F
               "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     steps = result.settings.get("steps")
     note = f"After {steps:,} steps. Dotted line: chance (10 classes). 'diverged': the loss became infinite or NaN."
-    return _finish(traces, layout, title, x_title, "final test accuracy (eval mode)", hovermode="x unified",
-                   note=note)
+    return finish(traces, layout, title, x_title, "final test accuracy (eval mode)", hovermode="x unified",
+                  note=note)
 
 
-def lr_sweep_chart(result: SweepResult | None) -> go.Figure:
+def lr_sweep_chart(result: SweepResult | None) -> Figure:
     """Final test accuracy against the learning rate (log axis), with and without BN."""
     return _sweep(result, "lr", "Which learning rates still train?", "learning rate (log scale)")
 
 
-def init_sweep_chart(result: SweepResult | None) -> go.Figure:
+def init_sweep_chart(result: SweepResult | None) -> Figure:
     """Final test accuracy against the initial weight scale s (weights ~ N(0, s²)), with and without BN."""
     return _sweep(result, "init_scale", "Which initial weight scales still train?",
                   "initial weight scale s, weights ~ N(0, s²) (log scale)")
@@ -258,7 +245,7 @@ def _batch_axis(sizes) -> dict:
     return {"type": "log", "tickvals": sizes, "ticktext": [str(s) for s in sizes], "autorange": "reversed"}
 
 
-def batch_size_accuracy(result: SweepResult | None) -> go.Figure:
+def batch_size_accuracy(result: SweepResult | None) -> Figure:
     """Our small Wu & He: eval-mode test accuracy per normalization against the batch size (solid), and BN's
     train-mode accuracy (dashed). The batch axis runs from large to small, as in Wu & He's Figure 1."""
     title = "Accuracy by batch size: BN vs GN vs LN"
@@ -269,24 +256,24 @@ def batch_size_accuracy(result: SweepResult | None) -> go.Figure:
     traces = []
     for model in _models(frame):
         part = frame[frame["model"] == model].sort_values("batch_size")
-        traces.append(_line(part["batch_size"].to_numpy(), part["eval_acc"].to_numpy(), f"{model} (eval mode)",
-                            colours[model], width=3, mode="lines+markers",
-                            marker={"size": 11, "symbol": MARKERS.get(model, "circle")},
-                            hovertemplate=f"{model} eval mode: %{{y:.1%}}<extra></extra>"))
+        traces.append(line(part["batch_size"].to_numpy(), part["eval_acc"].to_numpy(), f"{model} (eval mode)",
+                           colours[model], width=3, mode="lines+markers",
+                           marker={"size": 11, "symbol": MARKERS.get(model, "circle")},
+                           hovertemplate=f"{model} eval mode: %{{y:.1%}}<extra></extra>"))
         if part["norm"].iloc[0] in ("batch", "batch-noisy"):
-            traces.append(_line(part["batch_size"].to_numpy(), part["train_mode_acc"].to_numpy(),
-                                f"{model} (train mode)", colours[model], width=2.5, dash="dash", mode="lines+markers",
-                                marker={"size": 9, "symbol": "circle-open"},
-                                hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
+            traces.append(line(part["batch_size"].to_numpy(), part["train_mode_acc"].to_numpy(),
+                               f"{model} (train mode)", colours[model], width=2.5, dash="dash", mode="lines+markers",
+                               marker={"size": 9, "symbol": "circle-open"},
+                               hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": _batch_axis(frame["batch_size"]), "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     epochs = result.settings.get("epochs")
     note = (f"Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; "
             "train mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
-    return _finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
-                   hovermode="x unified", note=note, height=540)
+    return finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
+                  hovermode="x unified", note=note, height=540)
 
 
-def batch_size_gap(result: SweepResult | None) -> go.Figure:
+def batch_size_gap(result: SweepResult | None) -> Figure:
     """BN's train-mode minus eval-mode test accuracy per batch size (bars)."""
     title = "BN's train/eval gap: one network, scored two ways"
     if (empty := _empty(result, title)) is not None:
@@ -294,7 +281,7 @@ def batch_size_gap(result: SweepResult | None) -> go.Figure:
     frame = result.summary
     bn = frame[frame["norm"].isin(["batch", "batch-noisy"])].sort_values("batch_size", ascending=False)
     if bn.empty:
-        return _message(title, "This sweep has no BN runs.")
+        return message(title, "This sweep has no BN runs.")
     colour = run_colors(["BN"])["BN"]
     sizes = [str(b) for b in bn["batch_size"]]
     gap = bn["gap"].to_numpy() * 100
@@ -305,92 +292,25 @@ def batch_size_gap(result: SweepResult | None) -> go.Figure:
     pad = max(hi - lo, 5.0) * 0.2
     layout = {"xaxis": {"type": "category"}, "yaxis": {"range": [lo - pad, hi + pad], "zeroline": True,
                                                        "zerolinecolor": GUIDE_COLOR, "zerolinewidth": 2}}
-    return _finish([trace], layout, title, "images per batch", "train − eval (percentage points)",
-                   hovermode="closest", note="Below zero: normalizing each test batch with its own statistics (train "
+    return finish([trace], layout, title, "images per batch", "train − eval (percentage points)",
+                  hovermode="closest", note="Below zero: normalizing each test batch with its own statistics (train "
                                              "mode) scores worse than the running averages (eval mode).")
 
 
-def wu_he_published() -> go.Figure:
+def wu_he_published() -> Figure:
     """Wu & He (2018): ResNet-50 on ImageNet, top-1 error by images per GPU, BN vs GN (published numbers)."""
     title = "Published: Wu & He (2018), ResNet-50 on ImageNet"
     colours = run_colors(["BN", "GN"])
     traces = []
     bn, gn = WU_HE_TABLE["BN top-1 error (%)"].to_numpy(), WU_HE_TABLE["GN top-1 error (%)"].to_numpy()
     for values, other, model in ((bn, gn, "BN"), (gn, bn, "GN")):
-        traces.append(_line(WU_HE_TABLE["batch_size"].to_numpy(), values, model, colours[model], width=3,
-                            mode="lines+markers+text", marker={"size": 11, "symbol": MARKERS[model]},
-                            text=[f"{v:.1f}" for v in values],  # each label on the side away from the other line
-                            textposition=["top center" if v >= o else "bottom center" for v, o in zip(values, other)],
-                            textfont={"size": 14, "color": colours[model]},
-                            hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
+        traces.append(line(WU_HE_TABLE["batch_size"].to_numpy(), values, model, colours[model], width=3,
+                           mode="lines+markers+text", marker={"size": 11, "symbol": MARKERS[model]},
+                           text=[f"{v:.1f}" for v in values],  # each label on the side away from the other line
+                           textposition=["top center" if v >= o else "bottom center" for v, o in zip(values, other)],
+                           textfont={"size": 14, "color": colours[model]},
+                           hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
     layout = {"xaxis": _batch_axis(WU_HE_TABLE["batch_size"]), "yaxis": {"range": [20, 37]}}
-    return _finish(traces, layout, title, "images per GPU (log scale, large to small)", "top-1 error (%)",
-                   hovermode="x unified", note="Lower is better. ImageNet validation error as published by Wu & He "
+    return finish(traces, layout, title, "images per GPU (log scale, large to small)", "top-1 error (%)",
+                  hovermode="x unified", note="Lower is better. ImageNet validation error as published by Wu & He "
                                                "(2018) for ResNet-50, batch size per GPU.")
-
-
-# ---- the normalization zoo -----------------------------------------------------------------------------------------
-ZOO = (
-    ("Batch norm", "per channel, over N, H, W", "batch"),
-    ("Layer norm", "per sample, over C, H, W", "layer"),
-    ("Instance norm", "per sample and channel, over H, W", "instance"),
-    ("Group norm", "per sample, over a channel group, H, W", "group"),
-)
-
-
-def zoo_mask(kind: str, n: int = 4, c: int = 6, group: int = 2, sample: int = 1, channel: int = 2) -> np.ndarray:
-    """(n, c) booleans: which (sample, channel) feature maps form one normalized set of `kind` (every H, W
-    position of those maps is in it). The set shown: sample `sample`, channel `channel`, and its group."""
-    mask = np.zeros((n, c), dtype=bool)
-    if kind == "batch":
-        mask[:, channel] = True
-    elif kind == "layer":
-        mask[sample, :] = True
-    elif kind == "instance":
-        mask[sample, channel] = True
-    elif kind == "group":
-        start = channel - channel % group
-        mask[sample, start:start + group] = True
-    else:
-        raise ValueError(f"kind={kind!r} is not allowed: use batch, layer, instance or group")
-    return mask
-
-
-def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, group: int = 2) -> go.Figure:
-    """Wu & He's Figure 2 in 2-D: a batch of n samples (rows) x c channels (columns); each cell is one sample's
-    h x w feature map (hw x hw pixels). Blue: the values whose mean and variance one normalization computes
-    together (one set; the layer does the same for every other set of that shape)."""
-    title = "Which values are normalized together? (after Wu & He 2018, Figure 2)"
-    layout, refs, domains = _subplots(1, len(ZOO), titles=[f"<b>{name}</b><br>{what}" for name, what, _ in ZOO],
-                                      hspace=0.035, shared_x=False)
-    step = hw + 1  # pixels per cell plus a one-pixel white gap
-    traces = []
-    for (name, _, kind), (xref, yref) in zip(ZOO, refs):
-        mask = zoo_mask(kind, n, c, group)
-        z = np.full((n * step - 1, c * step - 1), np.nan)
-        text = np.full(z.shape, "", dtype=object)
-        for s in range(n):
-            for ch in range(c):
-                rows, cols = slice(s * step, s * step + hw), slice(ch * step, ch * step + hw)
-                z[rows, cols] = 1.0 if mask[s, ch] else 0.0
-                state = "in the normalized set" if mask[s, ch] else "normalized in another set"
-                text[rows, cols] = f"sample {s + 1}, channel {ch + 1}<br>({hw}x{hw} feature map): {state}"
-        traces.append({"type": "heatmap", "z": z, "text": text, "hovertemplate": "%{text}<extra></extra>",
-                       "colorscale": [[0, OTHER_CELL], [1, HIGHLIGHT]], "zmin": 0, "zmax": 1, "showscale": False,
-                       "xaxis": xref, "yaxis": yref, "xgap": 1, "ygap": 1, "hoverongaps": False, "name": name})
-        ticks_x = [ch * step + (hw - 1) / 2 for ch in range(c)]
-        ticks_y = [s * step + (hw - 1) / 2 for s in range(n)]
-        x_axis, y_axis = layout[f"xaxis{xref[1:]}"], layout[f"yaxis{yref[1:]}"]
-        x_axis.update(tickvals=ticks_x, ticktext=[str(i + 1) for i in range(c)], title=_axis_title("channel C"),
-                      showgrid=False, zeroline=False, constrain="domain")
-        y_axis.update(tickvals=ticks_y, ticktext=[str(i + 1) for i in range(n)], autorange="reversed",
-                      showgrid=False, zeroline=False, scaleanchor=xref, constrain="domain")
-        if xref == "x":
-            y_axis["title"] = _axis_title("sample N (the batch)")
-    note = (f"Each grey or blue square is one sample's {hw}x{hw} feature map (H x W). Blue: one set whose mean and "
-            f"variance are computed together. Group norm here: groups of {group} channels "
-            "(1 group = layer norm, one channel per group = instance norm).")
-    fig = _finish(traces, layout, title, height=430, subtitles=True, hovermode="closest", note=note, bottom=60)
-    fig.update_layout(margin={"t": 105})
-    return fig
-

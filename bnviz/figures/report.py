@@ -6,7 +6,8 @@ import html
 from pathlib import Path
 
 from ..engine.history import History
-from .run_figures import CAPTIONS, figure_catalog
+from .captions import CAPTIONS
+from .catalog import figure_catalog
 
 
 def write_report(directory: str | Path) -> Path:

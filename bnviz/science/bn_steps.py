@@ -3,7 +3,8 @@
 The page shows one training-mode batch-norm forward pass on a small, editable batch (N samples x C channels),
 every intermediate of it (from :func:`bnviz.engine.batchnorm.batch_norm_steps`), one running-statistics update, the
 eval-mode affine map, a check against ``torch.nn.functional.batch_norm`` and, for conv layers, which axes of an
-(N, C, H, W) tensor share one mean and variance. Everything is computed in float64 so that the numbers on the
+(N, C, H, W) tensor share one mean and variance (`shapes_table`; the picture of it is drawn from
+`bnviz.science.normalization_axes`). Everything is computed in float64 so that the numbers on the
 screen are the exact maths, not float32 rounding.
 """
 
@@ -11,15 +12,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..engine.batchnorm import BatchNormSteps, batch_norm, batch_norm_steps, channel_reduce_dims
 from ..engine.config import EPS_CHOICES
+from .normalization_axes import EXAMPLE_SHAPE
 
 DTYPE = torch.float64
 CHANNELS = ("channel 1", "channel 2", "channel 3")
@@ -282,8 +282,6 @@ NORM_KINDS = {
     "instance": "Instance norm: per sample and channel, over H, W",
     "group": "Group norm: per sample and group of channels, over (C/G), H, W",
 }
-EXAMPLE_SHAPE = (3, 4, 3, 3)  # (N, C, H, W) of the figure: small enough to see every value
-EXAMPLE_GROUPS = 2
 
 
 def shapes_table(shape=EXAMPLE_SHAPE) -> pd.DataFrame:
@@ -298,54 +296,3 @@ def shapes_table(shape=EXAMPLE_SHAPE) -> pd.DataFrame:
                      "values per mean, m": f"{steps.m} = " + " · ".join(str(dims[d]) for d in steps.reduce_dims),
                      "mean and var shape": str(tuple(steps.mean.shape))})
     return pd.DataFrame(rows).set_index("layer input")
-
-
-def norm_mask(kind: str, shape=EXAMPLE_SHAPE, sample: int = 0, channel: int = 0,
-              groups: int = EXAMPLE_GROUPS) -> np.ndarray:
-    """Boolean (N, C, H, W) mask of the values that share one mean and variance with (sample, channel)."""
-    n, c, h, w = shape
-    mask = np.zeros(shape, dtype=bool)
-    if kind == "batch":
-        mask[:, channel] = True
-    elif kind == "layer":
-        mask[sample] = True
-    elif kind == "instance":
-        mask[sample, channel] = True
-    elif kind == "group":
-        if c % groups:
-            raise ValueError(f"group norm needs C divisible by G (C={c}, G={groups})")
-        size = c // groups
-        first = channel // size * size
-        mask[sample, first:first + size] = True
-    else:
-        raise ValueError(f"unknown normalization {kind!r}; expected one of {sorted(NORM_KINDS)}")
-    return mask
-
-
-def axes_figure(kind: str, shape=EXAMPLE_SHAPE, sample: int = 0, channel: int = 0,
-                groups: int = EXAMPLE_GROUPS) -> go.Figure:
-    """Every value of an (N, C, H, W) tensor as a small square (rows: samples, columns: channels, each an H x W
-    grid); the blue squares are averaged together into one mean and one variance."""
-    from ..figures.run_figures import FONT, OKABE_ITO
-
-    n, c, h, w = shape
-    mask = norm_mask(kind, shape, sample, channel, groups)
-    z = np.full((n * (h + 1) - 1, c * (w + 1) - 1), np.nan)  # NaN rows/columns = gaps between the grids
-    for i in range(n):
-        for j in range(c):
-            z[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = mask[i, j].astype(float)
-    fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, showscale=False, hoverinfo="skip", xgap=3, ygap=3,
-                               colorscale=[[0, "#DDDDDD"], [1, OKABE_ITO["blue"]]]))
-    fig.update_xaxes(tickvals=[j * (w + 1) + (w - 1) / 2 for j in range(c)], side="top", ticks="", constrain="domain",
-                     ticktext=[f"channel {j + 1}" for j in range(c)], showgrid=False, zeroline=False,
-                     title={"text": "C: channels", "standoff": 6})
-    fig.update_yaxes(tickvals=[i * (h + 1) + (h - 1) / 2 for i in range(n)], autorange="reversed", ticks="",
-                     ticktext=[f"sample {i + 1}" for i in range(n)], showgrid=False, zeroline=False,
-                     scaleanchor="x", constrain="domain", title={"text": "N: samples", "standoff": 6})
-    m = int(mask.sum())
-    fig.update_layout(font={**FONT, "size": 18}, height=160 + 34 * n * (h + 1), plot_bgcolor="white",
-                      margin={"l": 120, "r": 10, "t": 90, "b": 50}, paper_bgcolor="white",
-                      annotations=[{"text": f"blue: the {m} values behind one mean and one variance",
-                                    "xref": "paper", "yref": "paper", "x": 0, "y": -0.02, "yanchor": "top",
-                                    "showarrow": False, "font": {"size": 16}}])
-    return fig

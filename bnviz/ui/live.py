@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from .. import figures
 from ..engine.config import RunConfig
 from ..engine.jobs import LIMITER, Lab, available_cores
 from ..engine.runfile import pack_runs
-from ..figures import run_figures as charts
 from .controls import LR_CHOICES, _sci
 from .page import show
 
@@ -123,12 +123,12 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         labels, histories = lab.histories(snap)
         if histories:
             try:
-                with charts.plain_figures():  # a third of the cost of go.Figure objects, the same JSON
+                with figures.plain_figures():  # a third of the cost of go.Figure objects, the same JSON
                     draw(labels, histories)
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
         elif preview is not None:
-            show(charts.preview(*preview), f"{key}_preview")
+            show(figures.preview(*preview), f"{key}_preview")
         if polling and not lab.running:
             st.rerun()  # training ended: one full rerun turns polling off and refreshes the buttons
         elif polling and abs(poll_seconds() - interval) >= POLL_SECONDS / 2:

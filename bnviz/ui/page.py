@@ -10,7 +10,7 @@ import threading
 
 import streamlit as st
 
-from ..figures import run_figures as charts
+from .. import figures
 from . import plot
 
 CSS = """
@@ -101,7 +101,7 @@ def show(fig, key: str, narrow: bool = False, container=None) -> None:
     sits in one of two columns, so a long title wraps instead of being cut off; container: where to draw it.
     Larger text in presenter mode."""
     if narrow:
-        charts.fit_width(fig, NARROW_PX)
+        figures.fit_width(fig, NARROW_PX)
     if presenting():
-        charts.enlarge_text(fig, PRESENTER_FONT_PX)
+        figures.enlarge_text(fig, PRESENTER_FONT_PX)
     plot.draw(fig, key, container)

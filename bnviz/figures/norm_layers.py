@@ -1,0 +1,126 @@
+"""Figures of the normalization layers: learned gamma and beta, batch vs running statistics, train vs eval mode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.history import CHANNEL_STATS, History
+from .run_facts import as_runs, layer_index, no_norm_text, norm_name, row_count
+from .style import (
+    BLOCK_PALETTE,
+    Figure,
+    annotation,
+    axis_key,
+    axis_title,
+    even_rows,
+    finish,
+    finite,
+    line,
+    message,
+    run_colors,
+    sparse,
+    subplots,
+)
+
+
+def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
+    for (owner, kind, _), sl in zip(history.layout.norm_layers, history.layout.channel_slices()):
+        if owner == layer:
+            return sl, kind
+    return None
+
+
+def gamma_beta(history: History | None, layer: int | str = 0) -> Figure:
+    """The normalization layer's learned scale gamma (top) and shift beta (bottom) per channel over training."""
+    height = 560
+    if not row_count(history):
+        return message("gamma and beta per channel", height=height)
+    layer = layer_index(history, layer)
+    name = history.layout.layers[layer]
+    if not history.layout.norm_layers:
+        return message(f"{name}: gamma and beta per channel", no_norm_text(history, "gamma or beta"), height)
+    title = f"{name}: {norm_name(history)} scale gamma and shift beta per channel"
+    found = _norm_slice(history, layer)
+    if found is None:
+        return message(title, f"{name} has no normalization layer.", height)
+    sl, _ = found
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    channels = history.column("channels")[idx, sl, :]
+    channel_ids = np.arange(1, sl.stop - sl.start + 1)
+    layout, refs, domains = subplots(2, 1, titles=["gamma (scale, starts at 1)", "beta (shift, starts at 0)"],
+                                     vspace=0.14)
+    traces = []
+    for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0)):
+        z = np.ascontiguousarray(channels[:, :, CHANNEL_STATS.index(stat)].T)  # (channels, columns)
+        traces.append({"type": "heatmap", "x": x, "y": channel_ids, "z": z, "xaxis": xref, "yaxis": yref,
+                       "zmid": mid, "colorscale": "RdBu_r", "hoverongaps": False, "showlegend": False, "name": stat,
+                       "colorbar": {"title": {"text": stat, "font": {"size": 15}}, "len": y_dom[1] - y_dom[0],
+                                    "y": (y_dom[0] + y_dom[1]) / 2, "yanchor": "middle", "thickness": 18,
+                                    "tickfont": {"size": 14}},
+                       "hovertemplate": f"step %{{x}}<br>channel %{{y}}<br>{stat} %{{z:.3f}}<extra></extra>"})
+        layout[axis_key(yref)]["title"] = axis_title("channel")
+    layout[axis_key(refs[-1][0])]["title"] = axis_title("training step")
+    return finish(traces, layout, title, height=height, subtitles=True, hovermode="closest")
+
+
+def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4
+                     ) -> Figure:
+    """For the first few channels: this batch's statistic (thin, noisy) and the running estimate used in eval
+    mode (thick) of a batch-norm layer's input."""
+    if stat not in ("mean", "var"):
+        raise ValueError(f"stat={stat!r} is not allowed: use 'mean' or 'var'")
+    word = {"mean": "mean", "var": "variance"}[stat]
+    if not row_count(history):
+        return message(f"Batch {word} vs running {word}")
+    layer = layer_index(history, layer)
+    name = history.layout.layers[layer]
+    if not history.layout.norm_layers:
+        return message(f"{name}: batch {word} vs running {word}", no_norm_text(history, "running statistic"))
+    title = f"{name}: batch {word} (thin) vs running {word} (thick) of the {norm_name(history)} input"
+    found = _norm_slice(history, layer)
+    if found is None:
+        return message(title, f"{name} has no normalization layer.")
+    sl, _ = found
+    idx = even_rows(len(history))
+    x = history.steps[idx]
+    values = history.column("channels")[idx, sl, :]
+    batch = values[:, :, CHANNEL_STATS.index(f"batch_{stat}")]
+    running = values[:, :, CHANNEL_STATS.index(f"running_{stat}")]
+    if not np.isfinite(running).any():
+        return message(title, f"This {norm_name(history)} keeps no running statistics: it normalizes with<br>"
+                               "the statistics of each sample, the same in training and evaluation.")
+    traces = []
+    for c in range(min(channels, sl.stop - sl.start)):
+        colour = BLOCK_PALETTE[c % len(BLOCK_PALETTE)]
+        group = f"channel {c + 1}"
+        traces.append(line(x, finite(batch[:, c]), f"{group} batch", colour, width=1.2, legendgroup=group,
+                           showlegend=False, opacity=0.6,
+                           hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
+        traces.append(line(x, finite(running[:, c]), group, colour, width=4, legendgroup=group,
+                           hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
+    y_title = {"mean": "mean of the input", "var": "variance of the input"}[stat]
+    return finish(traces, {}, title, "training step", y_title, hovermode="closest")
+
+
+def train_eval_gap(runs) -> Figure:
+    """Test accuracy in eval mode (running statistics, solid) and in train mode (each test batch normalized with
+    its own statistics, dashed), one colour per run."""
+    runs = as_runs(runs)
+    title = "Test accuracy: eval mode vs train mode"
+    live = [(label, h) for label, h in runs if row_count(h)]
+    if not live:
+        return message(title)
+    colours = run_colors(label for label, _ in runs)
+    traces = []
+    for label, h in live:
+        for column, mode, dash in (("test_acc", "eval mode", "solid"), ("test_acc_train_mode", "train mode", "dash")):
+            x, y = sparse(h.steps, h.scalar(column))
+            traces.append(line(x, y, f"{label}: {mode}", colours[label], dash=dash, mode="lines+markers",
+                               marker={"size": 7, "symbol": "circle" if dash == "solid" else "x"},
+                               legendgroup=label, hovertemplate="%{y:.1%}"))
+    layout = {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}
+    if not any(len(t["x"]) for t in traces):
+        layout["annotations"] = [annotation("no evaluation yet", 0.5, 0.5, size=20, xanchor="center", yanchor="middle",
+                                            color="#777777")]
+    return finish(traces, layout, title, "training step", "test accuracy")
