@@ -12,7 +12,7 @@ defined in the module that does one job:
     gradients           gradient sizes and spreads, update / weight ratios
     norm_layers         gamma and beta, batch vs running statistics, train vs eval mode
     captions, catalog   a reading guide per kind of figure; every figure that makes sense for one run
-    experiment_figures  the canned experiments of `bnviz.science.experiments`
+    experiment_figures  the canned experiments of `bnviz.science` (figure1, santurkar, sweeps)
     normalization_axes  which values BN, LN, IN and GN normalize together
     tables, report      tables of runs; standalone HTML files of a saved run's figures
     raster              heatmaps as small PNG images

@@ -1,4 +1,4 @@
-"""Plotly figures of the canned experiments (`bnviz.science.experiments`): pure functions, result -> figure.
+"""Plotly figures of the canned experiments (`bnviz.science`): pure functions, result -> figure.
 
 They share the run figures' style (`bnviz.figures.style`: 16 px text, 22 px titles, axis titles with units,
 Okabe-Ito colours, a run's colour following its label: "BN" blue, "no BN" vermillion, "noisy BN" green, "LN"
