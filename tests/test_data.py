@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from bnviz.engine import data
-from bnviz.engine.data import BatchStream, Dataset, DatasetUnavailable, load_dataset
+from bnviz.engine.data import BatchStream, Dataset, load_dataset
+from bnviz.errors import BnvizError, DatasetUnavailable
 
 # Class counts of scikit-learn's bundled digits (1,797 images), from its documentation/data file.
 DIGITS_CLASS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
@@ -539,7 +540,7 @@ def test_missing_files_raise_one_line_with_directory(tmp_path, name):
     assert f"python -m bnviz download {name}" in msg
     for f in data.FILES[name]:
         assert f in msg
-    assert isinstance(exc.value, RuntimeError)
+    assert isinstance(exc.value, BnvizError)  # a ValueError: the CLI and the pages show its message
 
 
 def test_missing_files_use_default_dir_from_env(monkeypatch, tmp_path):

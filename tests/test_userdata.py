@@ -19,7 +19,8 @@ from bnviz.engine import uploads as userdata
 from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab
 from bnviz.engine.trainer import Job
-from bnviz.engine.uploads import UserDataError, parse_upload, read_user_data, stratified_split
+from bnviz.engine.uploads import parse_upload, read_user_data, stratified_split
+from bnviz.errors import UserDataError
 
 COLOURS = {"blue": (20, 40, 230), "green": (30, 200, 40), "red": (220, 30, 30)}
 
@@ -282,7 +283,7 @@ def test_a_run_on_uploaded_images_learns_and_says_what_it_trained_on(engine_one_
     lab = Lab(limiter=JobLimiter(1))
     ref = lab.add_upload(images)
     cfg = RunConfig(dataset=ref, steps=100, batch_size=8, width=8, depth=2, eval_every=50, lr=0.05, samples=64)
-    assert lab.start([cfg]) is None
+    lab.start([cfg])
     lab.job.join(60)
     run = lab.job.runs[0]
     assert run.status == "finished" and run.final_test_acc > 0.9  # chance is 1/3
@@ -295,8 +296,8 @@ def test_lab_keeps_the_newest_two_uploads_and_explains_a_missing_one():
     lab = Lab(limiter=JobLimiter(1))
     refs = [lab.add_upload(parse_upload(f"{i}.zip", zip_of(class_files(per_class=2 + i)))) for i in range(3)]
     assert list(lab.uploads) == refs[1:]
-    message = lab.start([RunConfig(dataset=refs[0], batch_size=2)])
-    assert "not available" in message and "upload it again" in message
+    with pytest.raises(UserDataError, match="not available.*upload it again"):
+        lab.start([RunConfig(dataset=refs[0], batch_size=2)])
     with pytest.raises(ValueError, match="12 hex"):
         RunConfig(dataset="upload:xyz").validate()
 

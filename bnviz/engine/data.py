@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import ConfigError, DatasetUnavailable
+
 __all__ = [
     "DATASETS",
     "DOWNLOADABLE",
@@ -43,7 +45,6 @@ __all__ = [
     "SHA256",
     "BatchStream",
     "Dataset",
-    "DatasetUnavailable",
     "default_data_dir",
     "download_dataset",
     "load_dataset",
@@ -138,13 +139,6 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 
 
-class DatasetUnavailable(RuntimeError):
-    """A dataset's files are missing, wrong or unreadable; the message (one line) says how to get them."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # always exactly one line
-
-
 # ---------------------------------------------------------------------------------------------
 # Dataset container
 # ---------------------------------------------------------------------------------------------
@@ -206,27 +200,27 @@ class Dataset:
 def _canonical_name(name: object, allowed: tuple[str, ...] = DATASETS) -> str:
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
     if key not in allowed:
-        raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(allowed)}")
+        raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(allowed)}")
     return key
 
 
 def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed={seed!r} is not allowed: use an integer in [0, 2**32)")
+        raise ConfigError(f"seed={seed!r} is not allowed: use an integer in [0, 2**32)")
     return int(seed)
 
 
 def _check_fraction(test_fraction: object) -> float:
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
             or not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction={test_fraction!r} is not allowed: use a number strictly between 0 and 1")
+        raise ConfigError(f"test_fraction={test_fraction!r} is not allowed: use a number strictly between 0 and 1")
     return float(test_fraction)
 
 
 def _check_difficulty(difficulty: object) -> float:
     if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) \
             or not 0.0 <= float(difficulty) <= 1.0:
-        raise ValueError(f"difficulty={difficulty!r} is not allowed: use a number in [0, 1]")
+        raise ConfigError(f"difficulty={difficulty!r} is not allowed: use a number in [0, 1]")
     return float(difficulty)
 
 
@@ -353,7 +347,7 @@ def _load_shapes(seed: int, difficulty: float, test_fraction: float) -> Dataset:
     n_test = max(len(classes), round(SHAPES_TOTAL * test_fraction))
     n_train = SHAPES_TOTAL - n_test
     if n_train < len(classes):
-        raise ValueError(f"test_fraction={test_fraction!r} leaves fewer than {len(classes)} training images")
+        raise ConfigError(f"test_fraction={test_fraction!r} leaves fewer than {len(classes)} training images")
     rng = np.random.default_rng(seed)
     x, y = _generate_shapes(SHAPES_TOTAL, rng, difficulty, len(classes))
     # The labels are a permutation of a balanced list; a second, class-balanced split keeps both
@@ -576,7 +570,7 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> pa
     SHA-256, downloading missing or wrong ones. Returns that directory."""
     key = _canonical_name(name, DATASETS)
     if key not in DOWNLOADABLE:
-        raise ValueError(f"dataset {name!r} is built in and needs no download: downloadable are "
+        raise ConfigError(f"dataset {name!r} is built in and needs no download: downloadable are "
                          f"{', '.join(DOWNLOADABLE)}")
     folder = _dataset_dir(key, data_dir)
     missing, bad = _check_files(key, folder)
@@ -680,9 +674,9 @@ class BatchStream:
     def __init__(self, dataset: Dataset, batch_size: int, seed: int):
         n = int(dataset.x_train.shape[0])
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} is not allowed: use a positive integer")
+            raise ConfigError(f"batch_size={batch_size!r} is not allowed: use a positive integer")
         if batch_size > n:
-            raise ValueError(f"batch_size={batch_size} is larger than the {n} training images of {dataset.name!r}")
+            raise ConfigError(f"batch_size={batch_size} is larger than the {n} training images of {dataset.name!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.seed = _check_seed(seed)

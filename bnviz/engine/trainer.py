@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import uploads as userdata
+from ..errors import ConfigError
+from . import uploads
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .history import History
@@ -178,8 +179,8 @@ class Run:
 
 def load_for(cfg: RunConfig) -> Dataset:
     """The dataset `cfg` names: built in (bnviz.engine.data), or your own images (bnviz.engine.uploads)."""
-    if userdata.is_user_data(cfg.dataset):
-        return userdata.load_for_config(cfg.dataset, cfg.seed)
+    if uploads.is_user_data(cfg.dataset):
+        return uploads.load_for_config(cfg.dataset, cfg.seed)
     return load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)
 
 
@@ -230,7 +231,7 @@ class Job:
     def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None):
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not 1 <= len(configs) <= 2:
-            raise ValueError(f"a job trains 1 or 2 configs, got {len(configs)}")
+            raise ConfigError(f"a job trains 1 or 2 configs, got {len(configs)}")
         datasets = datasets if datasets is not None else {}
         self.runs: list[Run] = []
         for cfg in configs:

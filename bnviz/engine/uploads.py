@@ -23,7 +23,7 @@ Choices, written down:
     and one training image per class when the class has two or more.
   * Naming: the app refers to an upload as ``upload:<first 12 hex digits of the file's SHA-256>``; the
     dataset's ``source`` (file name, SHA-256, size) is saved in every run's metadata.
-Every problem is a `UserDataError` (a ValueError) with a one-line message saying what to change.
+Every problem is a `bnviz.errors.UserDataError` (a ValueError) with a one-line message saying what to change.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserDataError
 from .config import BUILTIN_DATASETS, UPLOAD_PREFIX
 from .data import Dataset
 
@@ -56,13 +57,6 @@ MAX_VALUES = 32_000_000  # images x channels x size x size after resizing: 128 M
 SIZE_RANGE = (4, 64)
 AUTO_SIZE_CAP = 32  # auto size never goes above this: a 64x64 CNN step costs ~16x a 16x16 one
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-class UserDataError(ValueError):
-    """The images cannot be used; the message (one line) says why and what to do."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass

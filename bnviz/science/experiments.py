@@ -37,11 +37,12 @@ from torch import nn
 from torch.func import functional_call
 
 from ..engine.config import RunConfig
-from ..engine.data import BatchStream, DatasetUnavailable
+from ..engine.data import BatchStream
 from ..engine.history import WEIGHT_STATS, History
 from ..engine.models import NoisyBatchNorm
 from ..engine.shift import distribution_drift
 from ..engine.trainer import Job, Run
+from ..errors import DatasetUnavailable
 
 Progress = Callable[[float, str], None] | None
 
