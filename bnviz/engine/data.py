@@ -12,7 +12,7 @@ All images are float32 in [0, 1]; labels are int64.
 Train/test splits: three datasets, three stratified splits, kept apart on purpose because saved runs and tests
 depend on their exact indices: ``digits`` uses scikit-learn's ``train_test_split(stratify=...)`` (seeded),
 ``shapes`` a deterministic interleave of the classes (`_balanced_test_indices`), and uploaded images
-`bnviz.engine.uploads.stratified_split` (a seeded permutation per class, at least one test image per class).
+`bnviz.engine.user_images.stratified_split` (a seeded permutation per class, at least one test image per class).
 For the same labels and seed they pick different images (even different test counts), so one cannot
 replace another without changing every number they produce.
 """

@@ -29,7 +29,7 @@ from ..errors import ServerBusy
 from .config import RunConfig
 from .history import History
 from .trainer import Job, JobSnapshot, stop_all
-from .uploads import UserImages
+from .user_images import UserImages
 
 log = logging.getLogger(__name__)
 
