@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .engine.config import BUILTIN_DATASETS, RunConfig
+from .errors import BnvizError
 
 # CLI flag -> config field, for the flags whose names differ
 FLAG_FIELDS = {"momentum": "bn_momentum", "eval_every": "eval_every"}
@@ -26,11 +27,7 @@ FLAG_FIELDS = {"momentum": "bn_momentum", "eval_every": "eval_every"}
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage first)
-        raise CliError(f"{self.prog}: {message}")
-
-
-class CliError(Exception):
-    pass
+        raise BnvizError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,15 +95,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .engine.data import DatasetUnavailable
     from .engine.trainer import Job
 
     cfg = config_from_args(args)
     out = Path(args.out)
-    try:
-        job = Job(cfg)
-    except DatasetUnavailable as exc:
-        raise CliError(str(exc)) from None
+    job = Job(cfg)
     started = time.perf_counter()
     job.start()
     show = sys.stderr.isatty() and not args.quiet
@@ -121,8 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write("\n")
     run = job.runs[0]
-    if job.status == "error":
-        raise CliError(f"the run failed: {job.error}")
+    if job.status == "error":  # a failure inside the training thread, reported by the job
+        raise BnvizError(f"the run failed: {job.error}")
     summary = run.summary(steps_per_s=run.step / elapsed if elapsed > 0 else 0.0)
     run.history.meta["summary"] = summary
     run.history.save(out)
@@ -151,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         index = figures.write_report(args.directory)
     except (ValueError, OSError) as exc:
-        raise CliError(f"cannot make a report from {args.directory}: {exc}") from None
+        raise BnvizError(f"cannot make a report from {args.directory}: {exc}") from None
     print(f"wrote {index}")
     return 0
 
@@ -167,12 +160,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .engine.data import DatasetUnavailable, download_dataset
+    from .engine.data import download_dataset
 
-    try:
-        folder = download_dataset(args.name, args.data_dir)
-    except (DatasetUnavailable, ValueError) as exc:
-        raise CliError(str(exc)) from None
+    folder = download_dataset(args.name, args.data_dir)
     print(f"{args.name} is ready in {folder}")
     return 0
 
@@ -184,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (CliError, ValueError) as exc:
-        message = " ".join(str(exc).split())
+    except BnvizError as exc:  # a user's mistake: one line, no traceback
+        message = str(exc)
         print(message if message.startswith("python -m bnviz") else f"python -m bnviz: {message}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from . import figures
 from .engine.history import SCALARS, History
 from .engine.recorder import Recorder
 from .engine.targets import LAYER_TYPES, Targets
+from .errors import ConfigError
 
 # w.figure(name) -> the charts builder it calls (see Watch.figure for the keyword arguments)
 FIGURES = ("loss", "distributions", "distribution", "histogram", "percentiles", "saturation", "drift", "gradients",
@@ -52,7 +53,7 @@ class Watch:
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch needs a torch.nn.Module, got {type(model).__name__}")
         if every < 1 or samples < 1:
-            raise ValueError(f"every={every} and samples={samples} must be positive integers")
+            raise ConfigError(f"every={every} and samples={samples} must be positive integers")
         self.model, self.optimizer = model, optimizer
         self.label = label or type(model).__name__
         self.targets = Targets.discover(model, include)
@@ -100,7 +101,7 @@ class Watch:
         """
         unknown = sorted(set(scalars) - set(SCALARS))
         if unknown:
-            raise ValueError(f"w.step() got {', '.join(unknown)}: it records {', '.join(SCALARS)}")
+            raise ConfigError(f"w.step() got {', '.join(unknown)}: it records {', '.join(SCALARS)}")
         scalars["loss"] = loss
         if "lr" not in scalars and self.optimizer is not None:
             scalars["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -153,7 +154,7 @@ class Watch:
             "running_var": lambda: figures.running_vs_batch(h, stat="var", **kw),
         }
         if name not in builders:
-            raise ValueError(f"figure {name!r} is unknown: use one of {', '.join(FIGURES)}")
+            raise ConfigError(f"figure {name!r} is unknown: use one of {', '.join(FIGURES)}")
         return builders[name]()
 
     def figures(self) -> dict:

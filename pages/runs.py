@@ -5,6 +5,7 @@ import streamlit as st
 from bnviz import figures
 from bnviz.engine.jobs import LoadedRuns
 from bnviz.engine.runfile import MAX_ZIP_BYTES, unpack_runs
+from bnviz.errors import RunFileError
 from bnviz.ui.live import download_button
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -29,7 +30,7 @@ upload = st.file_uploader("A bnviz-run.zip downloaded from this app, or a zipped
 if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
     try:
         labels, histories = unpack_runs(upload.getvalue())
-    except ValueError as exc:
+    except RunFileError as exc:
         st.error(f"This file cannot be opened: {exc}")
     else:
         lab.load(LoadedRuns(labels, histories, source=upload.name))

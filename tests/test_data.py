@@ -1,5 +1,5 @@
-"""Tests for bnviz.engine.data. No test touches the network: urlopen is replaced in every test, and the
-file datasets are exercised with tiny IDX / CIFAR files generated here."""
+"""Tests for bnviz.engine.data and bnviz.engine.downloads. No test touches the network: urlopen is replaced in
+every test, and the file datasets are exercised with tiny IDX / CIFAR files generated here."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from bnviz.engine import data
-from bnviz.engine.data import BatchStream, Dataset, DatasetUnavailable, load_dataset
+from bnviz.engine import data, downloads
+from bnviz.engine.config import BUILTIN_DATASETS
+from bnviz.engine.data import BatchStream, Dataset, load_dataset
+from bnviz.errors import BnvizError, DatasetUnavailable
 
 # Class counts of scikit-learn's bundled digits (1,797 images), from its documentation/data file.
 DIGITS_CLASS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
@@ -100,7 +102,7 @@ def sha(path: pathlib.Path) -> str:
 
 def trust(monkeypatch, name: str, folder: pathlib.Path) -> None:
     """Point the module's hash table at the hashes of the generated files."""
-    monkeypatch.setitem(data.SHA256, name, {f: sha(folder / f) for f in data.FILES[name]})
+    monkeypatch.setitem(downloads.SHA256, name, {f: sha(folder / f) for f in downloads.FILES[name]})
 
 
 class FakeURL:
@@ -130,9 +132,9 @@ def leftovers(folder: pathlib.Path) -> list[str]:
 
 
 def test_dataset_name_tables():
-    assert data.DATASETS == ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")
-    assert data.DOWNLOADABLE == ("mnist", "fashion-mnist", "cifar10")
-    assert set(data.FILES) == set(data.SHA256) == set(data.MIRRORS) == set(data.DOWNLOADABLE)
+    assert BUILTIN_DATASETS == ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")
+    assert downloads.DOWNLOADABLE == ("mnist", "fashion-mnist", "cifar10")
+    assert set(downloads.FILES) == set(downloads.SHA256) == set(downloads.MIRRORS) == set(downloads.DOWNLOADABLE)
 
 
 @pytest.mark.parametrize("bad", ["nope", "", "mnist2", None, 3])
@@ -141,7 +143,7 @@ def test_unknown_name_raises_value_error_listing_names(bad):
         load_dataset(bad)
     msg = str(exc.value)
     assert repr(bad) in msg
-    for name in data.DATASETS:
+    for name in BUILTIN_DATASETS:
         assert name in msg
 
 
@@ -163,10 +165,10 @@ def test_bad_arguments_raise_value_error(kwargs):
 
 def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("BNVIZ_DATA_DIR", str(tmp_path / "x"))
-    assert data.default_data_dir() == tmp_path / "x"
+    assert downloads.default_data_dir() == tmp_path / "x"
     monkeypatch.delenv("BNVIZ_DATA_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data.default_data_dir() == tmp_path / "home" / ".cache" / "bnviz"
+    assert downloads.default_data_dir() == tmp_path / "home" / ".cache" / "bnviz"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -400,12 +402,12 @@ def test_parse_idx_known_contents(tmp_path):
     arr = (np.arange(2 * 3 * 4) * 7 % 256).astype(np.uint8).reshape(2, 3, 4)
     blob = idx_bytes(arr)
     assert blob[:4] == b"\x00\x00\x08\x03"
-    assert np.array_equal(data.parse_idx(blob), arr)
+    assert np.array_equal(downloads.parse_idx(blob), arr)
     path = tmp_path / "a.gz"
     path.write_bytes(gzip.compress(blob))
-    assert np.array_equal(data.read_idx_gz(path, ndim=3), arr)
+    assert np.array_equal(downloads.read_idx_gz(path, ndim=3), arr)
     big = np.frombuffer(b"\x00\x00\x0c\x01" + struct.pack(">I", 2) + struct.pack(">ii", -5, 70000), dtype=np.uint8)
-    assert data.parse_idx(big.tobytes()).tolist() == [-5, 70000]
+    assert downloads.parse_idx(big.tobytes()).tolist() == [-5, 70000]
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -418,16 +420,16 @@ def test_parse_idx_known_contents(tmp_path):
 def test_parse_idx_rejects_bad_data(mutate, message):
     blob = idx_bytes(np.zeros((2, 3, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match=message):
-        data.parse_idx(mutate(blob))
+        downloads.parse_idx(mutate(blob))
     with pytest.raises(ValueError, match="dimensions"):
-        data.parse_idx(blob, ndim=1)
+        downloads.parse_idx(blob, ndim=1)
 
 
 def test_read_idx_gz_rejects_truncated_gzip(tmp_path):
     path = tmp_path / "t.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.ones((50, 28, 28), dtype=np.uint8)))[:-20])
     with pytest.raises(ValueError, match="t.gz"):
-        data.read_idx_gz(path)
+        downloads.read_idx_gz(path)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
@@ -462,16 +464,16 @@ def test_idx_dataset_with_inconsistent_counts_is_unavailable(monkeypatch, tmp_pa
 
 def test_parse_cifar_records_channel_order():
     rec = bytes([7]) + bytes(range(256)) * 12  # 3072 pixel bytes
-    x, y = data.parse_cifar_records(rec)
+    x, y = downloads.parse_cifar_records(rec)
     assert y.tolist() == [7] and x.shape == (1, 3, 32, 32)
     flat = np.frombuffer(rec[1:], dtype=np.uint8)
     assert np.array_equal(x[0, 0].ravel(), flat[:1024])       # red plane first, row-major
     assert np.array_equal(x[0, 2].ravel(), flat[2048:])       # blue plane last
     assert x[0, 0, 1, 0] == 32 and x[0, 1, 0, 5] == 5
     with pytest.raises(ValueError, match="records"):
-        data.parse_cifar_records(rec[:-1])
+        downloads.parse_cifar_records(rec[:-1])
     with pytest.raises(ValueError, match="label"):
-        data.parse_cifar_records(bytes([10]) + rec[1:])
+        downloads.parse_cifar_records(bytes([10]) + rec[1:])
 
 
 def test_load_cifar10_from_binary_archive(monkeypatch, tmp_path):
@@ -509,7 +511,7 @@ def test_cifar_archive_missing_batch_or_truncated(monkeypatch, tmp_path):
 
 
 def test_no_pickle_anywhere():
-    source = pathlib.Path(data.__file__).read_text()
+    source = pathlib.Path(downloads.__file__).read_text() + pathlib.Path(data.__file__).read_text()
     assert "import pickle" not in source and "allow_pickle" not in source and "cifar-10-python" not in source
 
 
@@ -519,17 +521,17 @@ def test_no_pickle_anywhere():
 
 
 def test_known_hash_table():
-    for name, files in data.FILES.items():
+    for name, files in downloads.FILES.items():
         for f in files:
-            h = data.SHA256[name][f]
+            h = downloads.SHA256[name][f]
             assert len(h) == 64 and int(h, 16) >= 0
-    # pinned values (see the comment above SHA256 in bnviz/engine/data.py for their provenance)
-    assert data.SHA256["mnist"]["train-images-idx3-ubyte.gz"].startswith("440fcabf73cc546f")
-    assert data.SHA256["fashion-mnist"]["t10k-labels-idx1-ubyte.gz"].startswith("67da17c76eaffca5")
-    assert data.SHA256["cifar10"]["cifar-10-binary.tar.gz"].startswith("c4a38c50a1bc5f3a")
+    # pinned values (see the comment above SHA256 in bnviz/engine/downloads.py for their provenance)
+    assert downloads.SHA256["mnist"]["train-images-idx3-ubyte.gz"].startswith("440fcabf73cc546f")
+    assert downloads.SHA256["fashion-mnist"]["t10k-labels-idx1-ubyte.gz"].startswith("67da17c76eaffca5")
+    assert downloads.SHA256["cifar10"]["cifar-10-binary.tar.gz"].startswith("c4a38c50a1bc5f3a")
 
 
-@pytest.mark.parametrize("name", data.DOWNLOADABLE)
+@pytest.mark.parametrize("name", downloads.DOWNLOADABLE)
 def test_missing_files_raise_one_line_with_directory(tmp_path, name):
     with pytest.raises(DatasetUnavailable) as exc:
         load_dataset(name, data_dir=tmp_path)
@@ -537,9 +539,9 @@ def test_missing_files_raise_one_line_with_directory(tmp_path, name):
     assert "\n" not in msg
     assert str(tmp_path / name) in msg
     assert f"python -m bnviz download {name}" in msg
-    for f in data.FILES[name]:
+    for f in downloads.FILES[name]:
         assert f in msg
-    assert isinstance(exc.value, RuntimeError)
+    assert isinstance(exc.value, BnvizError)  # a ValueError: the CLI and the pages show its message
 
 
 def test_missing_files_use_default_dir_from_env(monkeypatch, tmp_path):
@@ -568,7 +570,7 @@ def _good_payloads(tmp_path, monkeypatch) -> dict:
     src = tmp_path / "source"
     make_idx_files(src)
     trust(monkeypatch, "mnist", src)
-    return {f: (src / f).read_bytes() for f in data.FILES["mnist"]}
+    return {f: (src / f).read_bytes() for f in downloads.FILES["mnist"]}
 
 
 def test_good_download_lands_verified_files(monkeypatch, tmp_path):
@@ -577,10 +579,10 @@ def test_good_download_lands_verified_files(monkeypatch, tmp_path):
     monkeypatch.setattr(urllib.request, "urlopen", fake)
     folder = data.download_dataset("mnist", tmp_path / "dl")
     assert folder == tmp_path / "dl" / "mnist"
-    assert leftovers(folder) == sorted(data.FILES["mnist"])  # no .part files left
+    assert leftovers(folder) == sorted(downloads.FILES["mnist"])  # no .part files left
     for f, payload in payloads.items():
         assert (folder / f).read_bytes() == payload
-    assert fake.calls == [data.MIRRORS["mnist"][0] + f for f in data.FILES["mnist"]]
+    assert fake.calls == [downloads.MIRRORS["mnist"][0] + f for f in downloads.FILES["mnist"]]
     # a second call finds everything verified and downloads nothing
     data.download_dataset("mnist", tmp_path / "dl")
     assert len(fake.calls) == 4
@@ -597,7 +599,7 @@ def test_load_dataset_download_true_fetches(monkeypatch, tmp_path):
 def test_truncated_download_is_deleted_and_never_used(monkeypatch, tmp_path):
     payloads = _good_payloads(tmp_path, monkeypatch)
     cut = dict(payloads)
-    n_mirrors = len(data.MIRRORS["mnist"])
+    n_mirrors = len(downloads.MIRRORS["mnist"])
     cut["train-images-idx3-ubyte.gz"] = [payloads["train-images-idx3-ubyte.gz"][:100]] * n_mirrors
     monkeypatch.setattr(urllib.request, "urlopen", FakeURL(cut))
     with pytest.raises(DatasetUnavailable, match="SHA-256") as exc:
@@ -619,8 +621,8 @@ def test_bad_mirror_falls_back_to_next(monkeypatch, tmp_path):
     monkeypatch.setattr(urllib.request, "urlopen", fake)
     folder = data.download_dataset("mnist", tmp_path / "dl")
     assert (folder / "t10k-images-idx3-ubyte.gz").read_bytes() == payloads["t10k-images-idx3-ubyte.gz"]
-    assert data.MIRRORS["mnist"][1] + "t10k-images-idx3-ubyte.gz" in fake.calls
-    assert leftovers(folder) == sorted(data.FILES["mnist"])
+    assert downloads.MIRRORS["mnist"][1] + "t10k-images-idx3-ubyte.gz" in fake.calls
+    assert leftovers(folder) == sorted(downloads.FILES["mnist"])
 
 
 def test_existing_wrong_file_is_replaced_on_download(monkeypatch, tmp_path):
@@ -640,20 +642,20 @@ def test_existing_wrong_file_is_replaced_on_download(monkeypatch, tmp_path):
 def test_offline_download_raises_dataset_unavailable(monkeypatch, tmp_path):
     _good_payloads(tmp_path, monkeypatch)
     offline = urllib.error.URLError(OSError("Temporary failure in name resolution"))
-    fake = FakeURL({f: offline for f in data.FILES["mnist"]})
+    fake = FakeURL({f: offline for f in downloads.FILES["mnist"]})
     monkeypatch.setattr(urllib.request, "urlopen", fake)
     with pytest.raises(DatasetUnavailable) as exc:
         data.download_dataset("mnist", tmp_path / "dl")
     msg = str(exc.value)
     assert "offline" in msg and "\n" not in msg and str(tmp_path / "dl" / "mnist") in msg
-    assert len(fake.calls) == len(data.MIRRORS["mnist"])  # each mirror tried once, then give up
+    assert len(fake.calls) == len(downloads.MIRRORS["mnist"])  # each mirror tried once, then give up
     assert leftovers(tmp_path / "dl" / "mnist") == []
 
 
 def test_http_error_is_reported_without_offline_hint(monkeypatch, tmp_path):
     _good_payloads(tmp_path, monkeypatch)
     gone = urllib.error.HTTPError("http://x", 404, "Not Found", {}, None)
-    monkeypatch.setattr(urllib.request, "urlopen", FakeURL({f: gone for f in data.FILES["mnist"]}))
+    monkeypatch.setattr(urllib.request, "urlopen", FakeURL({f: gone for f in downloads.FILES["mnist"]}))
     with pytest.raises(DatasetUnavailable, match="HTTP Error 404") as exc:
         data.download_dataset("mnist", tmp_path / "dl")
     assert "offline" not in str(exc.value)
@@ -704,7 +706,7 @@ def test_download_cut_off_halfway_is_never_used_and_a_later_one_is_checked(monke
 
 def test_file_without_known_hash_is_refused(monkeypatch, tmp_path):
     make_idx_files(tmp_path / "mnist")
-    monkeypatch.setitem(data.SHA256, "mnist", {})
+    monkeypatch.setitem(downloads.SHA256, "mnist", {})
     with pytest.raises(DatasetUnavailable, match="no SHA-256"):
         load_dataset("mnist", data_dir=tmp_path)
 

@@ -58,8 +58,8 @@ def test_a_failing_run_is_a_message_for_its_user_and_the_other_users_run_goes_on
     limiter = JobLimiter(2)
     failing, other = Lab(limiter=limiter), Lab(limiter=limiter)
     try:
-        assert other.start([TINY.replace(steps=20_000)]) is None
-        assert failing.start([TINY.replace(steps=20_000)]) is None
+        other.start([TINY.replace(steps=20_000)])
+        failing.start([TINY.replace(steps=20_000)])
         run, real_step = failing.job.runs[0], failing.job.runs[0].train_step
 
         def step(*batch):
@@ -79,7 +79,7 @@ def test_a_failing_run_is_a_message_for_its_user_and_the_other_users_run_goes_on
             assert time.monotonic() < deadline, "the other session's run stopped training"
             time.sleep(0.02)
         assert other.job.status == "running" and other.job.error is None
-        assert failing.start([TINY.replace(steps=5)]) is None  # and the user can simply start again
+        failing.start([TINY.replace(steps=5)])  # and the user can simply start again
         assert failing.job.join(30) and failing.job.status == "finished"
     finally:
         failing.reset()

@@ -16,6 +16,7 @@ import bnviz.engine.jobs as lab_module
 from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab, LoadedRuns
 from bnviz.engine.trainer import Job
+from bnviz.errors import BnvizError, ServerBusy
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
@@ -67,22 +68,23 @@ def test_limiter_capacity_defaults(monkeypatch):
 def test_a_full_server_refuses_with_a_plain_message_until_a_slot_is_stopped(labs):
     limiter = JobLimiter(1)
     first, second = labs(limiter), labs(limiter)
-    assert first.start([LONG]) is None
-    message = second.start([SMALL])
-    assert message is not None and "busy" in message and "1 runs are training" in message
+    first.start([LONG])
+    with pytest.raises(ServerBusy, match="1 runs are training") as refused:
+        second.start([SMALL])
+    assert "busy" in str(refused.value)
     assert second.job is None and limiter.in_use == 1
     first.stop()
     assert first.job.status == "stopped" and limiter.in_use == 0
-    assert second.start([SMALL]) is None
+    second.start([SMALL])
 
 
 def test_a_finished_job_frees_its_slot(labs):
     limiter = JobLimiter(1)
     first, second = labs(limiter), labs(limiter)
-    assert first.start([SMALL]) is None
+    first.start([SMALL])
     assert first.job.join(30) and first.job.status == "finished"
     assert limiter.in_use == 0  # on_done released it without anyone pressing Stop
-    assert second.start([SMALL]) is None
+    second.start([SMALL])
     assert second.job.join(30)
     assert limiter.in_use == 0
 
@@ -90,9 +92,9 @@ def test_a_finished_job_frees_its_slot(labs):
 def test_restarting_keeps_one_slot(labs):
     limiter = JobLimiter(1)
     lab = labs(limiter)
-    assert lab.start([LONG]) is None
+    lab.start([LONG])
     old = lab.job
-    assert lab.start([LONG]) is None  # Start again: the old job is stopped first, the slot is reused
+    lab.start([LONG])  # Start again: the old job is stopped first, the slot is reused
     assert not old.alive and old.status == "stopped" and lab.job is not old
     assert limiter.in_use == 1 and lab.running
 
@@ -108,15 +110,15 @@ def test_restarting_keeps_one_slot(labs):
 def test_start_refuses_invalid_configs_with_a_message(labs, configs, words):
     limiter = JobLimiter(1)
     lab = labs(limiter)
-    message = lab.start(configs)
-    assert isinstance(message, str) and words in message
+    with pytest.raises(BnvizError, match=words):
+        lab.start(configs)
     assert lab.job is None and not lab.running and limiter.in_use == 0  # the slot was given back
 
 
 def test_reset_stops_the_thread_and_forgets(labs):
     limiter = JobLimiter(1)
     lab = labs(limiter)
-    assert lab.start([LONG, LONG.replace(norm="none")], ["BN", "no BN"]) is None
+    lab.start([LONG, LONG.replace(norm="none")], ["BN", "no BN"])
     job = lab.job
     wait_until(lambda: job.step > 0)
     lab.reset()
@@ -127,7 +129,7 @@ def test_reset_stops_the_thread_and_forgets(labs):
 
 def test_stop_keeps_what_was_recorded(labs):
     lab = labs(JobLimiter(1))
-    assert lab.start([LONG]) is None
+    lab.start([LONG])
     wait_until(lambda: lab.job.step >= 3)
     lab.stop()
     labels, histories = lab.histories()
@@ -136,7 +138,7 @@ def test_stop_keeps_what_was_recorded(labs):
 
 def test_load_replaces_the_job_and_histories_come_from_the_file(labs):
     lab = labs(JobLimiter(1))
-    assert lab.start([SMALL]) is None
+    lab.start([SMALL])
     assert lab.job.join(30)
     history = lab.histories()[1][0]
     lab.load(LoadedRuns(["saved"], [history], source="x.zip"))
@@ -149,7 +151,7 @@ def test_threads_are_capped_so_jobs_times_threads_fit_the_cores(labs, monkeypatc
     monkeypatch.setattr(lab_module, "available_cores", lambda: cores)
     lab = labs(JobLimiter(capacity))
     greedy = SMALL.replace(threads=64)
-    assert lab.start([greedy, greedy.replace(norm="none")]) is None
+    lab.start([greedy, greedy.replace(norm="none")])
     threads = [run.cfg.threads for run in lab.job.runs]
     assert lab.job.threads == max(threads) == cores // capacity  # a full server: capacity x threads == cores
     assert capacity * lab.job.threads <= cores
@@ -159,7 +161,7 @@ def test_threads_are_capped_so_jobs_times_threads_fit_the_cores(labs, monkeypatc
 def test_threads_never_go_below_one(labs, monkeypatch):
     monkeypatch.setattr(lab_module, "available_cores", lambda: 2)
     lab = labs(JobLimiter(4))
-    assert lab.start([SMALL]) is None
+    lab.start([SMALL])
     assert lab.job.threads == 1
     assert lab.job.join(30)
 
@@ -167,7 +169,7 @@ def test_threads_never_go_below_one(labs, monkeypatch):
 def test_a_slow_old_job_does_not_free_the_new_jobs_slot(labs):
     limiter = JobLimiter(1)
     lab = labs(limiter)
-    assert lab.start([LONG]) is None
+    lab.start([LONG])
     old = lab.job
     gate, entered = threading.Event(), threading.Event()
     run, real_step = old.runs[0], old.runs[0].train_step
@@ -180,17 +182,18 @@ def test_a_slow_old_job_does_not_free_the_new_jobs_slot(labs):
     run.train_step = slow_step
     assert entered.wait(5)
     old.stop = lambda wait=None: Job.stop(old, wait=0.05)
-    assert lab.start([LONG]) is None  # Start again while the old step is still running
+    lab.start([LONG])  # Start again while the old step is still running
     gate.set()
     assert old.join(5)
     assert lab.running and limiter.in_use == 1  # the new job still holds the slot
-    assert labs(limiter).start([SMALL]) is not None  # so a second session is still refused
+    with pytest.raises(ServerBusy):  # so a second session is still refused
+        labs(limiter).start([SMALL])
 
 
 def test_start_returns_once_step_zero_is_recorded(labs):
     """The page drawn right after Start shows step 0 already (no empty poll before the first chart)."""
     lab = labs(JobLimiter(2))
-    assert lab.start([LONG, LONG.replace(norm="none")]) is None
+    lab.start([LONG, LONG.replace(norm="none")])
     labels, histories = lab.histories()
     assert all(len(h) >= 1 and h.steps[0] == 0 for h in histories)
     lab.stop()
@@ -203,7 +206,7 @@ def test_interpreter_exit_stops_running_jobs_cleanly():
             "from bnviz.engine.config import RunConfig\n"
             "from bnviz.engine.jobs import JobLimiter, Lab\n"
             "lab = Lab(limiter=JobLimiter(1))\n"
-            "assert lab.start([RunConfig(width=4, depth=2, steps=20_000)]) is None\n"
+            "lab.start([RunConfig(width=4, depth=2, steps=20_000)])\n"
             "while lab.job.step < 2:\n"
             "    time.sleep(0.01)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)

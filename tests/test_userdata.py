@@ -15,11 +15,13 @@ from PIL import Image
 from test_app import labs, open_page  # noqa: F401 - the app-test fixture and helper, reused
 
 from bnviz.cli import main
-from bnviz.engine import uploads as userdata
+from bnviz.engine import user_images
 from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab
 from bnviz.engine.trainer import Job
-from bnviz.engine.uploads import UserDataError, parse_upload, read_user_data, stratified_split
+from bnviz.engine.uploads import parse_upload, read_user_data
+from bnviz.engine.user_images import stratified_split
+from bnviz.errors import UserDataError
 
 COLOURS = {"blue": (20, 40, 230), "green": (30, 200, 40), "red": (220, 30, 30)}
 
@@ -165,24 +167,24 @@ def test_no_classes_one_class_empty_class():
 
 
 def test_too_many_images_classes_and_bytes(monkeypatch):
-    monkeypatch.setattr(userdata, "MAX_IMAGES", 20)
+    monkeypatch.setattr(user_images, "MAX_IMAGES", 20)
     refused("many.zip", zip_of(class_files()), "24 images", "limit is 20")
     refused("many.npz", npz_of(x=np.zeros((24, 8, 8), np.uint8), y=np.arange(24) % 3), "limit is 20")
-    monkeypatch.setattr(userdata, "MAX_CLASSES", 2)
+    monkeypatch.setattr(user_images, "MAX_CLASSES", 2)
     refused("k.npz", npz_of(x=np.zeros((6, 8, 8), np.uint8), y=np.arange(6) % 3), "3 classes", "limit is 2")
-    monkeypatch.setattr(userdata, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(user_images, "MAX_FILE_BYTES", 1000)
     refused("big.zip", zip_of(class_files()), "MB; the limit is")
 
 
 def test_zip_bomb_and_pixel_limits(monkeypatch):
     bomb = zip_of({"a/x.png": png(), "b/zeros.png": bytes(50_000_000)})  # 50 MB of zeros compress to ~50 kB
-    monkeypatch.setattr(userdata, "MAX_UNPACKED_BYTES", 10_000_000)
+    monkeypatch.setattr(user_images, "MAX_UNPACKED_BYTES", 10_000_000)
     refused("bomb.zip", bomb, "unpacks to more than")
-    monkeypatch.setattr(userdata, "MAX_IMAGE_PIXELS", 80)
+    monkeypatch.setattr(user_images, "MAX_IMAGE_PIXELS", 80)
     files = class_files()
     files["red/huge.png"] = png(size=(10, 10))
     assert parse_upload("h.zip", zip_of(files)).skipped == 1  # 100 pixels > 80: skipped, not decoded
-    monkeypatch.setattr(userdata, "MAX_VALUES", 1000)
+    monkeypatch.setattr(user_images, "MAX_VALUES", 1000)
     refused("v.zip", zip_of(class_files()), "pixel values", "smaller image size")
 
 
@@ -282,7 +284,7 @@ def test_a_run_on_uploaded_images_learns_and_says_what_it_trained_on(engine_one_
     lab = Lab(limiter=JobLimiter(1))
     ref = lab.add_upload(images)
     cfg = RunConfig(dataset=ref, steps=100, batch_size=8, width=8, depth=2, eval_every=50, lr=0.05, samples=64)
-    assert lab.start([cfg]) is None
+    lab.start([cfg])
     lab.job.join(60)
     run = lab.job.runs[0]
     assert run.status == "finished" and run.final_test_acc > 0.9  # chance is 1/3
@@ -295,8 +297,8 @@ def test_lab_keeps_the_newest_two_uploads_and_explains_a_missing_one():
     lab = Lab(limiter=JobLimiter(1))
     refs = [lab.add_upload(parse_upload(f"{i}.zip", zip_of(class_files(per_class=2 + i)))) for i in range(3)]
     assert list(lab.uploads) == refs[1:]
-    message = lab.start([RunConfig(dataset=refs[0], batch_size=2)])
-    assert "not available" in message and "upload it again" in message
+    with pytest.raises(UserDataError, match="not available.*upload it again"):
+        lab.start([RunConfig(dataset=refs[0], batch_size=2)])
     with pytest.raises(ValueError, match="12 hex"):
         RunConfig(dataset="upload:xyz").validate()
 

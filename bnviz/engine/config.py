@@ -1,6 +1,6 @@
 """Every knob of a training run, in one validated dataclass.
 
-`RunConfig.validate()` raises `ValueError` naming the field, the value and what is allowed;
+`RunConfig.validate()` raises `ConfigError` (a `ValueError`) naming the field, the value and what is allowed;
 the app, the CLI and the Python API all go through it, so a bad value never reaches torch.
 """
 
@@ -10,6 +10,8 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field, fields
+
+from ..errors import ConfigError
 
 MODELS = ("cnn", "mlp")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -70,7 +72,7 @@ class RunConfig:
     extra: dict = field(default_factory=dict, repr=False)  # reserved for forward compatibility; must be empty
 
     def validate(self) -> RunConfig:
-        """Raise ValueError on the first out-of-range or inconsistent field; return self when valid."""
+        """Raise ConfigError on the first out-of-range or inconsistent field; return self when valid."""
         _check_choice("model", self.model, MODELS)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("norm", self.norm, NORMS)
@@ -79,14 +81,14 @@ class RunConfig:
         _check_choice("bn_impl", self.bn_impl, BN_IMPLS)
         _check_choice("init", self.init, INITS)
         if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise ValueError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(BUILTIN_DATASETS)} "
+            raise ConfigError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(BUILTIN_DATASETS)} "
                              "or a path to your own image folder or file")
         if self.dataset.startswith(UPLOAD_PREFIX):
             if not UPLOAD_REF.fullmatch(self.dataset):
-                raise ValueError(f"dataset={self.dataset!r} is not allowed: an uploaded image set is named "
+                raise ConfigError(f"dataset={self.dataset!r} is not allowed: an uploaded image set is named "
                                  f"{UPLOAD_PREFIX}<first 12 hex digits of its SHA-256>")
         elif self.dataset not in BUILTIN_DATASETS and not _looks_like_path(self.dataset):
-            raise ValueError(f"dataset={self.dataset!r} is unknown: use one of {', '.join(BUILTIN_DATASETS)} "
+            raise ConfigError(f"dataset={self.dataset!r} is unknown: use one of {', '.join(BUILTIN_DATASETS)} "
                              "or a path to your own image folder or file")
         for name, (lo, hi) in LIMITS.items():
             _check_int(name, getattr(self, name), lo, hi)
@@ -102,22 +104,22 @@ class RunConfig:
         _check_float("init_scale", self.init_scale, low=0.0, low_open=True, high=100.0)
         _check_float("difficulty", self.difficulty, low=0.0, high=1.0)
         if self.norm == "group" and self.width % self.groups:
-            raise ValueError(f"groups={self.groups} is not allowed: it must divide width={self.width}")
+            raise ConfigError(f"groups={self.groups} is not allowed: it must divide width={self.width}")
         if self.norm == "instance" and self.model == "mlp":
-            raise ValueError("norm='instance' is not allowed with model='mlp': an MLP unit has a single value per "
+            raise ConfigError("norm='instance' is not allowed with model='mlp': an MLP unit has a single value per "
                              "sample, so instance normalization would divide by zero; use a cnn or another norm")
         if self.norm in ("batch", "batch-noisy") and self.batch_size < 2:
-            raise ValueError(f"batch_size={self.batch_size} is not allowed with norm={self.norm!r}: batch norm needs "
+            raise ConfigError(f"batch_size={self.batch_size} is not allowed with norm={self.norm!r}: batch norm needs "
                              "at least 2 values per channel in training (use batch_size >= 2)")
         if self.bn_impl == "scratch" and self.norm not in ("batch", "batch-noisy"):
-            raise ValueError(f"bn_impl='scratch' is not allowed with norm={self.norm!r}: it only replaces batch norm")
+            raise ConfigError(f"bn_impl='scratch' is not allowed with norm={self.norm!r}: it only replaces batch norm")
         for name in ("eval_every", "ics_every"):  # measured on recorded steps only: keep them on the grid
             value = getattr(self, name)
             if self.record_every > 1 and value % self.record_every:
-                raise ValueError(f"{name}={value} is not allowed with record_every={self.record_every}: it must be "
+                raise ConfigError(f"{name}={value} is not allowed with record_every={self.record_every}: it must be "
                                  "a multiple of record_every, or those measurements would not be recorded")
         if self.extra:
-            raise ValueError(f"extra={self.extra!r} is not allowed: unknown settings {sorted(self.extra)}")
+            raise ConfigError(f"extra={self.extra!r} is not allowed: unknown settings {sorted(self.extra)}")
         return self
 
     @property
@@ -135,13 +137,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
-        """Build from a plain dict (JSON, URL). Unknown keys raise ValueError; values are type-checked."""
+        """Build from a plain dict (JSON, URL). Unknown keys raise ConfigError; values are type-checked."""
         if not isinstance(data, dict):
-            raise ValueError(f"config must be a mapping, got {type(data).__name__}")
+            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
         unknown = sorted(set(data) - set(known), key=repr)  # keys of mixed types (JSON has only text) sort too
         if unknown:
-            raise ValueError(f"unknown config field(s) {unknown}: allowed are {sorted(known)}")
+            raise ConfigError(f"unknown config field(s) {unknown}: allowed are {sorted(known)}")
         kwargs = {}
         for name, value in data.items():
             kwargs[name] = _coerce(name, value, type(getattr(cls(), name)))
@@ -150,24 +152,24 @@ class RunConfig:
 
 def _coerce(name, value, kind):
     if kind is bool or isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} is not allowed: expected a {kind.__name__}")
+        raise ConfigError(f"{name}={value!r} is not allowed: expected a {kind.__name__}")
     if kind is int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, int):
             return value
-        raise ValueError(f"{name}={value!r} is not allowed: expected a whole number")
+        raise ConfigError(f"{name}={value!r} is not allowed: expected a whole number")
     if kind is float:
         if isinstance(value, (int, float)):
             try:
                 return float(value)
             except OverflowError:  # an int too large for a float (JSON allows any number of digits)
-                raise ValueError(f"{name}={value!r} is not allowed: expected a finite number") from None
-        raise ValueError(f"{name}={value!r} is not allowed: expected a number")
+                raise ConfigError(f"{name}={value!r} is not allowed: expected a finite number") from None
+        raise ConfigError(f"{name}={value!r} is not allowed: expected a number")
     if kind is str:
         if isinstance(value, str):
             return value
-        raise ValueError(f"{name}={value!r} is not allowed: expected text")
+        raise ConfigError(f"{name}={value!r} is not allowed: expected text")
     return value
 
 
@@ -177,14 +179,14 @@ def _looks_like_path(text: str) -> bool:
 
 def _check_choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
+        raise ConfigError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
 
 
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value!r} is not allowed: expected a whole number from {lo} to {hi}")
+        raise ConfigError(f"{name}={value!r} is not allowed: expected a whole number from {lo} to {hi}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name}={value} is not allowed: it must be from {lo} to {hi}")
+        raise ConfigError(f"{name}={value} is not allowed: it must be from {lo} to {hi}")
 
 
 def _finite(value) -> bool:
@@ -196,10 +198,10 @@ def _finite(value) -> bool:
 
 def _check_float(name, value, *, low, high, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-        raise ValueError(f"{name}={value!r} is not allowed: expected a finite number")
+        raise ConfigError(f"{name}={value!r} is not allowed: expected a finite number")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:
         lo_txt = f"> {low}" if low_open else f">= {low}"
         hi_txt = f"< {high}" if high_open else f"<= {high}"
-        raise ValueError(f"{name}={value} is not allowed: it must be {lo_txt} and {hi_txt}")
+        raise ConfigError(f"{name}={value} is not allowed: it must be {lo_txt} and {hi_txt}")

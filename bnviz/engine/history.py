@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import RunFileError
+
 FORMAT_VERSION = 1
 SCALARS = ("loss", "train_acc", "lr", "test_acc", "test_acc_train_mode")
 ACT_STATS = ("mean", "std", "p15", "p50", "p85", "min", "max",
@@ -269,17 +271,18 @@ class History:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, max_bytes: int = MAX_LOAD_BYTES) -> History:
-        """Read a directory written by `save`; any missing, oversized or malformed part raises ValueError.
+        """Read a directory written by `save`; any missing, oversized or malformed part raises RunFileError.
         `max_bytes` bounds the memory the loaded history may take (its capacity times the layout's row size)."""
         src = Path(directory)
         try:
             info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
+            raise RunFileError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
         if not isinstance(info, dict) or info.get("format") != "bnviz-history":
-            raise ValueError("not a bnviz run: run.json has no 'format: bnviz-history'")
+            raise RunFileError("not a bnviz run: run.json has no 'format: bnviz-history'")
         if info.get("version") != FORMAT_VERSION:
-            raise ValueError(f"run.json has format version {info.get('version')!r}; this bnviz reads {FORMAT_VERSION}")
+            raise RunFileError(f"run.json has format version {info.get('version')!r}; "
+                               f"this bnviz reads {FORMAT_VERSION}")
         try:
             layout = _layout_from_json(info["layout"])
             n = int(info["n"])
@@ -287,11 +290,14 @@ class History:
             stride = max(1, int(info.get("stride", 1)))
             records = max(n, int(info.get("records", n)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"run.json is malformed: {exc}") from None
+            raise RunFileError(f"run.json is malformed: {exc}") from None
         if n < 0 or capacity * layout.row_bytes() > max_bytes:
-            raise ValueError(f"run.json is malformed: n={n} and capacity={capacity} would need "
+            raise RunFileError(f"run.json is malformed: n={n} and capacity={capacity} would need "
                              f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
-        history = cls(layout, capacity=capacity)
+        try:
+            history = cls(layout, capacity=capacity)
+        except ValueError as exc:  # an odd capacity
+            raise RunFileError(str(exc)) from None
         arrays = _read_npz(src / "arrays.npz")
         hists = _read_npz(src / "histograms.npz")
         arrays["act_hist"], arrays["grad_hist"] = hists.get("act_hist"), hists.get("grad_hist")
@@ -299,11 +305,11 @@ class History:
             arr = arrays.get(name)
             if arr is None or arr.shape != (n, *shape) or arr.dtype.kind not in "fiu":
                 got = None if arr is None else arr.shape
-                raise ValueError(f"run file is damaged: {name} should have shape {(n, *shape)}, found {got}")
+                raise RunFileError(f"run file is damaged: {name} should have shape {(n, *shape)}, found {got}")
             history.data[name][:n] = arr.astype(dtype)
         edges = hists.get("act_edges")
         if edges is None or edges.shape != history.hist_edges.shape:
-            raise ValueError("run file is damaged: histogram edges missing or of the wrong shape")
+            raise RunFileError("run file is damaged: histogram edges missing or of the wrong shape")
         history.hist_edges[:] = edges
         history.n = n
         history.stride = stride
@@ -317,7 +323,7 @@ class History:
 
 def _layout_from_json(obj) -> Layout:
     if not isinstance(obj, dict):
-        raise ValueError("layout is not a mapping")
+        raise RunFileError("layout is not a mapping")
     layout = Layout(
         layers=[str(x) for x in obj["layers"]],
         probes=[(int(a), str(b)) for a, b in obj["probes"]],
@@ -327,33 +333,33 @@ def _layout_from_json(obj) -> Layout:
         bins=int(obj.get("bins", 64)),
     )
     if not 2 <= layout.bins <= 4096 or len(layout.layers) > 10_000 or len(layout.probes) > 100_000:
-        raise ValueError("layout sizes out of range")
+        raise RunFileError("layout sizes out of range")
     if any(not 0 <= layer < len(layout.layers) for layer, _ in layout.probes):
-        raise ValueError("a probe names a layer that does not exist")
+        raise RunFileError("a probe names a layer that does not exist")
     if len(layout.act_kinds) != len(layout.probes) or layout.n_channels > 10_000_000:
-        raise ValueError("layout sizes do not match")
+        raise RunFileError("layout sizes do not match")
     return layout
 
 
 def _read_limited(path: Path) -> bytes:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise ValueError(f"{path.name} is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        raise RunFileError(f"{path.name} is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
     return path.read_bytes()
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
-        raise ValueError(f"run file is damaged: {path.name} is missing")
+        raise RunFileError(f"run file is damaged: {path.name} is missing")
     _read_limited(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:  # object arrays need pickle: refused
-        raise ValueError(f"{path.name} was refused: {exc}") from None
+        raise RunFileError(f"{path.name} was refused: {exc}") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError,
             RuntimeError, MemoryError) as exc:  # truncated or tampered file (or one claiming an absurd array size)
-        raise ValueError(f"{path.name} is damaged or not an NPZ file ({exc.__class__.__name__})") from None
+        raise RunFileError(f"{path.name} is damaged or not an NPZ file ({exc.__class__.__name__})") from None
 
 
 def _jsonable(obj):

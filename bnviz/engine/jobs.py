@@ -3,7 +3,7 @@
 A `Lab` owns at most one `Job` (a single run or a twin pair), optionally runs re-opened from files, and the image
 sets uploaded in this session (the newest two; configs name them `upload:<hash>`). The UI keeps
 one Lab per browser session and stops it when the session goes away. `JobLimiter` is shared by all sessions of a
-server: when every slot is taken, `Lab.start` refuses with a plain "busy" message instead of overloading the CPU.
+server: when every slot is taken, `Lab.start` raises `ServerBusy` instead of overloading the CPU.
 
 Threads: a job gets `cores // capacity` torch threads (at least 1), so with the default capacity (one job per core)
 jobs x threads <= cores. Each worker calls `torch.set_num_threads` at its start. With the OpenMP backend of the CPU
@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 
 from ..errors import ServerBusy
 from .config import RunConfig
-from .data import DatasetUnavailable
 from .history import History
 from .trainer import Job, JobSnapshot, stop_all
-from .uploads import UserImages
+from .user_images import UserImages
 
 log = logging.getLogger(__name__)
 
@@ -133,26 +132,24 @@ class Lab:
         return {(c.dataset, c.seed, c.difficulty): self.uploads[c.dataset].to_dataset(c.seed)
                 for c in configs if c.dataset in self.uploads}
 
-    def start(self, configs: list[RunConfig], labels: list[str] | None = None) -> str | None:
-        """Stop any current job and start a new one; return None, or a plain message saying why not."""
+    def start(self, configs: list[RunConfig], labels: list[str] | None = None) -> None:
+        """Stop any current job and start a new one. Raises ServerBusy when every slot is taken, and another
+        BnvizError when a setting or the data cannot be used; then no job runs and no slot is held."""
         self.stop()
-        if not self.limiter.try_acquire(id(self)):
-            return (f"The server is busy: {self.limiter.capacity} runs are training already. "
-                    "Try again in a minute, or ask your teacher to raise BNVIZ_MAX_JOBS.")
+        self.limiter.claim(id(self))
         try:
             threads = max(1, available_cores() // self.limiter.capacity)  # jobs x threads <= cores
             configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
             job = Job(configs, datasets=self._user_datasets(configs))
-        except (ValueError, DatasetUnavailable) as exc:
+        except BaseException:
             self.limiter.release(id(self))
-            return str(exc)
+            raise
         job.on_done = lambda: self._finished(job)
         self.job = job
         self.labels = list(labels or RUN_LABELS[: len(configs)])
         self.loaded = None
         job.start()
         job.wait_for_data(FIRST_DATA_WAIT)  # the page drawn next already shows step 0
-        return None
 
     def _finished(self, job: Job) -> None:
         if job is self.job:  # an old job ending late must not free the slot of its successor

@@ -15,8 +15,6 @@ from torch import nn
 
 from .config import RunConfig
 
-STAGES = ("pre", "norm", "act")
-
 # Santurkar et al. (2018), section 2.1: per layer and step mu ~ U(-0.5, 0.5), sigma ~ U(1, 1.25);
 # per element m ~ U(mu - 0.1, mu + 0.1) and s ~ N(sigma, 0.1).
 NOISE_MEAN_RANGE = (-0.5, 0.5)

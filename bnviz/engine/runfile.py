@@ -4,7 +4,7 @@ Layout inside the zip: `<label>/run.json`, `<label>/arrays.npz`, ... one folder 
 them, plus `bnviz-runs.json` naming the folders in order. A zip of one run folder without that file (a folder
 written by `python -m bnviz run` or by `bnviz.watch`'s `w.save`, zipped) opens as a single run. Opening checks the
 size, every member's name and size, and then each folder with History.load, which refuses pickled arrays; anything
-off is a ValueError with a message.
+off is a RunFileError (a ValueError) with a message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from ..errors import RunFileError
 from .history import History
 
 MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
@@ -45,24 +46,24 @@ def pack_runs(labels: list[str], histories: list[History]) -> bytes:
 
 
 def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
-    """Labels and histories from a zip made by `pack_runs`; ValueError (with a plain message) otherwise."""
+    """Labels and histories from a zip made by `pack_runs`; RunFileError (with a plain message) otherwise."""
     if len(data) > MAX_ZIP_BYTES:
-        raise ValueError(f"the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB")
+        raise RunFileError(f"the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise ValueError("this is not a bnviz run file (not a zip archive)") from None
+        raise RunFileError("this is not a bnviz run file (not a zip archive)") from None
     with zf:
         try:
             return _unpack(zf)
         except (zipfile.BadZipFile, zlib.error, EOFError, RecursionError, UnicodeDecodeError):
-            raise ValueError("the run file is damaged") from None
+            raise RunFileError("the run file is damaged") from None
 
 
 def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
     infos = zf.infolist()
     if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
-        raise ValueError("the zip file is too large once unpacked")
+        raise RunFileError("the zip file is too large once unpacked")
     names = {i.filename for i in infos}
     if MANIFEST not in names:  # a zipped run folder (History.save, bnviz.watch's w.save, `python -m bnviz run`)
         return _unpack_folder(zf, infos)
@@ -70,16 +71,16 @@ def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
         manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
         folders, labels = list(manifest["runs"]), list(manifest["labels"])
     except (KeyError, ValueError, TypeError):
-        raise ValueError(f"this is not a bnviz run file ({MANIFEST} is unreadable)") from None
+        raise RunFileError(f"this is not a bnviz run file ({MANIFEST} is unreadable)") from None
     if not 1 <= len(folders) <= 4 or len(labels) != len(folders):
-        raise ValueError("the run file lists no runs, or too many")
+        raise RunFileError("the run file lists no runs, or too many")
     if not all(isinstance(f, str) and SAFE_NAME.fullmatch(f) for f in folders + labels) or \
             len(set(folders)) != len(folders):
-        raise ValueError("the run file has unexpected run names")
+        raise RunFileError("the run file has unexpected run names")
     expected = {MANIFEST} | {f"{folder}/{name}" for folder in folders for name in ALLOWED_FILES}
     stray = [i.filename for i in infos if i.filename not in expected]
     if stray:
-        raise ValueError(f"unexpected file {stray[0]!r} in the run file")
+        raise RunFileError(f"unexpected file {stray[0]!r} in the run file")
     return labels, [_load_folder(zf, infos, folder + "/") for folder in folders]
 
 
@@ -88,14 +89,14 @@ def _unpack_folder(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> tuple[l
     files = [i for i in infos if not i.is_dir()]
     runs = [i.filename for i in files if i.filename.rsplit("/", 1)[-1] == "run.json"]
     if len(runs) != 1:
-        raise ValueError(f"this is not a bnviz run file (no {MANIFEST}, and not one zipped run folder)")
+        raise RunFileError(f"this is not a bnviz run file (no {MANIFEST}, and not one zipped run folder)")
     folder = runs[0][: -len("run.json")]  # "" or "name/"
     if folder and not SAFE_NAME.fullmatch(folder.rstrip("/")):
-        raise ValueError("the run file has unexpected run names")
+        raise RunFileError("the run file has unexpected run names")
     stray = [i.filename for i in files if not i.filename.startswith(folder)
              or i.filename[len(folder):] not in ALLOWED_FILES]
     if stray:
-        raise ValueError(f"unexpected file {stray[0]!r} in the run file")
+        raise RunFileError(f"unexpected file {stray[0]!r} in the run file")
     history = _load_folder(zf, files, folder)
     label = history.meta.get("label")
     label = label if isinstance(label, str) and SAFE_NAME.fullmatch(label) else folder.rstrip("/") or "run"

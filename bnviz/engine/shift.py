@@ -66,7 +66,7 @@ def distribution_drift(history: History, reference: str = "previous") -> dict[st
 
 def relative_drift(history: History, reference: str, rows: np.ndarray, probes: list[int]) -> np.ndarray:
     """`distribution_drift(history, reference)["w1_rel"][rows][:, probes]`, computed for those rows and probes only
-    (the full computation over every row and probe costs ~75 ms on a 2,000-row history; a live page needs a few)."""
+    (a live page needs a few rows and probes, not the full computation over all of them)."""
     rows = np.asarray(rows, dtype=np.intp)
     ref = np.zeros_like(rows) if reference == "first" else np.maximum(rows - 1, 0)
     hist_col, stats_col = history.column("act_hist"), history.column("act_stats")

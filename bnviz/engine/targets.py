@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..errors import ConfigError
 from . import batchnorm
 
 # what `Targets.discover` looks for, by module type
@@ -87,7 +88,7 @@ class Targets:
 
         include: keep only some modules, before grouping: a callable `include(name, module) -> bool`, or a list
         of module paths, each meaning that module and everything inside it (`["layer1", "fc"]`). An unknown
-        path is a ValueError; so is a model in which nothing is found.
+        path is a ConfigError (a ValueError); so is a model in which nothing is found.
         """
         keep = _module_filter(model, include)
         groups: list[dict[str, tuple[str, nn.Module]]] = []
@@ -105,7 +106,7 @@ class Targets:
             elif isinstance(module, ACTIVATION_TYPES) and open_group is not None and "act" not in open_group:
                 open_group["act"] = (name, module)
         if not groups:
-            raise ValueError(f"found no conv, linear or normalization layer in {type(model).__name__}"
+            raise ConfigError(f"found no conv, linear or normalization layer in {type(model).__name__}"
                              + (" among the included modules" if include is not None else ""))
         layers, probes, norms, weights = [], [], [], []
         for i, group in enumerate(groups):
@@ -131,7 +132,7 @@ def _module_filter(model: nn.Module, include) -> Callable[[str, nn.Module], bool
     names = {name for name, _ in model.named_modules() if name}
     unknown = [w for w in wanted if w not in names]
     if unknown:
-        raise ValueError(f"include names modules that {type(model).__name__} does not have: "
+        raise ConfigError(f"include names modules that {type(model).__name__} does not have: "
                          f"{', '.join(map(repr, unknown))}; its modules are {', '.join(sorted(names)[:12])}"
                          + (", ..." if len(names) > 12 else ""))
     return lambda name, module: any(name == w or name.startswith(w + ".") for w in wanted)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import uploads as userdata
+from ..errors import ConfigError
+from . import uploads
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .history import History
@@ -178,8 +179,8 @@ class Run:
 
 def load_for(cfg: RunConfig) -> Dataset:
     """The dataset `cfg` names: built in (bnviz.engine.data), or your own images (bnviz.engine.uploads)."""
-    if userdata.is_user_data(cfg.dataset):
-        return userdata.load_for_config(cfg.dataset, cfg.seed)
+    if uploads.is_user_data(cfg.dataset):
+        return uploads.load_for_config(cfg.dataset, cfg.seed)
     return load_dataset(cfg.dataset, cfg.seed, difficulty=cfg.difficulty)
 
 
@@ -230,7 +231,7 @@ class Job:
     def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None):
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not 1 <= len(configs) <= 2:
-            raise ValueError(f"a job trains 1 or 2 configs, got {len(configs)}")
+            raise ConfigError(f"a job trains 1 or 2 configs, got {len(configs)}")
         datasets = datasets if datasets is not None else {}
         self.runs: list[Run] = []
         for cfg in configs:
@@ -246,13 +247,16 @@ class Job:
             self.streams.append(shared or BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed))
         self.steps = max(r.cfg.steps for r in self.runs)
         self.threads = max(r.cfg.threads for r in self.runs)
-        self._pause = threading.Event()
+        self._unpaused = threading.Event()  # cleared by pause; set by resume and by stop, so the worker wakes
+        self._unpaused.set()
         self._stop = threading.Event()
         self._first_data = threading.Event()  # set once the first step's statistics are in the histories
         self._thread: threading.Thread | None = None
         self._lr_request: float | None = None
         self._times: deque = deque(maxlen=64)
         self.status = "ready"
+        # How the worker thread reports a failure ("Type: message", status "error"): it cannot raise to the page that
+        # started it, so the page reads this from a snapshot. Mistakes found before the thread starts are raised.
         self.error: str | None = None
         self.step = 0
         self.on_done = None  # called (no arguments) by the worker when training ends, however it ends
@@ -271,19 +275,19 @@ class Job:
 
     def pause(self) -> None:
         if self.status == "running":
-            self._pause.set()
+            self._unpaused.clear()
             self.status = "paused"
             if not self.alive:  # it finished meanwhile: report how it ended, not "paused"
                 self.status = _job_status(self.runs)
 
     def resume(self) -> None:
         if self.status == "paused":
-            self._pause.clear()
+            self._unpaused.set()
             self.status = "running"
 
     def stop(self, wait: float | None = 5.0) -> None:
         self._stop.set()
-        self._pause.clear()
+        self._unpaused.set()
         if self._thread is not None and wait:
             self._thread.join(wait)
 
@@ -330,60 +334,90 @@ class Job:
 
     # ---- worker ---------------------------------------------------------------------------------------------
     def _work(self) -> None:
+        """The worker: train every run to its end, or until stop. It runs in its own thread, so a failure cannot be
+        raised to the page that started the job: it is caught, and reported as `self.error` and status "error",
+        which the next snapshot carries to the page."""
+        self._begin()
+        try:
+            self._train_until_done()
+            self._end_runs()
+        except Exception as exc:  # shown to this user as a message; the server keeps serving everyone else
+            self._fail(exc)
+        finally:
+            self._after()
+
+    def _begin(self) -> None:
         torch.set_num_threads(self.threads)
         self.status = "running" if self.status in ("ready", "running") else self.status
         for run in self.runs:
             run.status = "running"
+
+    def _train_until_done(self) -> None:
+        """Step every run that is not done until none is left or stop is asked; wait (no polling) while paused."""
         last_flush = -math.inf  # the first step is handed over at once: a page can draw step 0 right away
-        try:
-            while not self._stop.is_set():
-                if self._pause.is_set():
-                    for run in self.runs:
-                        if run.recorder is not None:
-                            run.recorder.flush()  # a paused page shows every step so far
-                    time.sleep(0.02)
-                    continue
-                active = [(run, stream) for run, stream in zip(self.runs, self.streams) if not run.done]
-                if not active:
-                    break
-                if self._lr_request is not None:
-                    for run in self.runs:
-                        run.set_lr(self._lr_request)
-                    self._lr_request = None
-                batches = {}
-                for run, stream in active:
-                    if id(stream) not in batches:
-                        batches[id(stream)] = stream.next()
-                    run.train_step(*batches[id(stream)])
-                self.step = max(run.step for run in self.runs)
-                now = time.perf_counter()
-                self._times.append((now, self.step))
-                if now - last_flush > FLUSH_SECONDS:  # slow steps: do not let a chunk hold a page's charts back
-                    last_flush = now
-                    for run in self.runs:
-                        if run.recorder is not None:
-                            run.recorder.flush()
-                    self._first_data.set()
+        while not self._stop.is_set():
+            if not self._unpaused.is_set():
+                self._flush()  # a paused page shows every step so far
+                self._unpaused.wait()  # set again by resume, or by stop
+                continue
+            active = [(run, stream) for run, stream in zip(self.runs, self.streams) if not run.done]
+            if not active:
+                break
+            self._apply_lr_request()
+            self._step(active)
+            now = time.perf_counter()
+            self._times.append((now, self.step))
+            if now - last_flush > FLUSH_SECONDS:  # slow steps: do not let a chunk hold a page's charts back
+                last_flush = now
+                self._flush()
+                self._first_data.set()
+
+    def _apply_lr_request(self) -> None:
+        if self._lr_request is not None:
             for run in self.runs:
-                if not run.done:
-                    run.status = "stopped"
-                    run.finish()
-            self.status = _job_status(self.runs)
-        except Exception as exc:  # shown to this user as a message; the server keeps serving everyone else
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.status = "error"
-            for run in self.runs:
-                if not run.done:
-                    run.status, run.error = "error", self.error
-                if run.recorder is not None:
-                    with contextlib.suppress(Exception):
-                        run.recorder.detach()
-        finally:
-            self._first_data.set()
-            if self._thread is not None:  # a threaded job: say when it ended (the load test counts these lines)
-                log.info("%s ended: %s at step %d", self.name, self.status, self.step)
-            if self.on_done is not None:
-                self.on_done()
+                run.set_lr(self._lr_request)
+            self._lr_request = None
+
+    def _step(self, active: list[tuple[Run, BatchStream]]) -> None:
+        """One step of each active run; runs that share a stream train on the same batch (twins in lockstep)."""
+        batches = {}
+        for run, stream in active:
+            if id(stream) not in batches:
+                batches[id(stream)] = stream.next()
+            run.train_step(*batches[id(stream)])
+        self.step = max(run.step for run in self.runs)
+
+    def _flush(self) -> None:
+        """Hand every run's pending statistics to its history (what snapshots copy)."""
+        for run in self.runs:
+            if run.recorder is not None:
+                run.recorder.flush()
+
+    def _end_runs(self) -> None:
+        """Runs still going when the loop ends were stopped: say so, and take their final accuracy."""
+        for run in self.runs:
+            if not run.done:
+                run.status = "stopped"
+                run.finish()
+        self.status = _job_status(self.runs)
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.status = "error"
+        for run in self.runs:
+            if not run.done:
+                run.status, run.error = "error", self.error
+            if run.recorder is not None:
+                with contextlib.suppress(Exception):
+                    run.recorder.detach()
+
+    def _after(self) -> None:
+        """However training ended: wake `wait_for_data`, log the end, call `on_done`."""
+        self._first_data.set()
+        if self._thread is not None:  # a threaded job: say when it ended (the load test counts these lines)
+            log.info("%s ended: %s at step %d", self.name, self.status, self.step)
+        if self.on_done is not None:
+            self.on_done()
 
 
 def stop_all(timeout: float = 5.0) -> int:

@@ -14,6 +14,7 @@ from .. import figures
 from ..engine.config import RunConfig
 from ..engine.jobs import LIMITER, Lab, available_cores
 from ..engine.runfile import pack_runs
+from ..errors import BnvizError
 from .controls import LR_CHOICES, _sci
 from .page import show
 
@@ -52,9 +53,10 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
 def start(lab: Lab, configs: list[RunConfig], labels: list[str]) -> None:
     """Start a job. No rerun: everything drawn after the button in this same run already shows the new job (the
     first chart comes one script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
-    error = lab.start(configs, labels)
-    if error:
-        st.session_state["bnviz_flash"] = error
+    try:
+        lab.start(configs, labels)
+    except BnvizError as exc:
+        st.session_state["bnviz_flash"] = str(exc)
 
 
 def show_flash() -> None:

@@ -12,7 +12,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..engine.jobs import Lab
-from ..engine.uploads import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES, UserDataError, parse_upload
+from ..engine.uploads import parse_upload
+from ..engine.user_images import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES
+from ..errors import UserDataError
 from .page import show
 from .state import get_lab
 
