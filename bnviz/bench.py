@@ -50,7 +50,7 @@ def alternate(bare_step, recorded_step, batches: list, blocks: int, warmup: int)
             for x, y in batches:
                 step(x, y)
             times[which].append(time.perf_counter() - t0)
-    ratios = [r / b for r, b in zip(times["recorded"], times["bare"])]
+    ratios = [r / b for r, b in zip(times["recorded"], times["bare"], strict=True)]
     per_step = {k: statistics.median(v) / len(batches) for k, v in times.items()}
     return {"bare_steps_per_s": 1 / per_step["bare"], "recorded_steps_per_s": 1 / per_step["recorded"],
             "ratio": statistics.median(ratios), "ratio_q1_q3": tuple(np.percentile(ratios, [25, 75]))}

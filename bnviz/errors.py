@@ -7,12 +7,17 @@ cases apart. Anything else that escapes is a bug, not a user's mistake.
 
 from __future__ import annotations
 
+import re
+
+LINE_BREAK = re.compile(r"\s*\n\s*")
+
 
 class BnvizError(ValueError):
     """A user's mistake or a limit they hit; the message (always one line) says why and what to do."""
 
     def __init__(self, message: object):
-        super().__init__(" ".join(str(message).split()))
+        # one line: each line break (with the indentation around it) becomes one space; other text stays as it is
+        super().__init__(LINE_BREAK.sub(" ", str(message)).strip())
 
 
 class ConfigError(BnvizError):

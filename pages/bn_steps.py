@@ -23,7 +23,7 @@ def set_batch(table) -> None:
     st.session_state.bn_steps_version += 1  # a new editor key drops the old edits
 
 
-def show(table, caption=None, highlight=None) -> None:
+def show_table(table, caption=None, highlight=None) -> None:
     """A table with readable numbers; the row named `highlight` stands out."""
     mark = "background-color: #FFF1B8; font-weight: bold"
     styler = table.style.format(bx.format_number)
@@ -66,24 +66,24 @@ with steps_tab:
     f.markdown(f"*m* = {steps.m} values per channel. Normalizing uses σ² with **1/m**, the batch's own variance; "
                "the **1/(m−1)** (unbiased) variance only feeds the running variance (tab *Train vs eval*).")
     with t:
-        show(bx.statistics_table(steps, eps))
+        show_table(bx.statistics_table(steps, eps))
         for note in bx.eps_notes(steps, eps):
             st.info(note, icon=":material/info:")
     for col, (title, formula, table) in zip(st.columns(3, gap="medium"), (
             ("Input x", "x", bx.per_sample_table(x)),
             ("Step 4 · normalize", r"\hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
              bx.per_sample_table(steps.x_hat)),
-            ("Step 5 · scale and shift", r"y = \gamma\,\hat x + \beta", run["y_train"]))):
+            ("Step 5 · scale and shift", r"y = \gamma\,\hat x + \beta", run["y_train"])), strict=True):
         with col:
             st.markdown(f"#### {title}")
             st.latex(formula)
-            show(table)
+            show_table(table)
 with eps_tab:
     st.markdown("Six samples of a channel that is **constant** (all 7), and of one that is constant except for a "
                 "tiny **+0.01** in the last sample. Constant: x̂ = 0/√ε = 0 for every ε (without ε: 0/0, undefined; "
                 "PyTorch refuses ε ≤ 0 in training). Nearly constant: with a tiny ε the 0.01 wobble is blown up "
                 f"to x̂ ≈ 2.2, as large as a real signal; a larger ε damps it. Your ε = **{bx.eps_label(eps)}**.")
-    show(bx.eps_demo(), highlight=bx.eps_label(eps))
+    show_table(bx.eps_demo(), highlight=bx.eps_label(eps))
 with mode_tab:
     tr, ev = st.columns(2, gap="large")
     tr.markdown("#### Training: this batch's statistics")
@@ -97,19 +97,20 @@ with mode_tab:
              r"\hat\sigma^2 \leftarrow (1-\text{momentum})\,\hat\sigma^2 + \text{momentum}\,\tfrac{m}{m-1}\sigma_B^2")
     st.caption(f"momentum = {momentum:g}: keep {1 - momentum:.0%} of the old value, take {momentum:.0%} of this "
                "batch. Keras/TensorFlow write the kept share instead (0.9 there = 0.1 here).")
-    show(run["running"])
+    show_table(run["running"])
     a, y_t, y_e = st.columns(3, gap="medium")
     with a:
         st.markdown("#### Eval map y = a x + b")
         st.latex(r"a = \frac{\gamma}{\sqrt{\hat\sigma^2+\epsilon}} \qquad b = \beta - a\,\hat\mu")
-        show(run["affine"])
+        show_table(run["affine"])
     with y_t:
         st.markdown("#### y in train mode")
-        show(run["y_train"])
+        show_table(run["y_train"])
     with y_e:
         st.markdown("#### y in eval mode")
-        show(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. The running statistics "
-             "are not this batch's statistics, so the same inputs give different outputs in the two modes.")
+        show_table(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. The running "
+                   "statistics are not this batch's statistics, so the same inputs give different outputs in the "
+                   "two modes.")
 with torch_tab:
     st.markdown("`torch.nn.functional.batch_norm` on the same batch, γ, β, ε and momentum, in float64, against "
                 "bnviz's from-scratch `batch_norm` (no torch normalization op inside).")

@@ -29,7 +29,7 @@ run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories))
+    runs = list(zip(labels, histories, strict=True))
     show(figures.loss_accuracy(runs), "cmp_loss")
     show(figures.distribution_grid(runs, stage=figures.ACT_INPUT, max_points=LIVE_POINTS), "cmp_grid")
     st.caption(figures.caption("distribution_grid"))

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS
+from bnviz.ui.choices import BLOCKS, layer_index
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
@@ -23,12 +23,12 @@ block = st.slider("Block for the gradient histogram", BLOCKS[0], BLOCKS[-1], BLO
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories))
-    for column, (label, history) in zip(st.columns(len(runs)), runs):
+    runs = list(zip(labels, histories, strict=True))
+    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
             st.markdown(f"**Run {label}**")
             show(figures.gradient_norms(history), f"grad_norms_{label}", narrow=True)
-            layer = min(block, len(history.layout.layers)) - 1
+            layer = layer_index(block, len(history.layout.layers))
             show(figures.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)
             show(figures.update_ratios(history, "update_data"), f"grad_upd_{label}", narrow=True)
             show(figures.update_ratios(history, "grad_data"), f"grad_gd_{label}", narrow=True)

@@ -28,7 +28,7 @@ with left:
     st.markdown(f"**Look for:** {preset.look_for}")
 with right:
     def draw(labels, histories):
-        runs = list(zip(labels, histories))
+        runs = list(zip(labels, histories, strict=True))
         show(figures.distribution_grid(runs, stage=figures.ACT_INPUT, max_points=LIVE_POINTS), "home_grid")
         st.caption(figures.caption("distribution_grid"))
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, BN_STATS
+from bnviz.ui.choices import BLOCKS, BN_STATS, layer_index
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
@@ -28,13 +28,13 @@ stat = c2.radio("Statistic", BN_STATS, horizontal=True, key="bn_stat", persist_s
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories))
+    runs = list(zip(labels, histories, strict=True))
     show(figures.train_eval_gap(runs), "bn_gap")
     st.caption(figures.caption("train_eval_gap"))
-    for column, (label, history) in zip(st.columns(len(runs)), runs):
+    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
             st.markdown(f"**Run {label}**")
-            layer = min(block, len(history.layout.layers)) - 1
+            layer = layer_index(block, len(history.layout.layers))
             show(figures.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
             show(figures.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
     st.caption(figures.caption("running_vs_batch"))

@@ -39,5 +39,5 @@ if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
 
 labels, histories = lab.histories()
 if histories:
-    show(figures.loss_accuracy(list(zip(labels, histories))), "runs_loss")
+    show(figures.loss_accuracy(list(zip(labels, histories, strict=True))), "runs_loss")
     st.page_link("pages/train.py", label="See it on Train & watch", icon=":material/play_circle:")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS
+from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS, layer_index
 from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, show
@@ -36,12 +36,12 @@ block = c2.slider("Block (for the histogram)", BLOCKS[0], BLOCKS[-1], BLOCKS[0],
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories))
+    runs = list(zip(labels, histories, strict=True))
     show(figures.loss_accuracy(runs), "train_loss")
     show(figures.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
     st.caption(figures.caption("distribution_grid"))
-    layer = min(block, len(histories[0].layout.layers)) - 1
-    for column, (label, history) in zip(st.columns(len(runs)), runs):
+    layer = layer_index(block, len(histories[0].layout.layers))
+    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
             st.markdown(f"**Run {label}**")
             if detail == "histogram":

@@ -23,6 +23,7 @@ fails. Bounded: the whole run is killed after --timeout seconds; the server is a
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -283,7 +284,7 @@ def report(sessions, samples, baseline_mb, bound, started, ended, settled_s, idl
           f"{'step-0 loss':>11}  result")
     for s in sessions:
         steps = f"{s.statuses[0]['step']}->{s.statuses[-1]['step']}" if s.statuses else "-"
-        changes = sum(a != b for a, b in zip(s.hashes, s.hashes[1:]))
+        changes = sum(a != b for a, b in itertools.pairwise(s.hashes))
         loss = f"{s.first_loss:.5f}" if s.first_loss is not None else "-"
         result = s.problem or ("busy (expected)" if s.expect_busy else "ok")
         print(f"{s.index:>7} {s.seed:>4} {s.steps:>6} {len(s.hashes):>5} {steps:>17} {changes:>13} {loss:>11}  "

@@ -61,7 +61,7 @@ BAD = [
     ({"norm": "group", "width": 16, "groups": 3}, ["groups=3", "divide", "width=16"]),
     ({"norm": "group", "width": 6, "groups": 4}, ["groups=4", "divide", "width=6"]),
     ({"dataset": "imagenet"}, ["dataset='imagenet'", "digits", "path"]),
-    ({"dataset": "  "}, ["dataset=' '", "digits"]),  # a BnvizError's message is one line: runs of spaces become one
+    ({"dataset": "  "}, ["dataset='  '", "digits"]),
     ({"dataset": 3}, ["dataset=3", "digits"]),
     ({"model": "resnet"}, ["model='resnet'", "cnn, mlp"]),
     ({"norm": "weight"}, ["norm='weight'", ", ".join(NORMS)]),

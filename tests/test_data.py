@@ -193,7 +193,7 @@ def test_digits_shapes_dtypes_ranges():
 def test_digits_split_is_stratified():
     ds = load_dataset("digits", seed=3, test_fraction=0.25)
     test_counts = torch.bincount(ds.y_test, minlength=10).tolist()
-    for got, total in zip(test_counts, DIGITS_CLASS_COUNTS):
+    for got, total in zip(test_counts, DIGITS_CLASS_COUNTS, strict=True):
         assert abs(got - 0.25 * total) <= 1
     assert len(ds.y_test) == math.ceil(0.25 * 1797)
 

@@ -163,7 +163,7 @@ def test_landscape_probe_leaves_the_model_unchanged():
         assert torch.equal(v, state[k]), k
     for n, p in model.named_parameters():
         assert torch.equal(p.grad, grads[n]), n
-    for m, g, last in zip(noisy, generators, lasts):
+    for m, g, last in zip(noisy, generators, lasts, strict=True):
         assert torch.equal(m.generator.get_state(), g) and m._last is last and not m.freeze_noise
     assert list(frame["multiple"]) == [0.0, *LANDSCAPE_MULTIPLES]
     assert np.isfinite(frame[["loss", "grad_change"]].to_numpy()).all()
@@ -184,11 +184,11 @@ def test_landscape_probe_matches_a_direct_computation():
     loss0 = F.cross_entropy(ref(x), y)
     g0 = torch.autograd.grad(loss0, list(ref.parameters()))
     with torch.no_grad():
-        for p, g in zip(ref.parameters(), g0):
+        for p, g in zip(ref.parameters(), g0, strict=True):
             p -= 0.5 * g
     loss1 = F.cross_entropy(ref(x), y)
     g1 = torch.autograd.grad(loss1, list(ref.parameters()))
-    change = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(g1, g0)))
+    change = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(g1, g0, strict=True)))
     assert frame["loss"].tolist() == pytest.approx([loss0.item(), loss1.item()], rel=1e-5)
     assert frame["grad_change"].iloc[1] == pytest.approx(change.item(), rel=1e-4)
 

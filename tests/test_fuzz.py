@@ -104,7 +104,7 @@ def opens_or_refuses(data: bytes) -> None:
         assert str(exc).strip()
         return
     assert 1 <= len(histories) == len(labels) <= 4
-    runs = list(zip(labels, histories))
+    runs = list(zip(labels, histories, strict=True))
     figures.loss_accuracy(runs)
     figures.distribution_grid(runs, max_points=50)
 

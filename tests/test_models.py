@@ -148,7 +148,7 @@ def test_same_seed_same_weights_different_seed_different(changes):
 def test_init_scale_and_normal_init():
     one = build_model(tiny(model="mlp", width=64, norm="none"), DIGITS, 10)
     three = build_model(tiny(model="mlp", width=64, norm="none", init_scale=3.0), DIGITS, 10)
-    for a, b in zip(layers(one), layers(three)):
+    for a, b in zip(layers(one), layers(three), strict=True):
         torch.testing.assert_close(b.weight, 3 * a.weight, rtol=1e-6, atol=0)
         torch.testing.assert_close(b.bias, a.bias, rtol=0, atol=0)  # biases keep PyTorch's default range
         bound = 1 / np.sqrt(a.weight.shape[1])  # kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))

@@ -25,7 +25,7 @@ def test_uniform_columns_pick_the_nearest_recorded_step(steps, limit):
     assert len(rows) == len(grid) == max(2, min(limit, len(steps)))
     np.testing.assert_allclose(np.diff(grid), (steps[-1] - steps[0]) / (len(grid) - 1))
     assert grid[0] == steps[0] and grid[-1] == steps[-1]
-    for row, g in zip(rows, grid):  # brute force: no recorded step is nearer to the column's place
+    for row, g in zip(rows, grid, strict=True):  # brute force: no recorded step is nearer to the column's place
         assert abs(steps[row] - g) == pytest.approx(np.abs(steps - g).min())
 
 

@@ -308,7 +308,7 @@ def test_weight_stats_equal_numpy_on_my_copies_before_and_after_the_step(changes
             after, g, w = r["w_after"][i], r["w_grad"][i], r["w_before"][i]  # w: what the forward pass used
             u = after - w
             assert np.abs(u).max() > 0  # the step really changed the weights
-            got = dict(zip(WEIGHT_STATS, h.column("weight_stats")[row, i]))
+            got = dict(zip(WEIGHT_STATS, h.column("weight_stats")[row, i], strict=True))
             expected = {"w_norm": np.linalg.norm(w), "w_std": w.std(), "grad_norm": np.linalg.norm(g),
                         "grad_std": g.std(), "update_std": u.std(), "grad_data": g.std() / w.std(),
                         "update_data": u.std() / w.std()}

@@ -69,7 +69,7 @@ def refused(data: bytes, words: str = "") -> str:
 def test_round_trip_keeps_labels_and_every_array(packed, histories):
     labels, loaded = unpack_runs(packed)
     assert labels == ["BN", "no BN"]
-    for before, after in zip(histories, loaded):
+    for before, after in zip(histories, loaded, strict=True):
         assert len(after) == len(before) == 12
         assert after.layout == before.layout
         assert set(after.data) == set(before.data)

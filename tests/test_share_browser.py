@@ -43,9 +43,9 @@ def test_links_opened_at_once_on_a_fresh_server_each_show_their_settings(browser
     try:
         pages = [ctx.new_page() for ctx in contexts]
         server.visits += len(pages)
-        for page, seed in zip(pages, seeds):  # no waiting in between: the requests overlap
+        for page, seed in zip(pages, seeds, strict=True):  # no waiting in between: the requests overlap
             page.goto(f"{server.url}/train?seed={seed}&steps=300", wait_until="commit", timeout=120_000)
-        for page, seed in zip(pages, seeds):
+        for page, seed in zip(pages, seeds, strict=True):
             bs.wait_for_title(page, "Train & watch", 120)
             seed_box = page.locator('[data-testid="stSidebar"]').get_by_label("Seed", exact=True)
             bs.poll(lambda box=seed_box, want=seed: box.count() and box.input_value() == want, 60,

@@ -147,7 +147,7 @@ def my_ics(model_after, params_before, x, y, i):
             mod.freeze_noise = True  # the very same noise as the training pass
     names = [name for name, _ in model_after.named_parameters()]
     with torch.no_grad():
-        for (name, p), before in zip(m.named_parameters(), params_before):
+        for (name, p), before in zip(m.named_parameters(), params_before, strict=True):
             block = int(name.split(".")[1]) if name.startswith("blocks.") else len(model_after.blocks)
             if block >= i:
                 p.copy_(before)
@@ -191,7 +191,7 @@ def test_gradient_ics_against_my_recomputation_and_leaves_the_model_alone(norm):
         assert (grads[k] is None and after_grads[k] is None) or torch.equal(after_grads[k], grads[k]), k
     for k in buffers:
         assert torch.equal(after_buffers[k], buffers[k]), k
-    for m, (scale, shift) in zip([m for m in model.modules() if hasattr(m, "_last")], noise):
+    for m, (scale, shift) in zip([m for m in model.modules() if hasattr(m, "_last")], noise, strict=True):
         assert torch.equal(m._last[0], scale) and torch.equal(m._last[1], shift) and not m.freeze_noise
 
 

@@ -22,7 +22,7 @@ def runs():
 def test_one_row_per_run_with_its_last_numbers(runs):
     table = final_numbers(runs)
     assert list(table["run"]) == ["A", "B"] and list(table["norm"]) == ["batch", "none"]
-    for (_, h), row in zip(runs, table.to_dict("records")):
+    for (_, h), row in zip(runs, table.to_dict("records"), strict=True):
         assert row["steps recorded"] == 30 == len(h)
         assert row["last loss"] == pytest.approx(h.scalars_frame()["loss"].iloc[-1])
         evaluated = h.scalars_frame()["test_acc"].dropna()

@@ -68,7 +68,7 @@ def test_same_config_and_seed_give_identical_runs(engine_datasets):
     assert np.all(np.isfinite(ra.history.scalar("loss")))
     for name, values in history_arrays(ra).items():
         np.testing.assert_array_equal(history_arrays(rb)[name], values, err_msg=name)
-    for (k, v), (k2, v2) in zip(ra.model.state_dict().items(), rb.model.state_dict().items()):
+    for (k, v), (k2, v2) in zip(ra.model.state_dict().items(), rb.model.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2), k
     assert ra.final_test_acc == rb.final_test_acc and 0 <= ra.final_test_acc <= 1
 
@@ -219,7 +219,7 @@ def test_twin_job_uses_identical_batches_and_identical_shared_initial_weights(en
     # identical batches, and they are the batches of the shared seed's stream
     stream = BatchStream(engine_digits, 8, 0)
     assert len(seen[0]) == len(seen[1]) == 6
-    for (xa, ya), (xb, yb) in zip(*seen):
+    for (xa, ya), (xb, yb) in zip(*seen, strict=True):
         x, y = stream.next()
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(xa, x) and torch.equal(ya, y)
     # identical shared initial weights: every tensor with the same name and shape

@@ -285,7 +285,7 @@ def test_watched_statistics_equal_numpy_on_captured_tensors(name):
             else:
                 assert np.isnan(ch[:, ccol("running_mean")]).all()
         wcol = WEIGHT_STATS.index
-        for i, (before, after) in enumerate(zip(r["w_before"], r["w_after"])):  # all values, not sampled
+        for i, (before, after) in enumerate(zip(r["w_before"], r["w_after"], strict=True)):  # all values, not sampled
             ws = h.column("weight_stats")[row, i]
             close(ws[wcol("w_norm")], np.linalg.norm(before), atol=1e-5)
             close(ws[wcol("update_data")], (after - before).std() / before.std(), atol=1e-6)

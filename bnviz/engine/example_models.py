@@ -44,7 +44,7 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         stages, channels = [], widths[0]
-        for i, (count, width) in enumerate(zip(blocks, widths)):
+        for i, (count, width) in enumerate(zip(blocks, widths, strict=True)):
             stage = [BasicBlock(channels, width, stride=1 if i == 0 else 2)]
             stage += [BasicBlock(width, width) for _ in range(count - 1)]
             stages.append(nn.Sequential(*stage))
@@ -68,7 +68,7 @@ def mlp(sizes=(64, 32, 32, 10), activation=nn.Tanh, seed: int = 0) -> nn.Sequent
     """Flatten, then Linear -> activation for every hidden size, and a Linear output layer (no normalization)."""
     torch.manual_seed(seed)
     layers: list[nn.Module] = [nn.Flatten()]
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
         layers += [nn.Linear(a, b), activation()]
     return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
@@ -77,6 +77,6 @@ def layer_norm_mlp(sizes=(64, 32, 32, 10), seed: int = 0) -> nn.Sequential:
     """Flatten, then Linear -> LayerNorm -> GELU per hidden size, and a Linear output layer."""
     torch.manual_seed(seed)
     layers: list[nn.Module] = [nn.Flatten()]
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
         layers += [nn.Linear(a, b), nn.LayerNorm(b), nn.GELU()]
     return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))

@@ -90,8 +90,8 @@ class SlotBuffer:
         sizes = [t.numel() for t in tensors]
         self.offsets = np.cumsum([0, *sizes])
         self.buffer = torch.zeros(slots, int(self.offsets[-1]), dtype=torch.float32)
-        self.views = [[self.buffer[c, a:b].view(t.shape) for a, b, t in zip(self.offsets[:-1], self.offsets[1:],
-                                                                             tensors)] for c in range(slots)]
+        spans = list(zip(self.offsets[:-1], self.offsets[1:], tensors, strict=True))  # one (start, end) per tensor
+        self.views = [[self.buffer[c, a:b].view(t.shape) for a, b, t in spans] for c in range(slots)]
         self.array = self.buffer.numpy()
 
     def copy(self, slot: int, tensors: list[torch.Tensor]) -> None:
@@ -156,7 +156,7 @@ class Recorder:
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
         tensors, slots = [], []
-        for sl, target in zip(self.history.layout.channel_slices(), self.targets.norms):
+        for sl, target in zip(self.history.layout.channel_slices(), self.targets.norms, strict=True):
             for name, attr in (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"),
                                ("running_var", "running_var")):
                 tensor = getattr(target.module, attr, None)
@@ -307,7 +307,7 @@ class Recorder:
         self._w_now.copy(c, self._weights)
         grads = [w.grad for _, w in self.targets.weights]
         self._g_missing[c] = [g is None for g in grads]
-        self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads)])
+        self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads, strict=True)])
         self._channels.copy(c, self._channel_tensors)
         if self._running:  # not exactly one running-average update in this step: its batch stats are unknown
             before = self._tracked[c]  # -1: the module keeps no count, trust it
@@ -398,7 +398,7 @@ class Recorder:
         s = np.sort(a, axis=-1)
         out[..., col("mean")], out[..., col("std")] = S.mean_std(a)
         out[..., col("min")], out[..., col("max")] = s[..., 0], s[..., -1]
-        for q, name in zip(S.PERCENTILES, ("p15", "p50", "p85")):
+        for q, name in zip(S.PERCENTILES, ("p15", "p50", "p85"), strict=True):
             out[..., col(name)] = S.sorted_percentile(s, q)
         for kind in ("relu", "tanh", "sigmoid"):
             ks = [k for k, kk in enumerate(self.history.layout.act_kinds) if kk == kind]
@@ -444,7 +444,7 @@ class Recorder:
     def _channel_stats(self, ch: dict, rows: dict) -> None:
         out = rows["channels"]
         values, offsets = ch["channels"], self._channels.offsets
-        for (sl, column), a, b in zip(self._channel_slots, offsets[:-1], offsets[1:]):
+        for (sl, column), a, b in zip(self._channel_slots, offsets[:-1], offsets[1:], strict=True):
             out[:, sl, column] = values[:, a:b]
         slices = self.history.layout.channel_slices()
         before = ch["running_before"].astype(np.float64)

@@ -36,7 +36,7 @@ def pack_runs(labels: list[str], histories: list[History]) -> bytes:
     buffer = io.BytesIO()
     folders = [_folder_name(label, i) for i, label in enumerate(labels)]
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for folder, history in zip(folders, histories):
+        for folder, history in zip(folders, histories, strict=True):
             directory = history.save(Path(tmp) / folder)
             for path in sorted(directory.iterdir()):
                 zf.write(path, f"{folder}/{path.name}")

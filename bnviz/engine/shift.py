@@ -113,7 +113,7 @@ def gradient_ics(model: nn.Module, params_before: list[torch.Tensor], x: torch.T
             if g is None:
                 continue
             with torch.no_grad():
-                for p, old, new in zip(params, params_before, after):
+                for p, old, new in zip(params, params_before, after, strict=True):
                     p.copy_(new if block_of.get(id(p), n_blocks) < i else old)
                 for k, v in model.named_buffers():
                     v.copy_(buffers[k])
@@ -124,7 +124,7 @@ def gradient_ics(model: nn.Module, params_before: list[torch.Tensor], x: torch.T
             out[i, 1] = float(F.cosine_similarity(g.reshape(1, -1), g2.reshape(1, -1)).item())
     finally:
         with torch.no_grad():
-            for p, new, g in zip(params, after, grads):
+            for p, new, g in zip(params, after, grads, strict=True):
                 p.copy_(new)
                 p.grad = g
             for k, v in model.named_buffers():

@@ -242,7 +242,7 @@ class Job:
             self.runs.append(Run(cfg, datasets[key], init_from=self.runs[0] if self.runs else None))
         self.streams = []  # runs with the same data and batch size share one stream: the same batches
         for run in self.runs:
-            shared = next((s for r, s in zip(self.runs, self.streams)
+            shared = next((s for r, s in zip(self.runs, self.streams, strict=True)
                            if r.dataset is run.dataset and r.cfg.batch_size == run.cfg.batch_size), None)
             self.streams.append(shared or BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed))
         self.steps = max(r.cfg.steps for r in self.runs)
@@ -360,7 +360,7 @@ class Job:
                 self._flush()  # a paused page shows every step so far
                 self._unpaused.wait()  # set again by resume, or by stop
                 continue
-            active = [(run, stream) for run, stream in zip(self.runs, self.streams) if not run.done]
+            active = [(run, stream) for run, stream in zip(self.runs, self.streams, strict=True) if not run.done]
             if not active:
                 break
             self._apply_lr_request()

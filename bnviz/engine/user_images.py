@@ -53,7 +53,7 @@ class UserImages:
 
     def counts(self) -> dict[str, int]:
         per_class = np.bincount(self.labels, minlength=len(self.classes))
-        return {name: int(n) for name, n in zip(self.classes, per_class)}
+        return {name: int(n) for name, n in zip(self.classes, per_class, strict=True)}
 
     def summary(self) -> str:
         """One paragraph: classes, counts, size, colour, and everything that was skipped or changed."""
@@ -134,7 +134,7 @@ def make_user_images(name: str, digest: str, rgb: np.ndarray, labels: np.ndarray
     """The image set every format ends in: colour decision, per-class checks, summary notes. `rgb` is (N, S, S, 3)
     uint8; `found` counts the images tried, `failures` says why each skipped one could not be read."""
     counts = np.bincount(labels, minlength=len(classes))
-    empty = [c for c, n in zip(classes, counts) if n == 0]
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:
         why = " readable" if failures else ""
         raise UserDataError(f"{name}: class {empty[0]!r} has no{why} images; add some or remove the class")
@@ -144,7 +144,7 @@ def make_user_images(name: str, digest: str, rgb: np.ndarray, labels: np.ndarray
     if failures:
         notes = [f"{len(failures):,} of {found:,} images could not be read and were skipped "
                  f"(e.g. {failures[0]}).", *notes]
-    single = [c for c, n in zip(classes, counts) if n == 1]
+    single = [c for c, n in zip(classes, counts, strict=True) if n == 1]
     if single:
         notes.append(f"Class {single[0]!r} has a single image: it is used for training only.")
     return UserImages(name, digest, images, labels, classes, skipped=len(failures), notes=notes)

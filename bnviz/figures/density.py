@@ -18,7 +18,7 @@ def _sqrt_colorscale(name: str, stops: int = 13) -> list[list]:
     the colorbar's ticks) while small fractions still get visibly different colours."""
     t = np.linspace(0.0, 1.0, stops)
     colours = pcolors.sample_colorscale(name, list(t))
-    scale = [[float(p), c] for p, c in zip(t**2, colours)]
+    scale = [[float(p), c] for p, c in zip(t**2, colours, strict=True)]
     scale[0][1] = "rgb(255,255,255)"  # an empty bin is white, like the background
     return scale
 

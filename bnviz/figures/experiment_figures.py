@@ -78,7 +78,7 @@ def figure1_percentiles(result: Figure1Result | None) -> Figure:
     colours = run_colors(models)
     layout, refs, _ = subplots(1, len(models), titles=[f"{m}" for m in models], hspace=0.08, shared_y_rows=True)
     traces = []
-    for i, (model, (xref, yref)) in enumerate(zip(models, refs)):
+    for i, (model, (xref, yref)) in enumerate(zip(models, refs, strict=True)):
         part = curves[curves["model"] == model]
         for q in ("p85", "p50", "p15"):
             traces.append(line(part["step"].to_numpy(), finite(part[q]), PERCENTILE_NAME[q], colours[model],
@@ -111,7 +111,7 @@ def santurkar_drift(result: SanturkarResult | None) -> Figure:
     traces = []
     for model in _models(curves):
         part = curves[curves["model"] == model]
-        for j, (column, (xref, yref)) in enumerate(zip(("drift", "jump"), refs)):
+        for j, (column, (xref, yref)) in enumerate(zip(("drift", "jump"), refs, strict=True)):
             traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
                                xref=xref, yref=yref, legendgroup=model, showlegend=j == 0,
                                hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
@@ -138,7 +138,7 @@ def santurkar_ics(result: SanturkarResult | None) -> Figure:
     traces = []
     for model in _models(mean):
         part = mean[mean["model"] == model]
-        for j, (column, (xref, yref)) in enumerate(zip(("ics_rel", "ics_cos"), refs)):
+        for j, (column, (xref, yref)) in enumerate(zip(("ics_rel", "ics_cos"), refs, strict=True)):
             traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
                                xref=xref, yref=yref, mode="lines+markers",
                                marker={"size": 7, "symbol": MARKERS.get(model, "circle")}, legendgroup=model,
@@ -170,7 +170,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
     traces = []
     for model in models:
         part = moved[moved["model"] == model]
-        for j, (column, (xref, yref)) in enumerate(zip(("loss", "grad_change"), refs)):
+        for j, (column, (xref, yref)) in enumerate(zip(("loss", "grad_change"), refs, strict=True)):
             band = part.groupby("step")[column].agg(["min", "max", "mean"]).reset_index()
             band = band[(band["min"] > 0) & np.isfinite(band["max"])]
             x = band["step"].to_numpy()
@@ -307,7 +307,8 @@ def wu_he_published() -> Figure:
         traces.append(line(WU_HE_TABLE["batch_size"].to_numpy(), values, model, colours[model], width=3,
                            mode="lines+markers+text", marker={"size": 11, "symbol": MARKERS[model]},
                            text=[f"{v:.1f}" for v in values],  # each label on the side away from the other line
-                           textposition=["top center" if v >= o else "bottom center" for v, o in zip(values, other)],
+                           textposition=["top center" if v >= o else "bottom center"
+                                           for v, o in zip(values, other, strict=True)],
                            textfont={"size": 14, "color": colours[model]},
                            hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
     layout = {"xaxis": _batch_axis(WU_HE_TABLE["batch_size"]), "yaxis": {"range": [20, 37]}}

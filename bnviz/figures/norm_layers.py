@@ -24,7 +24,7 @@ from .style import (
 
 
 def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
-    for (owner, kind, _), sl in zip(history.layout.norm_layers, history.layout.channel_slices()):
+    for (owner, kind, _), sl in zip(history.layout.norm_layers, history.layout.channel_slices(), strict=True):
         if owner == layer:
             return sl, kind
     return None
@@ -51,7 +51,7 @@ def gamma_beta(history: History | None, layer: int | str = 0) -> Figure:
     layout, refs, domains = subplots(2, 1, titles=["gamma (scale, starts at 1)", "beta (shift, starts at 0)"],
                                      vspace=0.14)
     traces = []
-    for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0)):
+    for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0), strict=True):
         z = np.ascontiguousarray(channels[:, :, CHANNEL_STATS.index(stat)].T)  # (channels, columns)
         traces.append({"type": "heatmap", "x": x, "y": channel_ids, "z": z, "xaxis": xref, "yaxis": yref,
                        "zmid": mid, "colorscale": "RdBu_r", "hoverongaps": False, "showlegend": False, "name": stat,

@@ -81,7 +81,7 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
     layout, refs, _ = subplots(1, len(ZOO), titles=[f"<b>{name}</b><br>{what}" for name, what, _ in ZOO],
                                hspace=0.035, shared_x=False)
     traces = []
-    for (name, _, kind), (xref, yref) in zip(ZOO, refs):
+    for (name, _, kind), (xref, yref) in zip(ZOO, refs, strict=True):
         mask = norm_mask(kind, (n, c), ZOO_SAMPLE, ZOO_CHANNEL, groups)
         z = _cell_grid(mask, hw, hw)
         text = np.full(z.shape, "", dtype=object)

@@ -58,7 +58,7 @@ def ics_measure(runs) -> Figure:
             continue
         for layer in np.flatnonzero(measured):
             name = f"{label}: {h.layout.layers[layer]}"
-            for j, (stat, (xref, yref)) in enumerate(zip(ICS_STATS, refs)):
+            for j, (stat, (xref, yref)) in enumerate(zip(ICS_STATS, refs, strict=True)):
                 x, y = sparse(h.steps, ics[:, layer, j])
                 traces.append(line(x, positive(y) if stat == "ics_l2" else y, name, colours[label], width=2.5,
                                    dash=dashes[(layer - 1) % len(dashes)], xref=xref, yref=yref,

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..engine.batchnorm import BatchNormSteps, batch_norm, batch_norm_steps, channel_reduce_dims
 from ..engine.config import EPS_CHOICES
+from ..errors import BnvizError
 from .normalization_axes import EXAMPLE_SHAPE
 
 DTYPE = torch.float64
@@ -98,11 +99,11 @@ def parse_table(table: pd.DataFrame) -> Tensor:
     """The edited table as a float64 tensor of shape (N, C).
 
     Raises:
-        ValueError: naming every bad cell, e.g. "sample 3, channel 2 is empty".
+        BnvizError: naming every bad cell, e.g. "sample 3, channel 2 is empty".
     """
     problems = table_problems(table)
     if problems:
-        raise ValueError("Cannot use this batch: " + "; ".join(problems) + ".")
+        raise BnvizError("Cannot use this batch: " + "; ".join(problems) + ".")
     values = [[float(v.strip() if isinstance(v, str) else v) for v in row] for row in table.itertuples(index=False)]
     return torch.tensor(values, dtype=DTYPE)
 
@@ -110,11 +111,12 @@ def parse_table(table: pd.DataFrame) -> Tensor:
 def table_or_fallback(table: pd.DataFrame, fallback: pd.DataFrame) -> tuple[Tensor, str | None]:
     """Parse `table`; every bad cell takes the value of the same cell of `fallback` (same shape).
 
-    Returns the tensor and a message for the user (None when every cell was fine).
+    Returns the tensor and a note for the user saying which cells were replaced (None when every cell was fine):
+    not an error, since the page goes on with the repaired batch.
     """
     try:
         return parse_table(table), None
-    except ValueError as error:
+    except BnvizError as error:
         message = str(error)
     if table.shape != fallback.shape:
         return parse_table(fallback), message + " Showing the default batch instead."
@@ -167,7 +169,8 @@ EPS_NOTICEABLE = 0.99  # note a channel when eps shrinks its x_hat by more than 
 def eps_notes(steps: BatchNormSteps, eps: float, channels=CHANNELS) -> list[str]:
     """A sentence for every channel whose variance is so small next to eps that eps visibly shapes its x_hat."""
     notes = []
-    for name, mean, var, std in zip(channels, steps.mean.tolist(), steps.var_biased.tolist(), steps.std.tolist()):
+    for name, mean, var, std in zip(channels, steps.mean.tolist(), steps.var_biased.tolist(), steps.std.tolist(),
+                                    strict=True):
         if var <= (1e-12 * max(1.0, abs(mean))) ** 2:  # all values equal, up to float64 rounding of the mean
             notes.append(f"**{name}** is constant: σ² = 0, so x̂ = (x − μ)/√(σ² + ε) = 0/√ε = 0 and y = β. "
                          "Without ε this would be 0/0.")

@@ -80,7 +80,7 @@ def lockstep(configs: Sequence[RunConfig]) -> tuple[list[Run], list[BatchStream]
         key = (cfg.dataset, cfg.seed, cfg.difficulty)
         run = Run(cfg, _DATASETS.get(key), init_from=runs[0])  # loads the dataset if no run has it yet
         _DATASETS.setdefault(key, run.dataset)
-        shared = next((s for r, s in zip(runs, streams)
+        shared = next((s for r, s in zip(runs, streams, strict=True)
                        if r.dataset is run.dataset and r.cfg.batch_size == cfg.batch_size), None)
         runs.append(run)
         streams.append(shared or BatchStream(run.dataset, cfg.batch_size, cfg.seed))
@@ -98,7 +98,8 @@ def drive(runs: list[Run], streams: list[BatchStream], report: Callable | None =
         run.status = "running"
     try:
         while True:
-            active = [(i, run, stream) for i, (run, stream) in enumerate(zip(runs, streams)) if not run.done]
+            active = [(i, run, stream) for i, (run, stream) in enumerate(zip(runs, streams, strict=True))
+                      if not run.done]
             if not active:
                 break
             batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}

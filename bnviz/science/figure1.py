@@ -50,7 +50,7 @@ def figure1(steps: int = 3000, seed: int = 0, record_every: int = 25, eval_every
     runs, streams = lockstep(configs)
     drive(runs, streams, report.part(0.0, 0.98, "training BN and no BN"))
     curves, summary = [], []
-    for label, run in zip(labels, runs):
+    for label, run in zip(labels, runs, strict=True):
         h = run.history
         k = act_input_probe(h, len(h.layout.layers) - 1, run.cfg)
         p15, p50, p85 = (h.act(q)[:, k].astype(np.float64) for q in ("p15", "p50", "p85"))

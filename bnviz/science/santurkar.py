@@ -60,7 +60,7 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
         with torch.enable_grad():
             loss = F.cross_entropy(functional_call(model, state, (x,)), y)
             grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-        grads = [torch.zeros_like(params[n]) if g is None else g.detach() for n, g in zip(names, grads)]
+        grads = [torch.zeros_like(params[n]) if g is None else g.detach() for n, g in zip(names, grads, strict=True)]
         return float(loss.detach()), grads
 
     def norm(tensors: list[torch.Tensor]) -> float:
@@ -76,14 +76,14 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
         rows.append({"multiple": 0.0, "eta": 0.0, "loss": loss0, "grad_change": 0.0, "beta": math.nan})
         for multiple in multiples:
             eta = float(multiple) * lr
-            moved = {n: weights[n] - eta * g for n, g in zip(names, g0)}
+            moved = {n: weights[n] - eta * g for n, g in zip(names, g0, strict=True)}
             loss, g = loss_and_grad(moved)
-            change = norm([a - b for a, b in zip(g, g0)])
+            change = norm([a - b for a, b in zip(g, g0, strict=True)])
             distance = eta * g_norm
             rows.append({"multiple": float(multiple), "eta": eta, "loss": loss, "grad_change": change,
                          "beta": change / distance if distance > 0 else math.nan})
     finally:
-        for m, (frozen, last, generator_state) in zip(noisy, noise_state):
+        for m, (frozen, last, generator_state) in zip(noisy, noise_state, strict=True):
             m.freeze_noise, m._last = frozen, last
             m.generator.set_state(generator_state)
         model.train(was_training)
@@ -202,7 +202,7 @@ def _landscape_summary(frame: pd.DataFrame, late_from: int) -> dict[str, float]:
     per_step["range"] = per_step["hi"] - per_step["lo"]
     late = per_step[per_step.index >= late_from]
     return dict(zip(keys, (_nanmean(per_step["range"]), _nanmean(per_step["change"]), _nanmean(per_step["beta"]),
-                           _nanmean(late["range"]), _nanmean(late["change"]))))
+                           _nanmean(late["range"]), _nanmean(late["change"])), strict=True))
 
 
 def _nanmean(values) -> float:

@@ -1,7 +1,8 @@
 """What the pages share: the only Streamlit-aware code in bnviz.
 
-    page.py            page frame: title, intro, presenter mode, the legacy-pages workaround
-    plot.py            draws a figure (`show`) and updates it in place while training (a small component)
+    page.py            the page frame: title, intro, presenter mode, `show` (a figure sized for the page), the
+                       workaround for Streamlit's legacy pages/ mode
+    plot.py            draws a figure and updates it in place while training (a small component)
     controls.py        the settings widgets, bounded to valid values; they return a validated RunConfig
     live.py            Start/Stop and the live fragment that polls the training thread
     state.py           per-session objects (the session's Lab), released when the tab closes

@@ -23,6 +23,11 @@ SGD_MOMENTUM_MAX = 0.99
 STAGE_VIEWS = ("act_input", "pre", "norm", "act")  # which values the distribution charts show
 DETAIL_VIEWS = ("histogram", "drift", "saturation")  # Train & watch's detail chart
 BLOCKS = tuple(range(1, DEPTH_RANGE[1] + 1))  # the block sliders
+
+
+def layer_index(block: int, n_layers: int) -> int:
+    """The 0-based layer a block slider (1-based) names, in a run with `n_layers` blocks (the last one if beyond)."""
+    return min(int(block), n_layers) - 1
 BN_STATS = ("mean", "var")  # Inside BatchNorm: batch vs running mean or variance
 
 # The settings a twin run may change, with their labels.
