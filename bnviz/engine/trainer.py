@@ -177,6 +177,15 @@ class Run:
         return out
 
 
+def stream_for(run: Run, earlier_runs: list[Run], earlier_streams: list[BatchStream]) -> BatchStream:
+    """The batches `run` trains on: an earlier run's stream when both have the same data and batch size (twins
+    then see the very same batches), else a new stream from the run's seed."""
+    for other, stream in zip(earlier_runs, earlier_streams, strict=True):
+        if other.dataset is run.dataset and other.cfg.batch_size == run.cfg.batch_size:
+            return stream
+    return BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed)
+
+
 def load_for(cfg: RunConfig) -> Dataset:
     """The dataset `cfg` names: built in (bnviz.engine.data), or your own images (bnviz.engine.uploads)."""
     if uploads.is_user_data(cfg.dataset):
@@ -240,11 +249,9 @@ class Job:
             if key not in datasets:
                 datasets[key] = load_for(cfg)
             self.runs.append(Run(cfg, datasets[key], init_from=self.runs[0] if self.runs else None))
-        self.streams = []  # runs with the same data and batch size share one stream: the same batches
-        for run in self.runs:
-            shared = next((s for r, s in zip(self.runs, self.streams, strict=True)
-                           if r.dataset is run.dataset and r.cfg.batch_size == run.cfg.batch_size), None)
-            self.streams.append(shared or BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed))
+        self.streams: list[BatchStream] = []
+        for i, run in enumerate(self.runs):
+            self.streams.append(stream_for(run, self.runs[:i], self.streams))
         self.steps = max(r.cfg.steps for r in self.runs)
         self.threads = max(r.cfg.threads for r in self.runs)
         self._unpaused = threading.Event()  # cleared by pause; set by resume and by stop, so the worker wakes

@@ -31,7 +31,7 @@ import torch
 from ..engine.config import RunConfig
 from ..engine.data import BatchStream
 from ..engine.history import History
-from ..engine.trainer import Job, Run
+from ..engine.trainer import Job, Run, stream_for
 
 Progress = Callable[[float, str], None] | None
 
@@ -80,10 +80,8 @@ def lockstep(configs: Sequence[RunConfig]) -> tuple[list[Run], list[BatchStream]
         key = (cfg.dataset, cfg.seed, cfg.difficulty)
         run = Run(cfg, _DATASETS.get(key), init_from=runs[0])  # loads the dataset if no run has it yet
         _DATASETS.setdefault(key, run.dataset)
-        shared = next((s for r, s in zip(runs, streams, strict=True)
-                       if r.dataset is run.dataset and r.cfg.batch_size == cfg.batch_size), None)
+        streams.append(stream_for(run, runs, streams))
         runs.append(run)
-        streams.append(shared or BatchStream(run.dataset, cfg.batch_size, cfg.seed))
     return runs, streams
 
 
