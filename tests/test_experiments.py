@@ -155,7 +155,7 @@ def test_landscape_probe_leaves_the_model_unchanged():
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
     generators = [m.generator.get_state() for m in noisy]
-    lasts = [m._last for m in noisy]
+    lasts = [m.last_noise for m in noisy]
     model.eval()
     frame = landscape_probe(model, x, y, lr=0.1)
     assert not model.training
@@ -164,7 +164,7 @@ def test_landscape_probe_leaves_the_model_unchanged():
     for n, p in model.named_parameters():
         assert torch.equal(p.grad, grads[n]), n
     for m, g, last in zip(noisy, generators, lasts, strict=True):
-        assert torch.equal(m.generator.get_state(), g) and m._last is last and not m.freeze_noise
+        assert torch.equal(m.generator.get_state(), g) and m.last_noise is last and not m.freeze_noise
     assert list(frame["multiple"]) == [0.0, *LANDSCAPE_MULTIPLES]
     assert np.isfinite(frame[["loss", "grad_change"]].to_numpy()).all()
 

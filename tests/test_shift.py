@@ -172,7 +172,7 @@ def test_gradient_ics_against_my_recomputation_and_leaves_the_model_alone(norm):
     before = [p.detach().clone() for p in model.parameters()]
     opt.step()
     params, grads, buffers = _state(model)
-    noise = [(m._last[0].clone(), m._last[1].clone()) for m in model.modules() if hasattr(m, "_last")]
+    noise = [(m.last_noise[0].clone(), m.last_noise[1].clone()) for m in model.modules() if hasattr(m, "last_noise")]
     model.eval()  # the call must restore the mode too
     out = gradient_ics(model, before, x, y)
     assert not model.training
@@ -191,8 +191,8 @@ def test_gradient_ics_against_my_recomputation_and_leaves_the_model_alone(norm):
         assert (grads[k] is None and after_grads[k] is None) or torch.equal(after_grads[k], grads[k]), k
     for k in buffers:
         assert torch.equal(after_buffers[k], buffers[k]), k
-    for m, (scale, shift) in zip([m for m in model.modules() if hasattr(m, "_last")], noise, strict=True):
-        assert torch.equal(m._last[0], scale) and torch.equal(m._last[1], shift) and not m.freeze_noise
+    for m, (scale, shift) in zip([m for m in model.modules() if hasattr(m, "last_noise")], noise, strict=True):
+        assert torch.equal(m.last_noise[0], scale) and torch.equal(m.last_noise[1], shift) and not m.freeze_noise
 
 
 def test_gradient_ics_with_no_update_is_zero():

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "BatchNorm1d",
+    "BatchNormBase",
     "BatchNorm2d",
     "BatchNormSteps",
     "batch_norm",
@@ -400,7 +401,7 @@ def batch_norm(
 # --------------------------------------------------------------------------
 
 
-class _BatchNorm(nn.Module):
+class BatchNormBase(nn.Module):
     r"""Shared code of :class:`BatchNorm1d` and :class:`BatchNorm2d`.
 
     Owns :math:`\gamma` (``weight``) and :math:`\beta` (``bias``) and the
@@ -550,7 +551,7 @@ class _BatchNorm(nn.Module):
         )
 
 
-class BatchNorm1d(_BatchNorm):
+class BatchNorm1d(BatchNormBase):
     r"""Batch normalization over a 2D or 3D input; drop-in for ``torch.nn.BatchNorm1d``.
 
     Method described in Ioffe & Szegedy (2015), `Batch Normalization:
@@ -613,7 +614,7 @@ class BatchNorm1d(_BatchNorm):
             raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(BatchNormBase):
     r"""Batch normalization over a 4D input; drop-in for ``torch.nn.BatchNorm2d``.
 
     Method described in Ioffe & Szegedy (2015), `Batch Normalization:

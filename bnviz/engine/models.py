@@ -37,17 +37,17 @@ class NoisyBatchNorm(nn.Module):
         self.bn = bn
         self.generator = torch.Generator().manual_seed(seed)
         self.freeze_noise = False
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_noise: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn(x)
         if not self.training:
             return y
-        if self.freeze_noise and self._last is not None and self._last[0].shape == y.shape[1:]:
-            scale, shift = self._last
+        if self.freeze_noise and self.last_noise is not None and self.last_noise[0].shape == y.shape[1:]:
+            scale, shift = self.last_noise
         else:
             scale, shift = self._draw(y.shape[1:])
-            self._last = (scale, shift)
+            self.last_noise = (scale, shift)
         return y * scale + shift
 
     def _draw(self, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:

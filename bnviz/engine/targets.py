@@ -12,7 +12,7 @@ from . import batchnorm
 
 # what `Targets.discover` looks for, by module type
 LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
-NORM_TYPES = (nn.modules.batchnorm._BatchNorm, batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, batchnorm.BatchNormBase, nn.modules.instancenorm._InstanceNorm,
               nn.LayerNorm, nn.GroupNorm)
 ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
                     nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,

@@ -51,7 +51,7 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
     noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
-    noise_state = [(m.freeze_noise, m._last, m.generator.get_state()) for m in noisy]
+    noise_state = [(m.freeze_noise, m.last_noise, m.generator.get_state()) for m in noisy]
     was_training = model.training
 
     def loss_and_grad(params: dict[str, torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
@@ -84,7 +84,7 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
                          "beta": change / distance if distance > 0 else math.nan})
     finally:
         for m, (frozen, last, generator_state) in zip(noisy, noise_state, strict=True):
-            m.freeze_noise, m._last = frozen, last
+            m.freeze_noise, m.last_noise = frozen, last
             m.generator.set_state(generator_state)
         model.train(was_training)
     return pd.DataFrame(rows)
