@@ -24,6 +24,7 @@ from .run_facts import (
     resolve_stage,
     row_count,
     stage_label,
+    with_data,
 )
 from .style import (
     AXIS_TITLE_SIZE,
@@ -130,7 +131,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
     cells x max_points (2 runs x 3 blocks x 600 columns: ~1.5 MB); a live page may pass a smaller max_points.
     """
     runs = as_runs(runs)
-    live = [(label, h) for label, h in runs if row_count(h)]
+    live = with_data(runs)
     some = live[0][1] if live else next((h for _, h in runs if h is not None), None)
     what = "activation input" if stage == ACT_INPUT else stage_label(some, 0, stage) if some else stage
     title = f"Distribution of each block's {what}, run by run"
@@ -242,7 +243,7 @@ def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> Fig
     """Ioffe & Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of a block's values over
     training, one colour per run (median solid, 15th and 85th dashed)."""
     runs = as_runs(runs)
-    live = [(label, h) for label, h in runs if row_count(h)]
+    live = with_data(runs)
     what = "activation input" if stage == ACT_INPUT else stage
     if not live:
         return message(f"15th, 50th and 85th percentiles of the {what}")

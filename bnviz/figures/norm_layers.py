@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.history import CHANNEL_STATS, History
-from .run_facts import as_runs, layer_index, no_norm_text, norm_name, row_count
+from .run_facts import as_runs, layer_index, no_norm_text, norm_name, row_count, with_data
 from .style import (
     BLOCK_PALETTE,
     Figure,
@@ -108,7 +108,7 @@ def train_eval_gap(runs) -> Figure:
     its own statistics, dashed), one colour per run."""
     runs = as_runs(runs)
     title = "Test accuracy: eval mode vs train mode"
-    live = [(label, h) for label, h in runs if row_count(h)]
+    live = with_data(runs)
     if not live:
         return message(title)
     colours = run_colors(label for label, _ in runs)

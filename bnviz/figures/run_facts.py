@@ -38,6 +38,11 @@ def as_runs(runs) -> list[tuple[str, History | None]]:
     return [(str(label), h) for label, h in runs]
 
 
+def with_data(runs: list[tuple[str, History | None]]) -> list[tuple[str, History]]:
+    """The runs that have recorded at least one step (the others are still waiting)."""
+    return [(label, h) for label, h in runs if row_count(h)]
+
+
 def row_count(history: History | None) -> int:
     """Rows recorded so far (0 for None: a figure of no run says it is waiting)."""
     return 0 if history is None else len(history)

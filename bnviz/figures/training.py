@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.history import ICS_STATS
-from .run_facts import as_runs, row_count, run_config
+from .run_facts import as_runs, run_config, with_data
 from .style import Figure, axis_title, even_rows, finish, finite, line, message, positive, run_colors, sparse, subplots
 
 
@@ -13,7 +13,7 @@ def loss_accuracy(runs) -> Figure:
     """Training loss (left) and test accuracy (right) against the step, one colour per run."""
     runs = as_runs(runs)
     title = "Training loss and test accuracy"
-    live = [(label, h) for label, h in runs if row_count(h)]
+    live = with_data(runs)
     if not live:
         return message(title)
     colours = run_colors(label for label, _ in runs)
@@ -41,7 +41,7 @@ def ics_measure(runs) -> Figure:
     the weight gradient recomputed on the same batch after the earlier blocks took their update."""
     runs = as_runs(runs)
     title = "Gradient-based internal covariate shift (Santurkar et al. 2018)"
-    live = [(label, h) for label, h in runs if row_count(h)]
+    live = with_data(runs)
     if not live:
         return message(title)
     colours = run_colors(label for label, _ in runs)
