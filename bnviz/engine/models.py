@@ -159,13 +159,18 @@ def initialize(net: nn.Module, cfg: RunConfig) -> None:
                 nn.init.uniform_(module.bias, -bound, bound, generator=g)
 
 
+def shared_state_names(source: nn.Module, target: nn.Module) -> list[str]:
+    """The parameters and buffers both models have under the same name and shape, sorted."""
+    target_state = target.state_dict()
+    return sorted(k for k, v in source.state_dict().items() if k in target_state and target_state[k].shape == v.shape)
+
+
 def copy_shared_weights(source: nn.Module, target: nn.Module) -> list[str]:
     """Copy every parameter and buffer that both models have under the same name and shape; return the names."""
-    target_state = target.state_dict()
-    shared = {k: v for k, v in source.state_dict().items()
-              if k in target_state and target_state[k].shape == v.shape}
-    target.load_state_dict(shared, strict=False)
-    return sorted(shared)
+    names = shared_state_names(source, target)
+    source_state = source.state_dict()
+    target.load_state_dict({k: source_state[k] for k in names}, strict=False)
+    return names
 
 
 def _make_activation(name: str) -> nn.Module:

@@ -31,6 +31,7 @@ from .models import NoisyBatchNorm, build_model, copy_shared_weights
 from .recorder import Recorder, layout_for
 from .shift import gradient_ics
 from .targets import Targets
+from .twins import copies_weights, data_key, shares_batches
 
 EVAL_SUBSET = 1000  # test accuracy during training uses a fixed subset of this many test images (speed)
 EVAL_CHUNK = 500  # images per forward pass when evaluating
@@ -48,7 +49,8 @@ class Run:
         self.cfg = cfg.validate()
         self.dataset = dataset if dataset is not None else load_for(cfg)
         self.model = build_model(cfg, self.dataset.input_shape, self.dataset.n_classes)
-        self.shared_weights = copy_shared_weights(init_from.model, self.model) if init_from else []
+        copy = init_from is not None and copies_weights(init_from.cfg, cfg)  # twins.py: what twins share, and why
+        self.shared_weights = copy_shared_weights(init_from.model, self.model) if copy else []
         self.optimizer = make_optimizer(self.model, cfg)
         self.recorder: Recorder | None = None
         targets = Targets.from_net(self.model)
@@ -179,9 +181,9 @@ class Run:
 
 def stream_for(run: Run, earlier_runs: list[Run], earlier_streams: list[BatchStream]) -> BatchStream:
     """The batches `run` trains on: an earlier run's stream when both have the same data and batch size (twins
-    then see the very same batches), else a new stream from the run's seed."""
+    then see the very same batches: `twins.shares_batches`), else a new stream from the run's seed."""
     for other, stream in zip(earlier_runs, earlier_streams, strict=True):
-        if other.dataset is run.dataset and other.cfg.batch_size == run.cfg.batch_size:
+        if other.dataset is run.dataset and shares_batches(other.cfg, run.cfg):
             return stream
     return BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed)
 
@@ -232,7 +234,8 @@ class JobSnapshot:
 
 
 class Job:
-    """Trains one config, or two in lockstep on identical batches from identical shared initial weights.
+    """Trains one config, or two in lockstep: the second starts from the first's initial weights and trains on its
+    batches where `twins` says they share them (`twins.what_runs_share` says it in a sentence).
 
     Thread-safe controls: start, pause, resume, stop, set_lr, snapshot. The worker thread never touches Streamlit.
     """
@@ -245,7 +248,7 @@ class Job:
         self.runs: list[Run] = []
         for cfg in configs:
             cfg.validate()
-            key = (cfg.dataset, cfg.seed, cfg.difficulty)
+            key = data_key(cfg)
             if key not in datasets:
                 datasets[key] = load_for(cfg)
             self.runs.append(Run(cfg, datasets[key], init_from=self.runs[0] if self.runs else None))

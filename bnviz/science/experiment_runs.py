@@ -32,6 +32,7 @@ from ..engine.config import RunConfig
 from ..engine.data import BatchStream
 from ..engine.history import History
 from ..engine.trainer import Job, Run, stream_for
+from ..engine.twins import data_key
 
 Progress = Callable[[float, str], None] | None
 
@@ -77,7 +78,7 @@ def lockstep(configs: Sequence[RunConfig]) -> tuple[list[Run], list[BatchStream]
     runs, streams = list(job.runs), list(job.streams)
     for cfg in configs[2:]:
         cfg.validate()
-        key = (cfg.dataset, cfg.seed, cfg.difficulty)
+        key = data_key(cfg)
         run = Run(cfg, _DATASETS.get(key), init_from=runs[0])  # loads the dataset if no run has it yet
         _DATASETS.setdefault(key, run.dataset)
         streams.append(stream_for(run, runs, streams))
