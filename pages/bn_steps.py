@@ -108,9 +108,7 @@ with mode_tab:
         show_table(run["y_train"])
     with y_e:
         st.markdown("#### y in eval mode")
-        show_table(run["y_eval"], f"Largest train–eval difference: {bx.format_number(run['gap'])}. The running "
-                   "statistics are not this batch's statistics, so the same inputs give different outputs in the "
-                   "two modes.")
+        show_table(run["y_eval"], bx.gap_note(run, momentum))
 with torch_tab:
     st.markdown("`torch.nn.functional.batch_norm` on the same batch, γ, β, ε and momentum, in float64, against "
                 "bnviz's from-scratch `batch_norm` (no torch normalization op inside).")

@@ -1,8 +1,9 @@
-"""Compare two runs: any two settings, trained in lockstep on the same batches from the same initial weights."""
+"""Compare two runs: any two settings, trained in lockstep; a line says what the two share."""
 
 import streamlit as st
 
 from bnviz import figures
+from bnviz.engine.twins import what_runs_share
 from bnviz.ui.controls import config_controls
 from bnviz.ui.link_params import COMPARE
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
@@ -12,8 +13,9 @@ from bnviz.ui.upload_panel import upload_panel
 
 page_header("Compare two runs", """
 Set up run **A** and run **B** (by default identical except that A uses batch norm and B does not). Both train in
-lockstep on the identical sequence of batches and start from identical weights wherever their layers match, and
-every chart uses shared axes, so the difference you see is the difference you made.
+lockstep; B starts from A's initial weights wherever their layers match, and both train on the same batches when
+their data and batch size match (the line under the settings says which holds). Every chart uses shared axes, so
+the difference you see is the difference you made, and whatever the two do not share.
 """)
 
 lab = get_lab()
@@ -24,6 +26,7 @@ with left:
 with right:
     st.subheader("Run B")
     b = config_controls("cmpB", container=right, compact=True, defaults=COMPARE.configs["b."])
+st.caption(what_runs_share(a, b).sentence())
 upload_panel(("cmpA_dataset", "cmpB_dataset"))
 run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
 

@@ -11,8 +11,11 @@ from bnviz.ui.state import get_lab
 
 page_header("Gradients", """
 Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if
-they grow (*exploding*) training diverges. Batch norm keeps each layer's input at a steady scale, which also keeps
-its gradients in a workable range, one reason it tolerates larger learning rates.
+they grow (*exploding*) training diverges. What batch norm does to them is contested. Ioffe & Szegedy (2015,
+section 3.3) argued that by normalizing every layer's input, BN keeps small parameter changes from growing into
+large changes of the activations and gradients, which allows larger learning rates. Yang et al. (ICLR 2019, a
+mean-field theory of batch norm) showed that at initialization BN *causes* gradients to explode as depth grows, in
+deep networks without skip connections. Compare the gradient sizes of your own runs below, block by block.
 """)
 
 lab = get_lab()

@@ -14,8 +14,9 @@ In training, BN normalizes each channel with the **current batch's** mean μ and
 number of values per channel): $\hat x = (x-\mu)/\sqrt{\sigma^2+\epsilon}$, then $y = \gamma \hat x + \beta$
 with a learned scale γ and shift β per channel. It also keeps **running averages** for use at test time (eval
 mode): running = (1 − momentum) × running + momentum × batch statistic, with momentum 0.1 by default (PyTorch's
-convention; some frameworks write 0.9 for the same thing), and the running variance uses the unbiased estimate
-(divided by *m* − 1). A larger momentum follows recent batches more closely but more noisily.
+convention; some frameworks write 0.9 for the same thing). The running variance is fed the unbiased estimate
+*m*/(*m* − 1) · σ² (divided by *m* − 1), while the normalization in training uses σ² (divided by *m*). A larger
+momentum follows recent batches more closely but more noisily.
 """)
 
 lab = get_lab()

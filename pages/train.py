@@ -13,8 +13,9 @@ from bnviz.ui.upload_panel import upload_panel
 page_header("Train & watch", """
 Pick a preset or set every knob in the sidebar, press **▶ Start**, and watch each block's values change while the
 network learns. Each heatmap column is one step's histogram (darker = more values); the orange lines are the 15th,
-50th and 85th percentiles. A *twin* run trains on the very same batches from the same initial weights and differs
-in one setting only, so any difference you see comes from that setting.
+50th and 85th percentiles. A *twin* run differs in one setting only; the line under the twin's controls says what
+the two runs share (the same initial weights where their layers match, the same batches when their data and batch
+size match). Whatever they do not share is a second difference between them.
 """)
 
 lab = get_lab()

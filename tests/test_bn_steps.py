@@ -159,6 +159,30 @@ def test_running_update_and_eval_match_torch_batchnorm1d(table, momentum):
     np.testing.assert_allclose(a * x.numpy() + b, y_eval.numpy(), atol=1e-10)
 
 
+@pytest.mark.parametrize("momentum", [0.1, 0.5])
+def test_the_settled_gap_is_torch_eval_after_many_updates_on_the_same_batch(table, momentum):
+    x = bx.parse_table(table)
+    layer = torch.nn.BatchNorm1d(3, eps=EPS, momentum=momentum).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(bx.DEFAULT_GAMMA))
+        layer.bias.copy_(torch.tensor(bx.DEFAULT_BETA))
+    for _ in range(2000):  # the running statistics converge on this batch's mean and unbiased variance
+        y_train = layer.train()(x).detach()
+    settled = (y_train - layer.eval()(x).detach()).abs().max().item()
+    run = bx.train_and_eval(x, bx.DEFAULT_GAMMA, bx.DEFAULT_BETA, EPS, momentum)
+    assert run["settled_gap"] == pytest.approx(settled, rel=1e-9)
+    assert 0 < settled < run["gap"] / 2
+    note = bx.gap_note(run, momentum)
+    assert note.startswith(f"Largest train–eval difference: {bx.format_number(run['gap'])}. Most of it")
+    assert bx.format_number(run["settled_gap"]) in note
+
+
+def test_with_momentum_1_the_whole_gap_is_the_unbiased_variance(table):
+    run = bx.train_and_eval(bx.parse_table(table), bx.DEFAULT_GAMMA, bx.DEFAULT_BETA, EPS, 1.0)
+    assert run["gap"] == pytest.approx(run["settled_gap"], rel=1e-12)
+    assert "all of it comes from the running variance's m/(m − 1)" in bx.gap_note(run, 1.0)
+
+
 def test_compare_with_torch_on_default_table_is_tiny():
     diffs = bx.compare_with_torch(bx.parse_table(bx.default_table()), bx.DEFAULT_GAMMA, bx.DEFAULT_BETA,
                                   bx.DEFAULT_EPS, bx.DEFAULT_MOMENTUM)

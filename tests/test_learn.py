@@ -49,6 +49,55 @@ def test_key_facts_in_the_correct_answers():
     assert "N, H and W" in right("conv_axes")
 
 
+def test_every_question_has_one_correct_option_and_an_explanation():
+    for q in QUESTIONS:
+        assert isinstance(q.answer, int) and 0 <= q.answer < len(q.options), q.key
+        assert [learn.check_answer(q, i) for i in range(len(q.options))].count(True) == 1, q.key
+        assert len({o.strip().lower() for o in q.options}) == len(q.options), q.key
+        assert len(q.explanation.split()) >= 15, q.key  # says why, not just "correct"
+
+
+def _learner_texts() -> str:
+    cards = [f"{c.front} {c.back}" for c in learn.FLASHCARDS]
+    terms = [t.definition for t in GLOSSARY]
+    questions = [" ".join((q.prompt, *q.options, q.explanation)) for q in QUESTIONS]
+    return " ".join(cards + terms + questions)
+
+
+def test_no_overclaims_in_the_quiz_glossary_and_flashcards():
+    text = _learner_texts().lower()
+    for phrase in ("today's", "best-supported", "stay put", "stays put", "beyond doubt", "is what makes bn help",
+                   "slightly off"):
+        assert phrase not in text, phrase
+    by_key = {q.key: q for q in QUESTIONS}
+    assert "much more stable" in by_key["ioffe_fig1"].options[by_key["ioffe_fig1"].answer]
+    assert "necessary" in by_key["noisy_bn"].explanation
+    assert "Santurkar" in by_key["why_bn_helps"].prompt  # whose reading it is
+    for other in ("Bjorck", "Kohler", "Arora", "De & Smith", "Yang"):
+        assert other in by_key["why_bn_helps"].explanation, other
+    assert "this app's own" in by_key["ics_measure"].explanation
+    higher_lr = by_key["higher_lr"].explanation
+    assert "0.01" in higher_lr and "slow" in higher_lr and "not intolerance" in higher_lr
+    assert "fixed statistics" in by_key["gamma_beta"].explanation
+
+
+def test_the_m_minus_1_factor_in_the_quiz_is_right():
+    """The quiz says a 1/(m − 1) standard deviation gives normalized values √((m − 1)/m) times PyTorch's."""
+    import torch
+    import torch.nn.functional as F
+
+    q = next(q for q in QUESTIONS if q.key == "std_m_minus_1")
+    assert "√((m − 1)/m)" in q.options[q.answer] and "1/√2 at m = 2" in q.explanation
+    assert "about 0.99 at m = 64" in q.explanation
+    for m, stated in ((2, 2 ** -0.5), (64, 0.99)):
+        x = torch.randn(m, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(m))
+        tutorial = (x - x.mean(0)) / x.std(0, unbiased=True)
+        pytorch = F.batch_norm(x, None, None, training=True, eps=1e-12)  # torch refuses eps = 0 in training
+        ratio = (tutorial / pytorch).flatten()
+        assert torch.allclose(ratio, torch.full_like(ratio, ((m - 1) / m) ** 0.5))
+        assert ratio[0].item() == pytest.approx(stated, abs=0.005)
+
+
 def test_glossary_covers_the_required_terms():
     assert learn.missing_terms() == []
     assert len({t.term.lower() for t in GLOSSARY}) == len(GLOSSARY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 CAPTIONS: dict[str, str] = {
     "loss_accuracy": (
         "Left: the training loss of each step's mini-batch (noisy, because every batch differs). Right: accuracy "
-        "on a fixed subset of the test set in eval mode, measured every few steps. Higher and sooner is better."),
+        "on a fixed subset of the test set in eval mode, measured every few steps."),
     "train_eval_gap": (
         "The same network scored two ways: in eval mode batch norm uses its running statistics (solid); in train "
         "mode each test batch is normalized with its own statistics (dashed). With small batches the two differ; "
@@ -25,9 +25,10 @@ CAPTIONS: dict[str, str] = {
         "share of values that fell outside the bins, below or above."),
     "percentiles": (
         "Like Figure 1 (b, c) of Ioffe & Szegedy (2015): the median (solid) and the 15th and 85th percentiles "
-        "(dashed) of the input to a nonlinearity over training. Without batch norm they typically drift and spread; "
-        "with batch norm before the activation they stay nearly put, because every batch is re-centred and "
-        "re-scaled (gamma and beta can still move them slowly)."),
+        "(dashed) of the input to a nonlinearity over training. The paper found them moving in mean and spread "
+        "without batch norm and \"much more stable\" with it. With batch norm before the activation every "
+        "channel's batch mean and spread are set by the learned beta and gamma, so only these (and the shape of "
+        "the distribution) can move them."),
     "saturation": (
         "For tanh and sigmoid: the share of outputs in the flat ends of the curve, where the gradient almost "
         "vanishes (saturated). For ReLU: the share of outputs that are exactly zero; about half is normal, a share "
@@ -69,9 +70,10 @@ CAPTIONS: dict[str, str] = {
     "ics": (
         "Santurkar et al.'s (2018) gradient measure of internal covariate shift: how much a block's weight gradient "
         "changes when the earlier blocks take their update first, on the same batch (||G − G′||, and the cosine: "
-        "1 = unchanged). In their experiments this shift was not smaller with batch norm, one reason why 'batch norm "
-        "works by reducing internal covariate shift' is a hypothesis, not the established explanation; they point "
-        "to a smoother loss landscape instead."),
+        "1 = unchanged). In their experiments (VGG, deep linear networks) this shift was not smaller with batch "
+        "norm, one reason why 'batch norm works by reducing internal covariate shift' is a hypothesis, not the "
+        "established explanation; they argue for a smoother loss landscape instead. In other networks the measure "
+        "can come out smaller with batch norm: read it from your run."),
 }
 
 

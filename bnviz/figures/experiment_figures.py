@@ -95,7 +95,7 @@ def figure1_percentiles(result: Figure1Result | None) -> Figure:
 # ---- 2. Santurkar et al. -------------------------------------------------------------------------------------------
 def santurkar_accuracy(result: SanturkarResult | None) -> Figure:
     """Test accuracy of no BN, BN and noisy BN against the step."""
-    return _accuracy_over_steps(result, "Noisy BN still trains: test accuracy")
+    return _accuracy_over_steps(result, "Test accuracy: no BN, BN and noisy BN")
 
 
 def santurkar_drift(result: SanturkarResult | None) -> Figure:

@@ -243,9 +243,27 @@ def train_and_eval(x: Tensor, gamma, beta, eps: float, momentum: float) -> dict[
     a, b = eval_affine(*updated_running(steps, momentum), gamma, beta, eps)
     y_eval = a * x.to(DTYPE) + b
     affine = pd.DataFrame({"a": a.tolist(), "b": b.tolist()}, index=list(CHANNELS)[: x.shape[1]])
+    settled_a, settled_b = eval_affine(steps.mean, steps.var_unbiased, gamma, beta, eps)
     return {"steps": steps, "running": running_update(steps, momentum), "affine": affine,
             "y_train": per_sample_table(steps.output), "y_eval": per_sample_table(y_eval),
-            "gap": (steps.output - y_eval).abs().max().item()}
+            "gap": (steps.output - y_eval).abs().max().item(),
+            "settled_gap": (steps.output - (settled_a * x.to(DTYPE) + settled_b)).abs().max().item()}
+
+
+def gap_note(run: dict, momentum: float) -> str:
+    """Why train and eval mode differ on this batch, from `train_and_eval`'s numbers: after one update from a fresh
+    layer the running statistics are mostly the initial 0 and 1; `settled_gap` is what would remain once they had
+    settled on this batch's own statistics (many updates on the same batch), from the unbiased variance alone."""
+    gap, settled = run["gap"], run["settled_gap"]
+    if gap <= settled * (1 + 1e-9):  # momentum 1: the one update already set them to this batch's statistics
+        return (f"Largest train–eval difference: {format_number(gap)}. With momentum {momentum:g} the one update "
+                "already set the running statistics to this batch's own, so all of it comes from the running "
+                "variance's m/(m − 1).")
+    share = "Most of it" if settled < gap / 2 else "Part of it"
+    return (f"Largest train–eval difference: {format_number(gap)}. {share} comes from the running statistics "
+            f"having had a single update from a fresh layer's 0 and 1 (keeping {1 - momentum:.0%} of them): had they "
+            f"settled on this batch's own statistics, the difference would be {format_number(settled)}, from the "
+            "running variance's m/(m − 1) alone.")
 
 
 # ---- comparison with PyTorch ---------------------------------------------------------------------------------

@@ -100,7 +100,11 @@ def _sweep_table(result: SweepResult, x: str, reference: Callable[[float], str])
 
 def lr_table(result: SweepResult) -> pd.DataFrame:
     def reference(lr: float) -> str:
-        return "no BN stays at chance (10%), BN about 98%" if lr >= 1.0 else "(not reported)"
+        if lr >= 1.0:
+            return "no BN fails (may learn a little, then diverge, or stay at chance); BN about 98%"
+        if lr <= 0.01:
+            return "no BN also near chance: too slow to leave its start, not intolerance; BN trains"
+        return "(not reported)"
     return _sweep_table(result, "lr", reference)
 
 

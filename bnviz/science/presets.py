@@ -32,29 +32,35 @@ class Preset:
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset(
         "BN vs no BN (default CNN)",
-        "The same small CNN, trained on the same batches from the same initial weights, without and with BN.",
-        "Without BN the layer inputs drift in mean and spread; with BN the normalized inputs stay centred.",
+        "The same small CNN without and with BN.",
+        "How far each block's input distribution moves in mean and spread, without BN and with BN. With BN every "
+        "channel's batch mean and spread are set by β and γ, which start at 0 and 1 and are learned.",
         a=dict(norm="none"), b=dict(norm="batch"), labels=("no BN", "BN"),
         shared=dict(steps=400, lr=0.05), expect="no BN 0.93, BN 0.99 test accuracy after 1,000 steps",
     ),
     Preset(
         "BN rescues a high learning rate",
-        "Learning rate 0.5 (ten times the default): the CNN without BN never leaves chance; with BN it learns.",
-        "Loss: flat at 2.3 without BN. Dead fraction of the ReLUs without BN. Gradient norms on the Gradients page.",
+        "Learning rate 0.5 (ten times the default), the CNN without and with BN: does each one learn?",
+        "The loss: does it fall, stay flat near 2.3 (chance for 10 classes) or blow up? The share of dead ReLUs in "
+        "each run. The gradient norms on the Gradients page.",
         a=dict(norm="none"), b=dict(norm="batch"), labels=("no BN", "BN"),
         shared=dict(lr=0.5, steps=300), expect="no BN 0.10 (chance), BN 0.99 after 300 steps",
     ),
     Preset(
         "Sigmoid network (Ioffe & Szegedy, Figure 1)",
-        "The paper's MLP (3 hidden layers of 100 sigmoid units, batch 60, SGD lr 0.5) on 8x8 digits.",
-        "Percentile lines of the last block's sigmoid input: they wander without BN and stay put with BN.",
+        "The network of the paper's Figure 1 (3 hidden layers of 100 sigmoid units, batch 60) on 8x8 digits, with "
+        "our choices where the paper gives none: plain SGD, lr 0.5, PyTorch's default initial weights.",
+        "The percentile lines of the last block's sigmoid input: how far they move without BN and with BN (the "
+        "paper found them \"much more stable\" with BN; γ and β can still move them).",
         a=dict(norm="none"), b=dict(norm="batch"), labels=("no BN", "BN"),
         shared=dict(SIGMOID_MLP, steps=2000, eval_every=100), expect="no BN 0.25, BN 0.98 after 2,000 steps",
     ),
     Preset(
         "Bad initialization",
-        "The sigmoid MLP with weights drawn from N(0, 0.01^2): far too small for the signal to get through.",
-        "Without BN the activations collapse to 0.5 and nothing learns; BN rescales each layer's input.",
+        "The sigmoid MLP with weights drawn from N(0, 0.01²), much smaller than PyTorch's default, without and "
+        "with BN.",
+        "Whether the run without BN keeps its sigmoid outputs bunched at 0.5 (the signal fading through the "
+        "layers) and its loss flat; BN rescales each layer's input whatever the weights' size.",
         a=dict(norm="none"), b=dict(norm="batch"), labels=("no BN", "BN"),
         shared=dict(SIGMOID_MLP, init="normal", init_scale=0.01, steps=1000, eval_every=100),
         expect="no BN 0.10 (chance), BN 0.97 after 1,000 steps",

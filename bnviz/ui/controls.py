@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..engine.config import ACTIVATIONS, EPS_CHOICES, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..engine.twins import what_runs_share
 from ..engine.uploads import is_user_data
 from ..science.presets import PRESETS
 from .choices import (
@@ -106,7 +107,8 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
         values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
                                            **k("sgd_momentum"),
-                                           help="0 is plain SGD (as in Ioffe & Szegedy's Figure 1); not used by Adam")
+                                           help="0 is plain SGD (our Figure 1 replica uses it: the paper names no "
+                                                "optimizer); not used by Adam")
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
@@ -128,7 +130,8 @@ def _validated(values: dict) -> RunConfig:
 
 
 def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | None:
-    """A second run that differs from `base` in one setting (same batches, same initial weights), or None."""
+    """A second run that differs from `base` in one setting, or None; a caption says what the two share
+    (`twins.what_runs_share`: initial weights where layers match, batches when data and batch size match)."""
     c = container or st.sidebar
     k = lambda name: dict(key=_key(prefix, name), persist_state="session")  # noqa: E731
     if _key(prefix, "on") not in st.session_state:
@@ -138,7 +141,7 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
         on, field = st.session_state[_key(prefix, "on")], st.session_state[_key(prefix, "field")]
     else:
         on = c.toggle("Train a twin side by side", **k("on"),
-                      help="Same batches, same initial weights; only the setting below differs.")
+                      help="Only the setting below differs; the line under it says what the two runs share.")
         field = c.selectbox("The twin differs in", tuple(TWIN_FIELDS), format_func=TWIN_FIELDS.get,
                             **k("field")) if on else None
     if not on:
@@ -159,6 +162,8 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
         return None
     if twin == base:
         c.warning(f"The twin's {TWIN_FIELDS[field]} equals run A's: pick another value to compare.")
+    else:
+        c.caption(what_runs_share(base, twin).sentence())
     return twin
 
 
