@@ -57,9 +57,9 @@ st.header("1. The original picture: Ioffe & Szegedy's Figure 1")
 published("figure1")
 st.markdown("""
 The paper's network, 3 hidden layers of 100 sigmoid units with batch 60, learns the digits with and without BN,
-on the same batches, from the same initial weights where their layers match. What differs from the paper: it used
-28x28 binary MNIST, 50,000 steps and small random Gaussian initial weights, and gives no learning rate or optimizer;
-here the 8x8 digits, plain SGD with learning rate 0.5 and PyTorch's default initialization are our choices.
+on the same batches, from the same initial weights where their layers match. What differs from the paper (its
+setting is above): the 8x8 digits and at most 3,000 steps; plain SGD with learning rate 0.5 and PyTorch's default
+initial weights are our choices, as the paper gives no learning rate or optimizer.
 **Look for** the median and the 15th/85th percentiles of the values entering a sigmoid of the last hidden layer: the
 paper found them moving in mean and spread without BN and "much more stable" with BN (γ and β can still move them);
 see how far they move here, and how fast each network's accuracy rises. The hypothesis came first: section 4.1 of

@@ -207,6 +207,25 @@ def test_twin_toggle_trains_two_labelled_runs(labs):
     assert any(m.value == "**Run BN**" for m in at.markdown) and any(m.value == "**Run no BN**" for m in at.markdown)
 
 
+def test_the_twin_and_compare_pages_say_what_the_two_runs_share(labs):
+    at = open_page("train")
+    small_sidebar(at, steps=10, twin=True)
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "same batches in the same order" in captions
+    at.selectbox(key="twin_field").set_value("batch_size")
+    at.run()
+    at.selectbox(key="twin_value_batch_size").set_value(16)
+    at.run()
+    assert_clean(at)
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "different batches: with batch sizes 64 and 16" in captions and "same batches" not in captions
+    at = open_page("compare")
+    at.select_slider(key="cmpB_batch_size").set_value(32)
+    at.run()
+    assert_clean(at)
+    assert any("different batches: with batch sizes 64 and 32" in c.value for c in at.caption)
+
+
 def test_twin_off_trains_one_run(labs):
     at = open_page("train")
     small_sidebar(at, steps=10, twin=False)

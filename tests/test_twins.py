@@ -40,6 +40,7 @@ def test_same_batch_size_shares_weights_and_batches(engine_datasets):
     assert set(sharing.copied) == equal and set(sharing.own) == other
     assert other == {"blocks.0.layer.bias", "blocks.1.layer.bias"}  # BN before the activation drops these biases
     text = sharing.sentence()
+    assert "its own initialization gives the rest: 2 biases. They train" in text
     assert "same initial weights where a layer has the same name and shape" in text
     assert "same batches" in text and "different batches" not in text
 
@@ -51,7 +52,7 @@ def test_a_different_batch_size_means_different_batches(engine_datasets):
     assert not sharing.batches and not same_batches
     assert set(sharing.copied) == equal and not other and not sharing.own
     text = sharing.sentence()
-    assert text.startswith("Both runs start from the same initial weights;")
+    assert text.startswith("Both runs start from the same initial weights. They train on different batches")
     assert "different batches" in text and "8 and 16" in text and "same batches" not in text
 
 
@@ -63,6 +64,7 @@ def test_a_different_model_shares_only_the_matching_layers(engine_datasets):
     assert set(sharing.copied) == equal and set(sharing.own) == other
     assert other == {"blocks.0.layer.weight", "blocks.1.layer.weight"}  # conv kernels vs linear matrices
     assert f"{len(equal)} of the second run's {len(equal) + len(other)} weight tensors" in sharing.sentence()
+    assert "the weights of 2 layers whose shape differs" in sharing.sentence()
 
 
 def test_a_different_init_scale_is_not_undone_by_copying(engine_datasets):

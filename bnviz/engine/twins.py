@@ -24,7 +24,6 @@ from .models import build_model, shared_state_names
 # The parameter names and shapes that differ between two models built for the same data do not depend on the
 # data's image size or class count (both models see the same ones), so any valid shape gives the same answer.
 NOMINAL_DATA = ((1, 8, 8), 10)
-MAX_NAMED = 4  # tensors named in the sentence; more are counted
 
 
 def data_key(cfg: RunConfig) -> tuple:
@@ -58,7 +57,7 @@ class Sharing:
 
     def sentence(self) -> str:
         """One plain sentence for the pages."""
-        return f"{self._weights_part()}; {self._batches_part()}."
+        return f"{self._weights_part()}. {self._batches_part()}."
 
     def _weights_part(self) -> str:
         if self.scale is not None:
@@ -74,20 +73,31 @@ class Sharing:
             return "The two runs share no initial weights (no layer has the same name and shape in both)"
         if not self.own:
             return "Both runs start from the same initial weights"
-        others = ", ".join(self.own[:MAX_NAMED]) + (f" and {len(self.own) - MAX_NAMED} more"
-                                                     if len(self.own) > MAX_NAMED else "")
         return (f"Both runs start from the same initial weights where a layer has the same name and shape in both "
-                f"({len(self.copied)} of the second run's {len(self.copied) + len(self.own)} weight tensors; "
-                f"its own initialization gives the rest: {others})")
+                f"({len(self.copied)} of the second run's {len(self.copied) + len(self.own)} weight tensors); "
+                f"its own initialization gives the rest: {own_kinds(self.own)}")
 
     def _batches_part(self) -> str:
         if self.batches:
-            return "they train on the same batches in the same order"
+            return "They train on the same batches in the same order"
         if not self.same_data:
-            return "they train on different batches (their data differ: dataset, seed or difficulty)"
+            return "They train on different batches (their data differ: dataset, seed or difficulty)"
         a, b = self.batch_sizes
-        return (f"they train on different batches: with batch sizes {a} and {b} each run draws its own stream "
+        return (f"They train on different batches: with batch sizes {a} and {b} each run draws its own stream "
                 f"of batches from its seed")
+
+
+def own_kinds(names: tuple[str, ...]) -> str:
+    """Parameter names in plain words for the sentence: "the normalization layers' γ and β (1 and 0 at the start in
+    every run), 3 biases"."""
+    norm = [n for n in names if ".norm." in n]
+    biases = [n for n in names if n.endswith(".bias") and n not in norm]
+    weights = [n for n in names if n not in norm and n not in biases]
+    parts = ["the normalization layers' γ and β (1 and 0 at the start in every run)"] if norm else []
+    parts += [f"{len(biases)} {'bias' if len(biases) == 1 else 'biases'}"] if biases else []
+    parts += [f"the weights of {len(weights)} {'layer' if len(weights) == 1 else 'layers'} whose shape differs"
+              ] if weights else []
+    return ", ".join(parts)
 
 
 def what_runs_share(a: RunConfig, b: RunConfig, data: tuple | None = None) -> Sharing:
