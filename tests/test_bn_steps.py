@@ -139,13 +139,19 @@ def test_eps_notes():
         ["channel 1", "channel 3"]
 
 
-@pytest.mark.parametrize("momentum", [0.1, 0.35, 1.0])
-def test_running_update_and_eval_match_torch_batchnorm1d(table, momentum):
-    x = bx.parse_table(table)
+def _torch_layer(momentum: float) -> torch.nn.BatchNorm1d:
+    """PyTorch's BatchNorm1d in float64 with the page's default γ and β."""
     layer = torch.nn.BatchNorm1d(3, eps=EPS, momentum=momentum).double()
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(bx.DEFAULT_GAMMA))
         layer.bias.copy_(torch.tensor(bx.DEFAULT_BETA))
+    return layer
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.35, 1.0])
+def test_running_update_and_eval_match_torch_batchnorm1d(table, momentum):
+    x = bx.parse_table(table)
+    layer = _torch_layer(momentum)
     y_train = layer.train()(x).detach()
     y_eval = layer.eval()(x).detach()
 
@@ -162,10 +168,7 @@ def test_running_update_and_eval_match_torch_batchnorm1d(table, momentum):
 @pytest.mark.parametrize("momentum", [0.1, 0.5])
 def test_the_settled_gap_is_torch_eval_after_many_updates_on_the_same_batch(table, momentum):
     x = bx.parse_table(table)
-    layer = torch.nn.BatchNorm1d(3, eps=EPS, momentum=momentum).double()
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor(bx.DEFAULT_GAMMA))
-        layer.bias.copy_(torch.tensor(bx.DEFAULT_BETA))
+    layer = _torch_layer(momentum)
     for _ in range(2000):  # the running statistics converge on this batch's mean and unbiased variance
         y_train = layer.train()(x).detach()
     settled = (y_train - layer.eval()(x).detach()).abs().max().item()

@@ -12,7 +12,6 @@ import re
 
 import pandas as pd
 import pytest
-import torch
 
 from bnviz import figures
 from bnviz.engine.config import RunConfig
@@ -20,6 +19,8 @@ from bnviz.engine.trainer import train
 from bnviz.science.figure1 import figure1
 from bnviz.science.santurkar import santurkar
 from bnviz.science.sweeps import batch_size_sweep, init_sweep, lr_sweep
+
+pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
 
 # Words that would state an outcome in a title (unless a number from the run came with them).
 VERDICTS = ("still trains", "stays", "stay put", "breaks", "rescue", "better", "worse", "fails", "wins", "beats",
@@ -34,14 +35,6 @@ def assert_no_verdict(text: str) -> None:
     lowered = text.lower()
     for word in VERDICTS:
         assert not re.search(rf"\b{word}", lowered), f"{text!r} states a result: {word!r}"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
