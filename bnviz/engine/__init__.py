@@ -12,6 +12,7 @@
     history         the bounded columnar store of those statistics, saved and loaded without pickle
     runfile         one or more runs as a zip to download and open again (RunFileError)
     trainer         Run (one model step by step) and Job (a thread: one run or twins in lockstep)
+    batch_renorm    Batch Renormalization (Ioffe 2017) and its r_max/d_max schedule, from scratch
     folding         batch norm folded into the layer before it (eval mode): fold_batch_norm, fold_model
     jobs            a browser session's Lab and the server-wide cap on training jobs (ServerBusy)
     shift           internal covariate shift measures (distribution drift, Santurkar et al.'s gradient ICS)
