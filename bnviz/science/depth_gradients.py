@@ -15,7 +15,9 @@ N(0, 2 / fan_in), made for ReLU. Both are shown because the comparison with BN d
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -23,6 +25,8 @@ from torch import nn
 
 from ..engine.data import load_dataset
 from ..errors import ConfigError
+from .experiment_runs import Progress, StageProgress
+from .result_cache import remembered
 
 INITS = ("default", "he")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -51,8 +55,32 @@ def first_to_last_gradient_ratio(net: nn.Sequential, x: torch.Tensor, y: torch.T
     return float(hidden[0].weight.grad.norm() / hidden[-1].weight.grad.norm())
 
 
-def gradient_growth(depths: Sequence[int] = (2, 5, 10, 20, 30, 50), activation: str = "relu", init: str = "default",
-                    width: int = 64, batch_size: int = 128, seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
+DEPTHS = (2, 5, 10, 20, 30, 50)
+
+
+@dataclass
+class DepthResult:
+    """One row per depth and model (`gradient_growth`), with the settings and the runtime."""
+
+    summary: pd.DataFrame
+    settings: dict
+    seconds: float
+
+
+@remembered
+def depth_experiment(init: str = "he", activation: str = "relu", seeds: int = 3,
+                     progress: Progress = None) -> DepthResult:
+    """`gradient_growth` over DEPTHS for the lesson page (width 64, batch 128 of the digits)."""
+    start = time.perf_counter()
+    frame = gradient_growth(DEPTHS, activation, init, seeds=tuple(range(seeds)), progress=progress)
+    settings = {"depths": ", ".join(map(str, DEPTHS)), "width": 64, "batch": 128, "init": init,
+                "activation": activation, "seeds": seeds}
+    return DepthResult(frame, settings, time.perf_counter() - start)
+
+
+def gradient_growth(depths: Sequence[int] = DEPTHS, activation: str = "relu", init: str = "default",
+                    width: int = 64, batch_size: int = 128, seeds: Sequence[int] = (0, 1, 2),
+                    progress: Progress = None) -> pd.DataFrame:
     """One row per depth and norm ("no BN", "BN"): the first/last gradient ratio at initialization, as the
     geometric mean over `seeds` (ratios multiply, so their typical value is a geometric mean), and its log10."""
     if init not in INITS or activation not in ACTIVATIONS:
@@ -62,7 +90,9 @@ def gradient_growth(depths: Sequence[int] = (2, 5, 10, 20, 30, 50), activation: 
     data = load_dataset("digits", 0)
     x, y = data.x_train[:batch_size].flatten(1), data.y_train[:batch_size]
     rows = []
-    for depth in depths:
+    report = StageProgress(progress)
+    for done, depth in enumerate(depths):
+        report(done / len(depths), f"depth {depth}")
         for label, bn in (("no BN", False), ("BN", True)):
             logs = []
             for seed in seeds:
@@ -72,3 +102,14 @@ def gradient_growth(depths: Sequence[int] = (2, 5, 10, 20, 30, 50), activation: 
             mean_log = sum(logs) / len(logs)
             rows.append({"depth": depth, "model": label, "log10_ratio": mean_log, "ratio": 10 ** mean_log})
     return pd.DataFrame(rows)
+
+
+def depth_findings(frame: pd.DataFrame) -> list[str]:
+    """The measured ratios at the shallowest and the deepest network, per model, in sentences."""
+    shallow, deep = int(frame["depth"].min()), int(frame["depth"].max())
+    out = []
+    for model in dict.fromkeys(frame["model"]):
+        part = frame[frame["model"] == model].set_index("depth")["ratio"]
+        out.append(f"{model}: the first layer's gradient is {part[shallow]:.3g}x the last layer's at depth "
+                   f"{shallow}, and {part[deep]:.3g}x at depth {deep}.")
+    return out
