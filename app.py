@@ -24,8 +24,8 @@ pages = {
         st.Page("pages/learn.py", title="Quiz and glossary", icon=":material/school:", url_path="learn"),
     ],
     "Beyond the basics": [
-        st.Page("pages/beyond_inference.py", title="Inference and depth", icon=":material/layers:",
-                url_path="beyond-inference"),
+        st.Page("pages/inference.py", title="Inference and depth", icon=":material/layers:",
+                url_path="inference"),  # = the file name: no "page not found" on a fresh server
     ],
 }
 page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch

@@ -13,7 +13,7 @@ from bnviz.science.depth_gradients import depth_experiment, depth_findings
 from bnviz.science.inference_folding import fold_findings, fold_lesson
 from bnviz.science.result_cache import remember
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "beyond_inference.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "inference.py")
 
 
 @pytest.fixture(scope="module")

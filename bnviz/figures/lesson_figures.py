@@ -25,7 +25,7 @@ def depth_gradient_chart(frame: pd.DataFrame | None, init: str = "") -> Figure:
     layout = {"yaxis": {"type": "log", "exponentformat": "power"},
               "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": 1, "y1": 1,
                           "line": {"dash": "dot", "color": GUIDE_COLOR, "width": 2}}]}
-    note = (f"Dotted line: equal gradients (ratio 1). Weights: {init or 'see settings'} initialization; "
-            "geometric mean over the seeds.")
+    note = (f"Dotted line: equal gradients (ratio 1). Weights: {init or 'see the settings'}. Geometric mean over "
+            "the seeds.")
     return finish(traces, layout, DEPTH_TITLE, "hidden layers (depth)", "first / last layer gradient norm",
                   note=note)

@@ -18,16 +18,17 @@ st.markdown(r"""
 In eval mode BN normalizes with its **running** statistics, which no longer change: it is a fixed affine map per
 channel, $y = \gamma\,(x - \mu_{run}) / \sqrt{\sigma^2_{run} + \epsilon} + \beta$. A fixed affine map after a
 convolution (or a linear layer) is again a convolution, so the two fold into one:
-
-$$W' = \mathrm{diag}\!\left(\frac{\gamma}{\sqrt{\sigma^2_{run} + \epsilon}}\right) W, \qquad
-b' = \frac{\gamma\,(b - \mu_{run})}{\sqrt{\sigma^2_{run} + \epsilon}} + \beta$$
-
+""")
+st.latex(r"W' = \mathrm{diag}\left(\frac{\gamma}{\sqrt{\sigma^2_{run} + \epsilon}}\right) W, \qquad "
+         r"b' = \frac{\gamma\,(b - \mu_{run})}{\sqrt{\sigma^2_{run} + \epsilon}} + \beta")
+st.markdown("""
 Deployment tools do this (PyTorch: `torch.nn.utils.fusion.fuse_conv_bn_eval`; the app's own `bnviz.fold_batch_norm`
 is checked against it in the tests). **Look for:** the same predictions from a network with one layer less per block.
 It works only in eval mode, and only for BN placed directly after the layer (before the activation).
 """)
 seed = st.number_input("seed", min_value=0, max_value=9999, value=0, step=1, key="fold_seed")
-result = run_section("fold", fold_lesson, dict(steps=300, seed=int(seed)), "▶ Train a CNN with BN and fold it")
+result = run_section("fold", fold_lesson, dict(steps=300, seed=int(seed)), "▶ Train a CNN with BN and fold it",
+                     empty_text="Press the button to train the CNN (300 steps) and compare it with its folded copy.")
 if result is not None:
     with drawing("the folding result"):
         st.markdown("\n".join(f"- {line}" for line in fold_findings(result)))
@@ -45,13 +46,13 @@ the ratio of the first hidden layer's gradient norm to the last one's as depth g
 BN the answer depends on the initialization: PyTorch's default shrinks the signal layer by layer (the gradients
 vanish), He initialization keeps it steady; try both.
 """)
+INIT_NAMES = {"he": "He (N(0, 2/fan_in), made for ReLU)", "default": "PyTorch's default (Kaiming-uniform, a = √5)"}
 init = st.radio("initialization of the weights", INITS, index=INITS.index("he"), horizontal=True, key="depth_init",
-                format_func=lambda name: {"he": "He (N(0, 2/fan_in), made for ReLU)",
-                                          "default": "PyTorch's default (Kaiming-uniform, a = √5)"}[name])
+                format_func=INIT_NAMES.get)
 depth = run_section("depth", depth_experiment, dict(init=init), "▶ Measure the gradients at initialization",
                     empty_text="Press the button to build the networks and measure their gradients.")
 with drawing("the gradient measurement"):
-    show(figures.depth_gradient_chart(None if depth is None else depth.summary, init), "depth_chart")
+    show(figures.depth_gradient_chart(None if depth is None else depth.summary, INIT_NAMES[init]), "depth_chart")
     if depth is not None:
         st.markdown("\n".join(f"- {line}" for line in depth_findings(depth.summary)))
         st.caption("Our small version: digits, width 64, one batch, geometric mean over 3 seeds. Yang et al. derive "
