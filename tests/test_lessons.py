@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bnviz.science.bn_backprop import bias_experiment
 from bnviz.science.depth_gradients import depth_experiment, depth_findings
 from bnviz.science.inference_folding import fold_findings, fold_lesson
 from bnviz.science.result_cache import remember
@@ -56,3 +57,15 @@ def test_page_renders_and_shows_both_lessons(folded):
     assert "Folded 3 batch-norm layers" in shown
     result = depth_experiment(init="he")
     assert depth_findings(result.summary)[1] in shown
+
+
+def test_backprop_page_renders_and_shows_its_lessons():
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "backprop.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception and not at.error
+    remember(bias_experiment, bias_experiment(steps=60), steps=600)  # the page's settings, a short run's answer
+    at.button(key="bias_run").click().run()
+    at.radio(key="jacobian_channel").set_value("channel 2").run()
+    assert not at.exception and not at.error
+    shown = " ".join(m.value for m in at.markdown)
+    assert "no gradient through mean and variance: bias gradient" in shown
