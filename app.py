@@ -23,6 +23,11 @@ pages = {
         st.Page("pages/evidence.py", title="Is it really ICS?", icon=":material/science:", url_path="evidence"),
         st.Page("pages/learn.py", title="Quiz and glossary", icon=":material/school:", url_path="learn"),
     ],
+    "Beyond the basics": [
+        st.Page("pages/inference.py", title="Inference and depth", icon=":material/layers:",
+                url_path="inference"),  # = the file name: no "page not found" on a fresh server
+        st.Page("pages/backprop.py", title="Backprop through BN", icon=":material/undo:", url_path="backprop"),
+    ],
 }
 page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch
 

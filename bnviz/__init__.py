@@ -31,6 +31,7 @@ _API = {
     "watch": "bnviz.watching",
     "Watch": "bnviz.watching",
     "BnvizError": "bnviz.errors",
+    "fold_batch_norm": "bnviz.engine.folding",
 }
 
 

@@ -13,6 +13,8 @@
     runfile         one or more runs as a zip to download and open again (RunFileError)
     trainer         Run (one model step by step) and Job (a thread: one run or twins in lockstep)
     twins           what two runs of a Job share: initial weights, batches (rules and a sentence for the pages)
+    batch_renorm    Batch Renormalization (Ioffe 2017) and its r_max/d_max schedule, from scratch
+    folding         batch norm folded into the layer before it (eval mode): fold_batch_norm, fold_model
     jobs            a browser session's Lab and the server-wide cap on training jobs (ServerBusy)
     shift           internal covariate shift measures (distribution drift, Santurkar et al.'s gradient ICS)
     example_models  plain PyTorch models (ResNet-18-shaped, MLPs) for bnviz.watch's tests, bench and notebook

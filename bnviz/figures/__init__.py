@@ -14,6 +14,7 @@ defined in the module that does one job:
     captions, catalog   a reading guide per kind of figure; every figure that makes sense for one run
     experiment_figures  the canned experiments of `bnviz.science` (figure1, santurkar, sweeps)
     normalization_axes  which values BN, LN, IN and GN normalize together
+    lesson_figures      the "Beyond the basics" lessons (gradients by depth, the bias before BN, BN's Jacobian)
     tables, report      tables of runs; standalone HTML files of a saved run's figures
     raster              heatmaps as small PNG images
 
@@ -46,6 +47,7 @@ from .experiment_figures import (
     wu_he_published,
 )
 from .gradients import gradient_histogram, gradient_norms, update_ratios
+from .lesson_figures import bias_chart, depth_gradient_chart, jacobian_heatmaps
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
@@ -79,6 +81,8 @@ __all__ = [
     "figure1_accuracy", "figure1_percentiles", "santurkar_accuracy", "santurkar_drift", "santurkar_ics",
     "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy", "batch_size_gap",
     "wu_he_published", "axes_figure", "normalization_zoo",
+    # lessons beyond the basics
+    "depth_gradient_chart", "bias_chart", "jacobian_heatmaps",
     # tables and report
     "final_numbers", "write_report",
     # runs, style and sending

@@ -7,6 +7,8 @@
 - The papers' numbers (`published`) and what our runs showed next to them, as tables and sentences (`findings`).
 - `presets`: the twin-run presets of the live lab; `bn_steps`: one batch-norm forward pass, step by step;
   `learning_aids`: quiz questions, glossary and flashcards.
+- Beyond the basics: `depth_gradients` (Yang et al. 2019: BN makes gradients explode at initialization in deep
+  plain networks).
 
 It imports from `bnviz.engine` only; `bnviz.figures` draws its results and `bnviz.ui` and the pages show them.
 """
