@@ -8,40 +8,13 @@ and `card_order`.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
-TOPICS = ("maths", "experiments", "misconceptions")
+from .lesson_aids import LESSON_CARDS, LESSON_QUESTIONS, LESSON_TERMS
+from .quiz_types import Card, Question, Term
+
+TOPICS = ("maths", "experiments", "misconceptions", "beyond the basics")
 MIN_OPTIONS, MAX_OPTIONS = 3, 5
-
-
-@dataclasses.dataclass(frozen=True)
-class Question:
-    """One multiple-choice question; `answer` is the index of the one correct option."""
-
-    key: str  # stable id, used in widget keys and in the score
-    topic: str  # one of TOPICS
-    prompt: str
-    options: tuple[str, ...]
-    answer: int
-    explanation: str  # shown after answering, right or wrong
-
-
-@dataclasses.dataclass(frozen=True)
-class Term:
-    """A glossary entry."""
-
-    term: str
-    definition: str
-    symbol: str = ""  # e.g. "γ, β"
-
-
-@dataclasses.dataclass(frozen=True)
-class Card:
-    """A flashcard: a question or cue on the front, the answer on the back."""
-
-    front: str
-    back: str
 
 
 QUESTIONS: tuple[Question, ...] = (
@@ -317,7 +290,7 @@ QUESTIONS: tuple[Question, ...] = (
         "With one group GN normalizes over all (C, H, W) of a sample: layer norm. G = C gives instance norm; "
         "G = 32 is Wu & He's default. None of them use the batch.",
     ),
-)
+) + LESSON_QUESTIONS
 
 
 GLOSSARY: tuple[Term, ...] = (
@@ -375,7 +348,7 @@ GLOSSARY: tuple[Term, ...] = (
          "How much the loss and its gradient change when the weights move. Santurkar et al. (2018) measured a "
          "smoother landscape along the gradient with BN in their networks and argued that this is what allows "
          "larger learning rates."),
-)
+) + LESSON_TERMS
 
 
 FLASHCARDS: tuple[Card, ...] = (
@@ -412,7 +385,7 @@ FLASHCARDS: tuple[Card, ...] = (
     Card("Costs of BN",
          "Depends on the batch size, differs between train and eval mode, extra computation, trouble with very "
          "small or non-i.i.d. batches."),
-)
+) + LESSON_CARDS
 
 REQUIRED_TERMS = ("normalization", "batch normalization", "internal covariate shift", "gamma and beta",
                   "running statistics", "epsilon", "momentum", "layer normalization", "instance normalization",
