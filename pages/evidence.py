@@ -71,6 +71,8 @@ if f1 is not None:
         show(figures.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
         st.markdown(bullets(figure1_findings(f1)))
         table(figure1_table(f1), "f1_table")
+        with st.expander("The same input pooled over all units and images (not the paper's measure)"):
+            show(figures.figure1_pooled_percentiles(f1), "f1_pooled")
 
 # ---- 2 ---------------------------------------------------------------------------------------------------------------
 st.header("2. Santurkar et al.: noisy BN, a gradient measure of ICS, and the landscape")

@@ -68,15 +68,38 @@ def figure1_accuracy(result: Figure1Result | None) -> Figure:
 
 
 def figure1_percentiles(result: Figure1Result | None) -> Figure:
-    """Ioffe & Szegedy's Figure 1 (b, c): the 15th/50th/85th percentiles of the last hidden layer's sigmoid input
-    over training, BN (left) and no BN (right), on a shared value axis."""
-    title = "Input to a sigmoid of the last hidden layer: 15th, 50th, 85th percentiles"
+    """Ioffe & Szegedy's Figure 1 (b, c), measured as they did, on one typical unit: the 15th/50th/85th percentiles
+    (over the training batch) of one sigmoid input of the last hidden layer, BN (left) and no BN (right). Each
+    model's typical unit is the one whose drift is the median over its units (`figure1.unit_drifts`)."""
+    title = "Input to one typical sigmoid of the last hidden layer: 15th, 50th, 85th percentiles"
     if (empty := _empty(result, title)) is not None:
         return empty
-    curves = result.curves
-    models = _models(curves)
+    m = result.summary.set_index("model")
+    models = _models(result.unit_curves)
+    units = ", ".join(f"{model} unit {m.loc[model, 'typical_unit']}" for model in models)
+    drifts = ", ".join(f"{model} {m.loc[model, 'unit_drift_median']:.2f}" for model in models)
+    note = (f"Typical unit: the one whose drift (largest move of its median from step 0) is the median over the "
+            f"{m['units'].iloc[0]} units ({units}). Median drift over units: {drifts}.")
+    return _percentile_panels(result.unit_curves, models, title, note)
+
+
+def figure1_pooled_percentiles(result: Figure1Result | None) -> Figure:
+    """The same percentiles pooled over all units of the last hidden layer and the recorded images (the recorder's
+    sample), BN (left) and no BN (right): not the paper's measure, which follows one unit."""
+    title = "Input to the last hidden layer's sigmoids, pooled over all units: 15th, 50th, 85th percentiles"
+    if (empty := _empty(result, title)) is not None:
+        return empty
+    drift = result.summary.set_index("model")["pooled_median_drift"]
+    models = _models(result.curves)
+    note = ("Pooled over all units and images. Largest move of the pooled median from step 0: "
+            + ", ".join(f"{m} {drift[m]:.2f}" for m in models))
+    return _percentile_panels(result.curves, models, title, note)
+
+
+def _percentile_panels(curves: pd.DataFrame, models: list[str], title: str, note: str) -> Figure:
+    """One panel per model: the p15/p50/p85 columns of `curves` against the step, on a shared value axis."""
     colours = run_colors(models)
-    layout, refs, _ = subplots(1, len(models), titles=[f"{m}" for m in models], hspace=0.08, shared_y_rows=True)
+    layout, refs, _ = subplots(1, len(models), titles=list(models), hspace=0.08, shared_y_rows=True)
     traces = []
     for i, (model, (xref, yref)) in enumerate(zip(models, refs, strict=True)):
         part = curves[curves["model"] == model]
@@ -87,8 +110,6 @@ def figure1_percentiles(result: Figure1Result | None) -> Figure:
                                hovertemplate=f"{model} {PERCENTILE_NAME[q]}: %{{y:.3g}}<extra></extra>"))
         layout[f"xaxis{'' if i == 0 else i + 1}"]["title"] = axis_title("training step")
     layout["yaxis"]["title"] = axis_title("value entering the sigmoid")
-    drift = result.summary.set_index("model")["median_drift"]
-    note = "Largest move of the median from step 0: " + ", ".join(f"{m} {drift[m]:.2f}" for m in models)
     return finish(traces, layout, title, subtitles=True, note=note, hovermode="x unified")
 
 
