@@ -21,7 +21,7 @@ from bnviz.engine.config import RunConfig
 from bnviz.engine.data import BatchStream
 from bnviz.engine.models import NoisyBatchNorm, build_model
 from bnviz.science.figure1 import FIGURE1_NET, UnitInputs, figure1, typical_unit, unit_drifts
-from bnviz.science.findings import lr_table, santurkar_findings, santurkar_table, wu_he_comparison
+from bnviz.science.findings import batch_size_table, lr_table, santurkar_findings, santurkar_table, wu_he_table
 from bnviz.science.normalization_axes import norm_mask
 from bnviz.science.result_cache import cached, forget, remember
 from bnviz.science.santurkar import LANDSCAPE_MULTIPLES, landscape_probe, santurkar
@@ -164,10 +164,14 @@ def test_bn_at_batch_size_2_loses_to_gn_and_ln_in_eval_mode(batches):
     assert math.isclose(m.loc[(2, "BN"), "lr"], 0.1 * 2 / 32)
     for label in ("GN", "LN"):  # a per-sample norm scores the same in train and eval mode
         assert m.loc[(2, label), "gap"] == 0
-    table = wu_he_comparison(batches)
-    assert list(table["batch_size"]) == [32, 16, 8, 4, 2]
-    assert table.loc[table["batch_size"] == 2, "Wu & He BN top-1 error (%)"].item() == 34.7
-    assert math.isclose(table.loc[table["batch_size"] == 2, "ours BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
+    theirs = wu_he_table()  # the published numbers, in a table of their own
+    assert list(theirs["images per GPU"]) == [32, 16, 8, 4, 2]
+    assert theirs.loc[theirs["images per GPU"] == 2, "BN top-1 error (%)"].item() == 34.7
+    ours = batch_size_table(batches)  # ours, in another: no column of theirs
+    assert list(ours["images per batch"]) == [32, 2] and not any("Wu" in c for c in ours.columns)
+    row = ours[ours["images per batch"] == 2]
+    assert math.isclose(row["BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
+    assert math.isclose(row["BN error in train mode (%)"].item(), (1 - bn2["train_mode_acc"]) * 100)
 
 
 # ---- the landscape probe -----------------------------------------------------------------------------------------
@@ -354,7 +358,9 @@ def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
                seed=0)
     at.button(key="zoo_run").click().run()
     assert not at.exception and not at.error
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # Wu & He's table and ours, never one table
+    text = " ".join(m.value for m in at.markdown)
+    assert "Ours next to" not in text and "harsher, different setting" in text
 
 
 def test_evidence_page_renders_and_draws_stored_results(fig1, sant, lrs, inits):

@@ -79,17 +79,33 @@ def santurkar_table(result: SanturkarResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "ours", "Santurkar et al. (VGG, CIFAR-10)"])
 
 
-def wu_he_comparison(result: SweepResult) -> pd.DataFrame:
-    """Our accuracies as error (%) next to Wu & He's published top-1 errors, one row per batch size."""
-    ours = result.summary.pivot_table(index="batch_size", columns="model", values="eval_acc")
-    table = WU_HE_TABLE.set_index("batch_size")
-    out = pd.DataFrame(index=sorted(set(ours.index) | set(table.index), reverse=True))
-    out.index.name = "batch_size"
-    for column in table.columns:
-        out[f"Wu & He {column}"] = table[column]
-    for model in ours.columns:
-        out[f"ours {model} error (%)"] = (1 - ours[model]) * 100
+def wu_he_table() -> pd.DataFrame:
+    """Wu & He's published numbers, on their own: ResNet-50 on ImageNet, top-1 validation error (%) by images per GPU.
+    Never joined with ours: their setting (BN over B x H x W values per channel) is not our MLP's."""
+    return WU_HE_TABLE.rename(columns={"batch_size": "images per GPU"})
+
+
+def batch_size_table(result: SweepResult) -> pd.DataFrame:
+    """Our sweep's numbers, on their own: test error (%) per batch size and normalization, eval mode (BN: running
+    statistics), and BN's error in train mode (each test batch normalized with its own statistics)."""
+    frame = result.summary
+    ours = frame.pivot_table(index="batch_size", columns="model", values="eval_acc", sort=False)
+    out = pd.DataFrame(index=sorted(ours.index, reverse=True))
+    out.index.name = "images per batch"
+    for model in dict.fromkeys(frame["model"]):
+        out[f"{model} error (%)"] = (1 - ours[model]) * 100
+    bn = frame[frame["norm"] == "batch"].set_index("batch_size")
+    if not bn.empty:
+        out["BN error in train mode (%)"] = (1 - bn["train_mode_acc"]) * 100
     return out.reset_index()
+
+
+def batch_size_setting(result: SweepResult) -> str:
+    """Our sweep's setting in one sentence, for the label of its table and chart."""
+    s = result.settings
+    return (f"{s['depth']} x {s['width']} {s['activation']} MLP on the 8x8 digits; every run {s['epochs']:g} epochs, "
+            f"lr = {s['lr_at_32']:g} x B / 32, seed {s['seed']}; BN normalizes each unit over the B values of the "
+            "batch (at B = 2 every normalized value is about ±1)")
 
 
 def _sweep_table(result: SweepResult, x: str, reference: Callable[[float], str]) -> pd.DataFrame:

@@ -33,8 +33,8 @@ PUBLISHED = {
     },
     "batch_size": {
         "source": "Wu & He (2018), 'Group Normalization', ResNet-50 on ImageNet, top-1 error (%) by images per GPU",
-        "claim": "BN's error grows as the batch shrinks; GN's does not.",
-        "small_version": "SCIENCE.md: at batch size 2, BN's eval-mode accuracy collapses while LN/GN do not.",
+        "claim": "BN's error grows as the batch shrinks (23.6% at 32 images per GPU, 34.7% at 2); GN's does not "
+                 "(24.0-24.2%). Their BN averages over B x H x W values per channel.",
     },
 }
 WU_HE_TABLE = pd.DataFrame({

@@ -109,16 +109,20 @@ def batch_size_sweep(batch_sizes: Sequence[int] = (2, 4, 8, 16, 32), norms: Sequ
     (eval-mode accuracy 0.93-0.98 at batch 2); (2) with GN, LN or IN right before the global average pool, each
     sample's own per-channel level is normalized away, and that level is what the linear head reads: GN and LN
     crawled (about 0.4 after 3 epochs at batch 32, chance at batch 2 with lr 0.01-0.02) while the same CNN with a
-    flattened head reached 0.93-0.95. In the MLP, BN's statistics come from the B values of each unit only, the
-    situation of Wu & He's small per-GPU batches, at a size that trains in seconds.
+    flattened head reached 0.93-0.95. In the MLP, BN's statistics come from the B values of each unit only: a
+    harsher and different setting from Wu & He's, whose BN averages over B x H x W values per channel (hundreds or
+    more even at 2 images per GPU). At B = 2 the two values of a unit become (x - mean) / sqrt(var + eps) = about
+    +1 and -1 whatever they were, a degenerate case they never had. So this sweep shows the direction of BN's
+    dependence on the batch size and its train/eval gap, not a replica of their numbers; pages show the two in
+    separate tables (`findings.wu_he_table`, `findings.batch_size_table`).
 
     Summary per (batch size, norm): eval-mode test accuracy (running statistics for BN), train-mode accuracy (each
     test batch of B images normalized with its own statistics; the same as eval mode for GN, LN and none), the gap,
     steps and lr.
 
     Default (2 epochs, lr 0.1 at batch 32, seed 0; 11,000 steps in all): eval-mode accuracy at batch 2 / 4 / 8 / 16
-    / 32: BN 38% / 89% / 94% / 96% / 95%, GN 89% / 92% / 89% / 84% / 80%, LN 88% / 91% / 92% / 90% / 87%, no norm
-    93% / 92% / 84% / 84% / 85%; BN's train-mode accuracy 26% / 66% / 85% / 91% / 93% (train minus eval: -12 / -23 /
+    / 32: BN 29% / 92% / 94% / 96% / 95%, GN 85% / 91% / 85% / 91% / 80%, LN 88% / 91% / 95% / 90% / 87%, no norm
+    93% / 92% / 84% / 84% / 85%; BN's train-mode accuracy 20% / 70% / 85% / 91% / 93% (train minus eval: -9 / -21 /
     -9 / -6 / -2 points).
     """
     batch_sizes = tuple(int(b) for b in _check_choice("batch_sizes", batch_sizes, lo=1))
