@@ -76,7 +76,7 @@ else:
             st.plotly_chart(figures.batch_size_accuracy(result), theme=None, key="zoo_accuracy")
         with right:
             st.plotly_chart(figures.wu_he_published(), theme=None, key="zoo_published")
-        theirs, ours = st.columns(2)
+        theirs, ours = st.columns([2, 3])
         theirs.markdown("**Wu & He (2018)**: ResNet-50 on ImageNet, top-1 validation error (%) by images per GPU "
                         "(published).")
         theirs.dataframe(wu_he_table(), hide_index=True, key="zoo_published_table")

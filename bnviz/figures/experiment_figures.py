@@ -269,7 +269,7 @@ def _batch_axis(sizes) -> dict:
 def batch_size_accuracy(result: SweepResult | None) -> Figure:
     """Our small Wu & He: eval-mode test accuracy per normalization against the batch size (solid), and BN's
     train-mode accuracy (dashed). The batch axis runs from large to small, as in Wu & He's Figure 1."""
-    title = "Accuracy by batch size on a small MLP: BN vs GN vs LN"
+    title = "Small MLP: accuracy by batch size"
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary

@@ -103,7 +103,8 @@ def batch_size_table(result: SweepResult) -> pd.DataFrame:
 def batch_size_setting(result: SweepResult) -> str:
     """Our sweep's setting in one sentence, for the label of its table and chart."""
     s = result.settings
-    return (f"{s['depth']} x {s['width']} {s['activation']} MLP on the 8x8 digits; every run {s['epochs']:g} epochs, "
+    activation = {"relu": "ReLU"}.get(s["activation"], s["activation"])
+    return (f"{s['depth']} x {s['width']} {activation} MLP on the 8x8 digits; every run {s['epochs']:g} epochs, "
             f"lr = {s['lr_at_32']:g} x B / 32, seed {s['seed']}; BN normalizes each unit over the B values of the "
             "batch (at B = 2 every normalized value is about ±1)")
 
