@@ -71,22 +71,22 @@ def figure1_percentiles(result: Figure1Result | None) -> Figure:
     """Ioffe & Szegedy's Figure 1 (b, c), measured as they did, on one typical unit: the 15th/50th/85th percentiles
     (over the training batch) of one sigmoid input of the last hidden layer, BN (left) and no BN (right). Each
     model's typical unit is the one whose drift is the median over its units (`figure1.unit_drifts`)."""
-    title = "Input to one typical sigmoid of the last hidden layer: 15th, 50th, 85th percentiles"
+    title = "One typical sigmoid input of the last hidden layer"
     if (empty := _empty(result, title)) is not None:
         return empty
     m = result.summary.set_index("model")
     models = _models(result.unit_curves)
     units = ", ".join(f"{model} unit {m.loc[model, 'typical_unit']}" for model in models)
     drifts = ", ".join(f"{model} {m.loc[model, 'unit_drift_median']:.2f}" for model in models)
-    note = (f"Typical unit: the one whose drift (largest move of its median from step 0) is the median over the "
-            f"{m['units'].iloc[0]} units ({units}). Median drift over units: {drifts}.")
+    note = ("Typical unit: the one with the median drift<br>(largest move of its median from step 0):<br>"
+            f"{units}.<br>Median drift over the {m['units'].iloc[0]} units:<br>{drifts}.")
     return _percentile_panels(result.unit_curves, models, title, note)
 
 
 def figure1_pooled_percentiles(result: Figure1Result | None) -> Figure:
     """The same percentiles pooled over all units of the last hidden layer and the recorded images (the recorder's
     sample), BN (left) and no BN (right): not the paper's measure, which follows one unit."""
-    title = "Input to the last hidden layer's sigmoids, pooled over all units: 15th, 50th, 85th percentiles"
+    title = "The last hidden layer's sigmoid inputs, pooled over all units"
     if (empty := _empty(result, title)) is not None:
         return empty
     drift = result.summary.set_index("model")["pooled_median_drift"]
