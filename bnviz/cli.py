@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .engine.config import BUILTIN_DATASETS, RunConfig
+from .engine.divergence import describe
 from .errors import BnvizError
 
 # CLI flag -> config field, for the flags whose names differ
@@ -125,8 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = f"{summary['status']}: {run.step} steps in {elapsed:.1f} s ({summary['steps_per_s']:.0f} steps/s)"
     if acc is not None:
         line += f", test accuracy {acc:.3f}"
-    if run.diverged_at is not None:
-        line += f", diverged at step {run.diverged_at}"
+    if run.divergence is not None:
+        line += f", {describe(summary)}"
     print(f"{line}; files in {out}")
     return 0
 

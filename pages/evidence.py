@@ -30,8 +30,9 @@ evidence yourself.
 """)
 
 
-EXPECTED_NOTE = ("'Paper': the published claim. 'Small version': what this same small experiment on the 8x8 digits "
-                 "is expected to show according to the app's reference notes. 'Ours': measured just now.")
+EXPECTED_NOTE = ("'Ours': measured by the run above. 'Paper' or 'expected': what the paper reports, or, where it "
+                 "reports nothing for this setting, what an earlier reference run of this same small experiment "
+                 "showed (not a published number).")
 
 
 def table(frame, key: str) -> None:
@@ -77,6 +78,8 @@ if f1 is not None:
         show(figures.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
         st.markdown(bullets(figure1_findings(f1)))
         table(figure1_table(f1), "f1_table")
+        with st.expander("The same input pooled over all units and images (not the paper's measure)"):
+            show(figures.figure1_pooled_percentiles(f1), "f1_pooled")
 
 # ---- 2 ---------------------------------------------------------------------------------------------------------------
 st.header("2. Santurkar et al.: noisy BN, a gradient measure of ICS, and the landscape")

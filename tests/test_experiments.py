@@ -20,8 +20,8 @@ from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.data import BatchStream
 from bnviz.engine.models import NoisyBatchNorm, build_model
-from bnviz.science.figure1 import figure1
-from bnviz.science.findings import lr_table, santurkar_findings, santurkar_table, wu_he_comparison
+from bnviz.science.figure1 import FIGURE1_NET, UnitInputs, figure1, typical_unit, unit_drifts
+from bnviz.science.findings import batch_size_table, lr_table, santurkar_findings, santurkar_table, wu_he_table
 from bnviz.science.normalization_axes import norm_mask
 from bnviz.science.result_cache import cached, forget, remember
 from bnviz.science.santurkar import LANDSCAPE_MULTIPLES, landscape_probe, santurkar
@@ -70,13 +70,47 @@ def batches():
 def test_figure1_bn_keeps_the_median_put_and_learns_sooner(fig1):
     result, _ = fig1
     m = result.summary.set_index("model")
-    assert m.loc["BN", "median_drift"] < 0.5 * m.loc["no BN", "median_drift"]
-    assert m.loc["BN", "median_drift_mean"] < 0.5 * m.loc["no BN", "median_drift_mean"]
+    assert m.loc["BN", "unit_drift_median"] < 0.5 * m.loc["no BN", "unit_drift_median"]
+    assert m.loc["BN", "pooled_median_drift"] < 0.5 * m.loc["no BN", "pooled_median_drift"]
+    assert m.loc["BN", "pooled_median_drift_mean"] < 0.5 * m.loc["no BN", "pooled_median_drift_mean"]
     assert m.loc["BN", "acc_at_100"] > 0.6 > m.loc["no BN", "acc_at_100"]
     curves = result.curves
     assert set(curves["model"]) == {"BN", "no BN"}
     assert (curves["p15"] <= curves["p50"]).all() and (curves["p50"] <= curves["p85"]).all()
     assert curves.loc[curves["model"] == "BN", "step"].iloc[-1] == 290
+
+
+def test_figure1_records_each_unit_of_the_last_sigmoid_on_the_training_batch():
+    from bnviz.engine.trainer import Run
+    for norm in ("none", "batch"):
+        run = Run(RunConfig(**FIGURE1_NET, norm=norm, steps=5, record_every=0, eval_every=100))
+        watch = UnitInputs(run, every=2)
+        x, y = BatchStream(run.dataset, 60, 0).next()
+        weights = [(b.layer.weight.detach().double().numpy(), b.layer.bias) for b in run.model.blocks]
+        h = x.flatten(1).double().numpy()  # independent forward pass at step 0 in numpy
+        for i, (w, b) in enumerate(weights):
+            z = h @ w.T + (b.detach().double().numpy() if b is not None else 0.0)
+            if norm == "batch":  # train mode: the batch's own mean and biased variance; gamma 1, beta 0 at step 0
+                z = (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)
+            if i == len(weights) - 1:
+                expected = z
+            h = 1 / (1 + np.exp(-z))
+        for _ in range(5):
+            run.train_step(x, y)
+        watch.detach()
+        assert watch.steps == [0, 2, 4] and watch.values[0].shape == (60, 100)
+        np.testing.assert_allclose(watch.values[0], expected, rtol=1e-4, atol=1e-5)
+        pct = watch.percentiles()
+        np.testing.assert_allclose(pct[:, 1], np.percentile(watch.values[1], [15, 50, 85], axis=0))
+
+
+def test_unit_drift_is_the_largest_move_of_each_median_and_the_typical_unit_has_the_median_drift():
+    p50 = np.array([[0.0, 1.0, 5.0, 2.0], [0.5, 1.0, 4.0, 2.0], [-1.0, 3.0, 5.5, 2.0]])  # (steps, units)
+    pct = np.stack([p50 - 1, p50, p50 + 1])
+    drift = unit_drifts(pct)
+    np.testing.assert_allclose(drift, [1.0, 2.0, 1.0, 0.0])
+    assert typical_unit(drift) == 0  # sorted drifts 0, 1, 1, 2: the lower middle one is unit 0 or 2, first found
+    assert typical_unit(np.array([3.0, np.nan, 1.0, 2.0])) == 3
 
 
 def test_progress_is_monotone_and_ends_at_one(fig1):
@@ -130,10 +164,14 @@ def test_bn_at_batch_size_2_loses_to_gn_and_ln_in_eval_mode(batches):
     assert math.isclose(m.loc[(2, "BN"), "lr"], 0.1 * 2 / 32)
     for label in ("GN", "LN"):  # a per-sample norm scores the same in train and eval mode
         assert m.loc[(2, label), "gap"] == 0
-    table = wu_he_comparison(batches)
-    assert list(table["batch_size"]) == [32, 16, 8, 4, 2]
-    assert table.loc[table["batch_size"] == 2, "Wu & He BN top-1 error (%)"].item() == 34.7
-    assert math.isclose(table.loc[table["batch_size"] == 2, "ours BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
+    theirs = wu_he_table()  # the published numbers, in a table of their own
+    assert list(theirs["images per GPU"]) == [32, 16, 8, 4, 2]
+    assert theirs.loc[theirs["images per GPU"] == 2, "BN top-1 error (%)"].item() == 34.7
+    ours = batch_size_table(batches)  # ours, in another: no column of theirs
+    assert list(ours["images per batch"]) == [32, 2] and not any("Wu" in c for c in ours.columns)
+    row = ours[ours["images per batch"] == 2]
+    assert math.isclose(row["BN error (%)"].item(), (1 - bn2["eval_acc"]) * 100)
+    assert math.isclose(row["BN error in train mode (%)"].item(), (1 - bn2["train_mode_acc"]) * 100)
 
 
 # ---- the landscape probe -----------------------------------------------------------------------------------------
@@ -256,7 +294,8 @@ def test_a_busy_server_says_so_and_remembered_results_need_no_slot(fig1):
 
 # ---- charts ------------------------------------------------------------------------------------------------------
 def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
-    built = [figures.figure1_accuracy(fig1[0]), figures.figure1_percentiles(fig1[0]), figures.santurkar_accuracy(sant),
+    built = [figures.figure1_accuracy(fig1[0]), figures.figure1_percentiles(fig1[0]),
+             figures.figure1_pooled_percentiles(fig1[0]), figures.santurkar_accuracy(sant),
              figures.santurkar_drift(sant), figures.santurkar_ics(sant), figures.santurkar_landscape(sant),
              figures.lr_sweep_chart(lrs), figures.init_sweep_chart(inits), figures.batch_size_accuracy(batches),
              figures.batch_size_gap(batches), figures.wu_he_published(), figures.normalization_zoo()]
@@ -264,10 +303,11 @@ def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
         assert isinstance(fig, go.Figure) and len(fig.data) >= 1
         assert {t.type for t in fig.data} <= BUNDLE_TRACES  # the app's plotly.js bundle can draw them
         assert fig.layout.title.text and fig.layout.font.size >= 16
-    pct = figures.figure1_percentiles(fig1[0])
-    bn_median = next(t for t in pct.data if t.name == "median" and t.xaxis == "x")
-    expected = fig1[0].curves.query("model == 'BN'")["p50"].to_numpy()
-    np.testing.assert_allclose(np.asarray(bn_median.y, dtype=float), expected)
+    for build, frame in ((figures.figure1_percentiles, fig1[0].unit_curves),
+                         (figures.figure1_pooled_percentiles, fig1[0].curves)):
+        bn_median = next(t for t in build(fig1[0]).data if t.name == "median" and t.xaxis == "x")
+        expected = frame.query("model == 'BN'")["p50"].to_numpy()
+        np.testing.assert_allclose(np.asarray(bn_median.y, dtype=float), expected)
 
 
 def test_charts_without_a_result_say_so():
@@ -318,7 +358,9 @@ def test_zoo_page_renders_and_draws_a_stored_sweep(batches):
                seed=0)
     at.button(key="zoo_run").click().run()
     assert not at.exception and not at.error
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # Wu & He's table and ours, never one table
+    text = " ".join(m.value for m in at.markdown)
+    assert "Ours next to" not in text and "harsher, different setting" in text
 
 
 def test_evidence_page_renders_and_draws_stored_results(fig1, sant, lrs, inits):

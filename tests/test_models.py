@@ -188,15 +188,6 @@ def _noisy(channels=4, seed=5) -> NoisyBatchNorm:
     return NoisyBatchNorm(nn.BatchNorm2d(channels), seed=seed)
 
 
-def _fit_scale_shift(y: torch.Tensor, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per position (across the batch), the least-squares s, m of y = s * z + m, and the worst residual."""
-    y64, z64 = y.double().flatten(1).numpy(), z.double().flatten(1).numpy()  # (N, P)
-    zc, yc = z64 - z64.mean(0), y64 - y64.mean(0)
-    s = (zc * yc).sum(0) / (zc * zc).sum(0)
-    m = y64.mean(0) - s * z64.mean(0)
-    return s, m, float(np.abs(y64 - (s * z64 + m)).max())
-
-
 def test_noisy_batch_norm_adds_no_noise_in_eval_mode():
     layer = _noisy()
     with torch.no_grad():
@@ -211,40 +202,63 @@ def test_noisy_batch_norm_adds_no_noise_in_eval_mode():
     torch.testing.assert_close(layer(x), expected, rtol=0, atol=0)
 
 
-def test_noisy_batch_norm_train_mode_is_s_times_bn_plus_m_with_the_published_ranges():
-    torch.manual_seed(0)
+def _bn(x: torch.Tensor) -> torch.Tensor:
+    return F.batch_norm(x, None, None, None, None, training=True, eps=1e-5)  # BN(x) with gamma 1, beta 0
+
+
+def test_noisy_batch_norm_train_mode_is_s_times_bn_plus_m_with_noise_of_the_outputs_shape():
     layer = _noisy(channels=4).train()
-    shifts, scales = [], []
-    for _ in range(200):
-        x = torch.randn(32, 4, 4, 4) * 2 + 1
-        z = F.batch_norm(x, None, None, None, None, training=True, eps=layer.bn.eps)  # BN(x), gamma 1, beta 0
-        s, m, residual = _fit_scale_shift(layer(x).detach(), z)
-        assert residual < 1e-4  # exactly an affine map of BN(x) per position
-        # per element m ~ U(mu - 0.1, mu + 0.1): one draw's shifts span at most 0.2
-        assert m.max() - m.min() <= 0.2 + 1e-4
-        assert -0.6 - 1e-4 <= m.min() and m.max() <= 0.6 + 1e-4
-        shifts.append(m.mean())
-        scales.append(s.mean())
-        assert 0.1 * 0.5 < s.std() < 0.1 * 1.6  # s ~ N(sigma, 0.1) over 64 positions
-    shifts, scales = np.array(shifts), np.array(scales)
-    assert np.all(np.abs(shifts) <= 0.6)
-    assert np.all((scales >= 0.8) & (scales <= 1.5))
-    # the per-step mu ~ U(-0.5, 0.5) and sigma ~ U(1, 1.25) really vary from step to step and fill their ranges
-    assert shifts.min() < -0.35 and shifts.max() > 0.35
-    assert abs(shifts.std() - 1 / np.sqrt(12)) < 0.06
-    assert scales.min() < 1.05 and scales.max() > 1.2 and abs(scales.mean() - 1.125) < 0.03
+    x = torch.randn(8, 4, 3, 3) * 2 + 1
+    y = layer(x)
+    s, m = layer.last_noise
+    assert s.shape == m.shape == x.shape  # one s and one m per activation of each sample
+    torch.testing.assert_close(y, s * _bn(x) + m, rtol=0, atol=1e-6)
+    flat = nn.BatchNorm1d(5).train()
+    noisy_flat = NoisyBatchNorm(flat, seed=1).train()
+    noisy_flat(torch.randn(7, 5))
+    assert noisy_flat.last_noise[0].shape == (7, 5)
+
+
+def test_noisy_batch_norm_draws_santurkars_distribution_independently_per_sample_and_activation():
+    layer = _noisy(channels=4).train()
+    x = torch.randn(64, 4, 4, 4)
+    centres, scales, m_spread, s_spread, across_m, across_s, corr = [], [], [], [], [], [], []
+    for _ in range(300):
+        layer(x)
+        s, m = (t.double().numpy() for t in layer.last_noise)
+        # m ~ U(mu - 0.1, mu + 0.1): every m of one step lies in a window of width 0.2 inside (-0.6, 0.6)
+        assert m.max() - m.min() <= 0.2 + 1e-6 and -0.6 <= m.min() and m.max() <= 0.6
+        centres.append((m.max() + m.min()) / 2)  # ~ mu (4,096 uniform draws fill their window)
+        scales.append(s.mean())  # ~ sigma
+        m_spread.append(m.std())
+        s_spread.append(s.std())
+        across_m.append(m.std(axis=0).mean())  # at one activation, across the samples: 0 if shared by the batch
+        across_s.append(s.std(axis=0).mean())
+        flat = s.reshape(64, -1)
+        corr.append(np.corrcoef(flat[0], flat[1])[0, 1])
+    centres, scales = np.array(centres), np.array(scales)
+    # per step mu ~ U(-0.5, 0.5) (mean 0, std 1/sqrt(12) = 0.289) and sigma ~ U(1, 1.25) (mean 1.125, std 0.072)
+    assert centres.min() >= -0.51 and centres.max() <= 0.51 and centres.min() < -0.4 and centres.max() > 0.4
+    assert abs(centres.mean()) < 0.06 and abs(centres.std() - 1 / np.sqrt(12)) < 0.04
+    assert scales.min() >= 0.99 and scales.max() <= 1.26 and scales.min() < 1.03 and scales.max() > 1.22
+    assert abs(scales.mean() - 1.125) < 0.015 and abs(scales.std() - 0.25 / np.sqrt(12)) < 0.012
+    # per element: m uniform of half-width 0.1 (std 0.0577), s normal with std 0.1, also across the samples
+    assert abs(np.mean(m_spread) - 0.1 / np.sqrt(3)) < 0.002 and abs(np.mean(s_spread) - 0.1) < 0.002
+    assert abs(np.mean(across_m) - 0.1 / np.sqrt(3)) < 0.003 and abs(np.mean(across_s) - 0.1) < 0.003
+    assert abs(np.mean(corr)) < 0.02  # two samples' noises are uncorrelated
 
 
 def test_noisy_batch_norm_freeze_reuses_the_last_draw_and_same_seed_same_noise():
     a, b = _noisy(seed=9).train(), _noisy(seed=9).train()
     x1, x2, x3 = (torch.randn(16, 4, 3, 3) for _ in range(3))
     torch.testing.assert_close(a(x1), b(x1), rtol=0, atol=0)
-    z2 = F.batch_norm(x2, None, None, None, None, training=True)
-    s_first, m_first, _ = _fit_scale_shift(a(x2).detach(), z2)
+    a(x2)
+    first = tuple(t.clone() for t in a.last_noise)
     a.freeze_noise = True
-    s_frozen, m_frozen, _ = _fit_scale_shift(a(x3).detach(), F.batch_norm(x3, None, None, None, None, training=True))
-    np.testing.assert_allclose(s_frozen, s_first, atol=1e-4)
-    np.testing.assert_allclose(m_frozen, m_first, atol=1e-4)
+    torch.testing.assert_close(a(x3), first[0] * _bn(x3) + first[1], rtol=0, atol=1e-6)  # the very same noise
+    assert all(torch.equal(t, f) for t, f in zip(a.last_noise, first, strict=True))
+    a(torch.randn(8, 4, 3, 3))  # another batch size cannot reuse it: a new draw of the new shape
+    assert a.last_noise[0].shape == (8, 4, 3, 3)
     a.freeze_noise = False
-    s_new, _, _ = _fit_scale_shift(a(x3).detach(), F.batch_norm(x3, None, None, None, None, training=True))
-    assert np.abs(s_new - s_first).max() > 1e-3
+    a(x3)
+    assert not torch.equal(a.last_noise[0], first[0])

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from bnviz.engine.config import ACTIVATIONS, EPS_CHOICES, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from bnviz.engine.trainer import train
-from bnviz.science.presets import PRESETS
+from bnviz.science.presets import FORMER_NAMES, PRESETS
 from bnviz.ui.choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
@@ -204,6 +204,15 @@ def test_preset_slugs_are_unique_and_url_safe():
     slugs = [slug(name) for name in PRESETS]
     assert len(set(slugs)) == len(slugs)
     assert all(s == urlencode({"": s})[1:] for s in slugs)
+
+
+def test_a_link_to_a_renamed_preset_opens_the_preset_it_became():
+    for old, new in FORMER_NAMES.items():
+        assert old not in PRESETS and new in PRESETS
+        exp, notes = from_params({"preset": slug(old)}, LIVE)
+        assert exp.preset == new and notes == []
+    opened = from_params({"preset": "tiny-batches-break-bn"}, LIVE)[0].preset
+    assert opened == "Batches of 2: BN's train/eval gap, vs GN"
 
 
 @settings(max_examples=100, deadline=None)

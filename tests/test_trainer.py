@@ -320,3 +320,17 @@ def test_science_bn_keeps_the_last_sigmoid_input_median_in_place(engine_datasets
         drift[run.cfg.norm] = float(np.max(np.abs(median - median[0])))
     assert drift["batch"] < drift["none"] / 2, drift
     assert job.runs[1].final_test_acc > job.runs[0].final_test_acc  # and BN learns faster early on
+
+
+def test_a_loss_that_stays_ten_times_above_its_start_is_a_divergence_with_finite_weights(engine_datasets):
+    cfg = tiny(model="mlp", norm="none", lr=100.0, steps=200, eval_every=1000)
+    run = Job(cfg, engine_datasets).run_to_end().runs[0]
+    loss = run.history.scalar("loss")
+    assert run.status == "diverged" and run.divergence.reason == "loss-stays-high"
+    assert np.all(np.isfinite(loss)) and run.step == run.diverged_at == len(loss) - 1
+    since = run.divergence.since
+    assert np.all(loss[since:] > 10 * loss[0]) and run.diverged_at - since + 1 == 20
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+    summary = run.history.meta["summary"]
+    assert summary["diverged_reason"] == "loss-stays-high" and summary["diverged_since"] == since
+    assert summary["final_test_acc"] is not None  # finite weights: the final accuracy is still measured

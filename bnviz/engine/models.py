@@ -25,11 +25,13 @@ NOISE_ELEMENT_SPREAD = 0.1
 class NoisyBatchNorm(nn.Module):
     """Batch norm followed by Santurkar et al.'s time-varying, non-zero-mean, non-unit-variance noise.
 
-    In training, each forward pass draws a new (mu, sigma) for the layer and, per activation position (the shape of
-    one sample, shared by the batch), m ~ U(mu - 0.1, mu + 0.1) and s ~ N(sigma, 0.1); the output is s * BN(x) + m.
-    So the distribution the next layer sees moves at every step, on purpose. In eval mode no noise is added.
-    The noise has its own generator (seeded per layer) so that runs stay reproducible; `freeze_noise` reuses the
-    last draw (for the extra passes of the gradient-ICS measure, which must see the same network).
+    In training, each forward pass (one training step) draws a new mu ~ U(-0.5, 0.5) and sigma ~ U(1, 1.25) for the
+    layer and then, independently for every element of the output (each activation of each sample: the noise has
+    the output's full shape, batch included), m ~ U(mu - 0.1, mu + 0.1) and s ~ N(sigma, 0.1); the output is
+    s * BN(x) + m. So the distribution the next layer sees moves at every step, on purpose. In eval mode no noise
+    is added. The noise has its own generator (seeded per layer) so that runs stay reproducible; `freeze_noise`
+    reuses the last draw (`last_noise`, when the output has the same shape) for the extra passes of the
+    gradient-ICS measure, which must see the same network on the same batch.
     """
 
     def __init__(self, bn: nn.Module, seed: int):
@@ -37,26 +39,18 @@ class NoisyBatchNorm(nn.Module):
         self.bn = bn
         self.generator = torch.Generator().manual_seed(seed)
         self.freeze_noise = False
-        self.last_noise: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_noise: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale s, shift m), the output's shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn(x)
         if not self.training:
             return y
-        if self.freeze_noise and self.last_noise is not None and self.last_noise[0].shape == y.shape[1:]:
+        if self.freeze_noise and self.last_noise is not None and self.last_noise[0].shape == y.shape:
             scale, shift = self.last_noise
         else:
-            scale, shift = self._draw(y.shape[1:])
+            scale, shift = draw_noise(y.shape, self.generator)
             self.last_noise = (scale, shift)
         return y * scale + shift
-
-    def _draw(self, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.generator
-        mu = _uniform((), *NOISE_MEAN_RANGE, g)
-        sigma = _uniform((), *NOISE_SCALE_RANGE, g)
-        shift = mu + (torch.rand(shape, generator=g) * 2 - 1) * NOISE_ELEMENT_SPREAD
-        scale = sigma + torch.randn(shape, generator=g) * NOISE_ELEMENT_SPREAD
-        return scale, shift
 
     @property
     def weight(self):
@@ -65,6 +59,17 @@ class NoisyBatchNorm(nn.Module):
     @property
     def bias(self):
         return self.bn.bias
+
+
+def draw_noise(shape: torch.Size, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's noise for one layer (Santurkar et al. 2018, section 2.1): mu ~ U(-0.5, 0.5) and
+    sigma ~ U(1, 1.25) for the layer, then per element m ~ U(mu - 0.1, mu + 0.1) and s ~ N(sigma, 0.1), each of
+    the given shape. Returns (s, m)."""
+    mu = _uniform((), *NOISE_MEAN_RANGE, g)
+    sigma = _uniform((), *NOISE_SCALE_RANGE, g)
+    shift = _uniform(shape, mu - NOISE_ELEMENT_SPREAD, mu + NOISE_ELEMENT_SPREAD, g)
+    scale = sigma + torch.randn(shape, generator=g) * NOISE_ELEMENT_SPREAD
+    return scale, shift
 
 
 def _uniform(shape, lo, hi, g):

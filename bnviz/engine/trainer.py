@@ -2,8 +2,9 @@
 
 Step k means: the forward and backward pass at the weights after k updates, then update k+1. The record of
 step k (statistics, loss, and test accuracy on evaluated steps) describes the network *before* that update, so
-step 0 is the untrained network. A non-finite loss stops a run with status "diverged" at that step; everything
-recorded before it is kept.
+step 0 is the untrained network. A run that diverges (bnviz.engine.divergence: a non-finite loss, or a loss above
+10x its step-0 value for 20 steps in a row) stops with status "diverged" at that step; everything recorded before
+it is kept, and the summary says at which step and why.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import ConfigError
 from . import uploads
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
+from .divergence import NON_FINITE, Divergence, DivergenceWatch, describe
 from .history import History
 from .models import NoisyBatchNorm, build_model, copy_shared_weights
 from .recorder import Recorder, layout_for
@@ -65,7 +67,8 @@ class Run:
                                         "input_shape": list(self.dataset.input_shape), **self.dataset.source}
         self.step = 0
         self.status = "ready"  # ready | running | finished | stopped | diverged | error
-        self.diverged_at: int | None = None
+        self.divergence: Divergence | None = None
+        self._divergence_watch = DivergenceWatch()
         self.last_loss = math.nan
         self.last_test_acc = math.nan
         self.final_test_acc = math.nan
@@ -80,11 +83,16 @@ class Run:
             group["lr"] = lr
 
     @property
+    def diverged_at(self) -> int | None:
+        return self.divergence.step if self.divergence is not None else None
+
+    @property
     def done(self) -> bool:
         return self.status in ("finished", "stopped", "diverged", "error")
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One step on the batch (x, y); returns the loss. Marks the run diverged on a non-finite loss."""
+        """One step on the batch (x, y); returns the loss. When the divergence rule fires on this step's loss, the
+        run is marked diverged and stops before the update."""
         cfg, rec, step = self.cfg, self.recorder, self.step
         recording = rec.begin(step) if rec else False
         self.model.train()
@@ -94,10 +102,11 @@ class Run:
         loss_value = float(loss.item())
         self.last_loss = loss_value
         lr = self.lr
-        if not math.isfinite(loss_value):
+        self.divergence = self._divergence_watch.update(step, loss_value)
+        if self.divergence is not None:
             if recording:
                 rec.end(loss=loss_value, lr=lr)
-            self.status, self.diverged_at = "diverged", step
+            self.status = "diverged"
             self.finish()
             return loss_value
         loss.backward()
@@ -159,10 +168,12 @@ class Run:
         return correct / max(counted, 1)
 
     def finish(self) -> None:
-        """Final test accuracy (whole test set, eval mode) and hook removal; safe to call twice."""
+        """Final test accuracy (whole test set, eval mode; also for a run diverged with finite weights) and hook
+        removal; safe to call twice."""
         if self.recorder is not None:
             self.recorder.detach()
-        if math.isnan(self.final_test_acc) and self.status in ("finished", "stopped"):
+        finite_weights = self.divergence is None or self.divergence.reason != NON_FINITE
+        if math.isnan(self.final_test_acc) and self.status in ("finished", "stopped", "diverged") and finite_weights:
             self.final_test_acc = self.evaluate(train_mode=False)
         self.history.meta["summary"] = self.summary()
 
@@ -172,8 +183,8 @@ class Run:
                "lr": self.lr}
         if steps_per_s is not None:
             out["steps_per_s"] = steps_per_s
-        if self.diverged_at is not None:
-            out["diverged_at"] = self.diverged_at
+        if self.divergence is not None:
+            out.update(self.divergence.to_summary())
         if self.error:
             out["error"] = self.error
         return out
@@ -226,8 +237,7 @@ class JobSnapshot:
         for i, run in enumerate(self.runs):
             label = f"run {'AB'[i]}: " if len(self.runs) > 1 else ""
             if run.status == "diverged":
-                parts.append(f"{label}diverged at step {run.summary.get('diverged_at')} (the loss became "
-                             "infinite or NaN; try a smaller learning rate or batch norm)")
+                parts.append(f"{label}{describe(run.summary)}")
         if self.error:
             parts.append(f"error: {self.error}")
         return " · ".join(parts)

@@ -38,6 +38,7 @@ from .experiment_figures import (
     batch_size_gap,
     figure1_accuracy,
     figure1_percentiles,
+    figure1_pooled_percentiles,
     init_sweep_chart,
     lr_sweep_chart,
     santurkar_accuracy,
@@ -78,9 +79,9 @@ __all__ = [
     "percentile_lines", "saturation", "drift", "gradient_norms", "gradient_histogram", "update_ratios",
     "gamma_beta", "running_vs_batch", "train_eval_gap", "figure_catalog", "CAPTIONS", "caption",
     # experiment and normalization figures
-    "figure1_accuracy", "figure1_percentiles", "santurkar_accuracy", "santurkar_drift", "santurkar_ics",
-    "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy", "batch_size_gap",
-    "wu_he_published", "axes_figure", "normalization_zoo",
+    "figure1_accuracy", "figure1_percentiles", "figure1_pooled_percentiles", "santurkar_accuracy", "santurkar_drift",
+    "santurkar_ics", "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy",
+    "batch_size_gap", "wu_he_published", "axes_figure", "normalization_zoo",
     # lessons beyond the basics
     "depth_gradient_chart", "bias_chart", "jacobian_heatmaps",
     # tables and report

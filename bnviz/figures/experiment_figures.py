@@ -68,15 +68,38 @@ def figure1_accuracy(result: Figure1Result | None) -> Figure:
 
 
 def figure1_percentiles(result: Figure1Result | None) -> Figure:
-    """Ioffe & Szegedy's Figure 1 (b, c): the 15th/50th/85th percentiles of the last hidden layer's sigmoid input
-    over training, BN (left) and no BN (right), on a shared value axis."""
-    title = "Input to a sigmoid of the last hidden layer: 15th, 50th, 85th percentiles"
+    """Ioffe & Szegedy's Figure 1 (b, c), measured as they did, on one typical unit: the 15th/50th/85th percentiles
+    (over the training batch) of one sigmoid input of the last hidden layer, BN (left) and no BN (right). Each
+    model's typical unit is the one whose drift is the median over its units (`figure1.unit_drifts`)."""
+    title = "One typical sigmoid input of the last hidden layer"
     if (empty := _empty(result, title)) is not None:
         return empty
-    curves = result.curves
-    models = _models(curves)
+    m = result.summary.set_index("model")
+    models = _models(result.unit_curves)
+    units = ", ".join(f"{model} unit {m.loc[model, 'typical_unit']}" for model in models)
+    drifts = ", ".join(f"{model} {m.loc[model, 'unit_drift_median']:.2f}" for model in models)
+    note = ("Typical unit: the one with the median drift<br>(largest move of its median from step 0):<br>"
+            f"{units}.<br>Median drift over the {m['units'].iloc[0]} units:<br>{drifts}.")
+    return _percentile_panels(result.unit_curves, models, title, note)
+
+
+def figure1_pooled_percentiles(result: Figure1Result | None) -> Figure:
+    """The same percentiles pooled over all units of the last hidden layer and the recorded images (the recorder's
+    sample), BN (left) and no BN (right): not the paper's measure, which follows one unit."""
+    title = "The last hidden layer's sigmoid inputs, pooled over all units"
+    if (empty := _empty(result, title)) is not None:
+        return empty
+    drift = result.summary.set_index("model")["pooled_median_drift"]
+    models = _models(result.curves)
+    note = ("Pooled over all units and images. Largest move of the pooled median from step 0: "
+            + ", ".join(f"{m} {drift[m]:.2f}" for m in models))
+    return _percentile_panels(result.curves, models, title, note)
+
+
+def _percentile_panels(curves: pd.DataFrame, models: list[str], title: str, note: str) -> Figure:
+    """One panel per model: the p15/p50/p85 columns of `curves` against the step, on a shared value axis."""
     colours = run_colors(models)
-    layout, refs, _ = subplots(1, len(models), titles=[f"{m}" for m in models], hspace=0.08, shared_y_rows=True)
+    layout, refs, _ = subplots(1, len(models), titles=list(models), hspace=0.08, shared_y_rows=True)
     traces = []
     for i, (model, (xref, yref)) in enumerate(zip(models, refs, strict=True)):
         part = curves[curves["model"] == model]
@@ -87,8 +110,6 @@ def figure1_percentiles(result: Figure1Result | None) -> Figure:
                                hovertemplate=f"{model} {PERCENTILE_NAME[q]}: %{{y:.3g}}<extra></extra>"))
         layout[f"xaxis{'' if i == 0 else i + 1}"]["title"] = axis_title("training step")
     layout["yaxis"]["title"] = axis_title("value entering the sigmoid")
-    drift = result.summary.set_index("model")["median_drift"]
-    note = "Largest move of the median from step 0: " + ", ".join(f"{m} {drift[m]:.2f}" for m in models)
     return finish(traces, layout, title, subtitles=True, note=note, hovermode="x unified")
 
 
@@ -248,7 +269,7 @@ def _batch_axis(sizes) -> dict:
 def batch_size_accuracy(result: SweepResult | None) -> Figure:
     """Our small Wu & He: eval-mode test accuracy per normalization against the batch size (solid), and BN's
     train-mode accuracy (dashed). The batch axis runs from large to small, as in Wu & He's Figure 1."""
-    title = "Accuracy by batch size: BN vs GN vs LN"
+    title = "Small MLP: accuracy by batch size"
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary
@@ -267,8 +288,9 @@ def batch_size_accuracy(result: SweepResult | None) -> Figure:
                                hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": _batch_axis(frame["batch_size"]), "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     epochs = result.settings.get("epochs")
-    note = (f"Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; "
-            "train mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
+    note = (f"3 x 64 ReLU MLP on 8x8 digits (BN over the B values of each unit, not Wu & He's B x H x W). Every run: "
+            f"{epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; train "
+            "mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
     return finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
                   hovermode="x unified", note=note, height=540)
 

@@ -151,10 +151,13 @@ class ExperimentResult:
 
 @dataclass
 class Figure1Result(ExperimentResult):
-    """curves: model, step, test_acc, p15, p50, p85 (the last hidden layer's sigmoid input).
-    summary: model, median_drift, median_drift_mean, spread_change, acc_at_100, final_acc, diverged."""
+    """curves: model, step, test_acc, p15, p50, p85 (the last hidden layer's sigmoid input, pooled over all units
+    and images). unit_curves: model, step, unit, p15, p50, p85 of one typical unit (over the training batch).
+    summary: model, unit_drift_median, typical_unit, typical_unit_drift, units, pooled_median_drift,
+    pooled_median_drift_mean, pooled_spread_change, acc_at_100, final_acc, diverged (see `figure1.figure1`)."""
 
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unit_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_frame(self) -> pd.DataFrame:
         return self.curves

@@ -30,23 +30,28 @@ def _ratio(without: float, with_bn: float, fewer: str = "less") -> str:
 
 
 def figure1_table(result: Figure1Result) -> pd.DataFrame:
-    """Measure, ours, reference (Ioffe & Szegedy; SCIENCE.md's small version)."""
+    """Measure, ours, what Ioffe & Szegedy report (they give no number for the drift)."""
     m = result.summary.set_index("model")
     bn, no = m.loc["BN"], m.loc["no BN"]
     steps = result.settings["steps"]
+    units = int(bn.units)
+
+    def pair(column: str) -> str:
+        return f"BN {bn[column]:.2f} · no BN {no[column]:.2f} ({_ratio(no[column], bn[column])})"
+
     rows = [
-        ("median of the sigmoid input: largest move from step 0",
-         f"BN {bn.median_drift:.2f} · no BN {no.median_drift:.2f} ({_ratio(no.median_drift, bn.median_drift)})",
-         "about 10x less with BN (small version); 'stays put' with BN (paper)"),
-        ("median of the sigmoid input: average move from step 0",
-         f"BN {bn.median_drift_mean:.2f} · no BN {no.median_drift_mean:.2f} "
-         f"({_ratio(no.median_drift_mean, bn.median_drift_mean)})", "(not reported)"),
+        (f"per unit: median over the {units} units of the largest move of each unit's median from step 0",
+         pair("unit_drift_median"), "no number; 'much more stable' with BN (one typical unit, Figure 1b, c)"),
+        ("pooled over all units: largest move of the median from step 0", pair("pooled_median_drift"),
+         "(not the paper's measure)"),
+        ("pooled over all units: average move of the median from step 0", pair("pooled_median_drift_mean"),
+         "(not the paper's measure)"),
         ("test accuracy at step 100", f"BN {_pct(bn.acc_at_100)} · no BN {_pct(no.acc_at_100)}",
-         "about 90% vs 10% (small version)"),
+         "(no number at this step)"),
         (f"test accuracy at the end (step {steps:,})", f"BN {_pct(bn.final_acc)} · no BN {_pct(no.final_acc)}",
-         "BN higher and sooner (paper, Figure 1a)"),
+         "BN higher and sooner (Figure 1a, MNIST, 50,000 steps)"),
     ]
-    return pd.DataFrame(rows, columns=["measure", "ours", EXPECTED])
+    return pd.DataFrame(rows, columns=["measure", "ours (8x8 digits)", "Ioffe & Szegedy (2015)"])
 
 
 def santurkar_table(result: SanturkarResult) -> pd.DataFrame:
@@ -74,17 +79,34 @@ def santurkar_table(result: SanturkarResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "ours", "Santurkar et al. (VGG, CIFAR-10)"])
 
 
-def wu_he_comparison(result: SweepResult) -> pd.DataFrame:
-    """Our accuracies as error (%) next to Wu & He's published top-1 errors, one row per batch size."""
-    ours = result.summary.pivot_table(index="batch_size", columns="model", values="eval_acc")
-    table = WU_HE_TABLE.set_index("batch_size")
-    out = pd.DataFrame(index=sorted(set(ours.index) | set(table.index), reverse=True))
-    out.index.name = "batch_size"
-    for column in table.columns:
-        out[f"Wu & He {column}"] = table[column]
-    for model in ours.columns:
-        out[f"ours {model} error (%)"] = (1 - ours[model]) * 100
+def wu_he_table() -> pd.DataFrame:
+    """Wu & He's published numbers, on their own: ResNet-50 on ImageNet, top-1 validation error (%) by images per GPU.
+    Never joined with ours: their setting (BN over B x H x W values per channel) is not our MLP's."""
+    return WU_HE_TABLE.rename(columns={"batch_size": "images per GPU"})
+
+
+def batch_size_table(result: SweepResult) -> pd.DataFrame:
+    """Our sweep's numbers, on their own: test error (%) per batch size and normalization, eval mode (BN: running
+    statistics), and BN's error in train mode (each test batch normalized with its own statistics)."""
+    frame = result.summary
+    ours = frame.pivot_table(index="batch_size", columns="model", values="eval_acc", sort=False)
+    out = pd.DataFrame(index=sorted(ours.index, reverse=True))
+    out.index.name = "images per batch"
+    for model in dict.fromkeys(frame["model"]):
+        out[f"{model} error (%)"] = (1 - ours[model]) * 100
+    bn = frame[frame["norm"] == "batch"].set_index("batch_size")
+    if not bn.empty:
+        out["BN error in train mode (%)"] = (1 - bn["train_mode_acc"]) * 100
     return out.reset_index()
+
+
+def batch_size_setting(result: SweepResult) -> str:
+    """Our sweep's setting in one sentence, for the label of its table and chart."""
+    s = result.settings
+    activation = {"relu": "ReLU"}.get(s["activation"], s["activation"])
+    return (f"{s['depth']} x {s['width']} {activation} MLP on the 8x8 digits; every run {s['epochs']:g} epochs, "
+            f"lr = {s['lr_at_32']:g} x B / 32, seed {s['seed']}; BN normalizes each unit over the B values of the "
+            "batch (at B = 2 every normalized value is about ±1)")
 
 
 def _sweep_table(result: SweepResult, x: str, reference: Callable[[float], str]) -> pd.DataFrame:
@@ -133,9 +155,15 @@ def figure1_findings(result: Figure1Result) -> list[str]:
     m = result.summary.set_index("model")
     bn, no = m.loc["BN"], m.loc["no BN"]
     return [
-        f"The median of the sigmoid input moved at most {bn.median_drift:.2f} from its start with BN and "
-        f"{no.median_drift:.2f} without ({_ratio(no.median_drift, bn.median_drift)}; averaged over the steps: "
-        f"{_ratio(no.median_drift_mean, bn.median_drift_mean)}).",
+        f"Per unit, as in the paper: the median of a sigmoid's input moved at most {bn.unit_drift_median:.2f} from "
+        f"its start with BN and {no.unit_drift_median:.2f} without (median over the {int(bn.units)} units of the "
+        f"last hidden layer; {_ratio(no.unit_drift_median, bn.unit_drift_median)}). The charts follow the unit "
+        f"with that median drift: unit {int(bn.typical_unit)} with BN, unit {int(no.typical_unit)} without.",
+        f"Pooled over all units and images (not the paper's measure): the median moved at most "
+        f"{bn.pooled_median_drift:.2f} with BN and {no.pooled_median_drift:.2f} without "
+        f"({_ratio(no.pooled_median_drift, bn.pooled_median_drift)}; averaged over the steps: "
+        f"{_ratio(no.pooled_median_drift_mean, bn.pooled_median_drift_mean)}). The paper reports no number for "
+        "either.",
         f"Test accuracy at step 100: {_pct(bn.acc_at_100)} with BN, {_pct(no.acc_at_100)} without; at the end "
         f"{_pct(bn.final_acc)} and {_pct(no.final_acc)}.",
     ]

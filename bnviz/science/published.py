@@ -10,10 +10,9 @@ PUBLISHED = {
         "source": "Ioffe & Szegedy (2015), section 4.1 and Figure 1: 28x28 binary MNIST, 3x100 sigmoid MLP, "
                   "batch 60, 50,000 steps, small random Gaussian initial weights (no learning rate or optimizer "
                   "given)",
-        "claim": "Without BN the sigmoid input's percentiles move in mean and spread; with BN they are \"much more "
-                 "stable\" (γ and β can still move them), and BN reaches a higher test accuracy sooner.",
-        "small_version": "SCIENCE.md, 8x8 digits, 3,000 steps: the median drifts about ten times less with BN; "
-                         "test accuracy at step 100 about 0.9 with BN vs 0.1 without.",
+        "claim": "Without BN the percentiles of one typical sigmoid input of the last hidden layer drift in mean "
+                 "and spread; with BN they are \"much more stable\" (γ and β can still move them), and BN reaches "
+                 "a higher test accuracy sooner. The paper gives no number for the drift.",
     },
     "santurkar": {
         "source": "Santurkar, Tsipras, Ilyas & Madry (2018), 'How does batch normalization help optimization?', "
@@ -39,8 +38,8 @@ PUBLISHED = {
     },
     "batch_size": {
         "source": "Wu & He (2018), 'Group Normalization', ResNet-50 on ImageNet, top-1 error (%) by images per GPU",
-        "claim": "BN's error grows as the batch shrinks; GN's does not.",
-        "small_version": "SCIENCE.md: at batch size 2, BN's eval-mode accuracy collapses while LN/GN do not.",
+        "claim": "BN's error grows as the batch shrinks (23.6% at 32 images per GPU, 34.7% at 2); GN's does not "
+                 "(24.0-24.2%). Their BN averages over B x H x W values per channel.",
     },
 }
 WU_HE_TABLE = pd.DataFrame({

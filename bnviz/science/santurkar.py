@@ -95,7 +95,8 @@ def santurkar(steps: int = 600, seed: int = 0, ics_every: int = 50, probe_every:
               record_every: int = 10, eval_every: int = 50, net: tuple = tuple(SANTURKAR_NET.items()),
               progress: Progress = None) -> SanturkarResult:
     """Santurkar, Tsipras, Ilyas & Madry (2018), small version: no BN vs BN vs noisy BN ("batch-noisy": after every
-    BN layer a <- s * a + m, a new random shift and scale every step), on the same initial weights and batches.
+    BN layer a <- s * a + m, with s and m drawn anew every step for each activation of each sample:
+    `models.draw_noise`), on the same initial weights and batches.
 
     Measured: test accuracy; the drift of every block's activation input from its step-0 distribution
     (shift.distribution_drift, W1 in step-0 standard deviations, mean over blocks); Santurkar's gradient ICS every
@@ -107,9 +108,9 @@ def santurkar(steps: int = 600, seed: int = 0, ics_every: int = 50, probe_every:
     gradients make every measure trivially small).
 
     Default (600 steps, seed 0): accuracy no BN 93%, BN 98%, noisy BN 98%; step-to-step input shift 0.19 / 0.08 /
-    0.30 (noisy BN moves most); gradient ICS ||G - G'|| / ||G|| 0.58 / 0.54 / 0.68 (about the same) and cos 0.62 /
-    0.87 / 0.75 (by the cosine BN *reduced* this ICS here, unlike in Santurkar et al.'s VGG); loss range along the
-    gradient 1.32 / 0.011 / 0.041 and gradient change 3.3 / 0.31 / 1.1 (BN far smoother; before step ~200 the
+    0.34 (noisy BN moves most); gradient ICS ||G - G'|| / ||G|| 0.58 / 0.54 / 1.09 and cos 0.62 / 0.87 / 0.46 (by
+    the cosine BN *reduced* this ICS here, unlike in Santurkar et al.'s VGG); loss range along the gradient
+    1.32 / 0.011 / 0.017 and gradient change 3.3 / 0.31 / 0.52 (BN far smoother; before step ~200 the
     network without BN sits on a plateau where its landscape is flat, hence also the "_late" means).
     """
     if ics_every % record_every or eval_every % record_every:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..engine.config import ACTIVATIONS, EPS_CHOICES, INITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
-from ..science.presets import PRESETS
+from ..science.presets import FORMER_NAMES, PRESETS
 from .choices import (
     BATCH_CHOICES,
     BLOCKS,
@@ -206,7 +206,8 @@ def from_params(params: Mapping[str, str | Iterable[str]], page: PageLink) -> tu
     if page.twin:
         exp.twin = _read_twin(values, exp.configs[""], notes, used)
     if page.preset:
-        exp.preset = _read_choice(values, PRESET, {slug(name): name for name in PRESETS}, notes, used)
+        names = {**{slug(old): new for old, new in FORMER_NAMES.items()}, **{slug(name): name for name in PRESETS}}
+        exp.preset = _read_choice(values, PRESET, names, notes, used)
     exp.present = _read_choice(values, PRESENT, {"1": True, "0": False}, notes, used) or False
     for view in page.views:
         text = _single(values, view.key, notes, used)
