@@ -109,9 +109,9 @@ def test_defaults_make_a_bare_link_and_a_bare_link_opens_the_defaults():
 
 def test_a_link_names_only_what_differs_in_short_keys():
     cfg = canonical(RunConfig(norm="none", lr=0.5, batch_size=32, seed=7))
-    exp = Experiment({"": cfg}, ("norm", "batch"), "BN rescues a high learning rate", True)
+    exp = Experiment({"": cfg}, ("norm", "batch"), "A high learning rate (0.5), without and with BN", True)
     assert to_params(exp, LIVE) == {"norm": "none", "bs": "32", "lr": "0.5", "seed": "7",
-                                    "preset": "bn-rescues-a-high-learning-rate", "present": "1"}
+                                    "preset": "a-high-learning-rate-0-5-without-and-with-bn", "present": "1"}
     assert to_params(Experiment({"": cfg}, None), LIVE)["twin"] == "off"
     assert to_params(Experiment({"": cfg}, ("lr", 5.0)), LIVE)["twin"] == "lr:5"
 
@@ -274,7 +274,7 @@ def open_link(page: str, params: dict) -> AppTest:
 
 def test_a_link_opens_train_with_its_settings_in_the_widgets():
     params = {"lr": "0.5", "bs": "32", "seed": "7", "norm": "none", "depth": "2", "twin": "lr:0.05",
-              "preset": slug("BN rescues a high learning rate")}
+              "preset": slug("A high learning rate (0.5), without and with BN")}
     at = open_link("train", params)
     expected, _ = from_params(params, LIVE)
     assert at.select_slider(key="cfg_lr").value == 0.5
@@ -283,7 +283,7 @@ def test_a_link_opens_train_with_its_settings_in_the_widgets():
     assert at.selectbox(key="cfg_norm").value == "none"
     assert at.slider(key="cfg_depth").value == 2
     assert at.selectbox(key="twin_field").value == "lr" and at.selectbox(key="twin_value_lr").value == 0.05
-    assert at.selectbox(key="cfg_preset").value == "BN rescues a high learning rate"
+    assert at.selectbox(key="cfg_preset").value == "A high learning rate (0.5), without and with BN"
     assert at.session_state["cfg_config"] == expected.configs[""]  # what Start would train
     assert not at.warning
     assert dict(at.query_params) == params  # the address bar keeps the link

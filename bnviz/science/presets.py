@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         shared=dict(steps=400, lr=0.05), expect="no BN 0.77, BN 0.99 test accuracy after 400 steps",
     ),
     Preset(
-        "BN rescues a high learning rate",
+        "A high learning rate (0.5), without and with BN",
         "Learning rate 0.5 (ten times the default), the CNN without and with BN: does each one learn?",
         "The loss: does it fall, stay flat near 2.3 (chance for 10 classes) or blow up? The share of dead ReLUs in "
         "each run. The gradient norms on the Gradients page.",
@@ -94,4 +94,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 
 DEFAULT_PRESET = "BN vs no BN (default CNN)"
 # Presets renamed when what they showed was re-measured: an old shared link that names one opens the new one.
-FORMER_NAMES = {"Tiny batches break BN": BATCH_OF_TWO}
+FORMER_NAMES = {"Tiny batches break BN": BATCH_OF_TWO,
+                "BN rescues a high learning rate": "A high learning rate (0.5), without and with BN"}
