@@ -27,9 +27,13 @@ pages = {
         st.Page("pages/inference.py", title="Inference and depth", icon=":material/layers:",
                 url_path="inference"),  # = the file name: no "page not found" on a fresh server
         st.Page("pages/backprop.py", title="Backprop through BN", icon=":material/undo:", url_path="backprop"),
+        st.Page("pages/statistics.py", title="Running statistics", icon=":material/query_stats:",
+                url_path="statistics"),
     ],
 }
-page = st.navigation(pages)  # before anything slow: the sidebar and deep links must not wait for torch
+# expanded: every page listed (more than 12 would fold to 10 behind 'View more').
+# Before anything slow: the sidebar and deep links must not wait for torch.
+page = st.navigation(pages, expanded=True)
 
 from bnviz.ui.page import mark_app_run  # noqa: E402
 

@@ -69,3 +69,34 @@ def test_backprop_page_renders_and_shows_its_lessons():
     assert not at.exception and not at.error
     shown = " ".join(m.value for m in at.markdown)
     assert "no gradient through mean and variance: bias gradient" in shown
+
+
+def test_running_statistics_helpers_against_direct_computation():
+    import numpy as np
+    import torch
+
+    from bnviz.science.running_statistics import centered_mean, channel_correlation, ema
+
+    values = np.array([1.0, 2.0, 4.0, 8.0])
+    np.testing.assert_allclose(ema(values, 0.5), [0.5, 1.25, 2.625, 5.3125])  # r = r/2 + v/2 from 0
+    np.testing.assert_allclose(centered_mean(values, 1), [1.5, 7 / 3, 14 / 3, 6.0])
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, 4, 4)
+    flat = x.permute(1, 0, 2, 3).reshape(3, -1).numpy()
+    np.testing.assert_allclose(channel_correlation(x), np.corrcoef(flat), atol=1e-12)
+    scaled = x * torch.tensor([2.0, 0.5, 3.0]).reshape(1, 3, 1, 1) + 7  # per-channel affine: same correlations
+    np.testing.assert_allclose(channel_correlation(scaled), channel_correlation(x), atol=1e-6)
+
+
+def test_statistics_page_shows_the_run():
+    from bnviz.science.running_statistics import running_stats_findings, running_stats_lesson
+
+    short = running_stats_lesson(steps=80, batch_size=8)
+    assert 0 <= short.acc_train_mode_one <= 1 and len(short.batch_means) == 80
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "statistics.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    remember(running_stats_lesson, short, steps=400, batch_size=8)
+    at.button(key="stats_run").click().run()
+    assert not at.exception and not at.error
+    shown = " ".join(m.value for m in at.markdown)
+    assert running_stats_findings(short)[0] in shown

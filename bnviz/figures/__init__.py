@@ -48,7 +48,7 @@ from .experiment_figures import (
     wu_he_published,
 )
 from .gradients import gradient_histogram, gradient_norms, update_ratios
-from .lesson_figures import bias_chart, depth_gradient_chart, jacobian_heatmaps
+from .lesson_figures import bias_chart, correlation_heatmaps, depth_gradient_chart, ema_chart, jacobian_heatmaps
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
@@ -83,7 +83,7 @@ __all__ = [
     "santurkar_ics", "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy",
     "batch_size_gap", "wu_he_published", "axes_figure", "normalization_zoo",
     # lessons beyond the basics
-    "depth_gradient_chart", "bias_chart", "jacobian_heatmaps",
+    "depth_gradient_chart", "bias_chart", "jacobian_heatmaps", "correlation_heatmaps", "ema_chart",
     # tables and report
     "final_numbers", "write_report",
     # runs, style and sending

@@ -75,23 +75,55 @@ def bias_chart(result) -> Figure:
     return finish(traces, layout, BIAS_TITLE, height=2 * HEIGHT - 100, subtitles=True)
 
 
+MAX_WRITTEN_CELLS = 8  # rows or columns up to which a heatmap writes its values in the cells
 JACOBIAN_TITLE = "How each output depends on each input of the batch (one channel)"
+CORRELATION_TITLE = "Correlation between the channels of the first BN layer"
+
+
+def paired_heatmaps(left: np.ndarray, right: np.ndarray, titles: tuple[str, str], title: str, cell: str,
+                    row: str, column: str) -> Figure:
+    """Two matrices side by side on one colour scale centred at 0 (blue positive, red negative), values written
+    in the cells; `cell` names a value in the colour bar and hover, `row`/`column` prefix the tick labels."""
+    layout, refs, _ = subplots(1, 2, titles=list(titles), hspace=0.12, shared_x=False)
+    limit = float(max(np.abs(left).max(), np.abs(right).max())) or 1.0
+    xs = [f"{column}{j + 1}" for j in range(left.shape[1])]
+    ys = [f"{row}{i + 1}" for i in range(left.shape[0])]
+    written = max(left.shape) <= MAX_WRITTEN_CELLS  # larger matrices: the numbers would not fit their cells
+    traces = []
+    for (xref, yref), matrix, show_scale in ((refs[0], left, False), (refs[1], right, True)):
+        traces.append({"type": "heatmap", "z": matrix, "x": xs, "y": ys, "xaxis": xref, "yaxis": yref,
+                       "zmin": -limit, "zmax": limit, "colorscale": "RdBu", "reversescale": True,
+                       "texttemplate": "%{z:.2f}" if written else "", "showscale": show_scale,
+                       "colorbar": {"title": {"text": cell}},
+                       "hovertemplate": f"{cell} %{{y}}, %{{x}}: %{{z:.3f}}<extra></extra>"})
+    for axis in ("yaxis", "yaxis2"):
+        layout[axis]["autorange"] = "reversed"
+    return finish(traces, layout, title, height=HEIGHT, subtitles=True, hovermode="closest")
 
 
 def jacobian_heatmaps(train: np.ndarray, evaluation: np.ndarray) -> Figure:
     """dy_i/dx_j of batch norm in training and in eval mode side by side, on one colour scale centred at 0."""
-    layout, refs, _ = subplots(1, 2, titles=["training mode (batch statistics)", "eval mode (running statistics)"],
-                               hspace=0.12, shared_x=False)
-    limit = float(max(np.abs(train).max(), np.abs(evaluation).max()))
-    labels = [f"x{j + 1}" for j in range(train.shape[1])]
-    outputs = [f"y{i + 1}" for i in range(train.shape[0])]
-    traces = []
-    for (xref, yref), matrix, show_scale in ((refs[0], train, False), (refs[1], evaluation, True)):
-        traces.append({"type": "heatmap", "z": matrix, "x": labels, "y": outputs, "xaxis": xref, "yaxis": yref,
-                       "zmin": -limit, "zmax": limit, "colorscale": "RdBu", "reversescale": True,
-                       "texttemplate": "%{z:.2f}", "showscale": show_scale,
-                       "colorbar": {"title": {"text": "∂y_i/∂x_j"}},
-                       "hovertemplate": "∂%{y}/∂%{x} = %{z:.3f}<extra></extra>"})
-    for axis in ("yaxis", "yaxis2"):
-        layout[axis]["autorange"] = "reversed"
-    return finish(traces, layout, JACOBIAN_TITLE, height=HEIGHT, subtitles=True, hovermode="closest")
+    return paired_heatmaps(train, evaluation, ("training mode (batch statistics)", "eval mode (running statistics)"),
+                           JACOBIAN_TITLE, "∂y_i/∂x_j", "y", "x")
+
+
+def correlation_heatmaps(before: np.ndarray, after: np.ndarray) -> Figure:
+    """The channels' correlation matrix before and after BN (science.running_statistics.channel_correlation)."""
+    return paired_heatmaps(before, after, ("input of BN", "output of BN"), CORRELATION_TITLE, "correlation",
+                           "ch", "ch")
+
+
+EMA_TITLE = "One channel's batch mean and its running estimates"
+
+
+def ema_chart(batch_means: np.ndarray, estimates: dict[float, np.ndarray], reference: np.ndarray) -> Figure:
+    """The batch mean of one channel at every step (grey dots), the channel's current mean estimated without lag
+    (black dashes) and the running mean for each momentum (science.running_statistics)."""
+    steps = np.arange(len(batch_means))
+    traces = [{"type": "scatter", "mode": "markers", "x": steps, "y": batch_means, "name": "batch mean",
+               "marker": {"size": 5, "color": "#888888"}}]
+    traces.append(line(steps, reference, "current mean (±25 steps)", GUIDE_COLOR, width=2, dash="dash"))
+    colours = dict(zip(estimates, RUN_PALETTE, strict=False))
+    for momentum, values in estimates.items():
+        traces.append(line(steps, values, f"running mean, momentum {momentum:g}", colours[momentum], width=2.5))
+    return finish(traces, {}, EMA_TITLE, "training step", "mean of the channel's input")
