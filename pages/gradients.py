@@ -23,15 +23,16 @@ block = st.slider("Block for the gradient histogram", BLOCKS[0], BLOCKS[-1], BLO
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories, strict=True))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    panels = [figures.side_by_side(figures.gradient_norms, histories),  # one scale per row: the runs compare
+              figures.side_by_side(figures.gradient_histogram, histories, layer),
+              figures.side_by_side(figures.update_ratios, histories, "update_data"),
+              figures.side_by_side(figures.update_ratios, histories, "grad_data")]
+    for i, (column, label) in enumerate(zip(st.columns(len(labels)), labels, strict=True)):
         with column:
             st.markdown(f"**Run {label}**")
-            show(figures.gradient_norms(history), f"grad_norms_{label}", narrow=True)
-            layer = layer_index(block, len(history.layout.layers))
-            show(figures.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)
-            show(figures.update_ratios(history, "update_data"), f"grad_upd_{label}", narrow=True)
-            show(figures.update_ratios(history, "grad_data"), f"grad_gd_{label}", narrow=True)
+            for name, row in zip(("norms", "hist", "upd", "gd"), panels, strict=True):
+                show(row[i], f"grad_{name}_{label}", narrow=True)
     st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "
                "learns; a block far below the others barely moves. **Gradient histogram** — the spread of "
                "log10 |gradient| at each step. **update:data** — how much one step changes a weight relative to "

@@ -31,12 +31,14 @@ def draw(labels, histories):
     runs = list(zip(labels, histories, strict=True))
     show(figures.train_eval_gap(runs), "bn_gap")
     st.caption(figures.caption("train_eval_gap"))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    gamma_beta = figures.side_by_side(figures.gamma_beta, histories, layer)  # the runs share colour scales
+    running = figures.side_by_side(figures.running_vs_batch, histories, layer, stat)  # and y axes
+    for i, (column, label) in enumerate(zip(st.columns(len(runs)), labels, strict=True)):
         with column:
             st.markdown(f"**Run {label}**")
-            layer = layer_index(block, len(history.layout.layers))
-            show(figures.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
-            show(figures.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
+            show(gamma_beta[i], f"bn_gb_{label}", narrow=True)
+            show(running[i], f"bn_rb_{label}", narrow=True)
     st.caption(figures.caption("running_vs_batch"))
 
 

@@ -40,14 +40,14 @@ def draw(labels, histories):
     show(figures.loss_accuracy(runs), "train_loss")
     show(figures.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
     st.caption(figures.caption("distribution_grid"))
-    layer = layer_index(block, len(histories[0].layout.layers))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    if detail == "histogram":
+        panels = figures.side_by_side(figures.histogram_now_vs_start, histories, layer, stage)
+    else:
+        panels = figures.side_by_side(getattr(figures, detail), histories)  # one scale: the runs compare
+    for column, label, fig in zip(st.columns(len(runs)), labels, panels, strict=True):
         with column:
             st.markdown(f"**Run {label}**")
-            if detail == "histogram":
-                fig = figures.histogram_now_vs_start(history, layer, stage)
-            else:
-                fig = getattr(figures, detail)(history)
             show(fig, f"train_{detail}_{label}", narrow=True)
     st.caption(figures.caption(detail))
 

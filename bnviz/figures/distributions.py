@@ -205,8 +205,23 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, 
             layout[axis_key(ref[0])]["range"] = list(x_span)
 
 
-def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> Figure:
-    """The latest histogram (bars) over the step-0 histogram (black outline), on the same fixed bins."""
+def histogram_now_vs_start_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> dict:
+    """{"x": the fixed bins' range, "y": (0, largest fraction)} of `histogram_now_vs_start` at its steps."""
+    if not row_count(history):
+        return {}
+    layer = layer_index(history, layer)
+    k = history.probe_index(layer, resolve_stage(history, layer, stage))
+    if k is None:
+        return {}
+    edges = history.hist_edges[k].astype(np.float64)
+    hist = history.column("act_hist")[[0, len(history) - 1], k, :]
+    return {"x": (float(edges[0]), float(edges[-1])), "y": finite_range(hist, [0.0])}
+
+
+def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT, *,
+                           scale: dict | None = None) -> Figure:
+    """The latest histogram (bars) over the step-0 histogram (black outline), on the same fixed bins.
+    scale: {"x": (lo, hi), "y": (0, top)} to draw the axes over (else this run's bins and fractions)."""
     if not row_count(history):
         return message("Histogram now vs at step 0")
     layer = layer_index(history, layer)
@@ -235,7 +250,10 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
     note = (f"outside the fixed range {edges[0]:.3g} to {edges[-1]:.3g}: "
             f"step {step_now:,}: {pct(float(below[last]))} below, {pct(float(above[last]))} above; "
             f"step {step0:,}: {pct(float(below[first]))} below, {pct(float(above[first]))} above")
-    layout = {"bargap": 0, "xaxis": {"range": [edges[0], edges[-1]]}}
+    scale = scale or {}
+    layout = {"bargap": 0, "xaxis": {"range": list(scale.get("x", (edges[0], edges[-1])))}}
+    if "y" in scale:
+        layout["yaxis"] = {"range": [0.0, scale["y"][1] * 1.05 or 1.0]}
     return finish(traces, layout, title, "activation value", "fraction of values", hovermode="closest", note=note)
 
 
@@ -306,24 +324,44 @@ def saturation(history: History | None) -> Figure:
     return finish(traces, {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}, title, "training step", y_title)
 
 
-def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
-          ) -> Figure:
-    """How far each block's value distribution has moved: the 1-Wasserstein distance to step 0 (reference
-    "first") or to the previous record ("previous"), in units of that block's step-0 standard deviation."""
-    against = {"first": "since step 0", "previous": "since the previous record"}
-    if reference not in against:
+DRIFT_AGAINST = {"first": "since step 0", "previous": "since the previous record"}
+
+
+def _drift_values(history: History, reference: str, stages: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows `drift` draws and the relative W1 drift there, (rows, probes), NaN for probes not drawn."""
+    if reference not in DRIFT_AGAINST:
         raise ValueError(f"reference={reference!r} is not allowed: use 'first' or 'previous'")
-    stages = (stage,) if isinstance(stage, str) else tuple(stage)
-    what = "activation input" if stages == (ACT_INPUT,) else ", ".join(stages)
-    title = f"Distribution drift of each block's {what} {against[reference]}"
-    if not row_count(history):
-        return message(title)
     idx = even_rows(len(history))
     w1 = np.full((len(idx), len(history.layout.probes)), np.nan)
     probes = sorted({k for layer in range(len(history.layout.layers)) for st in stages
                      if (k := history.probe_index(layer, resolve_stage(history, layer, st))) is not None})
     if probes:
         w1[:, probes] = relative_drift(history, reference, idx, probes)
+    return idx, w1
+
+
+def drift_span(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
+               ) -> dict:
+    """{"y": (0, largest drift)} that `drift` draws (for a scale shared by runs)."""
+    if not row_count(history):
+        return {}
+    _, w1 = _drift_values(history, reference, (stage,) if isinstance(stage, str) else tuple(stage))
+    return {"y": finite_range(w1, [0.0])}
+
+
+def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT, *,
+          scale: dict | None = None) -> Figure:
+    """How far each block's value distribution has moved: the 1-Wasserstein distance to step 0 (reference
+    "first") or to the previous record ("previous"), in units of that block's step-0 standard deviation.
+    scale: {"y": (0, top)} to draw the y axis over (else this run's own range)."""
+    if reference not in DRIFT_AGAINST:
+        raise ValueError(f"reference={reference!r} is not allowed: use 'first' or 'previous'")
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    what = "activation input" if stages == (ACT_INPUT,) else ", ".join(stages)
+    title = f"Distribution drift of each block's {what} {DRIFT_AGAINST[reference]}"
+    if not row_count(history):
+        return message(title)
+    idx, w1 = _drift_values(history, reference, stages)
     outside = history.act("frac_below")[-1] + history.act("frac_above")[-1]  # (probes,) at the latest row
     x = history.steps[idx]
     dashes = ("solid", "dash", "dot", "dashdot")
@@ -345,4 +383,5 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
     if escaped:  # W1 counts values beyond the bins at the nearest edge: past it the curve flattens
         note = ("outside the fixed histogram range now: " + ", ".join(escaped)
                 + "; their drift is larger than shown (a lower bound)")
-    return finish(traces, {}, title, "training step", "W1 distance / step-0 std", note=note)
+    layout = {"yaxis": {"range": [0.0, scale["y"][1] * 1.05 or 1.0]}} if scale and "y" in scale else {}
+    return finish(traces, layout, title, "training step", "W1 distance / step-0 std", note=note)

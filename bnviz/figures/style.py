@@ -367,6 +367,18 @@ def padded(lo: float, hi: float, pad: float = 0.03) -> list[float]:
     return [lo - pad * span, hi + pad * span]
 
 
+def log_axis(span: tuple[float, float] | None = None) -> dict:
+    """A log y axis labelled in powers of ten; over `span` (lo, hi > 0, padded by 3 % of its decades) if given.
+    Spanning two decades or more it labels the decades only: plotly's 2 and 5 between them crowd each other."""
+    axis = {"type": "log", "exponentformat": "power"}
+    if span is not None and span[0] > 0:
+        lo, hi = padded(math.log10(span[0]), math.log10(span[1]))
+        axis["range"] = [lo, hi]
+        if hi - lo >= 2:
+            axis["dtick"] = 1
+    return axis
+
+
 def finite_range(*arrays) -> tuple[float, float] | None:
     """(smallest, largest) finite value of all `arrays`, or None if there is none."""
     values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
