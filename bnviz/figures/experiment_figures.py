@@ -269,7 +269,7 @@ def batch_size_accuracy(result: SweepResult | None) -> Figure:
     epochs = result.settings.get("epochs")
     note = (f"Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; "
             "train mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
-    return finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
+    return finish(traces, layout, title, "images per batch (log)", "test accuracy",
                   hovermode="x unified", note=note, height=540)
 
 
@@ -312,6 +312,6 @@ def wu_he_published() -> Figure:
                            textfont={"size": 14, "color": colours[model]},
                            hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
     layout = {"xaxis": _batch_axis(WU_HE_TABLE["batch_size"]), "yaxis": {"range": [20, 37]}}
-    return finish(traces, layout, title, "images per GPU (log scale, large to small)", "top-1 error (%)",
+    return finish(traces, layout, title, "images per GPU (log)", "top-1 error (%)",
                   hovermode="x unified", note="Lower is better. ImageNet validation error as published by Wu & He "
                                                "(2018) for ResNet-50, batch size per GPU.")
