@@ -324,7 +324,7 @@ def screenshot(page, name: str, max_height: int = 12000, settle: float = 10.0, t
 # readable: the title, annotations (subplot titles, notes, messages), axis titles, colorbar titles, legend entries.
 CHART_TEXT_SELECTORS = {
     "title": "text.gtitle", "annotation": ".annotation-text",
-    "axis title": "g.infolayer g[class$='title']:not(.g-gtitle) > text",
+    "axis title": "g.infolayer g[class$='title']:not(.g-gtitle):not(.cbtitle) > text",
     "colorbar title": ".cbtitle text", "legend": ".legendtext",
 }
 CHART_TEXTS_JS = """(selectors) => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(el => {

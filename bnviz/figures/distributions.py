@@ -52,6 +52,7 @@ OUTSIDE_WARNING = 0.05  # share of values beyond the fixed histogram range above
 TANH_SATURATED = stats.TANH_SATURATED
 SIGMOID_SATURATED = stats.SIGMOID_SATURATED
 GRID_ROW_PX, GRID_FRAME_PX = 200, 140  # distribution_grid: px per block, plus title, legend, run names, x axis
+GRID_X_TICKS = 4  # step ticks per grid column: more ran into the next column's ("4000" for "400" and "0")
 PERCENTILE_COLOR = OKABE_ITO["orange"]  # visible over white and navy, and not the colour of a run (no BN is vermillion)
 
 
@@ -114,7 +115,8 @@ def distribution_heatmap(history: History | None, layer: int | str = -1, stage: 
     traces, facts = _distribution_cell(history, k, "x", "y", split=True, showlegend=True, max_points=max_points)
     note = None
     if facts["extended"]:
-        note = "dotted lines: the fixed histogram range (set at step 0); the percentiles beyond it are exact"
+        note = ("dotted grey lines: the fixed histogram range (set at step 0); beyond it the heatmap is blank and "
+                "the orange percentiles are exact")
     traces.append(density_colorbar_trace("x", "y"))
     layout = {"coloraxis": density_coloraxis(facts["zmax"]), "shapes": _edge_lines(facts["edges"], "x", "y"),
               "images": [density_image(facts, facts["zmax"], "x", "y")],
@@ -144,7 +146,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
                                      shared_x=True, shared_y_rows=True)
     traces, shapes, notes, cells = [], [], layout["annotations"], []
     zmax, row_ranges, x_span = 0.0, [None] * n_blocks, None
-    first_legend = True
+    first_legend, escaped = True, []
     for c, (label, h) in enumerate(runs):
         x_dom = domains[c][0]
         notes.append({"text": f"<b>{label}</b>", "x": (x_dom[0] + x_dom[1]) / 2, "y": 1, "xref": "paper",
@@ -169,6 +171,8 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
             traces += cell
             cells.append((facts, xref, yref))
             shapes += _edge_lines(facts["edges"], xref, yref)
+            if facts["extended"] and label not in escaped:
+                escaped.append(label)
             zmax = max(zmax, facts["zmax"])
             lo, hi = facts["xspan"]
             x_span = (lo, hi) if x_span is None else (min(x_span[0], lo), max(x_span[1], hi))
@@ -182,7 +186,16 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
         traces.append(density_colorbar_trace(*cells[0][1:]))
     layout.update(coloraxis=density_coloraxis(zmax), shapes=shapes, images=images)
     return finish(traces, layout, title, height=GRID_FRAME_PX + GRID_ROW_PX * n_blocks, subtitles=True,
-                  hovermode="closest")
+                  hovermode="closest", note=_grid_note(escaped))
+
+
+def _grid_note(escaped: list[str]) -> str:
+    """What the dotted lines are, and which runs' values left the fixed range (blank heatmap beyond them)."""
+    note = "Dotted grey lines: each block's fixed histogram range, set at step 0."
+    if escaped:
+        note += (f" Values of {' and '.join(escaped)} left it: the heatmap is blank out there, the orange "
+                 "percentile lines still show where the values are.")
+    return note
 
 
 def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, History]],
@@ -197,10 +210,15 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, 
         y_axis["title"] = axis_title(f"{name}<br>value")
         if row_ranges[r] is not None:
             y_axis["range"] = padded(*row_ranges[r])
-    for c in range(cols):
-        layout[axis_key(refs[(n_blocks - 1) * cols + c][0])]["title"] = axis_title("training step")
+    if cols == 1:
+        layout[axis_key(refs[-1][0])]["title"] = axis_title("training step")
+    else:  # one title under all columns: side by side, each column's own ran into its neighbour's on a phone
+        layout["annotations"].append({"text": "training step (every column)", "x": 0.5, "y": 0, "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "top", "yshift": -30,
+                                      "showarrow": False, "font": {"size": AXIS_TITLE_SIZE}})
     for ref in refs:
         layout[axis_key(ref[0])]["showgrid"] = layout[axis_key(ref[1])]["showgrid"] = False
+        layout[axis_key(ref[0])]["nticks"] = GRID_X_TICKS
         if x_span is not None:
             layout[axis_key(ref[0])]["range"] = list(x_span)
 

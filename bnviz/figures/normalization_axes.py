@@ -30,7 +30,7 @@ ZOO = (
 ZOO_SAMPLE, ZOO_CHANNEL = 1, 2
 # px: a 2 x 2 grid (four panels in a row left each under 200 px on a projector, and their titles ran together),
 # room for a three-line subplot title above each panel, a note below
-ZOO_HEIGHT, ZOO_TOP_PX, ZOO_BOTTOM_PX = 900, 140, 60
+ZOO_HEIGHT, ZOO_TOP_PX, ZOO_BOTTOM_PX = 960, 140, 60
 ZOO_SUBTITLE_CHARS = 14  # a subplot title's lines: fits half the chart on a 390 px phone at 16 px
 STEP_FONT_SIZE = 18  # the step-by-step page shows this figure alone, full width
 STEP_MARGIN = {"l": 120, "r": 10, "t": 90, "b": 50}  # px: "sample 3" labels left, channel labels on top, note below
@@ -84,7 +84,7 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
     groups (c must be divisible by it)."""
     title = "Which values are normalized together? (after Wu & He 2018, Figure 2)"
     titles = [f"<b>{name}</b><br>" + "<br>".join(textwrap.wrap(what, ZOO_SUBTITLE_CHARS)) for name, what, _ in ZOO]
-    layout, refs, _ = subplots(2, 2, titles=titles, hspace=0.1, vspace=0.22, shared_x=False)
+    layout, refs, _ = subplots(2, 2, titles=titles, hspace=0.1, vspace=0.27, shared_x=False)
     for subtitle in layout["annotations"]:
         subtitle["font"] = {"size": 16}
     traces = []

@@ -351,7 +351,9 @@ def subplots(rows: int, cols: int, *, titles: list[str] | None = None, hspace: f
             if titles and i < len(titles) and titles[i]:
                 notes.append({"text": titles[i], "x": (x_dom[0] + x_dom[1]) / 2, "y": y_dom[1], "xref": "paper",
                               "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                              "font": {"size": AXIS_TITLE_SIZE}, "yshift": 4})
+                              "font": {"size": AXIS_TITLE_SIZE}, "yshift": 4,
+                              # read by the live chart component: a title wider than its column is wrapped there
+                              "name": f"subplot title {x_dom[1] - x_dom[0]:.4f}"})
     layout["annotations"] = notes
     return layout, refs, domains
 

@@ -81,12 +81,18 @@ function wrapWords(text, chars) {
   return lines.concat([current]);
 }
 
+// A subplot title's share of the plot's width (bnviz.figures.style.subplots names it), or null for other text.
+function subplotShare(note) {
+  const match = /^subplot title ([0-9.]+)$/.exec(note.name || '');
+  return match ? Number(match[1]) : null;
+}
+
 function longestLine(text) { return Math.max(...text.split('<br>').map(line => line.length)); }
 
 function fitLayout(layout, fit) {
   const out = Object.assign({}, layout);
   const height0 = layout.height || 460;
-  let top = 0, bottom = 0;
+  let top = 0, bottom = 0, subplotTop = 0;
   const title = layout.title || {};
   let titleLines = 1;
   if (fit.title && title.text && longestLine(title.text) > fit.title) {
@@ -99,23 +105,25 @@ function fitLayout(layout, fit) {
     const chars = fit.notes[i];
     if (!chars || !note.text || longestLine(note.text) <= chars) return note;
     const lines = wrapWords(note.text, chars);
-    const added = lines.length - note.text.split('<br>').length;
-    if (note.yref === 'paper' && note.y < 0 && note.yanchor === 'top') {
-      bottom += Math.max(0, added) * Math.round(((note.font && note.font.size) || 16) * 1.35);
-    }
+    const added = Math.max(0, lines.length - note.text.split('<br>').length);
+    const linePx = Math.round(((note.font && note.font.size) || 16) * 1.35);
+    if (note.yref === 'paper' && note.y < 0 && note.yanchor === 'top') bottom += added * linePx;
+    if (subplotShare(note) !== null) subplotTop = Math.max(subplotTop, added * linePx);  // grows up: more margin
     return Object.assign({}, note, {text: lines.join('<br>')});
   });
+  const titleTop = top;
+  top += subplotTop;
   if (!top && !bottom) return out;
   const height = height0 + top + bottom;
   const margin = layout.margin || {};
   out.height = height;
   out.margin = Object.assign({}, margin, {t: (margin.t || 0) + top, b: (margin.b || 0) + bottom});
-  if (top) {
-    out.title = Object.assign({}, out.title, {y: 1 - 14 / height,
-      pad: {t: Math.round(((title.font && title.font.size) || 22) * 0.7) * (titleLines - 1)}});
+  if (out.title && out.title.y != null) {  // the title stays 14 px from the top, as bnviz.figures.finish sets it
+    out.title = Object.assign({}, out.title, {y: 1 - 14 / height});
+    if (titleTop) out.title.pad = {t: Math.round(((title.font && title.font.size) || 22) * 0.7) * (titleLines - 1)};
   }
   if (layout.legend && layout.legend.y != null && layout.legend.yref === 'container') {
-    const fromTop = (1 - layout.legend.y) * height0 + top;
+    const fromTop = (1 - layout.legend.y) * height0 + titleTop;
     out.legend = Object.assign({}, layout.legend, {y: 1 - fromTop / height});
   }
   return out;
@@ -146,8 +154,11 @@ function measureFit(el, layout, fit) {
     // room: from the text's left end to the chart's right edge (left-anchored), or twice the distance from its
     // centre to the nearer edge (centred)
     const centre = (box.left + box.right) / 2;
-    const roomPx = note.xanchor === 'left' ? room.right - box.left - 8
-                                           : 2 * Math.min(centre - room.left, room.right - centre) - 16;
+    let roomPx = note.xanchor === 'left' ? room.right - box.left - 8
+                                         : 2 * Math.min(centre - room.left, room.right - centre) - 16;
+    const share = subplotShare(note);
+    const plotWidth = el._fullLayout && el._fullLayout._size ? el._fullLayout._size.w : room.width;
+    if (share !== null) roomPx = Math.min(roomPx, share * plotWidth + 12);  // its column, and a little of the gap
     fit.notes[i] = tighten(note.text, box, fit.notes[i], roomPx);
   }
   return changed;
