@@ -3,7 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.controls import config_controls
+from bnviz.science.run_words import run_names
+from bnviz.ui.controls import config_controls, seed_widgets
 from bnviz.ui.link_params import COMPARE
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, show
@@ -25,7 +26,12 @@ with right:
     st.subheader("Run B")
     b = config_controls("cmpB", container=right, compact=True, defaults=COMPARE.configs["b."])
 upload_panel(("cmpA_dataset", "cmpB_dataset"))
-run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
+run_buttons(lab, lambda: [a, b], list(run_names(a, b)), key="compare")  # named by what differs: "no BN" / "BN"
+
+
+def put_back(configs):
+    seed_widgets("cmpA", configs[0])
+    seed_widgets("cmpB", configs[-1])
 
 
 def draw(labels, histories):
@@ -38,7 +44,7 @@ def draw(labels, histories):
     st.dataframe(figures.final_numbers(runs), hide_index=True)
 
 
-live_view(lab, draw, key="compare", preview=(
+live_view(lab, draw, key="compare", settings=([a, b], put_back), preview=(
     "Loss and accuracy, run A and run B", "Both runs' loss and accuracy will appear here, and below them their "
     "distributions side by side on shared axes."))
 download_button(lab, key="compare")

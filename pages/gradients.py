@@ -4,7 +4,7 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.ui.choices import BLOCKS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.controls import put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -40,6 +40,6 @@ def draw(labels, histories):
                "unstable, far below means slow. **grad:data** — the gradient's size relative to the weight's.")
 
 
-live_view(lab, draw, key="grad", preview=(
+live_view(lab, draw, key="grad", settings=(configs, put_in_sidebar), preview=(
     "Gradient norm per block", "Each block's gradient size, its histogram and the size of each update "
     "relative to the weights will appear here while the network trains."))

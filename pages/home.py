@@ -24,7 +24,7 @@ with left:
     st.subheader("One-click demo")
     st.markdown(f"{preset.summary} Both runs see the same batches and start from the same weights.")
     if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
-        start(lab, preset.configs(), list(preset.labels))
+        start(lab, preset.configs(), list(preset.labels), origin="home")
     st.markdown(f"**Look for:** {preset.look_for}")
 with right:
     def draw(labels, histories):

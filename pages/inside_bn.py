@@ -4,7 +4,7 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.ui.choices import BLOCKS, BN_STATS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.controls import put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -42,6 +42,6 @@ def draw(labels, histories):
     st.caption(figures.caption("running_vs_batch"))
 
 
-live_view(lab, draw, key="bn", preview=(
+live_view(lab, draw, key="bn", settings=(configs, put_in_sidebar), preview=(
     "Test accuracy in eval mode and in train mode", "The train/eval gap, γ and β per channel and the batch "
     "against the running statistics will appear here while the network trains."))

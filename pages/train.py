@@ -4,7 +4,7 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.controls import put_in_sidebar, sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -52,7 +52,7 @@ def draw(labels, histories):
     st.caption(figures.caption(detail))
 
 
-live_view(lab, draw, key="train", preview=(
+live_view(lab, draw, key="train", settings=(configs, put_in_sidebar), preview=(
     "Loss and accuracy", "The loss and accuracy will appear here, and below them every block's distribution, step "
     "by step while the network trains."))
 download_button(lab, key="train")

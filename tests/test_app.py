@@ -319,7 +319,7 @@ def test_compare_starts_batch_norm_against_none(labs):
     at.run()
     click(at, "compare_start")
     lab = labs[0]
-    assert lab.labels == ["A", "B"]
+    assert lab.labels == ["BN", "no BN"]  # named by what differs, as on Train & watch
     assert [r.cfg.norm for r in lab.job.runs] == ["batch", "none"]
     assert [r.cfg.steps for r in lab.job.runs] == [20, 20]
     assert lab.job.join(30)

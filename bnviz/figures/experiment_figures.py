@@ -107,7 +107,7 @@ def santurkar_drift(result: SanturkarResult | None) -> Figure:
     colours = run_colors(_models(curves))
     every = result.settings.get("record_every", 1)
     layout, refs, _ = subplots(1, 2, titles=["since step 0", f"since the previous record ({every} steps)"],
-                               hspace=0.1)
+                               hspace=0.18)  # room for the right panel's tick labels
     traces = []
     for model in _models(curves):
         part = curves[curves["model"] == model]
@@ -134,7 +134,7 @@ def santurkar_ics(result: SanturkarResult | None) -> Figure:
     mean = ics.groupby(["model", "step"], sort=False)[["ics_rel", "ics_cos"]].mean().reset_index()
     colours = run_colors(_models(mean))
     layout, refs, _ = subplots(1, 2, titles=["||G − G′|| / ||G|| (0 = no change)", "cos(G, G′) (1 = same direction)"],
-                               hspace=0.1)
+                               hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
     for model in _models(mean):
         part = mean[mean["model"] == model]
@@ -166,7 +166,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
     models = [m for m in _models(result.summary) if m in set(moved["model"])]
     colours = run_colors(models)
     layout, refs, _ = subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
-                               hspace=0.1)
+                               hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
     for model in models:
         part = moved[moved["model"] == model]
@@ -184,7 +184,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
                                mode="lines+markers", marker={"size": 6}, legendgroup=model, showlegend=False,
                                hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
-        layout[axis]["title"] = axis_title("training step (checkpoint)")
+        layout[axis]["title"] = axis_title("checkpoint step")  # side by side in half a page: short
     layout["yaxis"].update(title=axis_title("cross-entropy loss (log)"), type="log", exponentformat="power", dtick=1)
     layout["yaxis2"].update(title=axis_title("L2 norm (log)"), type="log", exponentformat="power", dtick=1)
     multiples = result.settings.get("multiples", ())

@@ -59,7 +59,7 @@ HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 30, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
 _LEGEND_GAP_PX = 6  # between the legend and the plot (or the subplot titles)
-_NOTE_GAP_PX = 8  # between the x axis title and a note under it
+_NOTE_GAP_PX = 16  # between the x axis title and a note under it (8 px touched the title of a half-page chart)
 _MIN_PLOT_PX = 50  # plot height assumed when placing a note, however many lines the note has
 _LEFT_MARGIN_PX = 90  # room for tick labels and a two-line y axis title ("block1<br>value")
 NOTE_SIZE, NOTE_COLOR = 15, "#444444"  # a note under a chart: px and colour of its text
@@ -167,7 +167,7 @@ def finish(traces: list[dict], layout: dict, title: str, x_title: str | None = N
         note = "<br>".join(textwrap.fill(part, _NOTE_CHARS).replace("\n", "<br>") for part in note.split("<br>"))
         lines = note.count("<br>") + 1
         plot_px = height - top - bottom - _NOTE_LINE_PX * lines - _NOTE_GAP_PX
-        y = -(bottom - 6) / max(plot_px, _MIN_PLOT_PX)  # 6 px above the bottom margin's edge: under the axis title
+        y = -(bottom + _NOTE_GAP_PX - 14) / max(plot_px, _MIN_PLOT_PX)  # a little under the axis title
         annotations.append(annotation(note, 0.0, y, size=NOTE_SIZE, color=NOTE_COLOR))
         bottom += _NOTE_LINE_PX * lines + _NOTE_GAP_PX
     layout = {

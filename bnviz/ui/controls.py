@@ -13,6 +13,7 @@ import streamlit as st
 from ..engine.config import ACTIVATIONS, EPS_CHOICES, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
 from ..engine.uploads import is_user_data
 from ..science.presets import PRESETS
+from ..science.run_words import run_names
 from .choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
@@ -162,6 +163,18 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
     return twin
 
 
+def put_in_sidebar(configs: list[RunConfig], prefix: str = "cfg", twin_prefix: str = "twin") -> None:
+    """Set the sidebar's widgets to run A's settings and, for two runs, the twin to B's first differing setting
+    among those a twin can change (a callback: runs before the widgets are drawn)."""
+    seed_widgets(prefix, configs[0])
+    st.session_state[_key(twin_prefix, "on")] = len(configs) > 1
+    if len(configs) > 1:
+        a, b = configs[:2]
+        field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
+        st.session_state[_key(twin_prefix, "field")] = field
+        st.session_state[_key(twin_prefix, f"value_{field}")] = nearest(field, getattr(b, field))
+
+
 def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
     """A select box of canned experiments; choosing one fills the run and twin controls (an uploaded dataset that is
     selected stays selected: the preset then runs on your images)."""
@@ -176,35 +189,12 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         current = st.session_state.get(_key(prefix, "dataset"))
         if isinstance(current, str) and is_user_data(current):  # your own images stay: the preset sets the rest
             a, b = a.replace(dataset=current), b.replace(dataset=current)
-        seed_widgets(prefix, a)
-        field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
-        st.session_state[_key(twin_prefix, "on")] = True
-        st.session_state[_key(twin_prefix, "field")] = field
-        st.session_state[_key(twin_prefix, f"value_{field}")] = nearest(field, getattr(b, field))
+        put_in_sidebar([a, b], prefix, twin_prefix)
 
     c.selectbox("Preset experiment", names, key=_key(prefix, "preset"), on_change=apply, persist_state="session")
     preset = PRESETS.get(st.session_state.get(_key(prefix, "preset")))
     if preset is not None:
         c.caption(f"**{preset.summary}** Look for: {preset.look_for}")
-
-
-NORM_SHORT = {"none": "no BN", "batch": "BN", "batch-noisy": "noisy BN", "layer": "LN", "instance": "IN",
-              "group": "GN"}
-
-
-def run_label(cfg: RunConfig, other: RunConfig | None) -> str:
-    """A short name for a run that says what differs from its twin ("BN" vs "no norm", "lr 0.5", ...)."""
-    if other is None:
-        return "A"
-    if cfg.norm != other.norm:
-        if cfg.norm == "none" and not other.uses_batch_norm:
-            return "no norm"
-        return NORM_SHORT[cfg.norm]
-    for field, text in (("placement", "norm {}"), ("lr", "lr {:g}"), ("batch_size", "batch {}"),
-                        ("init_scale", "init x{:g}"), ("activation", "{}"), ("optimizer", "{}")):
-        if getattr(cfg, field) != getattr(other, field):
-            return text.format(getattr(cfg, field))
-    return "A"
 
 
 def sidebar_setup() -> tuple[list[RunConfig], list[str]]:
@@ -215,8 +205,7 @@ def sidebar_setup() -> tuple[list[RunConfig], list[str]]:
     twin = twin_controls("twin", cfg)
     if twin is None:
         return [cfg], ["A"]
-    labels = [run_label(cfg, twin), run_label(twin, cfg)]
-    return [cfg, twin], labels if labels[0] != labels[1] else ["A", "B"]
+    return [cfg, twin], list(run_names(cfg, twin))
 
 
 def _sci(x: float) -> str:

@@ -17,6 +17,7 @@ from ..engine.runfile import pack_runs
 from ..errors import BnvizError
 from .controls import LR_CHOICES, _sci
 from .page import show
+from .run_banner import remember_origin, stale_banner
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
@@ -29,7 +30,7 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
     cols = st.columns([1.2, 1, 1, 1])
     if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
                       help="Train from scratch with the settings shown (stops any run of yours first)"):
-        start(lab, make_configs(), labels)
+        start(lab, make_configs(), labels, origin=key)
     job = lab.job  # read after Start: the other buttons and the charts below already show the new run
     status = job.status if job else "idle"
     if status == "paused":
@@ -50,13 +51,16 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
         live_lr(job, key)
 
 
-def start(lab: Lab, configs: list[RunConfig], labels: list[str]) -> None:
-    """Start a job. No rerun: everything drawn after the button in this same run already shows the new job (the
-    first chart comes one script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
+def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) -> None:
+    """Start a job (origin: the key of the page's buttons, named by the stale-charts banner of other pages). No
+    rerun: everything drawn after the button in this same run already shows the new job (the first chart comes one
+    script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
     try:
         lab.start(configs, labels)
     except BnvizError as exc:
         st.session_state["bnviz_flash"] = str(exc)
+    else:
+        remember_origin(origin)
 
 
 def show_flash() -> None:
@@ -107,11 +111,16 @@ def poll_seconds(limiter=LIMITER) -> float:
 
 
 def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
-              preview: tuple[str, str] | None = None) -> None:
+              preview: tuple[str, str] | None = None,
+              settings: tuple[list[RunConfig], Callable[[list[RunConfig]], None]] | None = None) -> None:
     """Draw `draw(labels, histories)` now and, while a run trains, again every `poll_seconds()`.
 
     start_hint: what the idle status line tells the user to do (the page's own start button); preview: the title
-    and text of an empty chart frame shown while there is nothing to draw, saying what will appear there."""
+    and text of an empty chart frame shown while there is nothing to draw, saying what will appear there;
+    settings: the page's current configs and how to put a run's configs back into its widgets (for the banner
+    that says when the charts no longer show what the settings say)."""
+    if settings is not None:
+        stale_banner(lab, settings[0], settings[1], key, start_hint)
     polling = lab.running
     interval = poll_seconds() if polling else None
 

@@ -112,7 +112,7 @@ function fitLayout(layout, fit) {
     return Object.assign({}, note, {text: lines.join('<br>')});
   });
   const titleTop = top;
-  top += subplotTop;
+  top += subplotTop + (fit.legend || 0);
   if (!top && !bottom) return out;
   const height = height0 + top + bottom;
   const margin = layout.margin || {};
@@ -161,6 +161,18 @@ function measureFit(el, layout, fit) {
     if (share !== null) roomPx = Math.min(roomPx, share * plotWidth + 12);  // its column, and a little of the gap
     fit.notes[i] = tighten(note.text, box, fit.notes[i], roomPx);
   }
+  // a legend that wraps into more rows than bnviz.figures.finish planned for (a narrow chart) pushes the plot down
+  const legend = el.querySelector('g.legend');
+  if (legend && layout.legend && layout.legend.yref === 'container' && el._fullLayout && el._fullLayout._size) {
+    let limit = room.top + el._fullLayout._size.t;  // the plot area's top, or a subplot title's if higher
+    for (const g of el.querySelectorAll('g.annotation[data-index]')) {
+      const note = (layout.annotations || [])[Number(g.getAttribute('data-index'))];
+      const text = g.querySelector('.annotation-text');
+      if (note && text && subplotShare(note) !== null) limit = Math.min(limit, text.getBoundingClientRect().top);
+    }
+    const overlap = legend.getBoundingClientRect().bottom + 4 - limit;
+    if (overlap > 1) { fit.legend = (fit.legend || 0) + Math.ceil(overlap); changed = true; }
+  }
   return changed;
 }
 
@@ -177,10 +189,12 @@ export default function ({ parentElement, data }) {
       el.__bnvizFits = el.__bnvizFits || {};
       const width = el.clientWidth;
       const fit = el.__bnvizFits[width] = el.__bnvizFits[width] || {title: 0, notes: {}};
-      return Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config).then(() => {
-        if (el.__bnvizLatest !== latest || !measureFit(el, layout, fit)) return;
-        return Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config);
-      });
+      // measured after each draw: wrapping one text can make another collide (a taller subplot title, the legend)
+      const drawFitted = (round) => Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config)
+        .then(() => {
+          if (round < 3 && el.__bnvizLatest === latest && measureFit(el, layout, fit)) return drawFitted(round + 1);
+        });
+      return drawFitted(0);
     }).catch((err) => { el.textContent = "This chart could not be drawn: " + err.message; });
   };
   watchVisibility(el, drawLatest);
