@@ -41,7 +41,8 @@ def draw(labels, histories):
     st.caption(figures.caption("distribution_grid"))
     show(figures.percentile_lines(runs), "cmp_pct")
     st.caption(figures.caption("percentiles"))
-    st.dataframe(figures.final_numbers(runs), hide_index=True)
+    st.dataframe(figures.final_numbers(runs), hide_index=True,  # accuracy in %, as the charts show it
+                 column_config={"last test accuracy": st.column_config.NumberColumn(format="percent")})
 
 
 live_view(lab, draw, key="compare", settings=([a, b], put_back), preview=(

@@ -15,6 +15,7 @@ defined in the module that does one job:
     experiment_figures  the canned experiments of `bnviz.science` (figure1, santurkar, sweeps)
     normalization_axes  which values BN, LN, IN and GN normalize together
     shared_scales       one scale for the panels of runs side by side (`side_by_side`)
+    result_words        a finished run's result in one or two sentences (`run_result`)
     tables, report      tables of runs; standalone HTML files of a saved run's figures
     raster              heatmaps as small PNG images
 
@@ -50,6 +51,7 @@ from .gradients import gradient_histogram, gradient_norms, update_ratios
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
+from .result_words import run_result
 from .run_facts import ACT_INPUT, activation_input_stage, stage_label
 from .shared_scales import shared_span, side_by_side
 from .style import (
@@ -81,7 +83,7 @@ __all__ = [
     "figure1_accuracy", "figure1_percentiles", "santurkar_accuracy", "santurkar_drift", "santurkar_ics",
     "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy", "batch_size_gap",
     "wu_he_published", "axes_figure", "normalization_zoo",
-    "side_by_side", "shared_span",
+    "side_by_side", "shared_span", "run_result",
     # tables and report
     "final_numbers", "write_report",
     # runs, style and sending

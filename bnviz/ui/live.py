@@ -132,6 +132,10 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
             st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs share this server's "
                        f"{available_cores()} cores.")
         labels, histories = lab.histories(snap)
+        if snap is not None and snap.status in ("finished", "stopped", "diverged") and histories:
+            sentence = figures.run_result(list(zip(labels, histories, strict=True)))
+            if sentence:
+                st.success(f"**Result:** {sentence}", icon=":material/flag:")
         if histories:
             try:
                 with figures.plain_figures():  # a third of the cost of go.Figure objects, the same JSON
