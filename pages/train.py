@@ -4,9 +4,9 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS, layer_index
-from bnviz.ui.controls import put_in_sidebar, sidebar_setup
+from bnviz.ui.controls import look_for_line, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
-from bnviz.ui.page import page_header, show
+from bnviz.ui.page import page_header, presenting, show
 from bnviz.ui.state import get_lab
 from bnviz.ui.upload_panel import upload_panel
 
@@ -21,10 +21,12 @@ lab = get_lab()
 configs, labels = sidebar_setup()
 upload_panel(("cfg_dataset",))
 
+look_for_line()
 run_buttons(lab, lambda: configs, labels, key="train")
 stages = {"act_input": "input to the activation", "pre": "pre: conv/linear output", "norm": "norm: normalized",
           "act": "act: activation output"}
-c1, c2 = st.columns(2)
+# in presenter mode the view choices fold away: the charts start on the projector's first screen
+c1, c2 = st.expander("Chart options").columns(2) if presenting() else st.columns(2)
 stage = c1.radio("Which values", STAGE_VIEWS, format_func=stages.get, horizontal=True, key="train_stage",
                  persist_state="session")
 details = {"histogram": "this block now vs step 0", "drift": "drift of every block",

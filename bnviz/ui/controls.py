@@ -192,9 +192,22 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         put_in_sidebar([a, b], prefix, twin_prefix)
 
     c.selectbox("Preset experiment", names, key=_key(prefix, "preset"), on_change=apply, persist_state="session")
-    preset = PRESETS.get(st.session_state.get(_key(prefix, "preset")))
-    if preset is not None:
+    preset = current_preset(prefix)
+    if preset is not None and not presenting():  # presenter mode shows it above the charts (look_for_line)
         c.caption(f"**{preset.summary}** Look for: {preset.look_for}")
+
+
+def current_preset(prefix: str = "cfg"):
+    """The preset chosen in the sidebar's picker, or None for your own settings."""
+    return PRESETS.get(st.session_state.get(_key(prefix, "preset")))
+
+
+def look_for_line(prefix: str = "cfg") -> None:
+    """In presenter mode, the chosen preset's question above the charts, where the class looks (not grey, not in
+    the sidebar, not below the fold)."""
+    preset = current_preset(prefix)
+    if preset is not None and presenting():
+        st.markdown(f"**Look for:** {preset.look_for}")
 
 
 def sidebar_setup() -> tuple[list[RunConfig], list[str]]:

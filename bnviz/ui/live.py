@@ -16,7 +16,7 @@ from ..engine.jobs import LIMITER, Lab, available_cores
 from ..engine.runfile import pack_runs
 from ..errors import BnvizError
 from .controls import LR_CHOICES, _sci
-from .page import show
+from .page import presenting, show
 from .run_banner import remember_origin, stale_banner
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
@@ -48,7 +48,11 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
         lab.reset()
         st.rerun()
     if status in ACTIVE:
-        live_lr(job, key)
+        if presenting():  # folded: the charts start on the projector's first screen
+            with st.expander("Change the learning rate now"):
+                live_lr(job, key)
+        else:
+            live_lr(job, key)
 
 
 def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) -> None:

@@ -28,7 +28,7 @@ PRESENTER_CSS = """
 [data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
 [data-testid="stCaptionContainer"] p { font-size: 1.25rem; }
 [data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p { font-size: 1.3rem; }
-h1 { font-size: 2.9rem !important; }
+h1 { font-size: 2.3rem !important; }
 .block-container { padding-top: 1.2rem; }
 </style>
 """
