@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, layer_index
-from bnviz.ui.controls import put_in_sidebar, sidebar_setup
+from bnviz.ui.choices import layer_index
+from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -18,8 +18,7 @@ its gradients in a workable range, one reason it tolerates larger learning rates
 lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="grad")
-block = st.slider("Block for the gradient histogram", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="grad_block",
-                  persist_state="session")
+block = block_slider(st, "Block for the gradient histogram", "grad_block", configs, lab.histories()[1])
 
 
 def draw(labels, histories):

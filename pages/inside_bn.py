@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, BN_STATS, layer_index
-from bnviz.ui.controls import put_in_sidebar, sidebar_setup
+from bnviz.ui.choices import BN_STATS, layer_index
+from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -22,7 +22,7 @@ lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="bn")
 c1, c2 = st.columns(2)
-block = c1.slider("Block", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="bn_block", persist_state="session")
+block = block_slider(c1, "Block", "bn_block", configs, lab.histories()[1])
 stat = c2.radio("Statistic", BN_STATS, horizontal=True, key="bn_stat", persist_state="session",
                 format_func={"mean": "mean", "var": "variance"}.get)
 

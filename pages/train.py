@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS, layer_index
-from bnviz.ui.controls import look_for_line, put_in_sidebar, sidebar_setup
+from bnviz.ui.choices import DETAIL_VIEWS, STAGE_VIEWS, layer_index
+from bnviz.ui.controls import block_slider, look_for_line, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, presenting, show
 from bnviz.ui.state import get_lab
@@ -33,8 +33,7 @@ details = {"histogram": "this block now vs step 0", "drift": "drift of every blo
            "saturation": "saturated / dead units"}
 detail = c2.radio("Detail chart", DETAIL_VIEWS, format_func=details.get, horizontal=True, key="train_detail",
                   persist_state="session")
-block = c2.slider("Block (for the histogram)", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="train_block",
-                  persist_state="session")
+block = block_slider(c2, "Block (for the histogram)", "train_block", configs, lab.histories()[1])
 
 
 def draw(labels, histories):

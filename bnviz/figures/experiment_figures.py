@@ -267,7 +267,8 @@ def batch_size_accuracy(result: SweepResult | None) -> Figure:
                                hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": _batch_axis(frame["batch_size"]), "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     epochs = result.settings.get("epochs")
-    note = (f"Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; "
+    note = (f"Dotted line: chance (10 classes). Every run: {epochs:g} epochs, learning rate ∝ batch size. "
+            "Eval mode: BN uses its running statistics; "
             "train mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
     return finish(traces, layout, title, "images per batch (log)", "test accuracy",
                   hovermode="x unified", note=note, height=540)

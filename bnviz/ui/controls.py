@@ -16,6 +16,7 @@ from ..science.presets import PRESETS
 from ..science.run_words import run_names
 from .choices import (
     BATCH_CHOICES,
+    BLOCKS,
     DEPTH_RANGE,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
@@ -96,24 +97,47 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["placement"] = st.radio("Placement", PLACEMENTS, horizontal=True, **k("placement"),
                                        help="before: layer -> norm -> activation (Ioffe & Szegedy); "
                                             "after: layer -> activation -> norm")
-        values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"),
-                                         help="added to the variance before the square root")
+        no_norm = values["norm"] == "none"  # controls that do nothing are off, and say why
+        values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"), disabled=no_norm,
+                                         help="added to the variance before the square root"
+                                              + (" (off: no normalization)" if no_norm else ""))
+        no_running = values["norm"] not in ("batch", "batch-noisy")
         values["bn_momentum"] = st.slider("BN momentum", 0.0, 1.0, step=MOMENTUM_STEP, **k("bn_momentum"),
-                                          help="PyTorch convention: running = (1 - m) x running + m x batch")
-        values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"))
+                                          disabled=no_running,
+                                          help="PyTorch convention: running = (1 - m) x running + m x batch"
+                                               + (" (off: only batch norm keeps running statistics)"
+                                                  if no_running else ""))
+        values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"),
+                                            disabled=values["norm"] != "group",
+                                            help="channels per group = width / groups (only used by group norm)")
     with c.expander("Training", expanded=not compact):
         values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
         values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
-                                           **k("sgd_momentum"),
-                                           help="0 is plain SGD (as in Ioffe & Szegedy's Figure 1); not used by Adam")
+                                           **k("sgd_momentum"), disabled=values["optimizer"] == "adam",
+                                           help="0 is plain SGD (as in Ioffe & Szegedy's Figure 1); not used by Adam"
+                                                + (" (off: Adam is chosen)" if values["optimizer"] == "adam" else ""))
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
         values["steps"] = st.number_input("Steps", *STEPS_RANGE, step=100, **k("steps"))
         values["seed"] = st.number_input("Seed", *SEED_RANGE, step=1, **k("seed"))
     return values
+
+
+def block_slider(container, label: str, key: str, configs: list[RunConfig], histories: list) -> int:
+    """A block slider from 1 to the depth of the runs on screen (else of the settings), never past the model: on a
+    3-block model "block 5" would silently show block 3. Returns the chosen block (1-based)."""
+    depths = [len(h.layout.layers) for h in histories] or [cfg.depth for cfg in configs]
+    top = max(1, min(min(depths), BLOCKS[-1]))
+    if st.session_state.get(key, 1) > top:  # a link, or a deeper model before
+        st.session_state[key] = top
+    if top == 1:
+        container.caption(f"{label}: 1 (the model has one block)")
+        return 1
+    default = {} if key in st.session_state else {"value": 1}
+    return container.slider(label, 1, top, key=key, persist_state="session", **default)
 
 
 def _validated(values: dict) -> RunConfig:
