@@ -10,7 +10,7 @@ from bnviz import figures
 from bnviz.engine.config import RunConfig
 from bnviz.engine.history import ACT_STATS, SCALARS, History
 from bnviz.engine.trainer import train
-from bnviz.science.run_words import run_names, settings_change
+from bnviz.science.run_words import run_names, settings_change, settings_words
 
 
 def test_runs_are_named_by_what_differs():
@@ -76,3 +76,9 @@ def test_result_says_when_a_run_diverged_or_values_left_the_range(short):
     escaped.data["act_stats"][escaped.n - 1, k, ACT_STATS.index("frac_above")] = 0.3
     assert "drifted at least" in figures.run_result([("A", escaped)])
     assert figures.run_result([]) is None
+
+
+def test_experiment_settings_are_words_not_code():
+    text = settings_words({"steps": 1000, "lr": 0.1, "norms": ("batch", "group", "layer"), "lr_rule": "linear",
+                           "multiples": (1, 2)}, skip=("multiples",))
+    assert text == "steps 1,000, learning rate 0.1, norms batch, group and layer, lr rule linear"

@@ -78,3 +78,19 @@ def settings_change(shown: list[RunConfig], current: list[RunConfig], labels: li
 
 def _change(field: str, was: RunConfig, now: RunConfig) -> str:
     return f"{FIELD_WORDS[field]} {value_words(field, getattr(was, field))} → {value_words(field, getattr(now, field))}"
+
+
+def settings_words(settings: dict, skip: tuple[str, ...] = ()) -> str:
+    """An experiment's settings as words, not code: "steps 600, seed 0, norms batch, group and layer"."""
+    def words(value) -> str:
+        if isinstance(value, (tuple, list)):
+            items = [words(v) for v in value]
+            return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    return ", ".join(f"{FIELD_WORDS.get(key, key.replace('_', ' '))} {words(value)}"
+                     for key, value in settings.items() if key not in skip)
