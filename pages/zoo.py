@@ -66,7 +66,7 @@ if result is None:
     show(figures.wu_he_published(), "zoo_published_only")
 else:
     with drawing("the batch-size sweep"):
-        st.caption(f"{len(result.summary)} networks, one per norm and batch size.")  # their time: run_section
+        st.caption(f"{len(result.summary)} networks trained.")  # how long it took: run_section's caption
         left, right = st.columns(2)
         with left:
             show(figures.batch_size_accuracy(result), "zoo_accuracy")
