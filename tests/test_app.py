@@ -311,7 +311,8 @@ def test_an_error_inside_a_run_is_a_message_not_a_traceback(labs, monkeypatch):
 
 
 # ---- the other pages -----------------------------------------------------------------------------------------------
-def test_compare_starts_batch_norm_against_none(labs):
+def start_small_compare() -> AppTest:
+    """The Compare page (BN against none by default) with both runs small (20 steps, width 4, depth 2), started."""
     at = open_page("compare")
     assert at.selectbox(key="cmpA_norm").value == "batch" and at.selectbox(key="cmpB_norm").value == "none"
     for side in ("cmpA", "cmpB"):
@@ -320,6 +321,11 @@ def test_compare_starts_batch_norm_against_none(labs):
         at.slider(key=f"{side}_depth").set_value(2)
     at.run()
     click(at, "compare_start")
+    return at
+
+
+def test_compare_starts_batch_norm_against_none(labs):
+    at = start_small_compare()
     lab = labs[0]
     assert lab.labels == ["BN", "no BN"]  # named by what differs, as on Train & watch
     assert [r.cfg.norm for r in lab.job.runs] == ["batch", "none"]
@@ -418,13 +424,7 @@ def test_changed_settings_are_flagged_and_can_be_put_back(labs):
 
 
 def test_a_compare_run_is_named_on_train_and_watch(labs):
-    at = open_page("compare")
-    for side in ("cmpA", "cmpB"):
-        at.number_input(key=f"{side}_steps").set_value(20)
-        at.select_slider(key=f"{side}_width").set_value(4)
-        at.slider(key=f"{side}_depth").set_value(2)
-    at.run()
-    click(at, "compare_start")
+    at = start_small_compare()
     assert labs[0].job.join(30)
     at.switch_page("pages/train.py")
     at.run()

@@ -21,6 +21,7 @@ from .run_facts import (
     as_runs,
     layer_index,
     missing_stage_text,
+    probe_of,
     resolve_stage,
     row_count,
     stage_label,
@@ -225,10 +226,7 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, 
 
 def histogram_now_vs_start_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> dict:
     """{"x": the fixed bins' range, "y": (0, largest fraction)} of `histogram_now_vs_start` at its steps."""
-    if not row_count(history):
-        return {}
-    layer = layer_index(history, layer)
-    k = history.probe_index(layer, resolve_stage(history, layer, stage))
+    k = probe_of(history, layer, stage)
     if k is None:
         return {}
     edges = history.hist_edges[k].astype(np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 from ..engine.history import GRAD_STATS, WEIGHT_STATS, History
 from . import raster
 from .density import density_coloraxis, density_colorbar_trace, density_image, density_top
-from .run_facts import ACT_INPUT, layer_index, missing_stage_text, resolve_stage, row_count, stage_label
+from .run_facts import ACT_INPUT, layer_index, missing_stage_text, probe_of, resolve_stage, row_count, stage_label
 from .style import (
     GUIDE_COLOR,
     MAX_POINTS,
@@ -64,10 +64,7 @@ def gradient_norms(history: History | None, stage: str = ACT_INPUT, *, scale: di
 def gradient_histogram_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT, *,
                             max_points: int = MAX_POINTS) -> dict:
     """{"z": (0, colour-scale top)} of `gradient_histogram` (for a colour scale shared by runs)."""
-    if not row_count(history):
-        return {}
-    layer = layer_index(history, layer)
-    k = history.probe_index(layer, resolve_stage(history, layer, stage))
+    k = probe_of(history, layer, stage)
     if k is None:
         return {}
     rows, _ = raster.uniform_columns(history.steps, max_points)
