@@ -39,7 +39,7 @@ with left:
     b1, b2 = st.columns(2)
     b1.button("↺ Default batch", key="bn_steps_reset", on_click=set_batch, args=(bx.default_table(),))
     b2.button("Make channel 3 constant (all 7)", key="bn_steps_constant", on_click=set_batch,
-              args=(bx.default_table().assign(**{"channel 3": 7.0}),))
+              args=(edited.assign(**{"channel 3": 7.0}),))  # your edits of the other channels stay
 with right:
     eps = st.select_slider("ε, added to the variance (log scale; default 1e-5)", EPS_CHOICES,
                            value=bx.DEFAULT_EPS, format_func=bx.eps_label, key="bn_steps_eps", persist_state="session")

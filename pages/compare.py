@@ -4,7 +4,8 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.engine.twins import what_runs_share
-from bnviz.ui.controls import config_controls
+from bnviz.science.run_words import run_names
+from bnviz.ui.controls import config_controls, seed_widgets
 from bnviz.ui.link_params import COMPARE
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, show
@@ -28,7 +29,12 @@ with right:
     b = config_controls("cmpB", container=right, compact=True, defaults=COMPARE.configs["b."])
 st.caption(what_runs_share(a, b).sentence())
 upload_panel(("cmpA_dataset", "cmpB_dataset"))
-run_buttons(lab, lambda: [a, b], ["A", "B"], key="compare")
+run_buttons(lab, lambda: [a, b], list(run_names(a, b)), key="compare")  # named by what differs: "no BN" / "BN"
+
+
+def put_back(configs):
+    seed_widgets("cmpA", configs[0])
+    seed_widgets("cmpB", configs[-1])
 
 
 def draw(labels, histories):
@@ -38,10 +44,11 @@ def draw(labels, histories):
     st.caption(figures.caption("distribution_grid"))
     show(figures.percentile_lines(runs), "cmp_pct")
     st.caption(figures.caption("percentiles"))
-    st.dataframe(figures.final_numbers(runs), hide_index=True)
+    st.dataframe(figures.final_numbers(runs), hide_index=True,  # accuracy in %, as the charts show it
+                 column_config={"last test accuracy": st.column_config.NumberColumn(format="percent")})
 
 
-live_view(lab, draw, key="compare", preview=(
+live_view(lab, draw, key="compare", settings=([a, b], put_back), preview=(
     "Loss and accuracy, run A and run B", "Both runs' loss and accuracy will appear here, and below them their "
     "distributions side by side on shared axes."))
 download_button(lab, key="compare")

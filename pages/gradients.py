@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.choices import layer_index
+from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -21,20 +21,20 @@ deep networks without skip connections. Compare the gradient sizes of your own r
 lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="grad")
-block = st.slider("Block for the gradient histogram", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="grad_block",
-                  persist_state="session")
+block = block_slider(st, "Block for the gradient histogram", "grad_block", configs, lab.histories()[1])
 
 
 def draw(labels, histories):
-    runs = list(zip(labels, histories, strict=True))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    panels = [figures.side_by_side(figures.gradient_norms, histories),  # one scale per row: the runs compare
+              figures.side_by_side(figures.gradient_histogram, histories, layer),
+              figures.side_by_side(figures.update_ratios, histories, "update_data"),
+              figures.side_by_side(figures.update_ratios, histories, "grad_data")]
+    for i, (column, label) in enumerate(zip(st.columns(len(labels)), labels, strict=True)):
         with column:
             st.markdown(f"**Run {label}**")
-            show(figures.gradient_norms(history), f"grad_norms_{label}", narrow=True)
-            layer = layer_index(block, len(history.layout.layers))
-            show(figures.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)
-            show(figures.update_ratios(history, "update_data"), f"grad_upd_{label}", narrow=True)
-            show(figures.update_ratios(history, "grad_data"), f"grad_gd_{label}", narrow=True)
+            for name, row in zip(("norms", "hist", "upd", "gd"), panels, strict=True):
+                show(row[i], f"grad_{name}_{label}", narrow=True)
     st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "
                "learns; a block far below the others barely moves. **Gradient histogram** — the spread of "
                "log10 |gradient| at each step. **update:data** — how much one step changes a weight relative to "
@@ -42,6 +42,6 @@ def draw(labels, histories):
                "unstable, far below means slow. **grad:data** — the gradient's size relative to the weight's.")
 
 
-live_view(lab, draw, key="grad", preview=(
+live_view(lab, draw, key="grad", settings=(configs, put_in_sidebar), preview=(
     "Gradient norm per block", "Each block's gradient size, its histogram and the size of each update "
     "relative to the weights will appear here while the network trains."))

@@ -25,10 +25,10 @@ preset = PRESETS[DEFAULT_PRESET]
 left, right = st.columns([1, 2])
 with left:
     st.subheader("One-click demo")
-    st.markdown(f"{preset.summary} {what_runs_share(*preset.configs()).sentence()}")
     if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
-        start(lab, preset.configs(), list(preset.labels))
-    st.markdown(f"**Look for:** {preset.look_for}")
+        start(lab, preset.configs(), list(preset.labels), origin="home")
+    st.markdown(f"**Look for:** {preset.look_for}")  # next to the button: on a projector's first screen
+    st.markdown(f"{preset.summary} {what_runs_share(*preset.configs()).sentence()}")
 with right:
     def draw(labels, histories):
         runs = list(zip(labels, histories, strict=True))

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, BN_STATS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.choices import BN_STATS, layer_index
+from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -23,7 +23,7 @@ lab = get_lab()
 configs, labels = sidebar_setup()
 run_buttons(lab, lambda: configs, labels, key="bn")
 c1, c2 = st.columns(2)
-block = c1.slider("Block", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="bn_block", persist_state="session")
+block = block_slider(c1, "Block", "bn_block", configs, lab.histories()[1])
 stat = c2.radio("Statistic", BN_STATS, horizontal=True, key="bn_stat", persist_state="session",
                 format_func={"mean": "mean", "var": "variance"}.get)
 
@@ -32,15 +32,17 @@ def draw(labels, histories):
     runs = list(zip(labels, histories, strict=True))
     show(figures.train_eval_gap(runs), "bn_gap")
     st.caption(figures.caption("train_eval_gap"))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    gamma_beta = figures.side_by_side(figures.gamma_beta, histories, layer)  # the runs share colour scales
+    running = figures.side_by_side(figures.running_vs_batch, histories, layer, stat)  # and y axes
+    for i, (column, label) in enumerate(zip(st.columns(len(runs)), labels, strict=True)):
         with column:
             st.markdown(f"**Run {label}**")
-            layer = layer_index(block, len(history.layout.layers))
-            show(figures.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
-            show(figures.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)
+            show(gamma_beta[i], f"bn_gb_{label}", narrow=True)
+            show(running[i], f"bn_rb_{label}", narrow=True)
     st.caption(figures.caption("running_vs_batch"))
 
 
-live_view(lab, draw, key="bn", preview=(
+live_view(lab, draw, key="bn", settings=(configs, put_in_sidebar), preview=(
     "Test accuracy in eval mode and in train mode", "The train/eval gap, γ and β per channel and the batch "
     "against the running statistics will appear here while the network trains."))

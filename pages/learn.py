@@ -34,7 +34,7 @@ def move_card(step: int, n: int, to: int | None = None) -> None:
 
 
 def show_back() -> None:
-    st.session_state.learn_card_back = True
+    st.session_state.learn_card_back = not st.session_state.learn_card_back  # the button toggles: Show / Hide
 
 
 for q in learn.QUESTIONS:  # a check counts only while its choice is still selected
@@ -91,5 +91,6 @@ with cards:
             st.caption("Answer in your head, then press **Show answer**.")
     a, b, c = st.columns(3)
     a.button("← Previous card", key="learn_card_prev", on_click=move_card, args=(-1, n), width="stretch")
-    b.button("Show answer", key="learn_card_show", on_click=show_back, width="stretch", type="primary")
+    b.button("Hide answer" if st.session_state.learn_card_back else "Show answer", key="learn_card_show",
+             on_click=show_back, width="stretch", type="primary")
     c.button("Next card →", key="learn_card_next", on_click=move_card, args=(1, n), width="stretch")

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from bnviz import figures
-from bnviz.ui.choices import BLOCKS, DETAIL_VIEWS, STAGE_VIEWS, layer_index
-from bnviz.ui.controls import sidebar_setup
+from bnviz.ui.choices import DETAIL_VIEWS, STAGE_VIEWS, layer_index
+from bnviz.ui.controls import block_slider, look_for_line, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
-from bnviz.ui.page import page_header, show
+from bnviz.ui.page import page_header, presenting, show
 from bnviz.ui.state import get_lab
 from bnviz.ui.upload_panel import upload_panel
 
@@ -22,18 +22,19 @@ lab = get_lab()
 configs, labels = sidebar_setup()
 upload_panel(("cfg_dataset",))
 
+look_for_line()
 run_buttons(lab, lambda: configs, labels, key="train")
 stages = {"act_input": "input to the activation", "pre": "pre: conv/linear output", "norm": "norm: normalized",
           "act": "act: activation output"}
-c1, c2 = st.columns(2)
+# in presenter mode the view choices fold away: the charts start on the projector's first screen
+c1, c2 = st.expander("Chart options").columns(2) if presenting() else st.columns(2)
 stage = c1.radio("Which values", STAGE_VIEWS, format_func=stages.get, horizontal=True, key="train_stage",
                  persist_state="session")
 details = {"histogram": "this block now vs step 0", "drift": "drift of every block",
            "saturation": "saturated / dead units"}
 detail = c2.radio("Detail chart", DETAIL_VIEWS, format_func=details.get, horizontal=True, key="train_detail",
                   persist_state="session")
-block = c2.slider("Block (for the histogram)", BLOCKS[0], BLOCKS[-1], BLOCKS[0], key="train_block",
-                  persist_state="session")
+block = block_slider(c2, "Block (for the histogram)", "train_block", configs, lab.histories()[1])
 
 
 def draw(labels, histories):
@@ -41,19 +42,19 @@ def draw(labels, histories):
     show(figures.loss_accuracy(runs), "train_loss")
     show(figures.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
     st.caption(figures.caption("distribution_grid"))
-    layer = layer_index(block, len(histories[0].layout.layers))
-    for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
+    layer = layer_index(block, min(len(h.layout.layers) for h in histories))
+    if detail == "histogram":
+        panels = figures.side_by_side(figures.histogram_now_vs_start, histories, layer, stage)
+    else:
+        panels = figures.side_by_side(getattr(figures, detail), histories)  # one scale: the runs compare
+    for column, label, fig in zip(st.columns(len(runs)), labels, panels, strict=True):
         with column:
             st.markdown(f"**Run {label}**")
-            if detail == "histogram":
-                fig = figures.histogram_now_vs_start(history, layer, stage)
-            else:
-                fig = getattr(figures, detail)(history)
             show(fig, f"train_{detail}_{label}", narrow=True)
     st.caption(figures.caption(detail))
 
 
-live_view(lab, draw, key="train", preview=(
+live_view(lab, draw, key="train", settings=(configs, put_in_sidebar), preview=(
     "Loss and accuracy", "The loss and accuracy will appear here, and below them every block's distribution, step "
     "by step while the network trains."))
 download_button(lab, key="train")

@@ -8,7 +8,7 @@ from bnviz.science.findings import batch_size_setting, batch_size_table, wu_he_t
 from bnviz.science.published import PUBLISHED
 from bnviz.science.sweeps import batch_size_sweep
 from bnviz.ui.experiment_section import drawing, run_section
-from bnviz.ui.page import page_header
+from bnviz.ui.page import page_header, show
 
 page_header("The normalization zoo", """
 Every normalization layer does the same two things: subtract a mean and divide by a standard deviation, then scale
@@ -17,7 +17,7 @@ variance**. For a conv layer the activations form a block of **N** samples × **
 (Wu & He 2018, Figure 2):
 """)
 
-st.plotly_chart(figures.normalization_zoo(), theme=None, key="zoo_picture")
+show(figures.normalization_zoo(), "zoo_picture")
 
 st.subheader("When to use which")
 st.markdown("""
@@ -67,15 +67,15 @@ result = run_section("zoo", batch_size_sweep, settings, "▶ Run the batch-size 
                      empty_text="Press the button to train the networks; the published numbers are shown below "
                                 "meanwhile.")
 if result is None:
-    st.plotly_chart(figures.wu_he_published(), theme=None, key="zoo_published_only")
+    show(figures.wu_he_published(), "zoo_published_only")
 else:
     with drawing("the batch-size sweep"):
-        st.caption(f"Trained {len(result.summary)} networks in {result.seconds:.0f} s.")
+        st.caption(f"{len(result.summary)} networks trained.")  # how long it took: run_section's caption
         left, right = st.columns(2)
         with left:
-            st.plotly_chart(figures.batch_size_accuracy(result), theme=None, key="zoo_accuracy")
+            show(figures.batch_size_accuracy(result), "zoo_accuracy")
         with right:
-            st.plotly_chart(figures.wu_he_published(), theme=None, key="zoo_published")
+            show(figures.wu_he_published(), "zoo_published")
         theirs, ours = st.columns([2, 3])
         theirs.markdown("**Wu & He (2018)**: ResNet-50 on ImageNet, top-1 validation error (%) by images per GPU "
                         "(published).")
@@ -85,7 +85,7 @@ else:
         ours.dataframe(table, hide_index=True, key="zoo_table",
                        column_config={c: st.column_config.NumberColumn(c, format="%.1f") for c in table.columns[1:]})
         left, right = st.columns([3, 2])
-        left.plotly_chart(figures.batch_size_gap(result), theme=None, key="zoo_gap")
+        show(figures.batch_size_gap(result), "zoo_gap", container=left)
         right.markdown("""
 **Reading the gap.** In *eval mode* BN normalizes with the running averages it collected during training; in
 *train mode* each test batch is normalized with its own statistics. With large batches the two nearly agree; with tiny

@@ -318,3 +318,57 @@ def screenshot(page, name: str, max_height: int = 12000, settle: float = 10.0, t
     finally:
         page.set_viewport_size(size)
     return path
+
+
+# Per drawn chart: its title and the boxes (viewport px, relative to the chart's SVG) of every text that must stay
+# readable: the title, annotations (subplot titles, notes, messages), axis titles, colorbar titles, legend entries.
+CHART_TEXT_SELECTORS = {
+    "title": "text.gtitle", "annotation": ".annotation-text",
+    "axis title": "g.infolayer g[class$='title']:not(.g-gtitle):not(.cbtitle) > text",
+    "colorbar title": ".cbtitle text", "legend": ".legendtext",
+}
+CHART_TEXTS_JS = """(selectors) => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(el => {
+  const box = el.closest('[data-testid="stElementContainer"]');
+  return !(box && box.getAttribute('data-stale') === 'true') && el.querySelector('.main-svg') &&
+         el.getBoundingClientRect().width > 0;
+}).map(el => {
+  const frame = el.querySelector('.main-svg').getBoundingClientRect();
+  const texts = [];
+  for (const [kind, sel] of Object.entries(selectors)) {
+    for (const t of el.querySelectorAll(sel)) {
+      const text = (t.textContent || '').trim();
+      const r = t.getBoundingClientRect();
+      if (!text || r.width === 0 || r.height === 0 || getComputedStyle(t).visibility === 'hidden') continue;
+      texts.push({kind, text: text.slice(0, 60), x0: r.left - frame.left, y0: r.top - frame.top,
+                  x1: r.right - frame.left, y1: r.bottom - frame.top});
+    }
+  }
+  const title = el.querySelector('text.gtitle');
+  return {title: title ? title.textContent.slice(0, 60) : '(untitled)', width: frame.width, height: frame.height,
+          texts};
+})"""
+TEXT_SLACK_PX = 2  # glyph boxes include line spacing: boxes that share less than this are not overlapping
+
+
+def chart_texts(page) -> list[dict]:
+    """Every drawn chart on the page, with its text boxes (CHART_TEXTS_JS)."""
+    return page.evaluate(CHART_TEXTS_JS, CHART_TEXT_SELECTORS)
+
+
+def text_problems(chart: dict, slack: float = TEXT_SLACK_PX) -> list[str]:
+    """What is wrong with one chart's text: pairs of texts that overlap, and texts cut off by the chart's edges."""
+    problems = []
+    texts = chart["texts"]
+    for t in texts:
+        inside_x = -slack <= t["x0"] and t["x1"] <= chart["width"] + slack
+        if not inside_x or t["y0"] < -slack or t["y1"] > chart["height"] + slack:
+            problems.append(f"cut off: {t['kind']} {t['text']!r} at ({t['x0']:.0f}, {t['y0']:.0f})-"
+                            f"({t['x1']:.0f}, {t['y1']:.0f}) in {chart['width']:.0f}x{chart['height']:.0f}")
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            dx = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            dy = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            if dx > slack and dy > slack and not (a["kind"] == b["kind"] == "legend"):
+                problems.append(f"overlap: {a['kind']} {a['text']!r} and {b['kind']} {b['text']!r} "
+                                f"({dx:.0f} x {dy:.0f} px)")
+    return problems

@@ -340,7 +340,9 @@ def test_a_link_opens_a_page_with_its_view_choices_and_the_address_bar_follows_t
     assert at.slider(key="train_block").value == 2 and not at.warning
     at.radio(key="train_stage").set_value("act").run()
     assert dict(at.query_params) == {"stage": "act", "detail": "drift", "block": "2"}
-    grad = open_link("gradients", {"block": "4"})  # (AppTest opens a page before its first run only where the
-    assert grad.slider(key="grad_block").value == 4  # file name is the URL path: not inside_bn / inside-bn)
+    grad = open_link("gradients", {"block": "4", "depth": "4"})  # (AppTest opens a page before its first run only
+    assert grad.slider(key="grad_block").value == 4  # where the file name is the URL path: not inside_bn / inside-bn)
+    grad = open_link("gradients", {"block": "5"})  # the block slider ends at the model's depth (3 by default)
+    assert grad.slider(key="grad_block").value == 3 and grad.slider(key="grad_block").max == 3
     grad = open_link("gradients", {"block": "banana"})
     assert grad.slider(key="grad_block").value == 1 and "`block=banana`" in grad.warning[0].value

@@ -15,6 +15,8 @@ defined in the module that does one job:
     experiment_figures  the canned experiments of `bnviz.science` (figure1, santurkar, sweeps)
     normalization_axes  which values BN, LN, IN and GN normalize together
     lesson_figures      the "Beyond the basics" lessons (gradients by depth, the bias before BN, BN's Jacobian)
+    shared_scales       one scale for the panels of runs side by side (`side_by_side`)
+    result_words        a finished run's result in one or two sentences (`run_result`)
     tables, report      tables of runs; standalone HTML files of a saved run's figures
     raster              heatmaps as small PNG images
 
@@ -52,7 +54,9 @@ from .lesson_figures import bias_chart, correlation_heatmaps, depth_gradient_cha
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
+from .result_words import run_result
 from .run_facts import ACT_INPUT, activation_input_stage, stage_label
+from .shared_scales import shared_span, side_by_side
 from .style import (
     FONT,
     GUIDE_COLOR,
@@ -84,6 +88,7 @@ __all__ = [
     "batch_size_gap", "wu_he_published", "axes_figure", "normalization_zoo",
     # lessons beyond the basics
     "depth_gradient_chart", "bias_chart", "jacobian_heatmaps", "correlation_heatmaps", "ema_chart",
+    "side_by_side", "shared_span", "run_result",
     # tables and report
     "final_numbers", "write_report",
     # runs, style and sending

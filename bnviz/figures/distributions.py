@@ -21,6 +21,7 @@ from .run_facts import (
     as_runs,
     layer_index,
     missing_stage_text,
+    probe_of,
     resolve_stage,
     row_count,
     stage_label,
@@ -52,6 +53,7 @@ OUTSIDE_WARNING = 0.05  # share of values beyond the fixed histogram range above
 TANH_SATURATED = stats.TANH_SATURATED
 SIGMOID_SATURATED = stats.SIGMOID_SATURATED
 GRID_ROW_PX, GRID_FRAME_PX = 200, 140  # distribution_grid: px per block, plus title, legend, run names, x axis
+GRID_X_TICKS = 4  # step ticks per grid column: more ran into the next column's ("4000" for "400" and "0")
 PERCENTILE_COLOR = OKABE_ITO["orange"]  # visible over white and navy, and not the colour of a run (no BN is vermillion)
 
 
@@ -114,7 +116,8 @@ def distribution_heatmap(history: History | None, layer: int | str = -1, stage: 
     traces, facts = _distribution_cell(history, k, "x", "y", split=True, showlegend=True, max_points=max_points)
     note = None
     if facts["extended"]:
-        note = "dotted lines: the fixed histogram range (set at step 0); the percentiles beyond it are exact"
+        note = ("dotted grey lines: the fixed histogram range (set at step 0); beyond it the heatmap is blank and "
+                "the orange percentiles are exact")
     traces.append(density_colorbar_trace("x", "y"))
     layout = {"coloraxis": density_coloraxis(facts["zmax"]), "shapes": _edge_lines(facts["edges"], "x", "y"),
               "images": [density_image(facts, facts["zmax"], "x", "y")],
@@ -144,7 +147,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
                                      shared_x=True, shared_y_rows=True)
     traces, shapes, notes, cells = [], [], layout["annotations"], []
     zmax, row_ranges, x_span = 0.0, [None] * n_blocks, None
-    first_legend = True
+    first_legend, escaped = True, []
     for c, (label, h) in enumerate(runs):
         x_dom = domains[c][0]
         notes.append({"text": f"<b>{label}</b>", "x": (x_dom[0] + x_dom[1]) / 2, "y": 1, "xref": "paper",
@@ -169,6 +172,8 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
             traces += cell
             cells.append((facts, xref, yref))
             shapes += _edge_lines(facts["edges"], xref, yref)
+            if facts["extended"] and label not in escaped:
+                escaped.append(label)
             zmax = max(zmax, facts["zmax"])
             lo, hi = facts["xspan"]
             x_span = (lo, hi) if x_span is None else (min(x_span[0], lo), max(x_span[1], hi))
@@ -182,7 +187,16 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
         traces.append(density_colorbar_trace(*cells[0][1:]))
     layout.update(coloraxis=density_coloraxis(zmax), shapes=shapes, images=images)
     return finish(traces, layout, title, height=GRID_FRAME_PX + GRID_ROW_PX * n_blocks, subtitles=True,
-                  hovermode="closest")
+                  hovermode="closest", note=_grid_note(escaped))
+
+
+def _grid_note(escaped: list[str]) -> str:
+    """What the dotted lines are, and which runs' values left the fixed range (blank heatmap beyond them)."""
+    note = "Dotted grey lines: each block's fixed histogram range, set at step 0."
+    if escaped:
+        note += (f" Values of {' and '.join(escaped)} left it: the heatmap is blank out there, the orange "
+                 "percentile lines still show where the values are.")
+    return note
 
 
 def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, History]],
@@ -197,16 +211,33 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, 
         y_axis["title"] = axis_title(f"{name}<br>value")
         if row_ranges[r] is not None:
             y_axis["range"] = padded(*row_ranges[r])
-    for c in range(cols):
-        layout[axis_key(refs[(n_blocks - 1) * cols + c][0])]["title"] = axis_title("training step")
+    if cols == 1:
+        layout[axis_key(refs[-1][0])]["title"] = axis_title("training step")
+    else:  # one title under all columns: side by side, each column's own ran into its neighbour's on a phone
+        layout["annotations"].append({"text": "training step (every column)", "x": 0.5, "y": 0, "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "top", "yshift": -30,
+                                      "showarrow": False, "font": {"size": AXIS_TITLE_SIZE}})
     for ref in refs:
         layout[axis_key(ref[0])]["showgrid"] = layout[axis_key(ref[1])]["showgrid"] = False
+        layout[axis_key(ref[0])]["nticks"] = GRID_X_TICKS
         if x_span is not None:
             layout[axis_key(ref[0])]["range"] = list(x_span)
 
 
-def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> Figure:
-    """The latest histogram (bars) over the step-0 histogram (black outline), on the same fixed bins."""
+def histogram_now_vs_start_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> dict:
+    """{"x": the fixed bins' range, "y": (0, largest fraction)} of `histogram_now_vs_start` at its steps."""
+    k = probe_of(history, layer, stage)
+    if k is None:
+        return {}
+    edges = history.hist_edges[k].astype(np.float64)
+    hist = history.column("act_hist")[[0, len(history) - 1], k, :]
+    return {"x": (float(edges[0]), float(edges[-1])), "y": finite_range(hist, [0.0])}
+
+
+def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT, *,
+                           scale: dict | None = None) -> Figure:
+    """The latest histogram (bars) over the step-0 histogram (black outline), on the same fixed bins.
+    scale: {"x": (lo, hi), "y": (0, top)} to draw the axes over (else this run's bins and fractions)."""
     if not row_count(history):
         return message("Histogram now vs at step 0")
     layer = layer_index(history, layer)
@@ -235,7 +266,10 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
     note = (f"outside the fixed range {edges[0]:.3g} to {edges[-1]:.3g}: "
             f"step {step_now:,}: {pct(float(below[last]))} below, {pct(float(above[last]))} above; "
             f"step {step0:,}: {pct(float(below[first]))} below, {pct(float(above[first]))} above")
-    layout = {"bargap": 0, "xaxis": {"range": [edges[0], edges[-1]]}}
+    scale = scale or {}
+    layout = {"bargap": 0, "xaxis": {"range": list(scale.get("x", (edges[0], edges[-1])))}}
+    if "y" in scale:
+        layout["yaxis"] = {"range": [0.0, scale["y"][1] * 1.05 or 1.0]}
     return finish(traces, layout, title, "activation value", "fraction of values", hovermode="closest", note=note)
 
 
@@ -306,24 +340,44 @@ def saturation(history: History | None) -> Figure:
     return finish(traces, {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}, title, "training step", y_title)
 
 
-def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
-          ) -> Figure:
-    """How far each block's value distribution has moved: the 1-Wasserstein distance to step 0 (reference
-    "first") or to the previous record ("previous"), in units of that block's step-0 standard deviation."""
-    against = {"first": "since step 0", "previous": "since the previous record"}
-    if reference not in against:
+DRIFT_AGAINST = {"first": "since step 0", "previous": "since the previous record"}
+
+
+def _drift_values(history: History, reference: str, stages: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows `drift` draws and the relative W1 drift there, (rows, probes), NaN for probes not drawn."""
+    if reference not in DRIFT_AGAINST:
         raise ValueError(f"reference={reference!r} is not allowed: use 'first' or 'previous'")
-    stages = (stage,) if isinstance(stage, str) else tuple(stage)
-    what = "activation input" if stages == (ACT_INPUT,) else ", ".join(stages)
-    title = f"Distribution drift of each block's {what} {against[reference]}"
-    if not row_count(history):
-        return message(title)
     idx = even_rows(len(history))
     w1 = np.full((len(idx), len(history.layout.probes)), np.nan)
     probes = sorted({k for layer in range(len(history.layout.layers)) for st in stages
                      if (k := history.probe_index(layer, resolve_stage(history, layer, st))) is not None})
     if probes:
         w1[:, probes] = relative_drift(history, reference, idx, probes)
+    return idx, w1
+
+
+def drift_span(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT
+               ) -> dict:
+    """{"y": (0, largest drift)} that `drift` draws (for a scale shared by runs)."""
+    if not row_count(history):
+        return {}
+    _, w1 = _drift_values(history, reference, (stage,) if isinstance(stage, str) else tuple(stage))
+    return {"y": finite_range(w1, [0.0])}
+
+
+def drift(history: History | None, reference: str = "first", stage: str | tuple[str, ...] = ACT_INPUT, *,
+          scale: dict | None = None) -> Figure:
+    """How far each block's value distribution has moved: the 1-Wasserstein distance to step 0 (reference
+    "first") or to the previous record ("previous"), in units of that block's step-0 standard deviation.
+    scale: {"y": (0, top)} to draw the y axis over (else this run's own range)."""
+    if reference not in DRIFT_AGAINST:
+        raise ValueError(f"reference={reference!r} is not allowed: use 'first' or 'previous'")
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    what = "activation input" if stages == (ACT_INPUT,) else ", ".join(stages)
+    title = f"Distribution drift of each block's {what} {DRIFT_AGAINST[reference]}"
+    if not row_count(history):
+        return message(title)
+    idx, w1 = _drift_values(history, reference, stages)
     outside = history.act("frac_below")[-1] + history.act("frac_above")[-1]  # (probes,) at the latest row
     x = history.steps[idx]
     dashes = ("solid", "dash", "dot", "dashdot")
@@ -345,4 +399,5 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
     if escaped:  # W1 counts values beyond the bins at the nearest edge: past it the curve flattens
         note = ("outside the fixed histogram range now: " + ", ".join(escaped)
                 + "; their drift is larger than shown (a lower bound)")
-    return finish(traces, {}, title, "training step", "W1 distance / step-0 std", note=note)
+    layout = {"yaxis": {"range": [0.0, scale["y"][1] * 1.05 or 1.0]}} if scale and "y" in scale else {}
+    return finish(traces, layout, title, "training step", "W1 distance / step-0 std", note=note)

@@ -128,7 +128,7 @@ def santurkar_drift(result: SanturkarResult | None) -> Figure:
     colours = run_colors(_models(curves))
     every = result.settings.get("record_every", 1)
     layout, refs, _ = subplots(1, 2, titles=["since step 0", f"since the previous record ({every} steps)"],
-                               hspace=0.1)
+                               hspace=0.18)  # room for the right panel's tick labels
     traces = []
     for model in _models(curves):
         part = curves[curves["model"] == model]
@@ -155,7 +155,7 @@ def santurkar_ics(result: SanturkarResult | None) -> Figure:
     mean = ics.groupby(["model", "step"], sort=False)[["ics_rel", "ics_cos"]].mean().reset_index()
     colours = run_colors(_models(mean))
     layout, refs, _ = subplots(1, 2, titles=["||G − G′|| / ||G|| (0 = no change)", "cos(G, G′) (1 = same direction)"],
-                               hspace=0.1)
+                               hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
     for model in _models(mean):
         part = mean[mean["model"] == model]
@@ -187,7 +187,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
     models = [m for m in _models(result.summary) if m in set(moved["model"])]
     colours = run_colors(models)
     layout, refs, _ = subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
-                               hspace=0.1)
+                               hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
     for model in models:
         part = moved[moved["model"] == model]
@@ -205,7 +205,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
                                mode="lines+markers", marker={"size": 6}, legendgroup=model, showlegend=False,
                                hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
-        layout[axis]["title"] = axis_title("training step (checkpoint)")
+        layout[axis]["title"] = axis_title("checkpoint step")  # side by side in half a page: short
     layout["yaxis"].update(title=axis_title("cross-entropy loss (log)"), type="log", exponentformat="power", dtick=1)
     layout["yaxis2"].update(title=axis_title("L2 norm (log)"), type="log", exponentformat="power", dtick=1)
     multiples = result.settings.get("multiples", ())
@@ -288,10 +288,11 @@ def batch_size_accuracy(result: SweepResult | None) -> Figure:
                                hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": _batch_axis(frame["batch_size"]), "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     epochs = result.settings.get("epochs")
-    note = (f"3 x 64 ReLU MLP on 8x8 digits (BN over the B values of each unit, not Wu & He's B x H x W). Every run: "
-            f"{epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses its running statistics; train "
-            "mode: each test batch is normalized with its own statistics (GN, LN: the same either way).")
-    return finish(traces, layout, title, "images per batch (log scale, large to small)", "test accuracy",
+    note = (f"Dotted line: chance (10 classes). 3 x 64 ReLU MLP on 8x8 digits (BN over the B values of each unit, "
+            f"not Wu & He's B x H x W). Every run: {epochs:g} epochs, learning rate ∝ batch size. Eval mode: BN uses "
+            "its running statistics; train mode: each test batch is normalized with its own statistics (GN, LN: the "
+            "same either way).")
+    return finish(traces, layout, title, "images per batch (log)", "test accuracy",
                   hovermode="x unified", note=note, height=540)
 
 
@@ -334,6 +335,6 @@ def wu_he_published() -> Figure:
                            textfont={"size": 14, "color": colours[model]},
                            hovertemplate=f"{model}: %{{y:.1f}}%<extra></extra>"))
     layout = {"xaxis": _batch_axis(WU_HE_TABLE["batch_size"]), "yaxis": {"range": [20, 37]}}
-    return finish(traces, layout, title, "images per GPU (log scale, large to small)", "top-1 error (%)",
+    return finish(traces, layout, title, "images per GPU (log)", "top-1 error (%)",
                   hovermode="x unified", note="Lower is better. ImageNet validation error as published by Wu & He "
                                                "(2018) for ResNet-50, batch size per GPU.")

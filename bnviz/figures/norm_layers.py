@@ -15,8 +15,10 @@ from .style import (
     even_rows,
     finish,
     finite,
+    finite_range,
     line,
     message,
+    padded,
     run_colors,
     sparse,
     subplots,
@@ -30,8 +32,29 @@ def _norm_slice(history: History, layer: int) -> tuple[slice, str] | None:
     return None
 
 
-def gamma_beta(history: History | None, layer: int | str = 0) -> Figure:
-    """The normalization layer's learned scale gamma (top) and shift beta (bottom) per channel over training."""
+GAMMA_BETA_MID = {"gamma": 1.0, "beta": 0.0}  # their initial values: the middle (white) of the colour scale
+
+
+def _channel_values(history: History | None, layer: int | str) -> tuple[slice, np.ndarray] | None:
+    """The layer's norm channels and their recorded statistics (rows, channels, stats), or None without a norm."""
+    if not row_count(history) or not history.layout.norm_layers:
+        return None
+    found = _norm_slice(history, layer_index(history, layer))
+    return None if found is None else (found[0], history.column("channels")[:, found[0], :])
+
+
+def gamma_beta_span(history: History | None, layer: int | str = 0) -> dict:
+    """{"gamma": (lo, hi), "beta": (lo, hi)} of `gamma_beta` (for colour scales shared by runs)."""
+    found = _channel_values(history, layer)
+    if found is None:
+        return {}
+    return {stat: finite_range(found[1][:, :, CHANNEL_STATS.index(stat)], [mid])
+            for stat, mid in GAMMA_BETA_MID.items()}
+
+
+def gamma_beta(history: History | None, layer: int | str = 0, *, scale: dict | None = None) -> Figure:
+    """The normalization layer's learned scale gamma (top) and shift beta (bottom) per channel over training.
+    scale: {"gamma": (lo, hi), "beta": (lo, hi)}: each colour scale spans them, centred on the initial value."""
     height = 560
     if not row_count(history):
         return message("gamma and beta per channel", height=height)
@@ -51,10 +74,13 @@ def gamma_beta(history: History | None, layer: int | str = 0) -> Figure:
     layout, refs, domains = subplots(2, 1, titles=["gamma (scale, starts at 1)", "beta (shift, starts at 0)"],
                                      vspace=0.14)
     traces = []
-    for (xref, yref), (_, y_dom), stat, mid in zip(refs, domains, ("gamma", "beta"), (1.0, 0.0), strict=True):
+    for (xref, yref), (_, y_dom), (stat, mid) in zip(refs, domains, GAMMA_BETA_MID.items(), strict=True):
         z = np.ascontiguousarray(channels[:, :, CHANNEL_STATS.index(stat)].T)  # (channels, columns)
+        lo, hi = (scale or {}).get(stat) or finite_range(z, [mid])
+        reach = max(mid - lo, hi - mid) or 1e-3  # symmetric: white is the initial value in every run's panel
         traces.append({"type": "heatmap", "x": x, "y": channel_ids, "z": z, "xaxis": xref, "yaxis": yref,
-                       "zmid": mid, "colorscale": "RdBu_r", "hoverongaps": False, "showlegend": False, "name": stat,
+                       "zmin": mid - reach, "zmax": mid + reach, "colorscale": "RdBu_r", "hoverongaps": False,
+                       "showlegend": False, "name": stat,
                        "colorbar": {"title": {"text": stat, "font": {"size": 15}}, "len": y_dom[1] - y_dom[0],
                                     "y": (y_dom[0] + y_dom[1]) / 2, "yanchor": "middle", "thickness": 18,
                                     "tickfont": {"size": 14}},
@@ -64,10 +90,21 @@ def gamma_beta(history: History | None, layer: int | str = 0) -> Figure:
     return finish(traces, layout, title, height=height, subtitles=True, hovermode="closest")
 
 
-def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4
-                     ) -> Figure:
+def running_vs_batch_span(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4
+                          ) -> dict:
+    """{"y": (lo, hi)} of the batch and running statistics `running_vs_batch` draws (for a shared scale)."""
+    found = _channel_values(history, layer)
+    if found is None:
+        return {}
+    shown = found[1][:, :channels]
+    return {"y": finite_range(shown[:, :, CHANNEL_STATS.index(f"batch_{stat}")],
+                              shown[:, :, CHANNEL_STATS.index(f"running_{stat}")])}
+
+
+def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = "mean", channels: int = 4, *,
+                     scale: dict | None = None) -> Figure:
     """For the first few channels: this batch's statistic (thin, noisy) and the running estimate used in eval
-    mode (thick) of a batch-norm layer's input."""
+    mode (thick) of a batch-norm layer's input. scale: {"y": (lo, hi)} to draw the y axis over."""
     if stat not in ("mean", "var"):
         raise ValueError(f"stat={stat!r} is not allowed: use 'mean' or 'var'")
     word = {"mean": "mean", "var": "variance"}[stat]
@@ -100,7 +137,8 @@ def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = 
         traces.append(line(x, finite(running[:, c]), group, colour, width=4, legendgroup=group,
                            hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
     y_title = {"mean": "mean of the input", "var": "variance of the input"}[stat]
-    return finish(traces, {}, title, "training step", y_title, hovermode="closest")
+    layout = {"yaxis": {"range": padded(*scale["y"])}} if scale and scale.get("y") else {}
+    return finish(traces, layout, title, "training step", y_title, hovermode="closest")
 
 
 def train_eval_gap(runs) -> Figure:

@@ -8,6 +8,8 @@ value a square (the "BatchNorm step by step" page); `normalization_zoo` the four
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -26,7 +28,10 @@ ZOO = (
 # The zoo's batch: 4 samples x 6 channels of 3 x 3 feature maps, 3 groups of 2 channels; the set shown is that of
 # sample 2, channel 3 (0-based 1 and 2), so that no kind's set starts at the grid's corner.
 ZOO_SAMPLE, ZOO_CHANNEL = 1, 2
-ZOO_HEIGHT, ZOO_TOP_PX, ZOO_BOTTOM_PX = 430, 105, 60  # px: room for two-line subplot titles above, a note below
+# px: a 2 x 2 grid (four panels in a row left each under 200 px on a projector, and their titles ran together),
+# room for a three-line subplot title above each panel, a note below
+ZOO_HEIGHT, ZOO_TOP_PX, ZOO_BOTTOM_PX = 960, 140, 60
+ZOO_SUBTITLE_CHARS = 14  # a subplot title's lines: fits half the chart on a 390 px phone at 16 px
 STEP_FONT_SIZE = 18  # the step-by-step page shows this figure alone, full width
 STEP_MARGIN = {"l": 120, "r": 10, "t": 90, "b": 50}  # px: "sample 3" labels left, channel labels on top, note below
 STEP_FRAME_PX, STEP_ROW_PX = 160, 34  # step figure height: axis titles and note, plus px per row of squares
@@ -78,8 +83,10 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
     together (one set; the layer does the same for every other set of that shape). groups: group norm's number of
     groups (c must be divisible by it)."""
     title = "Which values are normalized together? (after Wu & He 2018, Figure 2)"
-    layout, refs, _ = subplots(1, len(ZOO), titles=[f"<b>{name}</b><br>{what}" for name, what, _ in ZOO],
-                               hspace=0.035, shared_x=False)
+    titles = [f"<b>{name}</b><br>" + "<br>".join(textwrap.wrap(what, ZOO_SUBTITLE_CHARS)) for name, what, _ in ZOO]
+    layout, refs, _ = subplots(2, 2, titles=titles, hspace=0.1, vspace=0.27, shared_x=False)
+    for subtitle in layout["annotations"]:
+        subtitle["font"] = {"size": 16}
     traces = []
     for (name, _, kind), (xref, yref) in zip(ZOO, refs, strict=True):
         mask = norm_mask(kind, (n, c), ZOO_SAMPLE, ZOO_CHANNEL, groups)
@@ -98,8 +105,8 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
                       title=axis_title("channel C"), showgrid=False, zeroline=False, constrain="domain")
         y_axis.update(tickvals=_centres(n, hw), ticktext=[str(i + 1) for i in range(n)], autorange="reversed",
                       showgrid=False, zeroline=False, scaleanchor=xref, constrain="domain")
-        if xref == "x":
-            y_axis["title"] = axis_title("sample N (the batch)")
+        if xref in ("x", "x3"):  # the left column
+            y_axis["title"] = axis_title("sample N")
     note = (f"Each grey or blue square is one sample's {hw}x{hw} feature map (H x W). Blue: one set whose mean and "
             f"variance are computed together. Group norm here: groups of {c // groups} channels "
             "(1 group = layer norm, one channel per group = instance norm).")

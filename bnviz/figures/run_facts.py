@@ -65,6 +65,15 @@ def resolve_stage(history: History, layer: int, stage: str) -> str:
     return activation_input_stage(history, layer) if stage == ACT_INPUT else stage
 
 
+def probe_of(history: History | None, layer: int | str, stage: str) -> int | None:
+    """The probe of a block's stage (block by index or name, stage alias resolved), or None when the history has no
+    rows or did not record that stage."""
+    if not row_count(history):
+        return None
+    layer = layer_index(history, layer)
+    return history.probe_index(layer, resolve_stage(history, layer, stage))
+
+
 def run_config(history: History) -> dict:
     """The run's config as saved in its meta ({} for a watched model, which has none)."""
     return history.meta.get("config") or {}

@@ -59,7 +59,7 @@ HEIGHT = 460  # px of a single chart; grids grow with their rows
 _TITLE_PX, _LEGEND_PX, _LEGEND_ROW_PX, _SUBTITLE_PX = 14, 50, 30, 30  # top-margin layout, in pixels
 _NOTE_LINE_PX = 20  # bottom margin per line of a note under the x axis
 _LEGEND_GAP_PX = 6  # between the legend and the plot (or the subplot titles)
-_NOTE_GAP_PX = 8  # between the x axis title and a note under it
+_NOTE_GAP_PX = 16  # between the x axis title and a note under it (8 px touched the title of a half-page chart)
 _MIN_PLOT_PX = 50  # plot height assumed when placing a note, however many lines the note has
 _LEFT_MARGIN_PX = 90  # room for tick labels and a two-line y axis title ("block1<br>value")
 NOTE_SIZE, NOTE_COLOR = 15, "#444444"  # a note under a chart: px and colour of its text
@@ -167,7 +167,7 @@ def finish(traces: list[dict], layout: dict, title: str, x_title: str | None = N
         note = "<br>".join(textwrap.fill(part, _NOTE_CHARS).replace("\n", "<br>") for part in note.split("<br>"))
         lines = note.count("<br>") + 1
         plot_px = height - top - bottom - _NOTE_LINE_PX * lines - _NOTE_GAP_PX
-        y = -(bottom - 6) / max(plot_px, _MIN_PLOT_PX)  # 6 px above the bottom margin's edge: under the axis title
+        y = -(bottom + _NOTE_GAP_PX - 14) / max(plot_px, _MIN_PLOT_PX)  # a little under the axis title
         annotations.append(annotation(note, 0.0, y, size=NOTE_SIZE, color=NOTE_COLOR))
         bottom += _NOTE_LINE_PX * lines + _NOTE_GAP_PX
     layout = {
@@ -351,7 +351,9 @@ def subplots(rows: int, cols: int, *, titles: list[str] | None = None, hspace: f
             if titles and i < len(titles) and titles[i]:
                 notes.append({"text": titles[i], "x": (x_dom[0] + x_dom[1]) / 2, "y": y_dom[1], "xref": "paper",
                               "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                              "font": {"size": AXIS_TITLE_SIZE}, "yshift": 4})
+                              "font": {"size": AXIS_TITLE_SIZE}, "yshift": 4,
+                              # read by the live chart component: a title wider than its column is wrapped there
+                              "name": f"subplot title {x_dom[1] - x_dom[0]:.4f}"})
     layout["annotations"] = notes
     return layout, refs, domains
 
@@ -365,6 +367,18 @@ def padded(lo: float, hi: float, pad: float = 0.03) -> list[float]:
     """An axis range from lo to hi with `pad` of the span added on each side."""
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
     return [lo - pad * span, hi + pad * span]
+
+
+def log_axis(span: tuple[float, float] | None = None) -> dict:
+    """A log y axis labelled in powers of ten; over `span` (lo, hi > 0, padded by 3 % of its decades) if given.
+    Spanning two decades or more it labels the decades only: plotly's 2 and 5 between them crowd each other."""
+    axis = {"type": "log", "exponentformat": "power"}
+    if span is not None and span[0] > 0:
+        lo, hi = padded(math.log10(span[0]), math.log10(span[1]))
+        axis["range"] = [lo, hi]
+        if hi - lo >= 2:
+            axis["dtick"] = 1
+    return axis
 
 
 def finite_range(*arrays) -> tuple[float, float] | None:

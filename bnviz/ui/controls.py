@@ -14,8 +14,10 @@ from ..engine.config import ACTIVATIONS, EPS_CHOICES, LIMITS, MODELS, NORMS, OPT
 from ..engine.twins import what_runs_share
 from ..engine.uploads import is_user_data
 from ..science.presets import PRESETS
+from ..science.run_words import run_names
 from .choices import (
     BATCH_CHOICES,
+    BLOCKS,
     DEPTH_RANGE,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
@@ -96,25 +98,48 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["placement"] = st.radio("Placement", PLACEMENTS, horizontal=True, **k("placement"),
                                        help="before: layer -> norm -> activation (Ioffe & Szegedy); "
                                             "after: layer -> activation -> norm")
-        values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"),
-                                         help="added to the variance before the square root")
+        no_norm = values["norm"] == "none"  # controls that do nothing are off, and say why
+        values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"), disabled=no_norm,
+                                         help="added to the variance before the square root"
+                                              + (" (off: no normalization)" if no_norm else ""))
+        no_running = values["norm"] not in ("batch", "batch-noisy")
         values["bn_momentum"] = st.slider("BN momentum", 0.0, 1.0, step=MOMENTUM_STEP, **k("bn_momentum"),
-                                          help="PyTorch convention: running = (1 - m) x running + m x batch")
-        values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"))
+                                          disabled=no_running,
+                                          help="PyTorch convention: running = (1 - m) x running + m x batch"
+                                               + (" (off: only batch norm keeps running statistics)"
+                                                  if no_running else ""))
+        values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"),
+                                            disabled=values["norm"] != "group",
+                                            help="channels per group = width / groups (only used by group norm)")
     with c.expander("Training", expanded=not compact):
         values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
         values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
-                                           **k("sgd_momentum"),
+                                           **k("sgd_momentum"), disabled=values["optimizer"] == "adam",
                                            help="0 is plain SGD (our Figure 1 replica uses it: the paper names no "
-                                                "optimizer); not used by Adam")
+                                                "optimizer); not used by Adam"
+                                                + (" (off: Adam is chosen)" if values["optimizer"] == "adam" else ""))
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
         values["steps"] = st.number_input("Steps", *STEPS_RANGE, step=100, **k("steps"))
         values["seed"] = st.number_input("Seed", *SEED_RANGE, step=1, **k("seed"))
     return values
+
+
+def block_slider(container, label: str, key: str, configs: list[RunConfig], histories: list) -> int:
+    """A block slider from 1 to the depth of the runs on screen (else of the settings), never past the model: on a
+    3-block model "block 5" would silently show block 3. Returns the chosen block (1-based)."""
+    depths = [len(h.layout.layers) for h in histories] or [cfg.depth for cfg in configs]
+    top = max(1, min(min(depths), BLOCKS[-1]))
+    if st.session_state.get(key, 1) > top:  # a link, or a deeper model before
+        st.session_state[key] = top
+    if top == 1:
+        container.caption(f"{label}: 1 (the model has one block)")
+        return 1
+    default = {} if key in st.session_state else {"value": 1}
+    return container.slider(label, 1, top, key=key, persist_state="session", **default)
 
 
 def _validated(values: dict) -> RunConfig:
@@ -167,6 +192,18 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
     return twin
 
 
+def put_in_sidebar(configs: list[RunConfig], prefix: str = "cfg", twin_prefix: str = "twin") -> None:
+    """Set the sidebar's widgets to run A's settings and, for two runs, the twin to B's first differing setting
+    among those a twin can change (a callback: runs before the widgets are drawn)."""
+    seed_widgets(prefix, configs[0])
+    st.session_state[_key(twin_prefix, "on")] = len(configs) > 1
+    if len(configs) > 1:
+        a, b = configs[:2]
+        field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
+        st.session_state[_key(twin_prefix, "field")] = field
+        st.session_state[_key(twin_prefix, f"value_{field}")] = nearest(field, getattr(b, field))
+
+
 def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
     """A select box of canned experiments; choosing one fills the run and twin controls (an uploaded dataset that is
     selected stays selected: the preset then runs on your images)."""
@@ -181,35 +218,25 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         current = st.session_state.get(_key(prefix, "dataset"))
         if isinstance(current, str) and is_user_data(current):  # your own images stay: the preset sets the rest
             a, b = a.replace(dataset=current), b.replace(dataset=current)
-        seed_widgets(prefix, a)
-        field = next((f for f in TWIN_FIELDS if getattr(a, f) != getattr(b, f)), "norm")
-        st.session_state[_key(twin_prefix, "on")] = True
-        st.session_state[_key(twin_prefix, "field")] = field
-        st.session_state[_key(twin_prefix, f"value_{field}")] = nearest(field, getattr(b, field))
+        put_in_sidebar([a, b], prefix, twin_prefix)
 
     c.selectbox("Preset experiment", names, key=_key(prefix, "preset"), on_change=apply, persist_state="session")
-    preset = PRESETS.get(st.session_state.get(_key(prefix, "preset")))
-    if preset is not None:
+    preset = current_preset(prefix)
+    if preset is not None and not presenting():  # presenter mode shows it above the charts (look_for_line)
         c.caption(f"**{preset.summary}** Look for: {preset.look_for}")
 
 
-NORM_SHORT = {"none": "no BN", "batch": "BN", "batch-noisy": "noisy BN", "layer": "LN", "instance": "IN",
-              "group": "GN"}
+def current_preset(prefix: str = "cfg"):
+    """The preset chosen in the sidebar's picker, or None for your own settings."""
+    return PRESETS.get(st.session_state.get(_key(prefix, "preset")))
 
 
-def run_label(cfg: RunConfig, other: RunConfig | None) -> str:
-    """A short name for a run that says what differs from its twin ("BN" vs "no norm", "lr 0.5", ...)."""
-    if other is None:
-        return "A"
-    if cfg.norm != other.norm:
-        if cfg.norm == "none" and not other.uses_batch_norm:
-            return "no norm"
-        return NORM_SHORT[cfg.norm]
-    for field, text in (("placement", "norm {}"), ("lr", "lr {:g}"), ("batch_size", "batch {}"),
-                        ("init_scale", "init x{:g}"), ("activation", "{}"), ("optimizer", "{}")):
-        if getattr(cfg, field) != getattr(other, field):
-            return text.format(getattr(cfg, field))
-    return "A"
+def look_for_line(prefix: str = "cfg") -> None:
+    """In presenter mode, the chosen preset's question above the charts, where the class looks (not grey, not in
+    the sidebar, not below the fold)."""
+    preset = current_preset(prefix)
+    if preset is not None and presenting():
+        st.markdown(f"**Look for:** {preset.look_for}")
 
 
 def sidebar_setup() -> tuple[list[RunConfig], list[str]]:
@@ -220,8 +247,7 @@ def sidebar_setup() -> tuple[list[RunConfig], list[str]]:
     twin = twin_controls("twin", cfg)
     if twin is None:
         return [cfg], ["A"]
-    labels = [run_label(cfg, twin), run_label(twin, cfg)]
-    return [cfg, twin], labels if labels[0] != labels[1] else ["A", "B"]
+    return [cfg, twin], list(run_names(cfg, twin))
 
 
 def _sci(x: float) -> str:

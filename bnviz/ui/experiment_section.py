@@ -9,6 +9,7 @@ import streamlit as st
 from ..engine.jobs import LIMITER
 from ..errors import BnvizError
 from ..science.result_cache import cached
+from ..science.run_words import settings_words
 
 
 def run_section(key: str, fn, settings: dict, label: str,
@@ -31,8 +32,8 @@ def run_section(key: str, fn, settings: dict, label: str,
     if result is None:
         st.info(empty_text)
     else:
-        st.caption(f"Trained in {result.seconds:.0f} s. Settings: " +
-                   ", ".join(f"{k} = {v}" for k, v in result.settings.items() if k not in ("multiples",)))
+        st.caption(f"Trained in {result.seconds:.0f} s. Settings: "
+                   f"{settings_words(result.settings, skip=('multiples',))}.")
     return result
 
 

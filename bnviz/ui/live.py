@@ -16,7 +16,8 @@ from ..engine.jobs import LIMITER, Lab, available_cores
 from ..engine.runfile import pack_runs
 from ..errors import BnvizError
 from .controls import LR_CHOICES, _sci
-from .page import show
+from .page import presenting, show
+from .run_banner import remember_origin, stale_banner
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
@@ -29,7 +30,7 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
     cols = st.columns([1.2, 1, 1, 1])
     if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
                       help="Train from scratch with the settings shown (stops any run of yours first)"):
-        start(lab, make_configs(), labels)
+        start(lab, make_configs(), labels, origin=key)
     job = lab.job  # read after Start: the other buttons and the charts below already show the new run
     status = job.status if job else "idle"
     if status == "paused":
@@ -47,16 +48,23 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
         lab.reset()
         st.rerun()
     if status in ACTIVE:
-        live_lr(job, key)
+        if presenting():  # folded: the charts start on the projector's first screen
+            with st.expander("Change the learning rate now"):
+                live_lr(job, key)
+        else:
+            live_lr(job, key)
 
 
-def start(lab: Lab, configs: list[RunConfig], labels: list[str]) -> None:
-    """Start a job. No rerun: everything drawn after the button in this same run already shows the new job (the
-    first chart comes one script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
+def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) -> None:
+    """Start a job (origin: the key of the page's buttons, named by the stale-charts banner of other pages). No
+    rerun: everything drawn after the button in this same run already shows the new job (the first chart comes one
+    script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
     try:
         lab.start(configs, labels)
     except BnvizError as exc:
         st.session_state["bnviz_flash"] = str(exc)
+    else:
+        remember_origin(origin)
 
 
 def show_flash() -> None:
@@ -107,11 +115,16 @@ def poll_seconds(limiter=LIMITER) -> float:
 
 
 def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
-              preview: tuple[str, str] | None = None) -> None:
+              preview: tuple[str, str] | None = None,
+              settings: tuple[list[RunConfig], Callable[[list[RunConfig]], None]] | None = None) -> None:
     """Draw `draw(labels, histories)` now and, while a run trains, again every `poll_seconds()`.
 
     start_hint: what the idle status line tells the user to do (the page's own start button); preview: the title
-    and text of an empty chart frame shown while there is nothing to draw, saying what will appear there."""
+    and text of an empty chart frame shown while there is nothing to draw, saying what will appear there;
+    settings: the page's current configs and how to put a run's configs back into its widgets (for the banner
+    that says when the charts no longer show what the settings say)."""
+    if settings is not None:
+        stale_banner(lab, settings[0], settings[1], key, start_hint)
     polling = lab.running
     interval = poll_seconds() if polling else None
 
@@ -123,6 +136,10 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
             st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs share this server's "
                        f"{available_cores()} cores.")
         labels, histories = lab.histories(snap)
+        if snap is not None and snap.status in ("finished", "stopped", "diverged") and histories:
+            sentence = figures.run_result(list(zip(labels, histories, strict=True)))
+            if sentence:
+                st.success(f"**Result:** {sentence}", icon=":material/flag:")
         if histories:
             try:
                 with figures.plain_figures():  # a third of the cost of go.Figure objects, the same JSON

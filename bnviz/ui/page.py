@@ -28,7 +28,7 @@ PRESENTER_CSS = """
 [data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
 [data-testid="stCaptionContainer"] p { font-size: 1.25rem; }
 [data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p { font-size: 1.3rem; }
-h1 { font-size: 2.9rem !important; }
+h1 { font-size: 2.3rem !important; }
 .block-container { padding-top: 1.2rem; }
 </style>
 """
@@ -100,7 +100,7 @@ def show(fig, key: str, narrow: bool = False, container=None) -> None:
     """Draw a bnviz figure as built (Streamlit's theme would replace its projector-sized styling); narrow: the chart
     sits in one of two columns, so a long title wraps instead of being cut off; container: where to draw it.
     Larger text in presenter mode."""
-    if narrow:
+    if narrow and not plot.fits_titles():  # the live chart component wraps titles at the chart's real width
         figures.fit_width(fig, NARROW_PX)
     if presenting():
         figures.enlarge_text(fig, PRESENTER_FONT_PX)

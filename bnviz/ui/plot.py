@@ -66,6 +66,116 @@ function watchVisibility(el, drawLatest) {
   el.__bnvizObserver.observe(el);
 }
 
+// Text wider than its chart (a half-width column, a phone) is wrapped at words where it is drawn: the title (the
+// top margin, height and legend move down by the added lines, as bnviz.figures.fit_width does on the server for a
+// planned width) and annotations (a note under the x axis gets the bottom margin its added lines need). How many
+// characters fit is measured from the drawn text after a draw; when something did not fit, the chart is drawn once
+// more with it wrapped, and the measure is kept per chart width for the next refreshes.
+function wrapWords(text, chars) {
+  const lines = [];
+  let current = '';
+  for (const word of text.replace(/<br>/g, ' ').split(' ')) {
+    if (current && (current + ' ' + word).length > chars) { lines.push(current); current = word; }
+    else current = current ? current + ' ' + word : word;
+  }
+  return lines.concat([current]);
+}
+
+// A subplot title's share of the plot's width (bnviz.figures.style.subplots names it), or null for other text.
+function subplotShare(note) {
+  const match = /^subplot title ([0-9.]+)$/.exec(note.name || '');
+  return match ? Number(match[1]) : null;
+}
+
+function longestLine(text) { return Math.max(...text.split('<br>').map(line => line.length)); }
+
+function fitLayout(layout, fit) {
+  const out = Object.assign({}, layout);
+  const height0 = layout.height || 460;
+  let top = 0, bottom = 0, subplotTop = 0;
+  const title = layout.title || {};
+  let titleLines = 1;
+  if (fit.title && title.text && longestLine(title.text) > fit.title) {
+    const lines = wrapWords(title.text, fit.title);
+    titleLines = lines.length;
+    top = (lines.length - title.text.split('<br>').length) * Math.round(((title.font && title.font.size) || 22) * 1.3);
+    out.title = Object.assign({}, title, {text: lines.join('<br>')});
+  }
+  out.annotations = (layout.annotations || []).map((note, i) => {
+    const chars = fit.notes[i];
+    if (!chars || !note.text || longestLine(note.text) <= chars) return note;
+    const lines = wrapWords(note.text, chars);
+    const added = Math.max(0, lines.length - note.text.split('<br>').length);
+    const linePx = Math.round(((note.font && note.font.size) || 16) * 1.35);
+    if (note.yref === 'paper' && note.y < 0 && note.yanchor === 'top') bottom += added * linePx;
+    if (subplotShare(note) !== null) subplotTop = Math.max(subplotTop, added * linePx);  // grows up: more margin
+    return Object.assign({}, note, {text: lines.join('<br>')});
+  });
+  const titleTop = top;
+  top += subplotTop + (fit.legend || 0);
+  if (!top && !bottom) return out;
+  const height = height0 + top + bottom;
+  const margin = layout.margin || {};
+  out.height = height;
+  out.margin = Object.assign({}, margin, {t: (margin.t || 0) + top, b: (margin.b || 0) + bottom});
+  if (out.title && out.title.y != null) {  // the title stays 14 px from the top, as bnviz.figures.finish sets it
+    out.title = Object.assign({}, out.title, {y: 1 - 14 / height});
+    if (titleTop) out.title.pad = {t: Math.round(((title.font && title.font.size) || 22) * 0.7) * (titleLines - 1)};
+  }
+  if (layout.legend && layout.legend.y != null && layout.legend.yref === 'container') {
+    const fromTop = (1 - layout.legend.y) * height0 + titleTop;
+    out.legend = Object.assign({}, layout.legend, {y: 1 - fromTop / height});
+  }
+  return out;
+}
+
+// After a draw: tighten `fit` wherever drawn text is wider than the chart; true if something changed.
+function measureFit(el, layout, fit) {
+  const svg = el.querySelector('.main-svg');
+  if (!svg) return false;
+  const room = svg.getBoundingClientRect();
+  let changed = false;
+  const tighten = (text, box, current, roomPx) => {
+    if (!text || box.width <= roomPx) return current;
+    const shown = current ? Math.min(current, longestLine(text)) : longestLine(text);
+    changed = true;
+    return Math.max(10, Math.floor(shown * roomPx / box.width) - 1);
+  };
+  const drawn = el.querySelector('text.gtitle');
+  if (drawn && layout.title && layout.title.text) {
+    fit.title = tighten(layout.title.text, drawn.getBoundingClientRect(), fit.title, room.width - 16);
+  }
+  for (const g of el.querySelectorAll('g.annotation[data-index]')) {
+    const i = Number(g.getAttribute('data-index'));
+    const note = (layout.annotations || [])[i];
+    const text = g.querySelector('.annotation-text');
+    if (!note || !text || note.xref !== 'paper') continue;
+    const box = text.getBoundingClientRect();
+    // room: from the text's left end to the chart's right edge (left-anchored), or twice the distance from its
+    // centre to the nearer edge (centred)
+    const centre = (box.left + box.right) / 2;
+    let roomPx = note.xanchor === 'left' ? room.right - box.left - 8
+                                         : 2 * Math.min(centre - room.left, room.right - centre) - 16;
+    const share = subplotShare(note);
+    const plotWidth = el._fullLayout && el._fullLayout._size ? el._fullLayout._size.w : room.width;
+    if (share !== null) roomPx = Math.min(roomPx, share * plotWidth + 12);  // its column, and a little of the gap
+    fit.notes[i] = tighten(note.text, box, fit.notes[i], roomPx);
+  }
+  // a legend that wraps into more rows than bnviz.figures.finish planned for (a narrow chart) pushes the plot down
+  const legend = el.querySelector('g.legend');
+  if (legend && layout.legend && layout.legend.yref === 'container' && el._fullLayout && el._fullLayout._size) {
+    let limit = room.top + el._fullLayout._size.t;  // the plot area's top, or a subplot title's if higher
+    for (const g of el.querySelectorAll('g.annotation[data-index]')) {
+      const note = (layout.annotations || [])[Number(g.getAttribute('data-index'))];
+      const text = g.querySelector('.annotation-text');
+      if (note && text && subplotShare(note) !== null) limit = Math.min(limit, text.getBoundingClientRect().top);
+    }
+    const overlap = legend.getBoundingClientRect().bottom + 4 - limit;
+    if (overlap > 1) { fit.legend = (fit.legend || 0) + Math.ceil(overlap); changed = true; }
+  }
+  return changed;
+}
+
 export default function ({ parentElement, data }) {
   const el = parentElement.querySelector(".bnviz-plot");
   // newest figure wins: a slow draw must not overwrite a newer one that arrived meanwhile
@@ -75,7 +185,16 @@ export default function ({ parentElement, data }) {
     el.__bnvizPending = false;
     return plotlyReady(data.src).then((Plotly) => {
       if (el.__bnvizLatest !== latest) return;
-      return Plotly.react(el, latest.figure.data, latest.figure.layout, latest.config);
+      const layout = latest.figure.layout;
+      el.__bnvizFits = el.__bnvizFits || {};
+      const width = el.clientWidth;
+      const fit = el.__bnvizFits[width] = el.__bnvizFits[width] || {title: 0, notes: {}};
+      // measured after each draw: wrapping one text can make another collide (a taller subplot title, the legend)
+      const drawFitted = (round) => Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config)
+        .then(() => {
+          if (round < 3 && el.__bnvizLatest === latest && measureFit(el, layout, fit)) return drawFitted(round + 1);
+        });
+      return drawFitted(0);
     }).catch((err) => { el.textContent = "This chart could not be drawn: " + err.message; });
   };
   watchVisibility(el, drawLatest);
@@ -112,6 +231,11 @@ def _component():
 def _live_component():
     """The component when this server can serve the bundle (static serving on), else None: use st.plotly_chart."""
     return _component() if st.get_option("server.enableStaticServing") else None
+
+
+def fits_titles() -> bool:
+    """True when charts are drawn by the component, which wraps a title at the chart's drawn width (JS)."""
+    return _live_component() is not None
 
 
 PRELOAD_MARK = "bnviz-preload"
