@@ -178,11 +178,21 @@ def _decode(blob: bytes, size: int) -> np.ndarray:
 
     with Image.open(io.BytesIO(blob), formats=("PNG", "JPEG")) as im:
         im.draft(im.mode, (size, size))  # JPEG: decode at a reduced scale, much faster for photos
-        im = ImageOps.exif_transpose(im).convert("RGBA")  # phone photos: upright as they were taken
+        im = _eight_bit(ImageOps.exif_transpose(im)).convert("RGBA")  # phone photos: upright as taken
         flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
         flat.alpha_composite(im)  # transparent pixels over white
         rgb = flat.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)  # antialiased when shrinking
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _eight_bit(im):
+    """16-bit grayscale (PNG modes "I;16" and "I") scaled to 0..255: Pillow's own conversion clips at 255."""
+    from PIL import Image
+
+    if not im.mode.startswith("I"):
+        return im
+    values = np.asarray(im).astype(np.float64)
+    return Image.fromarray(np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
 def _auto_size(sides: list[int]) -> int:
