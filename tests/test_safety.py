@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_app import labs  # noqa: F401 - the app-test fixture
 from test_history import filled
 from test_userdata import class_files, npz_of, zip_of
 
@@ -231,3 +232,190 @@ def test_row12_full_width_digits_are_refused_in_links():
     for parse in (lambda t: _whole(t, 1, 1000), _number):
         with pytest.raises(ValueError):
             parse("１２３")
+
+
+# ---- row 6: one damaged image among good ones is skipped and counted ---------------------------------------------
+
+
+def zip_with(files: dict[str, bytes], method: dict[str, int]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data, compress_type=method.get(name, zipfile.ZIP_DEFLATED))
+    return buffer.getvalue()
+
+
+def corrupt_member(data: bytes, member: str) -> bytes:
+    """`data` with the middle byte of `member`'s compressed bytes flipped."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(member)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    middle = start + info.compress_size // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def test_row6_a_broken_png_and_a_damaged_lzma_member_are_skipped_and_counted():
+    files = class_files(4)
+    broken = bytearray(files["red/1.png"])
+    broken[36] = 0  # inside the IHDR chunk: Pillow raises SyntaxError ("broken PNG file")
+    files["red/1.png"] = bytes(broken)
+    files["green/2.png"] = png16(np.arange(64 * 64).reshape(64, 64))
+    data = corrupt_member(zip_with(files, {"green/2.png": zipfile.ZIP_LZMA}), "green/2.png")
+    images = parse_upload("mixed.zip", data, size=8)
+    assert images.skipped == 2 and len(images.labels) == 10
+    assert "2 of 12 images could not be read and were skipped" in images.summary()
+
+
+# ---- row 7: run zips zipfile cannot read ------------------------------------------------------------------------
+
+
+def patched(data: bytes, method: int | None = None, flag: int = 0) -> bytes:
+    """Every local and central header of a zip with its method replaced and `flag` set."""
+    out = bytearray(data)
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = out.find(signature)
+        while at >= 0:
+            out[at + flag_at] |= flag
+            if method is not None:
+                out[at + method_at:at + method_at + 2] = method.to_bytes(2, "little")
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("kind", ["deflate64", "password", "bzip2", "lzma"])
+def test_row7_run_zips_of_unreadable_methods_are_a_run_file_error(run_folder, kind):
+    files = {f"run/{p.name}": p.read_bytes() for p in run_folder.iterdir()}
+    if kind in ("bzip2", "lzma"):
+        method = zipfile.ZIP_BZIP2 if kind == "bzip2" else zipfile.ZIP_LZMA
+        data = corrupt_member(zip_with(files, dict.fromkeys(files, method)), "run/run.json")
+    else:
+        data = patched(zip_with(files, {}), method=9 if kind == "deflate64" else None,
+                       flag=1 if kind == "password" else 0)
+    with pytest.raises(RunFileError) as info:
+        unpack_runs(data)
+    words = "password" if kind == "password" else "damaged or uses a compression"
+    assert words in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+# ---- row 8: the report never writes outside the run folder ------------------------------------------------------
+
+
+def test_row8_report_refuses_a_symlinked_report_folder_and_sanitises_stage_names(run_folder, tmp_path):
+    from bnviz.figures.report import write_report
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_folder / "report").symlink_to(elsewhere)
+    with pytest.raises(RunFileError, match="symbolic link"):
+        write_report(run_folder)
+    assert not any(elsewhere.iterdir())
+    (run_folder / "report").unlink()
+    info = json.loads((run_folder / "run.json").read_text())
+    info["layout"]["probes"][0][1] = "x/../../../escaped"
+    (run_folder / "run.json").write_text(json.dumps(info))
+    before = set(tmp_path.rglob("*"))
+    write_report(run_folder)
+    written = set(tmp_path.rglob("*")) - before
+    report = run_folder / "report"
+    assert written and all(p == report or report in p.parents for p in written), written
+    assert any("x_escaped" in p.name for p in written)
+
+
+# ---- row 9: FIFOs, devices and links to them are refused where files are read ------------------------------------
+
+
+def test_row9_special_files_are_refused(run_folder, tmp_path):
+    import os
+
+    from bnviz.engine.uploads import read_user_data
+
+    folder = tmp_path / "images"
+    for name, blob in class_files(3).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(blob)
+    (folder / "red" / ".DS_Store").symlink_to("/dev/zero")
+    with pytest.raises(UserDataError, match="not a regular file"):
+        read_user_data(folder)
+    (folder / "red" / ".DS_Store").unlink()
+    os.mkfifo(folder / "red" / "3.png")
+    with pytest.raises(UserDataError, match="not a regular file"):
+        read_user_data(folder)
+    with pytest.raises(UserDataError, match="not a regular file"):
+        read_user_data(folder / "red" / "3.png")
+    (run_folder / "arrays.npz").unlink()
+    (run_folder / "arrays.npz").symlink_to("/dev/zero")
+    with pytest.raises(RunFileError, match="arrays.npz is not a regular file"):
+        History.load(run_folder)
+    (run_folder / "run.json").unlink()
+    os.mkfifo(run_folder / "run.json")
+    with pytest.raises(RunFileError, match="run.json is not a regular file"):
+        History.load(run_folder)
+
+
+# ---- row 10: --out is checked before training ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setup, extra, words", [
+    ("file", [], "is a file, not a folder"),
+    ("run", [], "already holds a run: name a new folder, or add --force"),
+    ("link", [], "is a symbolic link"),
+])
+def test_row10_out_is_checked_before_training(tmp_path, capsys, monkeypatch, setup, extra, words):
+    import bnviz.engine.trainer as trainer
+    from bnviz.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before --out was checked")
+
+    monkeypatch.setattr(trainer, "Job", no_training)
+    out = tmp_path / "out"
+    if setup == "file":
+        out.write_text("precious")
+    elif setup == "run":
+        out.mkdir()
+        (out / "run.json").write_text("{}")
+    else:
+        (tmp_path / "real").mkdir()
+        out.symlink_to(tmp_path / "real")
+    assert main(["run", "--steps", "5", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err and "Traceback" not in err, err
+
+
+def test_row10_an_unwritable_out_is_one_line_before_training(tmp_path, capsys):
+    from bnviz.cli import main
+
+    (tmp_path / "plain").write_text("x")
+    assert main(["run", "--steps", "100000", "--out", str(tmp_path / "plain" / "sub"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot create --out" in err and "\n" not in err, err
+
+
+def test_row10_force_replaces_a_run_folder(tmp_path, capsys):
+    from bnviz.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--steps", "3", "--width", "4", "--depth", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["run", "--steps", "3", "--width", "4", "--depth", "1", "--out", str(out), "--quiet"]) == 2
+    assert main(["run", "--steps", "4", "--width", "4", "--depth", "1", "--out", str(out), "--quiet",
+                 "--force"]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+
+
+# ---- the pages: a refused file is one message, and what was open stays open --------------------------------------
+
+
+def test_runs_page_keeps_the_opened_runs_when_a_bad_file_follows(labs, tmp_path):  # noqa: F811
+    from test_app import open_page
+
+    run = filled(capacity=8, records=11).save(tmp_path / "run")
+    at = open_page("runs")
+    at.file_uploader(key="runs_upload").set_value(("good.zip", zipped_folder(run), "application/zip")).run()
+    assert not at.exception and not at.error and len(labs[-1].histories()[1]) == 1
+    bad = patched(zipped_folder(run), method=9)  # Deflate64: NotImplementedError inside zipfile
+    at.file_uploader(key="runs_upload").set_value(("bad.zip", bad, "application/zip")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "This file cannot be opened: the run file is damaged" in at.error[0].value
+    at.run()  # a rerun shows the message again without reading the file again
+    assert not at.exception and len(at.error) == 1
+    assert len(labs[-1].histories()[1]) == 1  # the run opened before is still there

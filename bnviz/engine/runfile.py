@@ -14,11 +14,11 @@ import json
 import re
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
-from ..errors import RunFileError
+from ..errors import BnvizError, RunFileError
 from .history import History
+from .npz_reader import DAMAGE
 
 MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
 MAX_UNPACKED_BYTES = 400 * 1024 * 1024
@@ -56,14 +56,20 @@ def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
     with zf:
         try:
             return _unpack(zf)
-        except (zipfile.BadZipFile, zlib.error, EOFError, RecursionError, UnicodeDecodeError):
-            raise RunFileError("the run file is damaged") from None
+        except BnvizError:
+            raise
+        except (*DAMAGE, RecursionError) as exc:  # Deflate64, a password flag, corrupt deflate/bzip2/LZMA data, ...
+            raise RunFileError(f"the run file is damaged or uses a compression that cannot be read "
+                               f"({exc.__class__.__name__}): zip it again with ordinary (deflate) compression") \
+                from None
 
 
 def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
     infos = zf.infolist()
     if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
         raise RunFileError("the zip file is too large once unpacked")
+    if any(i.flag_bits & 0x1 for i in infos):
+        raise RunFileError("the run file is password-protected: zip it again without a password")
     names = {i.filename for i in infos}
     if MANIFEST not in names:  # a zipped run folder (History.save, bnviz.watch's w.save, `python -m bnviz run`)
         return _unpack_folder(zf, infos)

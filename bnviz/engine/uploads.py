@@ -40,7 +40,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserDataError
-from . import user_images
+from . import files, user_images
 from .config import BUILTIN_DATASETS, UPLOAD_PREFIX
 from .data import Dataset
 from .upload_archives import directory_entries, entries_hash, images_from_entries, open_zip, zip_entries
@@ -54,12 +54,9 @@ def read_user_data(path: str | os.PathLike, size: int | None = None) -> UserImag
     if path.is_dir():
         entries = directory_entries(path)
         return images_from_entries(path.resolve().name, entries_hash(entries), entries, size)
-    if not path.is_file():
+    if not path.exists():
         raise UserDataError(f"{path}: no such file or folder")
-    if path.stat().st_size > user_images.MAX_FILE_BYTES:
-        raise UserDataError(f"{path.name} is {path.stat().st_size / 1e6:,.0f} MB; the limit is "
-                            f"{user_images.MAX_FILE_BYTES / 1e6:,.0f} MB")
-    return parse_upload(path.name, path.read_bytes(), size)
+    return parse_upload(path.name, files.read_regular(path, user_images.MAX_FILE_BYTES, UserDataError), size)
 
 
 def parse_upload(name: str, data: bytes, size: int | None = None) -> UserImages:

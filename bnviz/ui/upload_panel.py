@@ -14,7 +14,7 @@ import streamlit as st
 from ..engine.jobs import Lab
 from ..engine.uploads import parse_upload
 from ..engine.user_images import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES
-from ..errors import UserDataError
+from ..errors import BnvizError, UserDataError
 from .page import show
 from .state import get_lab
 
@@ -52,7 +52,7 @@ def handle_upload(lab: Lab, name: str, data: bytes, size: int | None) -> str:
     cannot be used, and then the lab is unchanged."""
     try:
         images = parse_upload(name, data, size)
-    except UserDataError:
+    except BnvizError:
         raise
     except MemoryError:
         raise UserDataError(f"{name} needs more memory than this server has: send fewer or smaller images") from None
@@ -89,7 +89,7 @@ def _read(lab: Lab, upload, size: int | None, select_keys: tuple[str, ...]) -> N
     try:
         with st.spinner(f"Reading {upload.name}..."):
             ref = handle_upload(lab, upload.name, upload.getvalue(), size)
-    except UserDataError as exc:
+    except BnvizError as exc:
         message = f"This file cannot be used: {exc}"
         st.session_state[LAST] = (handled, message)
         st.error(message)
