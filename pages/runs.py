@@ -4,7 +4,8 @@ import streamlit as st
 
 from bnviz import figures
 from bnviz.engine.jobs import LoadedRuns
-from bnviz.engine.runfile import MAX_ZIP_BYTES, unpack_runs
+from bnviz.engine.runfile import MAX_ZIP_BYTES
+from bnviz.engine.sandbox import unpack_runs  # in a separate, limited process
 from bnviz.errors import BnvizError
 from bnviz.ui.live import download_button
 from bnviz.ui.page import page_header, show

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from test_app import labs  # noqa: F401 - the app-test fixture
 from test_history import filled
@@ -23,7 +25,7 @@ from bnviz.engine import npz_reader
 from bnviz.engine.history import History
 from bnviz.engine.runfile import unpack_runs
 from bnviz.engine.uploads import parse_upload
-from bnviz.errors import RunFileError, UserDataError
+from bnviz.errors import BnvizError, RunFileError, UserDataError
 
 MB = 1024 * 1024
 
@@ -419,3 +421,61 @@ def test_runs_page_keeps_the_opened_runs_when_a_bad_file_follows(labs, tmp_path)
     at.run()  # a rerun shows the message again without reading the file again
     assert not at.exception and len(at.error) == 1
     assert len(labs[-1].histories()[1]) == 1  # the run opened before is still there
+
+
+# ---- the parsing process ------------------------------------------------------------------------------------------
+
+
+def test_the_parsing_process_gives_the_same_result_as_parsing_here(run_folder):
+    from bnviz.engine import sandbox
+
+    data = zip_of(class_files(5))
+    here, there = parse_upload("c.zip", data), sandbox.parse_upload("c.zip", data)
+    assert np.array_equal(here.images, there.images) and np.array_equal(here.labels, there.labels)
+    assert (here.classes, here.sha256, here.notes, here.ref) == (there.classes, there.sha256, there.notes, there.ref)
+    labels, histories = sandbox.unpack_runs(zipped_folder(run_folder))
+    original = History.load(run_folder)
+    assert labels == ["run"] and histories[0].meta == original.meta
+    for name, values in original.data.items():
+        np.testing.assert_array_equal(histories[0].column(name), values[:original.n])
+    with pytest.raises(RunFileError, match="unexpected array 'extra'"):  # errors keep their type and message
+        sandbox.unpack_runs(zipped_folder(run_folder, {"arrays.npz": npz_of(extra=np.zeros(3))}))
+
+
+def test_a_file_over_the_memory_limit_costs_only_the_parsing_process(monkeypatch):
+    from bnviz.engine import limits, sandbox
+
+    monkeypatch.setattr(limits, "PARSE_MEMORY_BYTES", 64 * MB)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.zeros((2000, 64, 64, 3)), y=np.arange(2000) % 2)  # 196 MB once read
+    data = buffer.getvalue()
+    peak, error = peak_bytes(lambda: sandbox.parse_upload("heavy.npz", data))
+    assert isinstance(error, UserDataError) and "needs more than 64 MB of memory" in str(error), error
+    assert peak < 2 * len(data) + 16 * MB, peak  # the server holds the file's bytes, never its arrays
+
+
+def test_a_file_over_the_time_limit_is_stopped(monkeypatch):
+    from bnviz.engine import limits, sandbox
+
+    sandbox.parse_upload("warm.zip", zip_of(class_files(2)))  # the forkserver is running
+    monkeypatch.setattr(limits, "PARSE_SECONDS", 0.001)
+    with pytest.raises(UserDataError, match="took longer than 0 s"):
+        sandbox.parse_upload("slow.zip", zip_of(class_files(30)))
+
+
+FUZZ_BASE = {"upload": zip_of(class_files(2)), "npz": npz_of(x=np.zeros((4, 4, 4)), y=np.array([0, 1, 0, 1]))}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["upload", "npz"]), flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)),
+                                                               min_size=1, max_size=4))
+def test_fuzzed_files_through_the_parsing_process_end_in_a_result_or_a_bnviz_error(kind, flips):
+    from bnviz.engine import sandbox
+
+    data = bytearray(FUZZ_BASE[kind])
+    for at, xor in flips:
+        data[at % len(data)] ^= xor
+    try:
+        sandbox.parse_upload("f.zip" if kind == "upload" else "f.npz", bytes(data))
+    except BnvizError as exc:
+        assert "\n" not in str(exc)

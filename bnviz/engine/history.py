@@ -267,20 +267,26 @@ class History:
         """Write the run files into `directory` (created if needed); return its path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        info = {"format": "bnviz-history", "version": FORMAT_VERSION, "layout": asdict(self.layout),
-                "capacity": self.capacity, "n": self.n, "stride": self.stride, "records": self.records,
-                "last_is_provisional": self._last_is_provisional, "meta": self.meta}
-        (out / "run.json").write_text(json.dumps(_jsonable(info), indent=1))
-        n = self.n
-        numeric = {k: v[:n] for k, v in self.data.items() if k not in ("act_hist", "grad_hist")}
+        info, numeric, hists = self.parts()
+        (out / "run.json").write_text(json.dumps(info, indent=1))
         np.savez_compressed(out / "arrays.npz", **numeric)
-        np.savez_compressed(out / "histograms.npz", steps=self.steps, act_hist=self.data["act_hist"][:n],
-                            act_edges=self.hist_edges, grad_hist=self.data["grad_hist"][:n],
-                            grad_log10_edges=self.grad_edges,
-                            probes=np.array([f"{layer + 1}:{stage}" for layer, stage in self.layout.probes]))
+        np.savez_compressed(out / "histograms.npz", **hists)
         self.scalars_frame().to_csv(out / "scalars.csv", index=False)
         self.layers_frame().to_csv(out / "layers.csv", index=False)
         return out
+
+    def parts(self) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What `save` writes: run.json's contents (plain JSON), and the arrays of arrays.npz and histograms.npz.
+        `from_parts` turns them back into a History (the parsing process sends a run this way)."""
+        info = {"format": "bnviz-history", "version": FORMAT_VERSION, "layout": asdict(self.layout),
+                "capacity": self.capacity, "n": self.n, "stride": self.stride, "records": self.records,
+                "last_is_provisional": self._last_is_provisional, "meta": self.meta}
+        n = self.n
+        numeric = {k: v[:n] for k, v in self.data.items() if k not in ("act_hist", "grad_hist")}
+        hists = {"steps": self.steps, "act_hist": self.data["act_hist"][:n], "act_edges": self.hist_edges,
+                 "grad_hist": self.data["grad_hist"][:n], "grad_log10_edges": self.grad_edges,
+                 "probes": np.array([f"{layer + 1}:{stage}" for layer, stage in self.layout.probes])}
+        return _jsonable(info), numeric, hists
 
     @classmethod
     def load(cls, directory: str | os.PathLike, max_bytes: int = MAX_LOAD_BYTES) -> History:
@@ -295,31 +301,22 @@ class History:
             info = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise RunFileError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
-        if _depth(info) > MAX_JSON_DEPTH:
-            raise RunFileError(f"run.json is malformed: it is nested more than {MAX_JSON_DEPTH} levels deep")
-        if not isinstance(info, dict) or info.get("format") != "bnviz-history":
-            raise RunFileError("not a bnviz run: run.json has no 'format: bnviz-history'")
-        if info.get("version") != FORMAT_VERSION:
-            raise RunFileError(f"run.json has format version {info.get('version')!r}; "
-                               f"this bnviz reads {FORMAT_VERSION}")
-        try:
-            layout = _layout_from_json(info["layout"])
-            n = int(info["n"])
-            capacity = max(int(info["capacity"]), n + n % 2, 4)
-            stride = max(1, int(info.get("stride", 1)))
-            records = max(n, int(info.get("records", n)))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise RunFileError(f"run.json is malformed: {exc}") from None
-        if n < 0 or capacity * layout.row_bytes() > max_bytes:
-            raise RunFileError(f"run.json is malformed: n={n} and capacity={capacity} would need "
-                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
+        layout, n = _checked_info(info, max_bytes)[:2]
+        array_shapes, hist_shapes = _file_shapes(layout, n)
+        arrays = _read_npz(src / "arrays.npz", array_shapes, max_bytes)
+        hists = _read_npz(src / "histograms.npz", hist_shapes, max_bytes)
+        return cls.from_parts(info, arrays, hists, max_bytes)
+
+    @classmethod
+    def from_parts(cls, info, arrays: dict[str, np.ndarray], hists: dict[str, np.ndarray],
+                   max_bytes: int = MAX_LOAD_BYTES) -> History:
+        """The History whose `parts()` these are, every part checked (RunFileError otherwise)."""
+        layout, n, capacity, stride, records = _checked_info(info, max_bytes)
         try:
             history = cls(layout, capacity=capacity)
         except ValueError as exc:  # an odd capacity
             raise RunFileError(str(exc)) from None
-        array_shapes, hist_shapes = _file_shapes(layout, n)
-        arrays = _read_npz(src / "arrays.npz", array_shapes, max_bytes)
-        hists = _read_npz(src / "histograms.npz", hist_shapes, max_bytes)
+        arrays = dict(arrays)
         arrays["act_hist"], arrays["grad_hist"] = hists.get("act_hist"), hists.get("grad_hist")
         for name, (shape, dtype) in layout.row_shapes().items():
             arr = arrays.get(name)
@@ -337,6 +334,29 @@ class History:
         history._last_is_provisional = bool(info.get("last_is_provisional", False))
         history.meta = _checked_meta(info.get("meta"))
         return history
+
+
+def _checked_info(info, max_bytes: int) -> tuple[Layout, int, int, int, int]:
+    """run.json's layout, n, capacity, stride and records, once its format, nesting and sizes pass the checks."""
+    if _depth(info) > MAX_JSON_DEPTH:
+        raise RunFileError(f"run.json is malformed: it is nested more than {MAX_JSON_DEPTH} levels deep")
+    if not isinstance(info, dict) or info.get("format") != "bnviz-history":
+        raise RunFileError("not a bnviz run: run.json has no 'format: bnviz-history'")
+    if info.get("version") != FORMAT_VERSION:
+        raise RunFileError(f"run.json has format version {info.get('version')!r}; "
+                           f"this bnviz reads {FORMAT_VERSION}")
+    try:
+        layout = _layout_from_json(info["layout"])
+        n = int(info["n"])
+        capacity = max(int(info["capacity"]), n + n % 2, 4)
+        stride = max(1, int(info.get("stride", 1)))
+        records = max(n, int(info.get("records", n)))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise RunFileError(f"run.json is malformed: {exc}") from None
+    if n < 0 or capacity * layout.row_bytes() > max_bytes:
+        raise RunFileError(f"run.json is malformed: n={n} and capacity={capacity} would need "
+                           f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
+    return layout, n, capacity, stride, records
 
 
 def _depth(obj) -> int:

@@ -18,13 +18,10 @@ from pathlib import Path
 
 from ..errors import BnvizError, RunFileError
 from .history import History
+from .limits import MAX_RUN_MEMORY, MAX_RUN_UNPACKED_BYTES, MAX_ZIP_BYTES
 from .npz_reader import DAMAGE
 
-MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
-MAX_UNPACKED_BYTES = 400 * 1024 * 1024
-# Memory one opened run may take: twice the 32 MiB budget a recording's history is sized to (history.capacity_for;
-# the largest run the app can train takes 34 MB), so an upload of up to 4 runs costs a session at most 256 MiB.
-MAX_RUN_MEMORY = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = MAX_RUN_UNPACKED_BYTES
 MANIFEST = "bnviz-runs.json"
 ALLOWED_FILES = {"run.json", "arrays.npz", "histograms.npz", "scalars.csv", "layers.csv", "config.json",
                  "summary.json"}

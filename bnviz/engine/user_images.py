@@ -14,19 +14,20 @@ import torch
 from ..errors import UserDataError
 from .config import UPLOAD_PREFIX
 from .data import Dataset
-
-MAX_FILE_BYTES = 100 * 1024 * 1024  # an uploaded file; .streamlit/config.toml's maxUploadSize matches
-MAX_UNPACKED_BYTES = 400 * 1024 * 1024  # all members of a zip (or files of a folder) together
-MAX_IMAGES = 20_000
-MAX_CLASSES = 100
-MAX_CLASS_NAME = 64  # characters in a class name (a folder name or an entry of an NPZ's 'classes')
-MAX_LABEL = 1_000_000  # labels (without names) are whole numbers of at most this size
-MAX_IMAGE_PIXELS = 4096 * 4096  # one source image; larger ones are skipped (decompression bombs)
-MAX_SOURCE_PIXELS = 500_000_000  # all source images together: bounds the decoding time of one upload
-MAX_VALUES = 32_000_000  # images x channels x size x size after resizing: 128 MB as float32
-SIZE_RANGE = (4, 64)
-MAX_CSV_COLUMNS = SIZE_RANGE[1] ** 2 + 1  # a CSV's header: the label and the pixels of the largest square image
-AUTO_SIZE_CAP = 32  # auto size never goes above this: a 64x64 image has 16 times the pixels of a 16x16 one
+from .limits import (  # noqa: F401 - the limits every format shares, read as attributes of this module
+    AUTO_SIZE_CAP,
+    MAX_CLASS_NAME,
+    MAX_CLASSES,
+    MAX_CSV_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGES,
+    MAX_LABEL,
+    MAX_SOURCE_PIXELS,
+    MAX_UNPACKED_BYTES,
+    MAX_VALUES,
+    SIZE_RANGE,
+)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..engine.jobs import Lab
-from ..engine.uploads import parse_upload
+from ..engine.sandbox import parse_upload  # in a separate, limited process
 from ..engine.user_images import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES
 from ..errors import BnvizError, UserDataError
 from .page import show
