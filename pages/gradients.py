@@ -8,6 +8,7 @@ from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 
 page_header("Gradients", """
 Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if
@@ -26,7 +27,7 @@ def draw(labels, histories):
     runs = list(zip(labels, histories, strict=True))
     for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             show(figures.gradient_norms(history), f"grad_norms_{label}", narrow=True)
             layer = layer_index(block, len(history.layout.layers))
             show(figures.gradient_histogram(history, layer), f"grad_hist_{label}", narrow=True)

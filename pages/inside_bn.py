@@ -8,6 +8,7 @@ from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 
 page_header("Inside BatchNorm", r"""
 In training, BN normalizes each channel with the **current batch's** mean μ and variance σ² (divided by *m*, the
@@ -33,7 +34,7 @@ def draw(labels, histories):
     st.caption(figures.caption("train_eval_gap"))
     for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             layer = layer_index(block, len(history.layout.layers))
             show(figures.gamma_beta(history, layer), f"bn_gb_{label}", narrow=True)
             show(figures.running_vs_batch(history, layer, stat), f"bn_rb_{label}", narrow=True)

@@ -10,6 +10,7 @@ from bnviz.errors import BnvizError
 from bnviz.ui.live import download_button
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 
 page_header("Save & open runs", """
 A run file is a zip of plain JSON, CSV and NPZ files (no pickle): every recorded statistic of every step, the
@@ -37,9 +38,9 @@ if upload is not None and st.session_state.get("runs_opened") != upload.file_id:
     else:
         st.session_state.pop("runs_error", None)
         lab.load(LoadedRuns(labels, histories, source=upload.name))
-        st.success(f"Opened {upload.name}: {len(histories)} run(s). Every page now shows it.")
+        st.success(f"Opened {plain(upload.name)}: {len(histories)} run(s). Every page now shows it.")
 if upload is not None and st.session_state.get("runs_error"):
-    st.error(st.session_state["runs_error"])
+    st.error(plain(st.session_state["runs_error"]))
 
 labels, histories = lab.histories()
 if histories:

@@ -8,6 +8,7 @@ from bnviz.ui.controls import sidebar_setup
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 from bnviz.ui.upload_panel import upload_panel
 
 page_header("Train & watch", """
@@ -43,7 +44,7 @@ def draw(labels, histories):
     layer = layer_index(block, len(histories[0].layout.layers))
     for column, (label, history) in zip(st.columns(len(runs)), runs, strict=True):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             if detail == "histogram":
                 fig = figures.histogram_now_vs_start(history, layer, stage)
             else:

@@ -479,3 +479,37 @@ def test_fuzzed_files_through_the_parsing_process_end_in_a_result_or_a_bnviz_err
         sandbox.parse_upload("f.zip" if kind == "upload" else "f.npz", bytes(data))
     except BnvizError as exc:
         assert "\n" not in str(exc)
+
+
+# ---- user-provided names are plain text -------------------------------------------------------------------------
+
+
+def test_markdown_and_html_in_names_are_escaped():
+    from bnviz.ui.text import plain, plotly_text
+
+    name = "[click](http://x.example) ![img](http://x.example/a.png) <b>:red[hi]</b> *x*"
+    escaped = plain(name)
+    for mark in "[]<>*":
+        assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == mark), (mark, escaped)
+    assert escaped.replace("\\", "") == name  # nothing lost but the escapes
+    assert "http\\://" in escaped and ":red" not in escaped.replace("\\:red", "")  # autolinks, shortcodes
+    assert plotly_text("<a href='x'>cat</a> & dog") == "&lt;a href='x'&gt;cat&lt;/a&gt; &amp; dog"
+
+
+def test_layer_names_with_html_are_refused_in_run_files(run_folder):
+    info = json.loads((run_folder / "run.json").read_text())
+    info["layout"]["layers"][0] = "<a href='http://x.example'>block1</a>"
+    (run_folder / "run.json").write_text(json.dumps(info))
+    with pytest.raises(RunFileError, match="none of < > &"):
+        History.load(run_folder)
+
+
+def test_upload_panel_shows_a_markdown_file_name_as_text(labs):  # noqa: F811
+    from test_app import open_page
+
+    at = open_page("train")
+    name = "[x](http://evil.example)*b*.zip"
+    at.file_uploader(key="userdata_file").set_value((name, zip_of(class_files(3)), "application/zip")).run()
+    assert not at.exception
+    success = next(s.value for s in at.success if "images in 3 classes" in s.value)
+    assert success.startswith(r"**\[x\](http\://evil.example)\*b\*.zip**: 9 images"), success

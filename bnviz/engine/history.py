@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse to load anything larger
 MAX_LOAD_BYTES = 1024 * 1024 * 1024  # refuse a run.json whose layout and capacity would need more memory than this
 MAX_JSON_DEPTH = 32  # run.json nests 5 levels deep; deeper files are refused (Download would recurse on them)
 META_MAPPINGS = ("config", "summary", "watch", "dataset")
+MAX_NAME_CHARS = 200  # a layer's, weight's or stage's name in a layout (module paths of watched models are shorter)
+UNMARKED_NAME = re.compile(r"[^<>&\x00-\x1f\x7f]*")
 _TEXT, _WHOLE, _NUMBER, _LIST = (str,), (int,), (int, float), (list,)
 # the types of the metadata pages, charts and the report read (RunConfig's fields, the summary, bnviz.watch's facts)
 META_TYPES = {
@@ -405,6 +408,11 @@ def _layout_from_json(obj) -> Layout:
         raise RunFileError("a probe names a layer that does not exist")
     if len(layout.act_kinds) != len(layout.probes) or layout.n_channels > 10_000_000:
         raise RunFileError("layout sizes do not match")
+    names = [*layout.layers, *layout.weights, *(stage for _, stage in layout.probes)]
+    odd = next((name for name in names if len(name) > MAX_NAME_CHARS or not UNMARKED_NAME.fullmatch(name)), None)
+    if odd is not None:  # charts show these names: Plotly would read '<' and '&' as HTML
+        raise RunFileError(f"layout names a layer, weight or stage {odd[:40]!r}: names hold at most "
+                           f"{MAX_NAME_CHARS} printable characters, none of < > &")
     return layout
 
 
