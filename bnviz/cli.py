@@ -103,6 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = check_out(Path(args.out), force=args.force)
     job = Job(cfg)  # reads the dataset: a bad one stops here, before --out is created
     make_out(out)
+    if not args.quiet:  # your own machine: no time budget, but the estimate
+        from .engine.jobs import estimate_job
+
+        print(f"estimate: {estimate_job(job).describe()}", file=sys.stderr)
     started = time.perf_counter()
     job.start()
     show = sys.stderr.isatty() and not args.quiet
