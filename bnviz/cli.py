@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samples", type=int, default=defaults.samples, help="values sampled per tensor for the statistics")
     add("--difficulty", type=float, default=defaults.difficulty, help="for --dataset shapes, 0 to 1")
     add("--out", required=True, help="directory for config.json, summary.json, scalars.csv, layers.csv, ...")
+    add("--force", action="store_true", help="replace the run already in --out")
     add("--quiet", action="store_true", help="no progress bar")
 
     report = sub.add_parser("report", help="write every chart of a run directory as standalone HTML")
@@ -99,8 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine.trainer import Job
 
     cfg = config_from_args(args)
-    out = Path(args.out)
-    job = Job(cfg)
+    out = check_out(Path(args.out), force=args.force)
+    job = Job(cfg)  # reads the dataset: a bad one stops here, before --out is created
+    make_out(out)
+    if not args.quiet:  # your own machine: no time budget, but the estimate
+        from .engine.jobs import estimate_job
+
+        print(f"estimate: {estimate_job(job).describe()}", file=sys.stderr)
     started = time.perf_counter()
     job.start()
     show = sys.stderr.isatty() and not args.quiet
@@ -119,9 +126,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BnvizError(f"the run failed: {job.error}")
     summary = run.summary(steps_per_s=run.step / elapsed if elapsed > 0 else 0.0)
     run.history.meta["summary"] = summary
-    run.history.save(out)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    try:
+        run.history.save(out)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    except OSError as exc:
+        raise BnvizError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
     acc = summary.get("final_test_acc")
     line = f"{summary['status']}: {run.step} steps in {elapsed:.1f} s ({summary['steps_per_s']:.0f} steps/s)"
     if acc is not None:
@@ -130,6 +140,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         line += f", {describe(summary)}"
     print(f"{line}; files in {out}")
     return 0
+
+
+def check_out(out: Path, force: bool) -> Path:
+    """The --out folder, checked before training so that a run is never lost at the end: not a file, not a
+    symbolic link, and not a run folder already unless `force`."""
+    if out.is_symlink():
+        raise BnvizError(f"--out {out} is a symbolic link: name a folder itself")
+    if out.exists() and not out.is_dir():
+        raise BnvizError(f"--out {out} is a file, not a folder: name a new folder")
+    if (out / "run.json").exists() and not force:
+        raise BnvizError(f"--out {out} already holds a run: name a new folder, or add --force to replace it")
+    return out
+
+
+def make_out(out: Path) -> None:
+    """Create the --out folder and check that it is writable (before training starts)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BnvizError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BnvizError(f"cannot write into --out {out}: permission denied")
 
 
 def _progress(step: int, total: int, loss: float) -> None:

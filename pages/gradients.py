@@ -8,6 +8,7 @@ from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 
 page_header("Gradients", """
 Learning happens through gradients. If they shrink layer by layer (*vanishing*) the first layers stop learning; if
@@ -32,7 +33,7 @@ def draw(labels, histories):
               figures.side_by_side(figures.update_ratios, histories, "grad_data")]
     for i, (column, label) in enumerate(zip(st.columns(len(labels)), labels, strict=True)):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             for name, row in zip(("norms", "hist", "upd", "gd"), panels, strict=True):
                 show(row[i], f"grad_{name}_{label}", narrow=True)
     st.caption("How to read them: **gradient norm** (log scale) — similar sizes across blocks mean every block "

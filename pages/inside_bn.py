@@ -8,6 +8,7 @@ from bnviz.ui.controls import block_slider, put_in_sidebar, sidebar_setup
 from bnviz.ui.live import live_view, run_buttons
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 
 page_header("Inside BatchNorm", r"""
 In training, BN normalizes each channel with the **current batch's** mean μ and variance σ² (divided by *m*, the
@@ -37,7 +38,7 @@ def draw(labels, histories):
     running = figures.side_by_side(figures.running_vs_batch, histories, layer, stat)  # and y axes
     for i, (column, label) in enumerate(zip(st.columns(len(runs)), labels, strict=True)):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             show(gamma_beta[i], f"bn_gb_{label}", narrow=True)
             show(running[i], f"bn_rb_{label}", narrow=True)
     st.caption(figures.caption("running_vs_batch"))

@@ -8,6 +8,7 @@ from bnviz.ui.controls import block_slider, look_for_line, put_in_sidebar, sideb
 from bnviz.ui.live import LIVE_POINTS, download_button, live_view, run_buttons
 from bnviz.ui.page import page_header, presenting, show
 from bnviz.ui.state import get_lab
+from bnviz.ui.text import plain
 from bnviz.ui.upload_panel import upload_panel
 
 page_header("Train & watch", """
@@ -49,7 +50,7 @@ def draw(labels, histories):
         panels = figures.side_by_side(getattr(figures, detail), histories)  # one scale: the runs compare
     for column, label, fig in zip(st.columns(len(runs)), labels, panels, strict=True):
         with column:
-            st.markdown(f"**Run {label}**")
+            st.markdown(f"**Run {plain(label)}**")
             show(fig, f"train_{detail}_{label}", narrow=True)
     st.caption(figures.caption(detail))
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
+import re
 import threading
-import zipfile
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RunFileError
+from . import files, npz_reader
 
 FORMAT_VERSION = 1
 SCALARS = ("loss", "train_acc", "lr", "test_acc", "test_acc_train_mode")
@@ -41,6 +40,23 @@ GRAD_LOWEST_OCTAVE = -34
 GRAD_BINS = 40
 MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse to load anything larger
 MAX_LOAD_BYTES = 1024 * 1024 * 1024  # refuse a run.json whose layout and capacity would need more memory than this
+MAX_JSON_DEPTH = 32  # run.json nests 5 levels deep; deeper files are refused (Download would recurse on them)
+META_MAPPINGS = ("config", "summary", "watch", "dataset")
+MAX_NAME_CHARS = 200  # a layer's, weight's or stage's name in a layout (module paths of watched models are shorter)
+UNMARKED_NAME = re.compile(r"[^<>&\x00-\x1f\x7f]*")
+_TEXT, _WHOLE, _NUMBER, _LIST = (str,), (int,), (int, float), (list,)
+# the types of the metadata pages, charts and the report read (RunConfig's fields, the summary, bnviz.watch's facts)
+META_TYPES = {
+    "config": {"dataset": _TEXT, "model": _TEXT, "activation": _TEXT, "norm": _TEXT, "placement": _TEXT,
+               "optimizer": _TEXT, "bn_impl": _TEXT, "init": _TEXT, "depth": _WHOLE, "width": _WHOLE,
+               "groups": _WHOLE, "batch_size": _WHOLE, "steps": _WHOLE, "eval_every": _WHOLE, "seed": _WHOLE,
+               "record_every": _WHOLE, "ics_every": _WHOLE, "threads": _WHOLE, "hist_bins": _WHOLE,
+               "samples": _WHOLE, "eps": _NUMBER, "bn_momentum": _NUMBER, "lr": _NUMBER, "sgd_momentum": _NUMBER,
+               "init_scale": _NUMBER, "difficulty": _NUMBER, "extra": (dict,)},
+    "summary": {"status": _TEXT, "steps": _WHOLE, "final_test_acc": _NUMBER},
+    "watch": {"model": _TEXT, "modules": _LIST, "act_input": _LIST, "pre": _LIST},
+    "dataset": {"file": _TEXT, "name": _TEXT, "classes": _LIST},
+}
 
 
 @dataclass
@@ -254,20 +270,26 @@ class History:
         """Write the run files into `directory` (created if needed); return its path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        info = {"format": "bnviz-history", "version": FORMAT_VERSION, "layout": asdict(self.layout),
-                "capacity": self.capacity, "n": self.n, "stride": self.stride, "records": self.records,
-                "last_is_provisional": self._last_is_provisional, "meta": self.meta}
-        (out / "run.json").write_text(json.dumps(_jsonable(info), indent=1))
-        n = self.n
-        numeric = {k: v[:n] for k, v in self.data.items() if k not in ("act_hist", "grad_hist")}
+        info, numeric, hists = self.parts()
+        (out / "run.json").write_text(json.dumps(info, indent=1))
         np.savez_compressed(out / "arrays.npz", **numeric)
-        np.savez_compressed(out / "histograms.npz", steps=self.steps, act_hist=self.data["act_hist"][:n],
-                            act_edges=self.hist_edges, grad_hist=self.data["grad_hist"][:n],
-                            grad_log10_edges=self.grad_edges,
-                            probes=np.array([f"{layer + 1}:{stage}" for layer, stage in self.layout.probes]))
+        np.savez_compressed(out / "histograms.npz", **hists)
         self.scalars_frame().to_csv(out / "scalars.csv", index=False)
         self.layers_frame().to_csv(out / "layers.csv", index=False)
         return out
+
+    def parts(self) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What `save` writes: run.json's contents (plain JSON), and the arrays of arrays.npz and histograms.npz.
+        `from_parts` turns them back into a History (the parsing process sends a run this way)."""
+        info = {"format": "bnviz-history", "version": FORMAT_VERSION, "layout": asdict(self.layout),
+                "capacity": self.capacity, "n": self.n, "stride": self.stride, "records": self.records,
+                "last_is_provisional": self._last_is_provisional, "meta": self.meta}
+        n = self.n
+        numeric = {k: v[:n] for k, v in self.data.items() if k not in ("act_hist", "grad_hist")}
+        hists = {"steps": self.steps, "act_hist": self.data["act_hist"][:n], "act_edges": self.hist_edges,
+                 "grad_hist": self.data["grad_hist"][:n], "grad_log10_edges": self.grad_edges,
+                 "probes": np.array([f"{layer + 1}:{stage}" for layer, stage in self.layout.probes])}
+        return _jsonable(info), numeric, hists
 
     @classmethod
     def load(cls, directory: str | os.PathLike, max_bytes: int = MAX_LOAD_BYTES) -> History:
@@ -275,31 +297,29 @@ class History:
         `max_bytes` bounds the memory the loaded history may take (its capacity times the layout's row size)."""
         src = Path(directory)
         try:
-            info = json.loads(_read_limited(src / "run.json").decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise RunFileError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
-        if not isinstance(info, dict) or info.get("format") != "bnviz-history":
-            raise RunFileError("not a bnviz run: run.json has no 'format: bnviz-history'")
-        if info.get("version") != FORMAT_VERSION:
-            raise RunFileError(f"run.json has format version {info.get('version')!r}; "
-                               f"this bnviz reads {FORMAT_VERSION}")
+            raw = _read_limited(src / "run.json")
+        except RunFileError as exc:
+            raise RunFileError(f"not a bnviz run: {exc}") from None
         try:
-            layout = _layout_from_json(info["layout"])
-            n = int(info["n"])
-            capacity = max(int(info["capacity"]), n + n % 2, 4)
-            stride = max(1, int(info.get("stride", 1)))
-            records = max(n, int(info.get("records", n)))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise RunFileError(f"run.json is malformed: {exc}") from None
-        if n < 0 or capacity * layout.row_bytes() > max_bytes:
-            raise RunFileError(f"run.json is malformed: n={n} and capacity={capacity} would need "
-                             f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
+            info = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise RunFileError(f"not a bnviz run: cannot read run.json ({exc.__class__.__name__})") from None
+        layout, n = _checked_info(info, max_bytes)[:2]
+        array_shapes, hist_shapes = _file_shapes(layout, n)
+        arrays = _read_npz(src / "arrays.npz", array_shapes, max_bytes)
+        hists = _read_npz(src / "histograms.npz", hist_shapes, max_bytes)
+        return cls.from_parts(info, arrays, hists, max_bytes)
+
+    @classmethod
+    def from_parts(cls, info, arrays: dict[str, np.ndarray], hists: dict[str, np.ndarray],
+                   max_bytes: int = MAX_LOAD_BYTES) -> History:
+        """The History whose `parts()` these are, every part checked (RunFileError otherwise)."""
+        layout, n, capacity, stride, records = _checked_info(info, max_bytes)
         try:
             history = cls(layout, capacity=capacity)
         except ValueError as exc:  # an odd capacity
             raise RunFileError(str(exc)) from None
-        arrays = _read_npz(src / "arrays.npz")
-        hists = _read_npz(src / "histograms.npz")
+        arrays = dict(arrays)
         arrays["act_hist"], arrays["grad_hist"] = hists.get("act_hist"), hists.get("grad_hist")
         for name, (shape, dtype) in layout.row_shapes().items():
             arr = arrays.get(name)
@@ -315,10 +335,60 @@ class History:
         history.stride = stride
         history.records = records
         history._last_is_provisional = bool(info.get("last_is_provisional", False))
-        meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
-        # pages and charts read meta["config"] and meta["summary"] as mappings: anything else in a file is dropped
-        history.meta = {k: v for k, v in meta.items() if k not in ("config", "summary") or isinstance(v, dict)}
+        history.meta = _checked_meta(info.get("meta"))
         return history
+
+
+def _checked_info(info, max_bytes: int) -> tuple[Layout, int, int, int, int]:
+    """run.json's layout, n, capacity, stride and records, once its format, nesting and sizes pass the checks."""
+    if _depth(info) > MAX_JSON_DEPTH:
+        raise RunFileError(f"run.json is malformed: it is nested more than {MAX_JSON_DEPTH} levels deep")
+    if not isinstance(info, dict) or info.get("format") != "bnviz-history":
+        raise RunFileError("not a bnviz run: run.json has no 'format: bnviz-history'")
+    if info.get("version") != FORMAT_VERSION:
+        raise RunFileError(f"run.json has format version {info.get('version')!r}; "
+                           f"this bnviz reads {FORMAT_VERSION}")
+    try:
+        layout = _layout_from_json(info["layout"])
+        n = int(info["n"])
+        capacity = max(int(info["capacity"]), n + n % 2, 4)
+        stride = max(1, int(info.get("stride", 1)))
+        records = max(n, int(info.get("records", n)))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise RunFileError(f"run.json is malformed: {exc}") from None
+    if n < 0 or capacity * layout.row_bytes() > max_bytes:
+        raise RunFileError(f"run.json is malformed: n={n} and capacity={capacity} would need "
+                           f"{capacity * layout.row_bytes() // 10**6} MB; the limit is {max_bytes // 10**6} MB")
+    return layout, n, capacity, stride, records
+
+
+def _depth(obj) -> int:
+    """How deeply lists and mappings nest in a JSON value (0 for a number or a string), without recursion."""
+    deepest, todo = 0, [(obj, 0)]
+    while todo:
+        value, level = todo.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            todo += [(child, level + 1) for child in children]
+    return deepest
+
+
+def _checked_meta(meta) -> dict:
+    """The metadata pages and charts can trust: "config", "summary", "watch" and "dataset" are mappings (anything
+    else in a file is dropped), and the settings they read have their types; a setting of the wrong type is a
+    RunFileError."""
+    meta = meta if isinstance(meta, dict) else {}
+    meta = {k: v for k, v in meta.items() if k not in META_MAPPINGS or isinstance(v, dict)}
+    for part, types in META_TYPES.items():
+        for key, value in meta.get(part, {}).items():
+            allowed = types.get(key)
+            if allowed and value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+                raise RunFileError(f"run.json is malformed: {part}.{key} is {type(value).__name__}, not "
+                                   f"{' or '.join(t.__name__ for t in allowed)}")
+    return meta
 
 
 def _layout_from_json(obj) -> Layout:
@@ -338,28 +408,45 @@ def _layout_from_json(obj) -> Layout:
         raise RunFileError("a probe names a layer that does not exist")
     if len(layout.act_kinds) != len(layout.probes) or layout.n_channels > 10_000_000:
         raise RunFileError("layout sizes do not match")
+    names = [*layout.layers, *layout.weights, *(stage for _, stage in layout.probes)]
+    odd = next((name for name in names if len(name) > MAX_NAME_CHARS or not UNMARKED_NAME.fullmatch(name)), None)
+    if odd is not None:  # charts show these names: Plotly would read '<' and '&' as HTML
+        raise RunFileError(f"layout names a layer, weight or stage {odd[:40]!r}: names hold at most "
+                           f"{MAX_NAME_CHARS} printable characters, none of < > &")
     return layout
 
 
 def _read_limited(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise RunFileError(f"{path.name} is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
-    return path.read_bytes()
+    return files.read_regular(path, MAX_FILE_BYTES, RunFileError)
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise RunFileError(f"run file is damaged: {path.name} is missing")
-    _read_limited(path)
+def _file_shapes(layout: Layout, n: int) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """The arrays `save` writes into arrays.npz and histograms.npz, with their shapes for `n` rows: the allow-list
+    `load` checks every member's .npy header against before reading any data."""
+    rows = {name: (n, *shape) for name, (shape, _) in layout.row_shapes().items()}
+    k = len(layout.probes)
+    hist_shapes = {"steps": (n,), "act_hist": rows.pop("act_hist"), "grad_hist": rows.pop("grad_hist"),
+                   "act_edges": (k, layout.bins + 1), "grad_log10_edges": (GRAD_BINS + 1,), "probes": (k,)}
+    return rows, hist_shapes
+
+
+def _read_npz(path: Path, shapes: dict[str, tuple], max_bytes: int) -> dict[str, np.ndarray]:
+    """Only the members in `shapes`, each of that shape and numeric ("probes": text), checked from the .npy
+    headers before any data is read; anything else in the file is refused."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise RunFileError(f"{path.name} was refused: {exc}") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError,
-            RuntimeError, MemoryError) as exc:  # truncated or tampered file (or one claiming an absurd array size)
-        raise RunFileError(f"{path.name} is damaged or not an NPZ file ({exc.__class__.__name__})") from None
+        data = _read_limited(path)  # missing, special or too large files are refused before anything is parsed
+    except RunFileError as exc:
+        raise RunFileError(f"run file is damaged: {exc}") from None
+    kinds = {key: "US" if key == "probes" else "fiu" for key in shapes}
+    required = tuple(key for key in shapes if key not in ("steps", "grad_log10_edges", "probes"))
+
+    def check(headers: dict[str, npz_reader.Header]) -> None:
+        npz_reader.expect(headers, path.name, shapes, kinds, required, RunFileError)
+
+    try:
+        return npz_reader.read_npz(data, path.name, check, max_bytes, RunFileError)
+    except RunFileError as exc:
+        raise RunFileError(f"run file is damaged: {exc}") from None
 
 
 def _jsonable(obj):

@@ -25,7 +25,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import ServerBusy
+from ..errors import ConfigError, ServerBusy
+from . import cost
 from .config import RunConfig
 from .history import History
 from .trainer import Job, JobSnapshot, stop_all
@@ -36,15 +37,18 @@ log = logging.getLogger(__name__)
 RUN_LABELS = ("A", "B")
 FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded step
 MAX_UPLOADS = 2  # uploaded image sets kept per session (each up to 32 MB as uint8)
+PAUSE_RELEASE_S = 120.0  # a job paused this long stops and gives its slot back
 
 
 class JobLimiter:
     """At most `capacity` jobs train at once on this server (default: one per core)."""
 
-    def __init__(self, capacity: int | None = None):
+    def __init__(self, capacity: int | None = None, memory_bytes: int | None = None):
         self.capacity = capacity or _env_int("BNVIZ_MAX_JOBS") or available_cores()
+        self.memory_budget = memory_bytes or cost.memory_budget()  # for all jobs together (BNVIZ_MEMORY_MB)
         self._lock = threading.Lock()
         self._holders: set[int] = set()
+        self._memory: dict[int, int] = {}  # holder -> bytes its job is estimated to take
 
     def try_acquire(self, holder: int) -> bool:
         with self._lock:
@@ -72,14 +76,38 @@ class JobLimiter:
         finally:
             self.release(id(holder))
 
+    def reserve_memory(self, holder: int, job_cost: cost.Cost) -> None:
+        """Count `holder`'s estimated memory against the server's budget, or raise saying what to lower."""
+        need, budget = job_cost.memory_bytes, self.memory_budget
+        if need > budget:
+            raise ConfigError(f"This run would take {job_cost.describe()}; this server allows "
+                              f"{budget / 2**20:,.0f} MB for all training. Lower the batch size, width, depth or "
+                              "image size.")
+        with self._lock:
+            used = sum(m for h, m in self._memory.items() if h != holder)
+            if used + need <= budget:
+                self._memory[holder] = need
+                return
+        raise ServerBusy(f"The server is busy: the runs training now take {used / 2**20:,.0f} of its "
+                         f"{budget / 2**20:,.0f} MB and this one needs about {need / 2**20:,.0f} MB. Try again in "
+                         "a minute, or lower the batch size, width or image size.")
+
     def release(self, holder: int) -> None:
         with self._lock:
             self._holders.discard(holder)
+            self._memory.pop(holder, None)
 
     @property
     def in_use(self) -> int:
         with self._lock:
             return len(self._holders)
+
+
+def estimate_job(job: Job) -> cost.Cost:
+    """The cost model's estimate for a job that is built but not started (its data is loaded)."""
+    data = job.runs[0].dataset
+    return cost.estimate([run.cfg for run in job.runs], data.input_shape, data.n_classes,
+                         len(data.x_train) + len(data.x_test))
 
 
 def available_cores() -> int:
@@ -118,6 +146,8 @@ class Lab:
     labels: list[str] = field(default_factory=list)
     loaded: LoadedRuns | None = None
     uploads: dict[str, UserImages] = field(default_factory=dict)  # ref -> images, newest last
+    max_run_s: float | None = field(default_factory=cost.run_time_budget)  # None: no time budget
+    last_cost: cost.Cost | None = None  # the estimate of the job started last
 
     def add_upload(self, images: UserImages) -> str:
         """Keep an uploaded image set for this session (the newest MAX_UPLOADS only); return its reference."""
@@ -141,6 +171,11 @@ class Lab:
             threads = max(1, available_cores() // self.limiter.capacity)  # jobs x threads <= cores
             configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
             job = Job(configs, datasets=self._user_datasets(configs))
+            self.last_cost = estimate_job(job)
+            if self.max_run_s is not None:
+                cost.check_time(self.last_cost, self.max_run_s)
+            self.limiter.reserve_memory(id(self), self.last_cost)
+            job.pause_limit = PAUSE_RELEASE_S
         except BaseException:
             self.limiter.release(id(self))
             raise

@@ -14,17 +14,14 @@ import json
 import re
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
-from ..errors import RunFileError
+from ..errors import BnvizError, RunFileError
 from .history import History
+from .limits import MAX_RUN_MEMORY, MAX_RUN_UNPACKED_BYTES, MAX_ZIP_BYTES
+from .npz_reader import DAMAGE
 
-MAX_ZIP_BYTES = 100 * 1024 * 1024  # the upload cap; the app's server cap is set to match
-MAX_UNPACKED_BYTES = 400 * 1024 * 1024
-# Memory one opened run may take: twice the 32 MiB budget a recording's history is sized to (history.capacity_for;
-# the largest run the app can train takes 34 MB), so an upload of up to 4 runs costs a session at most 256 MiB.
-MAX_RUN_MEMORY = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = MAX_RUN_UNPACKED_BYTES
 MANIFEST = "bnviz-runs.json"
 ALLOWED_FILES = {"run.json", "arrays.npz", "histograms.npz", "scalars.csv", "layers.csv", "config.json",
                  "summary.json"}
@@ -56,14 +53,20 @@ def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
     with zf:
         try:
             return _unpack(zf)
-        except (zipfile.BadZipFile, zlib.error, EOFError, RecursionError, UnicodeDecodeError):
-            raise RunFileError("the run file is damaged") from None
+        except BnvizError:
+            raise
+        except (*DAMAGE, RecursionError) as exc:  # Deflate64, a password flag, corrupt deflate/bzip2/LZMA data, ...
+            raise RunFileError(f"the run file is damaged or uses a compression that cannot be read "
+                               f"({exc.__class__.__name__}): zip it again with ordinary (deflate) compression") \
+                from None
 
 
 def _unpack(zf: zipfile.ZipFile) -> tuple[list[str], list[History]]:
     infos = zf.infolist()
     if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES or len(infos) > 100:
         raise RunFileError("the zip file is too large once unpacked")
+    if any(i.flag_bits & 0x1 for i in infos):
+        raise RunFileError("the run file is password-protected: zip it again without a password")
     names = {i.filename for i in infos}
     if MANIFEST not in names:  # a zipped run folder (History.save, bnviz.watch's w.save, `python -m bnviz run`)
         return _unpack_folder(zf, infos)

@@ -268,6 +268,7 @@ class Job:
         self.steps = max(r.cfg.steps for r in self.runs)
         self.threads = max(r.cfg.threads for r in self.runs)
         self._unpaused = threading.Event()  # cleared by pause; set by resume and by stop, so the worker wakes
+        self.pause_limit: float | None = None  # seconds a pause may last before the job stops (None: no limit)
         self._unpaused.set()
         self._stop = threading.Event()
         self._first_data = threading.Event()  # set once the first step's statistics are in the histories
@@ -378,7 +379,9 @@ class Job:
         while not self._stop.is_set():
             if not self._unpaused.is_set():
                 self._flush()  # a paused page shows every step so far
-                self._unpaused.wait()  # set again by resume, or by stop
+                if not self._unpaused.wait(self.pause_limit):  # set again by resume, or by stop
+                    log.info("%s stopped: paused for more than %.0f s", self.name, self.pause_limit)
+                    self._stop.set()  # paused too long: stop, and on_done gives the slot back
                 continue
             active = [(run, stream) for run, stream in zip(self.runs, self.streams, strict=True) if not run.done]
             if not active:

@@ -14,7 +14,6 @@ import os
 import re
 import stat
 import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserDataError
-from . import user_images
+from . import files, user_images
 from .user_images import UserImages, check_classes, check_values, make_user_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -71,16 +70,20 @@ def zip_entries(zf: zipfile.ZipFile) -> list[Entry]:
 def directory_entries(root: Path) -> list[Entry]:
     """Every file and folder under `root`, read lazily; refused past MAX_UNPACKED_BYTES or twice MAX_IMAGES."""
     entries, total = [], 0
-    for folder, dirs, files in os.walk(root):  # does not follow symbolic links to folders
+    for folder, dirs, names in os.walk(root):  # does not follow symbolic links to folders
         rel = Path(folder).relative_to(root).parts
         entries += [Entry((*rel, d), True, 0, bytes) for d in dirs]
-        for f in files:
+        for f in names:
             path = Path(folder) / f
             try:
-                size = path.stat().st_size
-            except OSError:  # e.g. a broken link: reading it fails later, and an image is counted as skipped
-                size = 0
-            entries.append(Entry((*rel, f), False, size, path.read_bytes))
+                size = files.regular_size(path, user_images.MAX_FILE_BYTES, UserDataError)
+            except UserDataError as exc:
+                if path.exists():  # a FIFO, a device or a link to one (even .DS_Store): never opened
+                    raise UserDataError(f"{root}: {'/'.join((*rel, f))} was refused: {exc}") from None
+                entries.append(Entry((*rel, f), False, 0, bytes))  # a broken link: an image counted as skipped
+                continue
+            entries.append(Entry((*rel, f), False, size, lambda path=path: files.read_regular(
+                path, user_images.MAX_FILE_BYTES, UserDataError)))
             total += size
             if total > user_images.MAX_UNPACKED_BYTES or len(entries) > 2 * user_images.MAX_IMAGES:
                 raise UserDataError(f"{root} holds more than {user_images.MAX_UNPACKED_BYTES / 1e6:,.0f} MB or "
@@ -148,7 +151,10 @@ def _decode_all(name: str, entries: list[Entry], size: int | None) -> tuple[np.n
         except NotImplementedError:  # e.g. Deflate64, written by some Windows zip tools
             raise UserDataError(f"{name} uses a compression method that cannot be read; zip it again with "
                                 "ordinary (deflate) compression") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Image.DecompressionBombError):
+        except (UserDataError, MemoryError):
+            raise
+        except Exception:  # noqa: BLE001 - Pillow, zlib, lzma and bz2 raise many types (SyntaxError for a broken
+            # PNG, LZMAError for a damaged member, ...): any of them means this one image is skipped and counted
             failures.append(f"{where} is not a readable PNG or JPEG")
             continue
         if w * h > user_images.MAX_IMAGE_PIXELS:
@@ -167,7 +173,9 @@ def _decode_all(name: str, entries: list[Entry], size: int | None) -> tuple[np.n
         try:
             pixels.append(_decode(entries[i].read(), target))
             kept.append(i)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Image.DecompressionBombError):
+        except (UserDataError, MemoryError):
+            raise
+        except Exception:  # noqa: BLE001 - as in the first pass: any decoding failure skips this image only
             failures.append(f"{'/'.join(entries[i].parts)} is damaged (cannot be decoded)")
     stack = np.stack(pixels) if pixels else np.zeros((0, target, target, 3), np.uint8)
     return stack, np.array(kept, dtype=np.int64), failures
@@ -178,11 +186,21 @@ def _decode(blob: bytes, size: int) -> np.ndarray:
 
     with Image.open(io.BytesIO(blob), formats=("PNG", "JPEG")) as im:
         im.draft(im.mode, (size, size))  # JPEG: decode at a reduced scale, much faster for photos
-        im = ImageOps.exif_transpose(im).convert("RGBA")  # phone photos: upright as they were taken
+        im = _eight_bit(ImageOps.exif_transpose(im)).convert("RGBA")  # phone photos: upright as taken
         flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
         flat.alpha_composite(im)  # transparent pixels over white
         rgb = flat.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)  # antialiased when shrinking
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _eight_bit(im):
+    """16-bit grayscale (PNG modes "I;16" and "I") scaled to 0..255: Pillow's own conversion clips at 255."""
+    from PIL import Image
+
+    if not im.mode.startswith("I"):
+        return im
+    values = np.asarray(im).astype(np.float64)
+    return Image.fromarray(np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
 def _auto_size(sides: list[int]) -> int:

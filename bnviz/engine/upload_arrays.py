@@ -8,52 +8,67 @@ square grayscale image.
 from __future__ import annotations
 
 import io
-import zipfile
-import zlib
 
 import numpy as np
 
 from ..errors import UserDataError
-from . import user_images
+from . import npz_reader, user_images
 from .upload_archives import open_zip
 from .user_images import UserImages, check_classes, check_values, make_user_images
 
+CONVERT_BLOCK = 256  # images scaled to uint8 at a time
+
 
 def read_npz(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(x, y, classes or None) from an NPZ file's bytes; nothing is unpickled."""
+    """(x, y, classes or None) from an NPZ file's bytes; nothing is unpickled, and no data is read before every
+    member's .npy header passed the checks (names x, y, classes; their shapes, types and sizes)."""
     with open_zip(name, data):  # the same size, name and link checks as an image zip
         pass
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            missing = [k for k in ("x", "y") if k not in npz.files]
-            if missing:
-                raise UserDataError(f"{name} has no array {missing[0]!r}: save it with "
-                                    "np.savez(path, x=images, y=labels)")
-            x, y = npz["x"], npz["y"]
-            classes = npz["classes"] if "classes" in npz.files else None
-    except UserDataError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise UserDataError(f"{name} holds Python objects (pickled arrays), which are never loaded: save "
-                                "plain numeric arrays and a string array of class names") from None
-        raise UserDataError(f"{name} is not a readable NPZ file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise UserDataError(f"{name} is not a readable NPZ file ({exc})") from None
-    return x, y, classes
+    arrays = npz_reader.read_npz(data, name, lambda headers: _check_npz_headers(name, headers),
+                                 user_images.MAX_UNPACKED_BYTES, UserDataError)
+    return arrays["x"], arrays["y"], arrays.get("classes")
+
+
+def _check_npz_headers(name: str, headers: dict[str, npz_reader.Header]) -> None:
+    """x, y and classes as declared: the allowed names and types, one label per image, the image and class limits."""
+    missing = [k for k in ("x", "y") if k not in headers]
+    if missing:
+        raise UserDataError(f"{name} has no array {missing[0]!r}: save it with np.savez(path, x=images, y=labels)")
+    npz_reader.expect(headers, name, {"x": None, "y": None, "classes": None},
+                      {"x": "buif", "y": "buifUS", "classes": "US"}, ("x", "y"), UserDataError)
+    x, y, classes = headers["x"], headers["y"], headers.get("classes")
+    if x.shape and x.shape[0] > user_images.MAX_IMAGES:
+        raise UserDataError(f"{name} holds {x.shape[0]:,} images; the limit is {user_images.MAX_IMAGES:,}")
+    if y.shape != x.shape[:1]:
+        raise UserDataError(f"{name}: images of shape {x.shape} but labels of shape {y.shape}; need one label "
+                            "per image")
+    if classes is not None:
+        chars = classes.dtype.itemsize // (4 if classes.dtype.kind == "U" else 1)
+        if len(classes.shape) != 1 or classes.shape[0] > user_images.MAX_CLASSES:
+            raise UserDataError(f"{name}: 'classes' must be a 1-D array of at most {user_images.MAX_CLASSES} "
+                                f"names, got shape {classes.shape}")
+        if chars > user_images.MAX_CLASS_NAME:
+            raise UserDataError(f"{name}: class names of up to {chars:,} characters; the limit is "
+                                f"{user_images.MAX_CLASS_NAME}")
 
 
 def read_csv(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """(pixels (N, columns), labels) from a CSV file's bytes with a 'label' column."""
     import pandas as pd
 
+    header = _csv_header(name, data)
     try:
         frame = pd.read_csv(io.BytesIO(data), nrows=user_images.MAX_IMAGES + 1)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise UserDataError(f"{name} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
     if "label" not in frame.columns:
+        separator = next((s for s in (";", "\t") if s in header), None)
+        hint = f" (it seems to use {'tabs' if separator == chr(9) else repr(separator)} between values: save it " \
+               "with commas)" if separator else ""
         raise UserDataError(f"{name} has no 'label' column: the first row must name the columns, one of them "
-                            "'label'")
+                            f"'label'{hint}")
+    if frame.empty:
+        raise UserDataError(f"{name} has a header but no rows: add one row per image")
     pixels = frame.drop(columns="label")
     text = [c for c in pixels.columns if not pd.api.types.is_numeric_dtype(pixels[c])]
     if text:
@@ -61,6 +76,20 @@ def read_csv(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise UserDataError(f"{name}: column {text[0]!r} holds text ({pixels[text[0]].iloc[row]!r} in data row "
                             f"{row + 1}); every column but 'label' must be a pixel value")
     return pixels.to_numpy(), _csv_labels(name, frame["label"])
+
+
+def _csv_header(name: str, data: bytes) -> str:
+    """The first line, once it is known not to name more columns than the largest image has pixels (plus the
+    label): checked before pandas parses anything, so a header of 400,000 commas costs nothing."""
+    limit = user_images.MAX_CSV_COLUMNS
+    first = data[: 64 * (limit + 1)].split(b"\n", 1)[0]
+    if not data.strip():
+        raise UserDataError(f"{name} is empty: the first row must name the columns, one of them 'label'")
+    columns = max(first.count(sep) for sep in (b",", b";", b"\t")) + 1
+    if columns > limit or (b"\n" not in data[: 64 * (limit + 1)] and len(data) > 64 * (limit + 1)):
+        raise UserDataError(f"{name}: the first row names more than {limit:,} columns; the limit is one label and "
+                            f"{limit - 1:,} pixels ({user_images.SIZE_RANGE[1]}x{user_images.SIZE_RANGE[1]})")
+    return first.decode("utf-8", errors="replace")
 
 
 def _csv_labels(name: str, column) -> np.ndarray:
@@ -83,7 +112,7 @@ def images_from_arrays(name: str, digest: str, x: np.ndarray, y: np.ndarray, cla
     if note:
         notes.append(note)
     source = max(x.shape[1], x.shape[2])
-    target = size or min(source, user_images.AUTO_SIZE_CAP)
+    target = size or min(max(source, user_images.SIZE_RANGE[0]), user_images.AUTO_SIZE_CAP)
     check_values(name, len(x), rgb.shape[-1], target)
     if (x.shape[1], x.shape[2]) != (target, target):
         notes.append(f"Resized from {x.shape[1]}x{x.shape[2]} to {target}x{target}.")
@@ -96,6 +125,8 @@ def images_from_arrays(name: str, digest: str, x: np.ndarray, y: np.ndarray, cla
 def _image_array(name: str, x: np.ndarray) -> np.ndarray:
     if x.dtype.kind not in "buif":
         raise UserDataError(f"{name}: the images are of type {x.dtype}; use numbers (uint8 0..255 or floats)")
+    if x.size == 0:
+        raise UserDataError(f"{name}: no images (the image array {x.shape} is empty)")
     if x.ndim == 2:  # a CSV: one row of pixels per image, square and grayscale
         side = int(round(np.sqrt(x.shape[1])))
         if side * side != x.shape[1] or side == 0:
@@ -131,13 +162,17 @@ def _array_labels(name: str, y: np.ndarray, classes: np.ndarray | None, n: int) 
         raise UserDataError(f"{name}: {n:,} images but labels of shape {y.shape}; need one label per image")
     if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
         raise UserDataError(f"{name}: the labels must be whole numbers, found {y[~(y == np.round(y))][:1]}")
+    limit = user_images.MAX_LABEL
+    if len(y) and (y.min() < -limit or y.max() > limit):
+        raise UserDataError(f"{name}: label {y.max() if y.max() > limit else y.min():g} is too large; labels "
+                            f"are whole numbers from {-limit:,} to {limit:,} (usually 0, 1, 2, ...)")
     y = y.astype(np.int64)
     if classes is None:
         values = np.unique(y)
         return np.searchsorted(values, y).astype(np.int64), tuple(str(v) for v in values)
     if classes.dtype.kind not in "US" or classes.ndim != 1:
         raise UserDataError(f"{name}: 'classes' must be a 1-D array of names, got {classes.dtype} {classes.shape}")
-    names = tuple(str(c.decode() if isinstance(c, bytes) else c) for c in classes.tolist())
+    names = tuple(str(c.decode(errors="replace") if isinstance(c, bytes) else c) for c in classes.tolist())
     if y.min() < 0 or y.max() >= len(names):
         raise UserDataError(f"{name}: label {int(y.max() if y.max() >= len(names) else y.min())} has no class "
                             f"name; labels must be 0..{len(names) - 1} for the {len(names)} names in 'classes'")
@@ -145,16 +180,26 @@ def _array_labels(name: str, y: np.ndarray, classes: np.ndarray | None, n: int) 
 
 
 def _to_uint8(x: np.ndarray) -> tuple[np.ndarray, str | None]:
-    if x.dtype.kind == "b":
-        x = x.astype(np.uint8) * 255
+    """uint8 pixels (see the module docstring of `uploads` for the rule), converted a block of images at a time:
+    a float64 upload never needs full-size temporaries."""
+    is_bool = x.dtype.kind == "b"
+    x = x.view(np.uint8) if is_bool else x
     lo, hi = float(x.min()), float(x.max())
-    if x.dtype.kind == "f" and lo >= 0 and hi <= 1:
-        return np.round(x * 255).astype(np.uint8), None
-    if lo >= 0 and hi <= 255:
-        return np.round(x).astype(np.uint8), None
-    span = hi - lo if hi > lo else 1.0
-    scaled = np.round((x.astype(np.float64) - lo) / span * 255).astype(np.uint8)
-    return scaled, f"Pixel values from {lo:g} to {hi:g} were rescaled to 0..255."
+    if is_bool:
+        scale, offset, note = 255.0, 0.0, None
+    elif x.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        scale, offset, note = 255.0, 0.0, None
+    elif lo >= 0 and hi <= 255:
+        scale, offset, note = 1.0, 0.0, None
+    else:  # halves first: the span of -1e308..1e308 would overflow
+        half_span = hi / 2 - lo / 2 if hi > lo else 0.5
+        scale, offset = 255.0 / 2 / half_span, lo
+        note = f"Pixel values from {lo:g} to {hi:g} were rescaled to 0..255."
+    out = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), CONVERT_BLOCK):
+        block = x[start:start + CONVERT_BLOCK].astype(np.float64)
+        out[start:start + CONVERT_BLOCK] = np.clip(np.round((block / 2 - offset / 2) * (2 * scale)), 0, 255)
+    return out, note
 
 
 def _resize_all(images: np.ndarray, size: int) -> np.ndarray:

@@ -7,12 +7,16 @@ Formats (the first three are read in memory; nothing is ever extracted to disk, 
   * a directory            of the same shape (command line).
   * NPZ                    ``x``: (N, H, W) or (N, H, W, C) with C = 1 or 3 (channels first also accepted);
                            ``y``: whole-number labels; optional ``classes``: the class names, label k -> classes[k].
+                           Only these three arrays, checked from their headers before any data is read.
   * CSV                    a header with a ``label`` column (whole numbers); every other column is one pixel of a
-                           square *grayscale* image (784 columns -> 28x28), row-major.
+                           square *grayscale* image (784 columns -> 28x28), row-major; at most 64x64 + 1
+                           columns, checked on the first line before the file is parsed.
+  * Class names            at most 64 characters each, at most 100 classes, no name twice.
 
 Choices, written down:
   * Size: every image becomes ``size`` x ``size`` (4 to 64). ``size=None`` (auto) takes the most common image
-    side (the longer one), at most 32 so that live charts stay fluid; non-square images are stretched.
+    side (the longer one), at least 4 and at most 32 so that live charts stay fluid; non-square images are
+    stretched. 16-bit grayscale PNGs are scaled to 0..255 (value / 257).
   * Colour: images are decoded as RGB (transparent pixels over white); if every image has R = G = B the set
     is grayscale (1 channel), otherwise RGB (3 channels).
   * Pixel values: integers are 0..255; floats in [0, 1] are scaled by 255; any other range is rescaled
@@ -36,7 +40,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserDataError
-from . import user_images
+from . import files, user_images
 from .config import BUILTIN_DATASETS, UPLOAD_PREFIX
 from .data import Dataset
 from .upload_archives import directory_entries, entries_hash, images_from_entries, open_zip, zip_entries
@@ -50,12 +54,9 @@ def read_user_data(path: str | os.PathLike, size: int | None = None) -> UserImag
     if path.is_dir():
         entries = directory_entries(path)
         return images_from_entries(path.resolve().name, entries_hash(entries), entries, size)
-    if not path.is_file():
+    if not path.exists():
         raise UserDataError(f"{path}: no such file or folder")
-    if path.stat().st_size > user_images.MAX_FILE_BYTES:
-        raise UserDataError(f"{path.name} is {path.stat().st_size / 1e6:,.0f} MB; the limit is "
-                            f"{user_images.MAX_FILE_BYTES / 1e6:,.0f} MB")
-    return parse_upload(path.name, path.read_bytes(), size)
+    return parse_upload(path.name, files.read_regular(path, user_images.MAX_FILE_BYTES, UserDataError), size)
 
 
 def parse_upload(name: str, data: bytes, size: int | None = None) -> UserImages:

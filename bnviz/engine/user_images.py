@@ -14,16 +14,20 @@ import torch
 from ..errors import UserDataError
 from .config import UPLOAD_PREFIX
 from .data import Dataset
-
-MAX_FILE_BYTES = 100 * 1024 * 1024  # an uploaded file; .streamlit/config.toml's maxUploadSize matches
-MAX_UNPACKED_BYTES = 400 * 1024 * 1024  # all members of a zip (or files of a folder) together
-MAX_IMAGES = 20_000
-MAX_CLASSES = 100
-MAX_IMAGE_PIXELS = 4096 * 4096  # one source image; larger ones are skipped (decompression bombs)
-MAX_SOURCE_PIXELS = 500_000_000  # all source images together: bounds the decoding time of one upload
-MAX_VALUES = 32_000_000  # images x channels x size x size after resizing: 128 MB as float32
-SIZE_RANGE = (4, 64)
-AUTO_SIZE_CAP = 32  # auto size never goes above this: a 64x64 image has 16 times the pixels of a 16x16 one
+from .limits import (  # noqa: F401 - the limits every format shares, read as attributes of this module
+    AUTO_SIZE_CAP,
+    MAX_CLASS_NAME,
+    MAX_CLASSES,
+    MAX_CSV_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGES,
+    MAX_LABEL,
+    MAX_SOURCE_PIXELS,
+    MAX_UNPACKED_BYTES,
+    MAX_VALUES,
+    SIZE_RANGE,
+)
 
 
 @dataclass
@@ -119,6 +123,14 @@ def check_classes(name: str, classes: tuple[str, ...]) -> None:
         raise UserDataError(f"{name}: only one class ({classes[0]!r}); a classifier needs at least two")
     if len(classes) > MAX_CLASSES:
         raise UserDataError(f"{name}: {len(classes):,} classes; the limit is {MAX_CLASSES}")
+    long = [c for c in classes if len(c) > MAX_CLASS_NAME]
+    if long:
+        raise UserDataError(f"{name}: a class name has {len(long[0]):,} characters; the limit is {MAX_CLASS_NAME}")
+    seen = set()
+    for c in classes:
+        if c in seen:
+            raise UserDataError(f"{name}: the class name {c!r} appears twice; every class needs its own name")
+        seen.add(c)
 
 
 def check_values(name: str, n: int, channels: int, size: int) -> None:
@@ -144,6 +156,9 @@ def make_user_images(name: str, digest: str, rgb: np.ndarray, labels: np.ndarray
     if failures:
         notes = [f"{len(failures):,} of {found:,} images could not be read and were skipped "
                  f"(e.g. {failures[0]}).", *notes]
+    if counts.max() < 2:
+        raise UserDataError(f"{name}: every class has a single image, which leaves nothing to test on; add a "
+                            "second image to at least one class")
     single = [c for c, n in zip(classes, counts, strict=True) if n == 1]
     if single:
         notes.append(f"Class {single[0]!r} has a single image: it is used for training only.")

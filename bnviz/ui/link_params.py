@@ -335,6 +335,8 @@ def _pick(text: str, options: tuple):
 
 
 def _number(text: str) -> float:
+    if not text.isascii():  # float() accepts full-width and other Unicode digits: a link holds ASCII only
+        raise ValueError("not a number")
     try:
         number = float(text)
     except ValueError:
@@ -345,7 +347,7 @@ def _number(text: str) -> float:
 
 
 def _whole(text: str, lo: int, hi: int) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,19}", text.strip()):
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", text.strip()):  # ASCII digits only: not "１２３"
         raise ValueError(f"a whole number from {lo:,} to {hi:,}")
     value = int(text)
     if not lo <= value <= hi:

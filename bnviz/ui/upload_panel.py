@@ -12,11 +12,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..engine.jobs import Lab
-from ..engine.uploads import parse_upload
+from ..engine.sandbox import parse_upload  # in a separate, limited process
 from ..engine.user_images import AUTO_SIZE_CAP, MAX_CLASSES, MAX_FILE_BYTES, MAX_IMAGES
-from ..errors import UserDataError
+from ..errors import BnvizError, UserDataError
 from .page import show
 from .state import get_lab
+from .text import plain, plotly_text
 
 SIZE_CHOICES = ("auto", 8, 16, 24, 28, 32, 48, 64)
 PENDING = "userdata_pending"  # {select-box key: upload reference} chosen by the next run
@@ -52,7 +53,7 @@ def handle_upload(lab: Lab, name: str, data: bytes, size: int | None) -> str:
     cannot be used, and then the lab is unchanged."""
     try:
         images = parse_upload(name, data, size)
-    except UserDataError:
+    except BnvizError:
         raise
     except MemoryError:
         raise UserDataError(f"{name} needs more memory than this server has: send fewer or smaller images") from None
@@ -84,15 +85,15 @@ def _read(lab: Lab, upload, size: int | None, select_keys: tuple[str, ...]) -> N
     last = st.session_state.get(LAST)
     if last is not None and last[0] == handled:  # already read: show its error again, if any
         if last[1]:
-            st.error(last[1])
+            st.error(plain(last[1]))
         return
     try:
         with st.spinner(f"Reading {upload.name}..."):
             ref = handle_upload(lab, upload.name, upload.getvalue(), size)
-    except UserDataError as exc:
+    except BnvizError as exc:
         message = f"This file cannot be used: {exc}"
         st.session_state[LAST] = (handled, message)
-        st.error(message)
+        st.error(plain(message))
         return
     st.session_state[LAST] = (handled, None)
     st.session_state[PENDING] = {key: ref for key in select_keys}
@@ -103,7 +104,7 @@ def _summary(lab: Lab) -> None:
     if not lab.uploads:
         return
     images = list(lab.uploads.values())[-1]
-    st.success(f"**{images.name}**: {images.summary()}")
+    st.success(f"**{plain(images.name)}**: {plain(images.summary())}")
     st.caption(f"Training uses {images.train_size():,} of them: choose a batch size of at most that. "
                "It is now in the Dataset list (Model and data).")
     show(_examples_figure(images), f"userdata_examples_{images.ref}")
@@ -115,7 +116,8 @@ def _examples_figure(images) -> go.Figure:
     row_height = grid.shape[0] / rows
     fig = go.Figure(go.Image(z=grid, hoverinfo="skip"))
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(tickvals=[(i + 0.5) * row_height for i in range(rows)], ticktext=list(images.classes[:rows]),
+    names = [plotly_text(c) for c in images.classes[:rows]]  # class names are the user's: never Plotly HTML
+    fig.update_yaxes(tickvals=[(i + 0.5) * row_height for i in range(rows)], ticktext=names,
                      showgrid=False, zeroline=False, ticks="", automargin=True, tickfont=dict(size=13))
     more = f" (first {rows} of {len(images.classes)} classes)" if len(images.classes) > rows else ""
     fig.update_layout(title=dict(text=f"Examples per class{more}", font=dict(size=14)),
