@@ -64,6 +64,8 @@ def test_result_sentence_from_hand_made_histories(short):
                     f"standard deviations from step 0 (mean over blocks), no BN's {drift_nobn:.2g}.")
     alone = figures.run_result([("A", bn)])
     assert alone.startswith("The run reached 99% test accuracy. Its block inputs drifted")
+    first = figures.run_result([("no BN", nobn), ("BN", bn)])
+    assert first.startswith("No BN reached 10% test accuracy, BN 99%. No BN's block inputs drifted")
 
 
 def test_result_says_when_a_run_diverged_or_values_left_the_range(short):

@@ -63,7 +63,7 @@ def run_result(runs) -> str | None:
         live = [("The run", live[0][1])]
     accuracy = [_accuracy_words(label, h, i == 0) for i, (label, h) in enumerate(live)]
     drift = [words for i, (label, h) in enumerate(live) if (words := _drift_words(label, h, i == 0)) is not None]
-    text = ", ".join(accuracy) + "."
+    sentences = [", ".join(accuracy) + "."]
     if drift and len(drift) == len(live):
-        text += " " + ", ".join(drift).replace("The run's", "Its") + "."
-    return text
+        sentences.append(", ".join(drift).replace("The run's", "Its") + ".")
+    return " ".join(s[0].upper() + s[1:] for s in sentences)  # a label such as "no BN" may start a sentence
