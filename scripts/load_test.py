@@ -16,7 +16,9 @@ has not yet shown progress; the time watched is printed), closes every tab and c
                ~20,000 steps cannot finish in time, so "stopped" means the closed session stopped them), and the
                server's CPU use then dropped to near zero (no training thread left)
 
-Sessions beyond --max-jobs must instead show the "server is busy" message. Prints a table and exits 1 if a check
+Sessions beyond --max-jobs must instead show the "server is busy" message. With --attacker, one more session uploads
+the crafted files of issue 13's rows 1, 2 and 4 (scripts/attacker.py) while the others train: each must be refused
+with a message, and the checks above must still hold for everyone else. Prints a table and exits 1 if a check
 fails. Bounded: the whole run is killed after --timeout seconds; the server is always stopped. Not part of pytest.
 """
 
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-jobs", type=int, default=0, help="BNVIZ_MAX_JOBS for the server (default: --sessions)")
     ap.add_argument("--rss-mb", type=float, default=0.0, help=f"RSS bound (default {BASE_MB} + {SESSION_MB} x N)")
     ap.add_argument("--timeout", type=float, default=900.0, help="hard limit for the whole run, seconds")
+    ap.add_argument("--attacker", action="store_true",
+                    help="one more session uploads hostile files (issue 13, rows 1, 2, 4) while the others train")
     args = ap.parse_args(argv)
     n, max_jobs = args.sessions, args.max_jobs or args.sessions
     bound = args.rss_mb or BASE_MB + SESSION_MB * n
@@ -218,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     for s in sessions:
         if not s.expect_busy:
             s.expected_loss = expected_first_loss(s.steps, s.seed)
+    attacker = None
+    if args.attacker:
+        from attacker import Attacker
+
+        attacker = Attacker()
+        attacker.prepare()
 
     from playwright.sync_api import sync_playwright
 
@@ -237,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             for s in sessions:
                 s.context = browser.new_context(viewport=bs.VIEWPORT)
                 s.page = s.context.new_page()
+            if attacker is not None:
+                attacker.page = browser.new_context(viewport=bs.VIEWPORT).new_page()
             for s in sessions:
                 try:
                     start_session(s, server.url)
@@ -247,10 +259,15 @@ def main(argv: list[str] | None = None) -> int:
             load_watch = load_average()
             t_watch = time.monotonic()
             end, last = t_watch + args.watch, t_watch + args.watch + args.patience
+            rounds = 0
             while time.monotonic() < end or min(len(s.hashes) for s in sessions) < MIN_LOOKS or (
-                    time.monotonic() < last and not all(progressed(s) for s in sessions)):
+                    time.monotonic() < last and not all(progressed(s) for s in sessions)) or (
+                    attacker is not None and rounds < 2 * len(attacker.attacks) + 2):
                 for s in sessions:
                     look(s)
+                if attacker is not None and rounds % 2 == 1:  # one file every other round, between looks
+                    attacker.attack(rounds // 2, server.url)
+                rounds += 1
                 time.sleep(0.5)
             print(f"  watched {time.monotonic() - t_watch:.0f} s (at least {args.watch:.0f} s, at most "
                   f"{args.patience:.0f} s more while a session had not yet shown progress)", flush=True)
@@ -275,11 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         watchdog.cancel()
     return report(sessions, probe.samples, baseline_mb, bound, started, ended, settled_s, idle_cpu, after,
-                  load_watch, max_jobs)
+                  load_watch, max_jobs, attacker)
 
 
 def report(sessions, samples, baseline_mb, bound, started, ended, settled_s, idle_cpu, after, load_watch,
-           max_jobs) -> int:
+           max_jobs, attacker=None) -> int:
     print(f"\n{'session':>7} {'seed':>4} {'steps':>6} {'looks':>5} {'step first->last':>17} {'chart changes':>13} "
           f"{'step-0 loss':>11}  result")
     for s in sessions:
@@ -308,6 +325,9 @@ def report(sessions, samples, baseline_mb, bound, started, ended, settled_s, idl
         f"server CPU after close {idle_cpu:.2f} cores (< {IDLE_CPU}); threads {threads_max} during -> "
         f"{after['threads']} after": idle_cpu < IDLE_CPU,
     }
+    if attacker is not None:
+        rows = ", ".join(f"row {a.row} {a.seconds:.1f} s" for a in attacker.attacks)
+        checks[f"attacker's files each refused with a message ({rows})"] = attacker.refused_all()
     print(f"\nBNVIZ_MAX_JOBS={max_jobs}; load average while watching: {load_watch}; now: {load_average()}")
     for text, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAIL'}] {text}")
