@@ -229,6 +229,7 @@ class JobSnapshot:
     steps_per_s: float
     runs: list[RunSnapshot] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None  # why a run ended early when nobody pressed Stop (a pause that ran out)
 
     @property
     def message(self) -> str:
@@ -238,6 +239,8 @@ class JobSnapshot:
             label = f"run {'AB'[i]}: " if len(self.runs) > 1 else ""
             if run.status == "diverged":
                 parts.append(f"{label}{describe(run.summary)}")
+        if self.note:
+            parts.append(self.note)
         if self.error:
             parts.append(f"error: {self.error}")
         return " · ".join(parts)
@@ -279,6 +282,7 @@ class Job:
         # How the worker thread reports a failure ("Type: message", status "error"): it cannot raise to the page that
         # started it, so the page reads this from a snapshot. Mistakes found before the thread starts are raised.
         self.error: str | None = None
+        self.note: str | None = None
         self.step = 0
         self.on_done = None  # called (no arguments) by the worker when training ends, however it ends
         self.name = f"job-{next(_JOB_IDS)}"  # in the log lines that say when a job starts and ends
@@ -351,7 +355,7 @@ class Job:
         rate = self.steps_per_s()
         runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy(), r.summary(rate))
                 for r in self.runs]
-        return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error)
+        return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error, self.note)
 
     # ---- worker ---------------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -381,6 +385,8 @@ class Job:
                 self._flush()  # a paused page shows every step so far
                 if not self._unpaused.wait(self.pause_limit):  # set again by resume, or by stop
                     log.info("%s stopped: paused for more than %.0f s", self.name, self.pause_limit)
+                    self.note = (f"stopped after a pause of {self.pause_limit:.0f} s, to free the server for others; "
+                                 "press Start to train again")
                     self._stop.set()  # paused too long: stop, and on_done gives the slot back
                 continue
             active = [(run, stream) for run, stream in zip(self.runs, self.streams, strict=True) if not run.done]
