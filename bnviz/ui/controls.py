@@ -34,6 +34,7 @@ from .choices import (
 )
 from .link_params import LINKED_FIELDS, canonical
 from .page import presenting
+from .state import get_lab
 from .upload_panel import dataset_choices
 
 DATASET_CHOICES = ("digits", "shapes")  # bundled or generated: work offline
@@ -112,7 +113,7 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
                                             disabled=values["norm"] != "group",
                                             help="channels per group = width / groups (only used by group norm)")
     with c.expander("Training", expanded=not compact):
-        values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
+        values["batch_size"] = batch_size_slider(k("batch_size"), values["dataset"])
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
         values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
@@ -126,6 +127,31 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["steps"] = st.number_input("Steps", *STEPS_RANGE, step=100, **k("steps"))
         values["seed"] = st.number_input("Seed", *SEED_RANGE, step=1, **k("seed"))
     return values
+
+
+def batch_size_slider(widget: dict, dataset: str) -> int:
+    """The Batch size slider, bounded by the data: an upload of 40 images leaves 32 for training, so 64 is not
+    offered; a larger value chosen before is lowered to the largest allowed, and the caption says so."""
+    images = get_lab().uploads.get(dataset)
+    n_train = images.train_size() if images is not None else None
+    choices = tuple(b for b in BATCH_CHOICES if n_train is None or b <= n_train) or BATCH_CHOICES[:1]
+    key, note_key = widget["key"], f"{widget['key']}_lowered_from"
+    if st.session_state.get(key) not in choices:
+        st.session_state[note_key] = st.session_state.get(key)
+        st.session_state[key] = choices[-1]
+    if n_train is None:
+        st.session_state.pop(note_key, None)
+    if len(choices) > 1:
+        value = st.select_slider("Batch size", choices, **widget)
+    else:
+        value = choices[0]
+        st.caption(f"Batch size: {value}")
+    if n_train is not None and choices[-1] < BATCH_CHOICES[-1]:
+        before = st.session_state.get(note_key)
+        lowered = f"lowered from {before}; " if before is not None else ""
+        st.caption(f"Batch size at most {choices[-1]} ({lowered}your images leave {n_train} for training: 20 % of "
+                   "each class is kept for testing).")
+    return value
 
 
 def block_slider(container, label: str, key: str, configs: list[RunConfig], histories: list) -> int:
