@@ -28,7 +28,7 @@ from bnviz.science.presets import PRESETS
 from bnviz.ui.choices import eval_every_for, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["home", "train", "compare", "gradients", "inside_bn", "runs"]
+PAGES = ["home", "train", "compare", "gradients", "inside-bn", "runs"]
 WIDGET_FIELDS = ("dataset", "model", "depth", "width", "activation", "norm", "placement", "eps", "bn_momentum",
                  "groups", "batch_size", "lr", "optimizer", "init", "init_scale", "steps", "seed")
 TIMEOUT = 60

@@ -23,9 +23,14 @@ def set_batch(table) -> None:
     st.session_state.bn_steps_version += 1  # a new editor key drops the old edits
 
 
-def show_table(table, caption=None, highlight=None) -> None:
-    """A table with readable numbers; the row named `highlight` stands out."""
+def show_table(table, caption=None, highlight=None, compact=False) -> None:
+    """A table with readable numbers; the row named `highlight` stands out. compact: for one of three columns, the
+    labels shortened ("ch 1", sample numbers) so that every channel fits at 1280 px and on a projector."""
     mark = "background-color: #FFF1B8; font-weight: bold"
+    if compact:
+        table = table.rename(columns=lambda c: str(c).replace("channel ", "ch "),
+                             index=lambda i: str(i).replace("sample ", ""))
+        table.index.name = "sample"
     styler = table.style.format(bx.format_number)
     st.table(styler.apply(lambda row: [mark if row.name == highlight else ""] * len(row), axis=1))
     if caption:
@@ -36,9 +41,10 @@ left, right = st.columns([5, 4], gap="large")
 with left:
     edited = st.data_editor(st.session_state.bn_steps_base, key=f"bn_steps_batch_{st.session_state.bn_steps_version}",
                             num_rows="fixed", width="stretch")
-    b1, b2 = st.columns(2)
+    b1, b2 = st.columns([2, 3])
     b1.button("↺ Default batch", key="bn_steps_reset", on_click=set_batch, args=(bx.default_table(),))
-    b2.button("Make channel 3 constant (all 7)", key="bn_steps_constant", on_click=set_batch,
+    b2.button("Constant channel 3", key="bn_steps_constant", on_click=set_batch,
+              help="Every sample of channel 3 becomes 7: its variance is 0, so only ε keeps the division finite",
               args=(edited.assign(**{"channel 3": 7.0}),))  # your edits of the other channels stay
 with right:
     eps = st.select_slider("ε, added to the variance (log scale; default 1e-5)", EPS_CHOICES,
@@ -61,7 +67,8 @@ steps_tab, eps_tab, mode_tab, torch_tab, conv_tab = st.tabs(
     ["Steps 1–5", "What ε does", "Train vs eval", "Compare with PyTorch", "Conv layers: (N, C, H, W)"])
 with steps_tab:
     f, t = st.columns([2, 3], gap="large")
-    f.latex(r"\mu = \frac{1}{m}\sum_{i=1}^{m} x_i \qquad \sigma^2 = \frac{1}{m}\sum_{i=1}^{m} (x_i-\mu)^2")
+    f.latex(r"\mu = \frac{1}{m}\sum_{i=1}^{m} x_i")
+    f.latex(r"\sigma^2 = \frac{1}{m}\sum_{i=1}^{m} (x_i-\mu)^2")
     f.latex(r"\text{std} = \sqrt{\sigma^2 + \epsilon}")
     f.markdown(f"*m* = {steps.m} values per channel. Normalizing uses σ² with **1/m**, the batch's own variance; "
                "the **1/(m−1)** (unbiased) variance only feeds the running variance (tab *Train vs eval*).")
@@ -77,7 +84,7 @@ with steps_tab:
         with col:
             st.markdown(f"#### {title}")
             st.latex(formula)
-            show_table(table)
+            show_table(table, compact=True)
 with eps_tab:
     st.markdown("Six samples of a channel that is **constant** (all 7), and of one that is constant except for a "
                 "tiny **+0.01** in the last sample. Constant: x̂ = 0/√ε = 0 for every ε (without ε: 0/0, undefined; "
