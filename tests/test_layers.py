@@ -123,3 +123,16 @@ def test_an_upward_import_is_caught(path_name, source, module):
 ])
 def test_a_downward_import_is_allowed(path_name, source, module):
     assert violations(path_name, source, module) == []
+
+
+def test_every_page_file_is_named_like_its_url_path():
+    """A fresh server asked first for /bn-steps looks the page up by file name before app.py has run; a file named
+    otherwise gives "Page not found" (seen in Chromium with pages/bn_steps.py)."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    pages = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"]
+    assert len(pages) >= 13
+    for call in pages:
+        stem = Path(call.args[0].value).stem
+        url = next((k.value.value for k in call.keywords if k.arg == "url_path"), None)
+        default = any(k.arg == "default" for k in call.keywords)
+        assert url == stem or (default and url is None), (stem, url)
