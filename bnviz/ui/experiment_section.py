@@ -22,7 +22,7 @@ def run_section(key: str, fn, settings: dict, label: str,
     store_key = repr(sorted(settings.items()))
     result = cached(fn, **settings) or store.get(store_key)
     if st.button(label, type="primary", key=f"{key}_run"):
-        result = _start(fn, settings) or result
+        result = _start(fn, settings, label) or result
     mine = st.session_state.get(MY_RUN)
     if mine is not None and mine.done and mine.key == fn.cache_key((), settings):
         if mine.error is not None:  # shown until this session starts an experiment again
@@ -42,20 +42,23 @@ def run_section(key: str, fn, settings: dict, label: str,
 
 
 MY_RUN = "bnviz_experiment"  # session state: the background experiment this session started last
+MY_LABEL = "bnviz_experiment_label"  # and the words of its button
 
 
-def _start(fn, settings: dict):
+def _start(fn, settings: dict, label: str):
     """A remembered result at once; else start (or join) the experiment in the background and return None."""
     hit = cached(fn, **settings)
     if hit is not None:
         return hit
     mine = st.session_state.get(MY_RUN)
     if mine is not None and not mine.done and mine.key != fn.cache_key((), settings):
-        st.warning(f"Your other experiment ({mine.name.replace('_', ' ')}) is still training "
+        other = st.session_state.get(MY_LABEL, mine.name)
+        st.warning(f"Your other experiment ({other}) is still training "
                    f"({mine.fraction:.0%}); start this one when it has finished. Nothing was lost.")
         return None
     try:
         st.session_state[MY_RUN] = background.start(fn, settings, LIMITER)
+        st.session_state[MY_LABEL] = f"“{label.lstrip('▶ ').split(' (')[0]}”"
     except Exception as exc:  # noqa: BLE001 - a page shows a message, never a traceback
         st.error(failure_message(exc))
     return None
