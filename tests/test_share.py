@@ -29,7 +29,9 @@ from bnviz.ui.choices import (
     SEED_RANGE,
     STEPS_RANGE,
     TWIN_OPTIONS,
+    WEIGHT_DECAY_CHOICES,
     WIDTH_CHOICES,
+    ghost_choices,
 )
 from bnviz.ui.link_params import (
     COMPARE,
@@ -68,7 +70,10 @@ def widget_configs(draw) -> RunConfig:
         batch_size=draw(hs.sampled_from(BATCH_CHOICES)), lr=draw(hs.sampled_from(LR_CHOICES)),
         optimizer=draw(hs.sampled_from(OPTIMIZERS)), sgd_momentum=draw(hs.integers(0, 99)) / 100,
         init=draw(hs.sampled_from(INITS)), init_scale=draw(hs.sampled_from(INIT_SCALE_CHOICES)),
-        steps=draw(hs.integers(*STEPS_RANGE)), seed=draw(hs.integers(*SEED_RANGE)))
+        steps=draw(hs.integers(*STEPS_RANGE)), seed=draw(hs.integers(*SEED_RANGE)),
+        weight_decay=draw(hs.sampled_from(WEIGHT_DECAY_CHOICES)))
+    if values["norm"] == "batch":
+        values["ghost_batch"] = draw(hs.sampled_from(ghost_choices(values["batch_size"])))
     try:
         return canonical(RunConfig(**values).validate())
     except ValueError:

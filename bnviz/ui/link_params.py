@@ -91,8 +91,8 @@ SETTINGS = (
     Setting("eps", "eps", EPS_CHOICES),
     Setting("bn_momentum", "bnmom", bounds=(0.0, 1.0), step=MOMENTUM_STEP),
     Setting("groups", "groups", GROUP_CHOICES),
-    Setting("ghost_batch", "ghost", GHOST_CHOICES),
     Setting("batch_size", "bs", BATCH_CHOICES),
+    Setting("ghost_batch", "ghost", GHOST_CHOICES),  # after bs: a ghost size that does not divide it is dropped
     Setting("lr", "lr", LR_CHOICES),
     Setting("optimizer", "opt", OPTIMIZERS),
     Setting("sgd_momentum", "mom", bounds=(0.0, SGD_MOMENTUM_MAX), step=MOMENTUM_STEP),
