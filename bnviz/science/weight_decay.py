@@ -146,7 +146,8 @@ def weight_decay_findings(result: WeightDecayResult) -> list[str]:
                    f"learning rate lr/||W||² fell {factor:.1f}x on average over the blocks; final test accuracy "
                    f"{row.final_test_acc:.1%}.")
     late = curves[curves["step"] >= curves["step"].max() * 0.8].groupby("run")["update_ratio"].mean()
-    out.append("Measured relative update ||ΔW||/||W|| over the last fifth of training (all blocks): "
+    out.append("Measured relative update std(ΔW)/std(W) per step, mean over the last fifth of training and the "
+               "blocks: "
                + ", ".join(f"{run} {value:.2e}" for run, value in late.items()) + ".")
     return out
 
