@@ -152,8 +152,9 @@ def weight_norm_chart(result, block: int) -> Figure:
             traces.append(line(steps, part[column].to_numpy(), run, colours[run], dash=dash, xref=xref, yref=yref,
                                legendgroup=run, showlegend=i == 0))
     layout["yaxis"]["title"] = axis_title("||W||")
-    layout["yaxis2"].update(type="log", exponentformat="power", title=axis_title("lr/||W||²"))
-    layout["yaxis3"].update(type="log", exponentformat="power", title=axis_title("ratio"))
+    # "D2": between decades label only 2 and 5 (these axes span about one decade: all digits would crowd)
+    layout["yaxis2"].update(type="log", exponentformat="power", dtick="D2", title=axis_title("lr/||W||²"))
+    layout["yaxis3"].update(type="log", exponentformat="power", dtick="D2", title=axis_title("ratio"))
     layout["xaxis3"]["title"] = axis_title("training step")
     return finish(traces, layout, WEIGHT_NORM_TITLE, height=3 * HEIGHT - 200, subtitles=True)
 
