@@ -32,6 +32,7 @@ from bnviz.ui.choices import (
     WEIGHT_DECAY_CHOICES,
     WIDTH_CHOICES,
     ghost_choices,
+    twin_changes,
 )
 from bnviz.ui.link_params import (
     COMPARE,
@@ -294,6 +295,21 @@ def test_a_link_opens_train_with_its_settings_in_the_widgets():
     assert dict(at.query_params) == params  # the address bar keeps the link
     path, _, query = at.code[0].value.partition("?")  # the link to copy
     assert path.endswith("/train") and parse_qs(query) == through_url(params)
+
+
+def test_a_link_sets_the_weight_decay_and_ghost_batch_widgets():
+    params = {"wd": "0.0005", "bs": "8", "ghost": "4"}
+    at = open_link("train", params)
+    assert at.select_slider(key="cfg_weight_decay").value == 5e-4
+    assert at.selectbox(key="cfg_ghost_batch").value == 4
+    assert list(at.selectbox(key="cfg_ghost_batch").options) == ["off", "2", "4"]  # the sizes that divide 8
+    cfg = at.session_state["cfg_config"]
+    assert (cfg.weight_decay, cfg.ghost_batch, cfg.batch_size) == (5e-4, 4, 8) and not at.warning
+    assert dict(at.query_params) == params
+    # the default twin (no BN) cannot have ghost batches: they are turned off in it, and nothing else changes
+    assert twin_changes(cfg, "norm", "none") == {"norm": "none", "ghost_batch": 0}
+    assert twin_changes(cfg, "batch_size", 16) == {"batch_size": 16}  # 4 divides 16: kept
+    assert twin_changes(cfg, "lr", 0.5) == {"lr": 0.5}
 
 
 def test_bad_values_keep_their_defaults_with_one_note():

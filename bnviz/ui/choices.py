@@ -59,6 +59,16 @@ def eval_every_for(steps: int) -> int:
     return max(10, int(steps) // 20)
 
 
+def twin_changes(base: RunConfig, field: str, value) -> dict:
+    """The changes that make a twin of `base` differ in `field`: the field, and ghost batch norm turned off when the
+    twin's normalization or batch size cannot have base's ghost batches (it is a setting of batch norm only)."""
+    changes = {field: value}
+    norm, batch = changes.get("norm", base.norm), changes.get("batch_size", base.batch_size)
+    if base.ghost_batch and (norm != "batch" or batch % base.ghost_batch):
+        changes["ghost_batch"] = 0
+    return changes
+
+
 def twin_default(base: RunConfig, field: str):
     """The value a new twin takes for `field`: the contrast the field is usually shown with."""
     return {"norm": "none" if base.norm != "none" else "batch",

@@ -42,6 +42,7 @@ from .choices import (
     WIDTH_CHOICES,
     ghost_choices,
     nearest,
+    twin_changes,
     twin_default,
 )
 from .link_params import LINKED_FIELDS, canonical
@@ -209,7 +210,7 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
         value = c.selectbox(f"Twin's {TWIN_FIELDS[field]}", TWIN_OPTIONS[field], format_func=fmt, key=value_key,
                             persist_state="session")
     try:
-        twin = base.replace(**{field: value})
+        twin = base.replace(**twin_changes(base, field, value))
     except ValueError as exc:
         c.warning(f"The twin cannot use that value: {exc}")
         return None
