@@ -173,15 +173,17 @@ def small_batch_chart(summary: pd.DataFrame | None) -> Figure:
     for variant in variants:
         part = summary[summary["variant"] == variant].sort_values("batch_size")
         x = part["batch_size"].to_numpy()
-        traces.append(line(x, part["eval_acc"].to_numpy(), f"{variant}, eval mode", colours[variant],
+        traces.append(line(x, part["eval_acc"].to_numpy(), variant, colours[variant],
                            mode="lines+markers", marker={"size": 10}, legendgroup=variant,
                            hovertemplate=f"{variant}, batch %{{x}}, eval mode: %{{y:.1%}}<extra></extra>"))
         traces.append(line(x, part["train_mode_acc"].to_numpy(), f"{variant}, train mode", colours[variant],
                            dash="dot", width=2, mode="lines+markers", marker={"size": 7, "symbol": "x"},
-                           legendgroup=variant,
+                           legendgroup=variant, showlegend=False,  # one legend entry per variant: the note says
+                           # which line is which mode (eight entries squeezed the plot on a phone)
                            hovertemplate=f"{variant}, batch %{{x}}, train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": {"type": "log", "tickvals": sorted(set(summary["batch_size"])), "dtick": None},
               "yaxis": {"tickformat": ".0%", "range": [0, 1.02]}}
     return finish(traces, layout, SMALL_BATCH_TITLE, "batch size (images per step)", "test accuracy",
+                  height=HEIGHT + 60,
                   note="Solid: eval mode (running statistics). Dotted: train mode, each test batch of the training "
                        "batch size normalized with its own statistics.")
