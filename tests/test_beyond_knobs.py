@@ -225,12 +225,20 @@ def test_small_batch_variants_and_their_settings():
 def test_dropout_shift_measures_the_variance_of_the_bn_inputs():
     from bnviz.science.dropout_shift import (
         PLACEMENTS,
+        SeededDropout,
         bn_input_variances,
         dropout_findings,
         dropout_shift_lesson,
         with_dropout,
     )
 
+    layer = SeededDropout(0.25, torch.Generator().manual_seed(0))
+    x = torch.rand(200_000) + 1
+    y = layer(x)
+    kept = y != 0  # inverted dropout, as torch's: kept values divided by the keep probability 0.75
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert abs(float(kept.float().mean()) - 0.75) < 0.005
+    torch.testing.assert_close(layer.eval()(x), x)
     cfg = RunConfig(model="mlp", depth=3, width=8)
     net = with_dropout(build_model(cfg, DIGITS, 10), "dropout before BN", 0.5)
     assert isinstance(net.blocks[1].layer[0], nn.Dropout) and not isinstance(net.blocks[0].layer, nn.Sequential)

@@ -37,14 +37,30 @@ SHIFT_NET = dict(model="mlp", depth=3, width=64, activation="relu", norm="batch"
                  sgd_momentum=0.9)
 
 
-def with_dropout(net: nn.Module, placement: str, drop: float) -> nn.Module:
+class SeededDropout(nn.Dropout):
+    """nn.Dropout drawing its masks from its own generator: the global one is shared with every thread of a server,
+    so masks drawn from it would make the lesson's numbers depend on what else runs."""
+
+    def __init__(self, drop: float, generator: torch.Generator):
+        super().__init__(drop)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator) >= self.p
+        return x * keep / (1 - self.p)
+
+
+def with_dropout(net: nn.Module, placement: str, drop: float, seed: int = 0) -> nn.Module:
     """`net` (a bnviz Net) with dropout inserted: before the layer of every block but the first (so before each of
     those blocks' BN), or on the last block's output (after its BN and activation, before the head)."""
+    generator = torch.Generator().manual_seed(seed)
     if placement == "dropout before BN":
         for block in list(net.blocks)[1:]:
-            block.layer = nn.Sequential(nn.Dropout(drop), block.layer)
+            block.layer = nn.Sequential(SeededDropout(drop, generator), block.layer)
     elif placement == "dropout after the last BN":
-        net.head = nn.Sequential(nn.Dropout(drop), net.head)
+        net.head = nn.Sequential(SeededDropout(drop, generator), net.head)
     return net
 
 
@@ -82,8 +98,7 @@ def dropout_shift_lesson(drop: float = 0.5, steps: int = 1000, seed: int = 0,
     torch.set_num_threads(cfg.threads)  # as the trainer does: one thread per job (more only compete on 2 cores)
     rows = []
     for index, placement in enumerate(PLACEMENTS):
-        torch.manual_seed(seed)  # the dropout masks
-        net = with_dropout(build_model(cfg, data.input_shape, data.n_classes), placement, drop)
+        net = with_dropout(build_model(cfg, data.input_shape, data.n_classes), placement, drop, seed)
         optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum)
         stream = BatchStream(data, cfg.batch_size, seed)
         net.train()
