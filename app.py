@@ -30,6 +30,9 @@ pages = {
         st.Page("pages/backprop.py", title="Backprop through BN", icon=":material/undo:", url_path="backprop"),
         st.Page("pages/statistics.py", title="Running statistics", icon=":material/query_stats:",
                 url_path="statistics"),
+        st.Page("pages/scale.py", title="Scale and weight decay", icon=":material/straighten:", url_path="scale"),
+        st.Page("pages/remedies.py", title="Small batches, dropout", icon=":material/healing:",
+                url_path="remedies"),
     ],
 }
 # expanded: every page listed (more than 12 would fold to 10 behind 'View more').

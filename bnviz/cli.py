@@ -46,17 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--depth", type=int, default=defaults.depth)
     add("--width", type=int, default=defaults.width)
     add("--activation", default=defaults.activation, help="relu, tanh or sigmoid")
-    add("--norm", default=defaults.norm, help="none, batch, batch-noisy, layer, instance or group")
+    add("--norm", default=defaults.norm, help="none, batch, batch-noisy, layer, instance, group or batch-renorm")
     add("--placement", default=defaults.placement, help="before or after the activation")
     add("--eps", type=float, default=defaults.eps)
     add("--momentum", type=float, default=defaults.bn_momentum,
         help="batch norm momentum, PyTorch convention: running = (1 - m) * running + m * batch")
     add("--groups", type=int, default=defaults.groups)
+    add("--ghost-batch", type=int, default=defaults.ghost_batch,
+        help="ghost batch norm: batch statistics over sub-batches of this size (divides --batch-size); 0 = off")
     add("--bn-impl", default=defaults.bn_impl, help="torch or scratch (bnviz's own batch norm)")
     add("--batch-size", type=int, default=defaults.batch_size)
     add("--lr", type=float, default=defaults.lr)
     add("--optimizer", default=defaults.optimizer, help="sgd (with --sgd-momentum) or adam")
     add("--sgd-momentum", type=float, default=defaults.sgd_momentum)
+    add("--weight-decay", type=float, default=defaults.weight_decay,
+        help="L2 penalty (PyTorch's weight_decay); 0 = off")
     add("--init", default=defaults.init, help="default (PyTorch's, times --init-scale) or normal (N(0, scale^2))")
     add("--init-scale", type=float, default=defaults.init_scale)
     add("--steps", type=int, default=defaults.steps)

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import uploads
+from .batch_renorm import BatchRenorm, renorm_limits
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .divergence import NON_FINITE, Divergence, DivergenceWatch, describe
@@ -95,6 +96,7 @@ class Run:
         run is marked diverged and stops before the update."""
         cfg, rec, step = self.cfg, self.recorder, self.step
         recording = rec.begin(step) if rec else False
+        self._relax_renorm_limits(step)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)  # (N, classes)
@@ -132,6 +134,14 @@ class Run:
             self.status = "finished"
             self.finish()
         return loss_value
+
+    def _relax_renorm_limits(self, step: int) -> None:
+        """Batch renorm's r_max and d_max for this step (Ioffe 2017's schedule, scaled to the run's length)."""
+        if self.cfg.norm == "batch-renorm":
+            limits = renorm_limits(step, self.cfg.steps)
+            for module in self.model.modules():
+                if isinstance(module, BatchRenorm):
+                    module.set_limits(*limits)
 
     @torch.no_grad()
     def evaluate(self, train_mode: bool = False, limit: int | None = None) -> float:
@@ -207,9 +217,10 @@ def load_for(cfg: RunConfig) -> Dataset:
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """SGD or Adam over every parameter; weight_decay is PyTorch's coupled L2 term (gradient += wd * parameter)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum, weight_decay=cfg.weight_decay)
 
 
 @dataclass

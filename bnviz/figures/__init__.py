@@ -50,7 +50,15 @@ from .experiment_figures import (
     wu_he_published,
 )
 from .gradients import gradient_histogram, gradient_norms, update_ratios
-from .lesson_figures import bias_chart, correlation_heatmaps, depth_gradient_chart, ema_chart, jacobian_heatmaps
+from .lesson_figures import (
+    bias_chart,
+    correlation_heatmaps,
+    depth_gradient_chart,
+    ema_chart,
+    jacobian_heatmaps,
+    small_batch_chart,
+    weight_norm_chart,
+)
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
@@ -88,6 +96,7 @@ __all__ = [
     "batch_size_gap", "wu_he_published", "axes_figure", "normalization_zoo",
     # lessons beyond the basics
     "depth_gradient_chart", "bias_chart", "jacobian_heatmaps", "correlation_heatmaps", "ema_chart",
+    "weight_norm_chart", "small_batch_chart",
     "side_by_side", "shared_span", "run_result",
     # tables and report
     "final_numbers", "write_report",
