@@ -72,6 +72,7 @@ from .history import (
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
 DEFAULT_CHUNK = 8
+BACKGROUND = True  # compute the statistics on a worker thread (False: in `end`, on the training thread)
 _SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
 
 
@@ -108,6 +109,11 @@ class SlotBuffer:
         else:
             torch._foreach_copy_(self.views[slot], tensors)
 
+    def copy_flat(self, slot: int, flat: list[torch.Tensor]) -> None:
+        """Like copy, for float32 tensors already flattened (1-D views of the tensors): one concatenation."""
+        if flat:
+            torch.cat(flat, out=self.rows[slot])
+
 
 class Recorder:
     """Forward/backward hooks plus batched statistics; appends one row to `history` per recorded step."""
@@ -133,6 +139,7 @@ class Recorder:
         # chunk storage, two banks of `chunk` slots: while the worker computes the statistics of one bank's steps,
         # the next steps fill the other. Slot `_slot` = bank * chunk + fill holds the fill-th step of the bank.
         self._fill = self._bank = self._slot = 0
+        self.background = BACKGROUND
         self._pending: list[Future | None] = [None, None]  # each bank's statistics, being computed
         self._worker: ThreadPoolExecutor | None = None
         self._acts: torch.Tensor | None = None  # (2 * chunk, probes, samples), allocated at the first step
@@ -153,14 +160,32 @@ class Recorder:
         self._before = SlotBuffer(weights + self._running_tensors(), m)
         self._after = SlotBuffer(weights + weights + self._channel_tensors, m)
         self._w_offsets = np.cumsum([0, *(w.numel() for w in weights)])
+        # the same tensors every step (aliases of the parameters and buffers, updated in place): flattened once
+        stable = weights + self._running_tensors() + self._channel_tensors
+        if all(t.dtype == torch.float32 and t.is_contiguous() for t in stable):
+            self._flat_before = [t.view(-1) for t in weights + self._running_tensors()]
+            self._flat_weights = [w.view(-1) for w in weights]
+            self._flat_channels = [t.view(-1) for t in self._channel_tensors]
+        else:
+            self._flat_before = self._flat_weights = self._flat_channels = None
         self._channel_offsets = np.cumsum([0, *(t.numel() for t in self._channel_tensors)])
         self._factors = np.zeros((m, len(self._running)))
         self._tracked = np.zeros((m, len(self._running)), np.int64)  # num_batches_tracked at the step's start
+        self._tracked_after = np.zeros((m, len(self._running)), np.int64)  # ... and at its end
+        self._running_modules = [targets.norms[j].module for j in self._running]
         self._direct: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(m)]
         # values per channel that a norm layer normalizes over = numel of its output / channels
         probe_of = {(p.layer, p.stage): k for k, p in enumerate(targets.probes)}
         self._norm_probe = [probe_of.get((t.layer, "norm")) for t in targets.norms]
         self._norm_width = np.array([max(norm_channels(t.module), 1) for t in targets.norms], np.float64)
+
+    def _solvable_factors(self, s: slice) -> np.ndarray:
+        """The running-average factors of the slots in s, 0 where a layer's running statistics were not updated
+        exactly once in the step (its batch statistics cannot be solved then); a count of -1: the module keeps
+        no count, trust it."""
+        factors, before = self._factors[s].copy(), self._tracked[s]
+        factors[(before >= 0) & (self._tracked_after[s] - before != 1)] = 0.0
+        return factors
 
     def _norm_counts(self, numel: np.ndarray) -> np.ndarray:
         """Values per channel each norm layer normalized over in each step (0 when unknown): from its output size."""
@@ -174,9 +199,9 @@ class Recorder:
         return [b for j in self._running for b in (self.targets.norms[j].module.running_mean,
                                                    self.targets.norms[j].module.running_var)]
 
-    def _batches_tracked(self) -> np.ndarray:
-        counts = [getattr(self.targets.norms[j].module, "num_batches_tracked", None) for j in self._running]
-        return np.array([-1 if n is None else int(n) for n in counts], np.int64)
+    def _batches_tracked(self) -> list[int]:
+        counts = [getattr(module, "num_batches_tracked", None) for module in self._running_modules]
+        return [-1 if n is None else int(n) for n in counts]
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -327,10 +352,12 @@ class Recorder:
         self._act_present[c] = False
         self._grad_present[c] = False
         self._direct[c].clear()
-        self._before.copy(c, self._weights + self._running_tensors())
+        if self._flat_before is not None:
+            self._before.copy_flat(c, self._flat_before)
+        else:
+            self._before.copy(c, self._weights + self._running_tensors())
         if self._running:
-            self._factors[c] = [_running_average_factor(self.targets.norms[j].module, before=True)
-                                for j in self._running]
+            self._factors[c] = [_running_average_factor(module, before=True) for module in self._running_modules]
             self._tracked[c] = self._batches_tracked()
 
     def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
@@ -349,11 +376,13 @@ class Recorder:
         self._gather(c)
         grads = [w.grad for _, w in self.targets.weights]
         self._g_missing[c] = [g is None for g in grads]
-        self._after.copy(c, self._weights + [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
-                         + self._channel_tensors)
-        if self._running:  # not exactly one running-average update in this step: its batch stats are unknown
-            before = self._tracked[c]  # -1: the module keeps no count, trust it
-            self._factors[c, (before >= 0) & (self._batches_tracked() - before != 1)] = 0.0
+        grads = [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
+        if self._flat_weights is not None and all(g.dtype == torch.float32 for g in grads):
+            self._after.copy_flat(c, self._flat_weights + [g.reshape(-1) for g in grads] + self._flat_channels)
+        else:
+            self._after.copy(c, self._weights + grads + self._channel_tensors)
+        if self._running:
+            self._tracked_after[c] = self._batches_tracked()
         if self._outputs_kept:
             self._outputs[:] = [None] * len(self._outputs)
             self._outputs_kept = 0
@@ -400,6 +429,10 @@ class Recorder:
         the GIL for most of it, so on a machine with a free core the training thread does not wait for them."""
         if self._fill == 0:
             return
+        if not self.background:
+            self._compute(self._pending_chunk(self._bank, self._fill))
+            self._fill, self._slot = 0, self._bank * self.chunk
+            return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="bnviz-stats")
         self._pending[self._bank] = self._worker.submit(self._compute, self._pending_chunk(self._bank, self._fill))
@@ -421,7 +454,7 @@ class Recorder:
                 "numel": self._numel[s], "steps": self._steps[s], "scalars": self._scalars[s], "ics": self._ics[s],
                 "w_now": after[:, :w], "g_now": after[:, w:2 * w], "w_before": before[:, :w],
                 "g_missing": self._g_missing[s], "channels": after[:, 2 * w:],
-                "running_before": before[:, w:], "factors": self._factors[s],
+                "running_before": before[:, w:], "factors": self._solvable_factors(s),
                 "counts": self._norm_counts(self._numel[s]), "direct": self._direct[s]}
 
     def _compute(self, ch: dict) -> None:
