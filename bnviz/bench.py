@@ -24,6 +24,7 @@ import torch
 from .engine.config import RunConfig
 from .engine.data import BatchStream
 from .engine.history import History
+from .engine.recorder import spare_core
 from .engine.trainer import Run
 
 TARGET_RATIO = 1.10
@@ -113,9 +114,9 @@ def measure_peers(cfg: RunConfig, blocks: int = 20, steps_per_block: int = 10, w
                 opened.append(peer)
                 rows[f"{key}/{every}"] = {"name": peer.name, "every": every, "step": peer.step,
                                           "records": peer.records, "peer": peer}
-        load_before = os.getloadavg()
+        load_before, worker_before = os.getloadavg(), spare_core()
         out = interleave({k: r["step"] for k, r in rows.items()}, batches, blocks, warmup)
-        load_after = os.getloadavg()
+        load_after, worker_after = os.getloadavg(), spare_core()
     finally:
         for peer in opened:
             peer.close()
@@ -125,6 +126,7 @@ def measure_peers(cfg: RunConfig, blocks: int = 20, steps_per_block: int = 10, w
         row.pop("step")
         row.update(out[key])
     return {"rows": rows, "skipped": skipped, "load": (load_before, load_after), "blocks": blocks,
+            "worker": (worker_before, worker_after),
             "steps_per_block": steps_per_block}
 
 
@@ -132,7 +134,11 @@ def print_peers(result: dict) -> None:
     (b1, b5, b15), (a1, a5, a15) = result["load"]
     print(f"  interleaved: {result['blocks']} blocks x {result['steps_per_block']} steps, each on its own copy of "
           f"the same run (weights, batches, seed); ratio = its block time / the bare loop's in the same block")
-    print(f"  load average (1/5/15 min): before {b1:.2f} {b5:.2f} {b15:.2f}, after {a1:.2f} {a5:.2f} {a15:.2f}")
+    print(f"  load average (1/5/15 min): before {b1:.2f} {b5:.2f} {b15:.2f}, after {a1:.2f} {a5:.2f} {a15:.2f} "
+          f"on {os.cpu_count()} cores")
+    where = {(True, True): "on its worker thread (a core was spare)",
+             (False, False): "inline (no spare core: 1-minute load >= cores - 1)"}
+    print(f"  bnviz's statistics were computed {where.get(tuple(result['worker']), 'partly on its worker thread')}")
     print(f"  {'':<3}{'what':<27}{'every':>5}{'steps/s':>10}{'ratio':>9}  quartiles")
     legend = {}
     for row in result["rows"].values():

@@ -35,7 +35,9 @@ probe's size is known), and each probe's gradient hook with one more; `begin` an
 statistics, gradients and per-channel tensors with one concatenation each. Every `chunk` recorded steps the
 statistics of all of them are computed in a few numpy calls on stacked arrays, on a worker thread, and appended to
 the history in step order (so the history lags by at most 2 * chunk - 1 steps; `flush` waits until every pending
-step is in). The worker is one thread per recorder, started at the first hand-over and stopped by `detach`.
+step is in). The worker is one thread per recorder, started at the first hand-over and stopped by `detach`; it is
+used only while the machine has a spare core (`spare_core`), else the statistics are computed inline in `end`.
+Either way the numbers are the same.
 
 Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targets`)::
 
@@ -50,6 +52,7 @@ Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targe
 from __future__ import annotations
 
 import contextlib
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -72,7 +75,17 @@ from .history import (
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
 DEFAULT_CHUNK = 8
-BACKGROUND = True  # compute the statistics on a worker thread (False: in `end`, on the training thread)
+BACKGROUND = True  # compute the statistics on a worker thread when a core is spare (False: always inline)
+
+
+def spare_core() -> bool:
+    """True when the machine has, on average, a core more than it is using (1-minute load average < cores - 1).
+    A worker thread only helps then: on a busy machine it is descheduled while holding the GIL, and the training
+    thread waits for it."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this platform
+        return False
 _SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
 
 
@@ -429,7 +442,11 @@ class Recorder:
         the GIL for most of it, so on a machine with a free core the training thread does not wait for them."""
         if self._fill == 0:
             return
-        if not self.background:
+        if not (self.background and spare_core()):  # inline, after what the worker still holds (step order)
+            for bank, future in enumerate(self._pending):
+                if future is not None:
+                    future.result()
+                    self._pending[bank] = None
             self._compute(self._pending_chunk(self._bank, self._fill))
             self._fill, self._slot = 0, self._bank * self.chunk
             return
