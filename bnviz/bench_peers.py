@@ -156,6 +156,7 @@ def wandb_peer(run: Run, every: int, x) -> Peer:
         if _WANDB["users"] == 0:
             with _wandb_env(root):
                 wb.finish()
+                wandb.teardown()  # stops wandb's service process too
             _WANDB.update(run=None, root=None)
             shutil.rmtree(root, ignore_errors=True)
 

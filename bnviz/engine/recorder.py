@@ -108,7 +108,9 @@ class SlotBuffer:
     def __init__(self, tensors: list[torch.Tensor], slots: int):
         sizes = [t.numel() for t in tensors]
         self.offsets = np.cumsum([0, *sizes])
-        self.buffer = torch.zeros(slots, int(self.offsets[-1]), dtype=torch.float32)
+        # empty, not zeros: every slot is written whole before it is read, and the pages of a slot never used (the
+        # second bank, when the statistics are computed inline) are never touched, so they take no memory
+        self.buffer = torch.empty(slots, int(self.offsets[-1]), dtype=torch.float32)
         spans = list(zip(self.offsets[:-1], self.offsets[1:], tensors, strict=True))  # one (start, end) per tensor
         self.views = [[self.buffer[c, a:b].view(t.shape) for a, b, t in spans] for c in range(slots)]
         self.rows = list(self.buffer.unbind(0))
