@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the cost of recording every step, and the history's memory")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--no-peers", action="store_true",
+                       help="leave out TensorBoard and W&B (measured only when requirements-bench.txt is installed)")
     bench.add_argument("--model", default="cnn", choices=["cnn", "resnet18"],
                        help="cnn: the app's default run; resnet18: bnviz.watch on a ResNet-18-shaped model")
 
@@ -192,7 +194,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.model == "resnet18":
         bench.main_watch(quick=args.quick)
     else:
-        bench.main(quick=args.quick)
+        bench.main(quick=args.quick, with_peers=not args.no_peers)
     return 0
 
 

@@ -1,7 +1,8 @@
 """The package's layers, checked from the code: imports point down only (DESIGN.md, README's Layout).
 
     errors  <  engine  <  science  <  figures  <  ui          (a layer imports only from layers to its left)
-    entry points (bnviz/watching.py, cli.py, bench.py, __main__.py, __init__.py) may import any layer but ui
+    entry points (bnviz/watching.py, cli.py, bench.py, bench_peers.py, __main__.py, __init__.py) may import any
+    layer but ui
 
 Only bnviz/ui/, pages/ and app.py import streamlit; nothing below figures imports plotly. Imports inside functions
 count too: a lazy import is still a dependency.
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("errors", "engine", "science", "figures", "ui")  # bottom to top
-ENTRY_POINTS = ("__init__", "__main__", "watching", "cli", "bench")  # bnviz/<name>.py
+ENTRY_POINTS = ("__init__", "__main__", "watching", "cli", "bench", "bench_peers")  # bnviz/<name>.py
 APP_FILES = ("bnviz/ui", "pages", "app.py")  # may import streamlit
 
 
