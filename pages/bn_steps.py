@@ -6,6 +6,7 @@ from bnviz import figures
 from bnviz.engine.config import EPS_CHOICES
 from bnviz.science import bn_steps as bx
 from bnviz.science.normalization_axes import EXAMPLE_SHAPE
+from bnviz.ui import plot
 from bnviz.ui.page import page_header
 
 page_header("BatchNorm step by step", r"""
@@ -130,5 +131,8 @@ with conv_tab:
                                key="bn_steps_c", persist_state="session")
         sample = st.selectbox("sample (layer, instance and group norm: G = 2 groups)", range(EXAMPLE_SHAPE[0]),
                               format_func=lambda i: str(i + 1), key="bn_steps_n", persist_state="session")
-    fig.plotly_chart(figures.axes_figure(kind, sample=sample, channel=channel), theme=None, key="bn_steps_axes")
+    with fig:
+        axes = figures.axes_figure(kind, sample=sample, channel=channel)
+        st.plotly_chart(axes, theme=None, key="bn_steps_axes")
+        plot.texts_below(plot.chart_texts(axes))
     st.table(bx.shapes_table())

@@ -21,8 +21,9 @@ CSS = """
 [data-stale="true"], [data-stale="true"] *:not(.modebar-group) { opacity: 1 !important; transition: none !important; }
 .block-container { padding-top: 2.2rem; max-width: 1500px; }
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
+.bnviz-sr { SR_ONLY }
 </style>
-"""
+""".replace("SR_ONLY", plot.SR_ONLY_CSS)  # visually hidden text, read by screen readers (the live status)
 PRESENTER_CSS = """
 <style>
 [data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
