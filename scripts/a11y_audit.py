@@ -44,7 +44,7 @@ def main() -> int:
 
         def record(path: str, state: str) -> None:
             found = a11y.audit(page)
-            own, upstream = a11y.split_known(found)
+            own, upstream = a11y.split_known(page, found)
             for v in upstream:
                 v.rule += " (upstream)"
             rows[f"/{path} | {state}"] = own + upstream
@@ -57,7 +57,7 @@ def main() -> int:
             settle(page, title, live=False)
             record(path, "idle")
         if not args.no_training:
-            page.goto(f"{server.url}/train?steps=20000", wait_until="domcontentloaded", timeout=90_000)
+            page.goto(f"{server.url}/train?steps=6000", wait_until="domcontentloaded", timeout=90_000)
             settle(page, "Train & watch", live=False)
             page.locator(".st-key-train_start button").first.click()
             bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("step", 0) > 0, 60,

@@ -88,11 +88,11 @@ def axes_figure(kind: str, shape: tuple[int, int, int, int] = EXAMPLE_SHAPE, sam
     m = int(mask.sum())
     summary = (f"A batch of {n} samples by {c} channels, each a {h} by {w} feature map. Blue: the {m} values "
                f"averaged into one mean and one variance: all {h * w} positions of {mask_words(mask)}.")
-    fig.update_layout(meta={"summary": summary}, font={**FONT, "size": STEP_FONT_SIZE}, height=STEP_FRAME_PX + STEP_ROW_PX * n * (h + 1),
+    fig.update_layout(font={**FONT, "size": STEP_FONT_SIZE}, height=STEP_FRAME_PX + STEP_ROW_PX * n * (h + 1),
                       plot_bgcolor="white", margin=STEP_MARGIN, paper_bgcolor="white",
                       annotations=[{"text": f"blue: the {m} values behind one mean and one variance",
                                     "xref": "paper", "yref": "paper", "x": 0, "y": -0.02, "yanchor": "top",
-                                    "showarrow": False, "font": {"size": 16}}])
+                                    "showarrow": False, "font": {"size": 16}}], meta={"summary": summary})
     return fig
 
 
