@@ -94,11 +94,18 @@ def number(value: float, percent: bool = False) -> str:
     size = abs(value)
     if size == 0:
         return "0"
-    if size >= 100 or (size >= 1 and float(value).is_integer()):
+    if size >= 100:
         return f"{value:,.0f}"
     if size >= 0.01:
-        return f"{value:.3g}" if size < 1 else f"{value:.2f}"
+        return f"{value:#.3g}".rstrip(".")
     return f"{value:.2e}"
+
+
+def position(value: float) -> str:
+    """An x value (a step, a bin's position): whole numbers as such, others like `number`."""
+    if value is not None and math.isfinite(value) and float(value).is_integer():
+        return f"{value:,.0f}"
+    return number(value)
 
 
 @dataclass
@@ -255,7 +262,7 @@ def _line_words(s: Series, percent: bool, ranges: bool = True) -> str:
 def _bar_words(s: Series, percent: bool) -> str:
     keep = np.flatnonzero(np.isfinite(s.y))
     names = s.x_labels if s.x_labels is not None else (
-        np.array([number(v) for v in s.x]) if s.x is not None else np.arange(len(s.y)).astype(str))
+        np.array([position(v) for v in s.x]) if s.x is not None else np.arange(len(s.y)).astype(str))
     prefix = f"{s.name}: " if s.name else ""
     if len(keep) <= MAX_BARS:
         return prefix + ", ".join(f"{clean(names[i])} {number(s.y[i], percent)}" for i in keep)
@@ -280,8 +287,8 @@ def _x_span(part: Part) -> str:
     lo = min(np.nanmin(x) for x in xs)
     hi = max(np.nanmax(x) for x in xs)
     if part.x_title:
-        return f" over {part.x_title} {number(lo)} to {number(hi)}"
-    return f" from x = {number(lo)} to {number(hi)}"
+        return f" over {part.x_title} {position(lo)} to {position(hi)}"
+    return f" from x = {position(lo)} to {position(hi)}"
 
 
 def describe(fig: Figure) -> str:
@@ -366,6 +373,8 @@ def data_tables(fig: Figure, max_rows: int = TABLE_ROWS) -> list[Table]:
                     labels = np.arange(len(s.y))
                 for x, y in zip(labels, s.y, strict=False):
                     key = x if isinstance(x, str) else float(x)
+                    if not isinstance(key, str) and not math.isfinite(key):
+                        continue  # the gap between two joined curves
                     if key not in by_x:
                         by_x[key] = {}
                         order.append(key)
@@ -386,7 +395,7 @@ def data_tables(fig: Figure, max_rows: int = TABLE_ROWS) -> list[Table]:
             ri, ci = _thin(z.shape[0], max_rows), _thin(z.shape[1], TABLE_COLUMNS)
             xs = s.x if s.x is not None and len(s.x) == z.shape[1] else np.arange(z.shape[1])
             ys = s.y if s.y is not None and len(s.y) == z.shape[0] else np.arange(z.shape[0])
-            columns = [part.label or "row"] + [clean(xs[j]) if isinstance(xs[j], str) else number(float(xs[j]))
+            columns = [part.label or "row"] + [clean(xs[j]) if isinstance(xs[j], str) else position(float(xs[j]))
                                                for j in ci]
             rows = [[clean(ys[i]) if isinstance(ys[i], str) else float(ys[i])]
                     + [float(z[i, j]) if np.isfinite(z[i, j]) else None for j in ci] for i in ri]
