@@ -22,6 +22,7 @@ pytest.importorskip("axe_playwright_python", reason="pip install axe-playwright-
 
 VIEWPORT = {"width": 1400, "height": 900}
 LOAD_S, RUN_S = 90, 60
+PRESENTER_PAGES = ("", "train", "bn-steps", "learn")  # audited in presenter mode too (1280x720)
 CHART_TEXTS_JS = """() => Array.from(document.querySelectorAll('.bnviz-chart')).map(fig => ({
   caption: (fig.querySelector('figcaption.bnviz-summary') || {}).textContent || '',
   drawn: !!fig.querySelector('.js-plotly-plot')}))
@@ -68,6 +69,14 @@ def test_every_page_idle_has_no_serious_violation_and_every_chart_a_summary(serv
             _settle(page, title)
             problems += _audit(page, f"/{path} | idle", rows, upstream)
             problems += _captions(page, f"/{path} idle")
+        # presenter mode (a projector at 1280x720: larger text, introductions folded): the pages a class sees most
+        presenter = browser.new_context(viewport={"width": 1280, "height": 720})
+        shown = presenter.new_page()
+        for path, title, _ in [p for p in a11y.ALL_PAGES if p[0] in PRESENTER_PAGES]:
+            shown.goto(f"{server.url}/{path}?present=1", wait_until="domcontentloaded", timeout=LOAD_S * 1000)
+            _settle(shown, title)
+            problems += _audit(shown, f"/{path} | presenter", rows, upstream)
+        presenter.close()
     finally:
         _report(rows, upstream)
         context.close()

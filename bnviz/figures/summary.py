@@ -342,10 +342,17 @@ class Table:
     caption: str
     columns: list[str]
     rows: list[list]
+    percent: bool = False  # the values are shares, shown as percentages
 
     def as_text_rows(self) -> list[list[str]]:
-        return [[cell if isinstance(cell, str) else ("" if cell is None else number(cell)) for cell in row]
-                for row in self.rows]
+        """The rows as a reader sees them: the first column as positions (steps), the values like the axis."""
+        def cell(value, first: bool) -> str:
+            if isinstance(value, str):
+                return value
+            if value is None:
+                return ""
+            return position(value) if first else number(value, self.percent)
+        return [[cell(value, i == 0) for i, value in enumerate(row)] for row in self.rows]
 
 
 def _thin(n: int, limit: int = TABLE_ROWS) -> np.ndarray:
@@ -387,7 +394,7 @@ def data_tables(fig: Figure, max_rows: int = TABLE_ROWS) -> list[Table]:
             shown = f" ({len(keep)} of {len(order)} rows, evenly spaced)" if len(keep) < len(order) \
                 else ""
             caption = (part.label or "values") + shown
-            tables.append(Table(caption, [part.x_title or "x"] + names, rows))
+            tables.append(Table(caption, [part.x_title or "x"] + names, rows, part.percent))
         for s in part.series:
             if s.kind != "heatmap":
                 continue
