@@ -68,7 +68,7 @@ def main() -> int:
                 record(path, "training")
             bs.nav_link(page, "Train & watch").click()
             settle(page, "Train & watch", live=True)
-            page.get_by_role("button", name="Stop", exact=True).click()
+            page.locator(".st-key-train_stop button").first.click()
         browser.close()
     print(f"\n{a11y.table(rows)}\n\n({time.monotonic() - t0:.0f} s, {args.width}x{args.height})")
     if args.json:
