@@ -22,6 +22,7 @@ pytest.importorskip("axe_playwright_python", reason="pip install axe-playwright-
 
 VIEWPORT = {"width": 1400, "height": 900}
 LOAD_S, RUN_S = 90, 60
+CHART_PAGES = ("", "train", "compare", "gradients", "inside-bn", "bn-steps", "zoo")  # charts when idle
 PRESENTER_PAGES = ("", "train", "bn-steps", "learn")  # audited in presenter mode too (1280x720)
 CHART_TEXTS_JS = """() => Array.from(document.querySelectorAll('.bnviz-chart')).map(fig => ({
   caption: (fig.querySelector('figcaption.bnviz-summary') || {}).textContent || '',
@@ -69,6 +70,8 @@ def test_every_page_idle_has_no_serious_violation_and_every_chart_a_summary(serv
             _settle(page, title)
             problems += _audit(page, f"/{path} | idle", rows, upstream)
             problems += _captions(page, f"/{path} idle")
+            if path in CHART_PAGES and not page.evaluate(CHART_TEXTS_JS):
+                problems.append(f"/{path} idle: no chart with a summary found")
         # presenter mode (a projector at 1280x720: larger text, introductions folded): the pages a class sees most
         presenter = browser.new_context(viewport={"width": 1280, "height": 720})
         shown = presenter.new_page()

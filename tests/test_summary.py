@@ -179,3 +179,16 @@ def test_the_spoken_status_follows_state_changes_at_once_and_steps_every_few_sec
     assert 'aria-hidden="true"><strong>Status:</strong> step 50' in b
     assert "Status: step 90 of 90 · finished</span>" in c and "Status: step 60" in d
     assert "Status: step 70" in e
+
+
+def test_a_figure_the_words_cannot_read_still_gets_its_title(monkeypatch):
+    from bnviz.ui import plot
+
+    monkeypatch.setattr(plot.st, "session_state", {})
+
+    def broken(fig):
+        raise ValueError("unreadable")
+
+    monkeypatch.setattr(plot.figures, "describe", broken)
+    texts = plot.chart_texts(_two_lines(np.array([1.0, 0.5]), np.array([1.0, 0.9])), "k", now=0.0)
+    assert texts["summary"].startswith("Training loss.") and texts["tables"] == []

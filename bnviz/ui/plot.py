@@ -294,9 +294,12 @@ def chart_texts(fig, key: str | None = None, now: float | None = None) -> dict:
     cache = st.session_state.setdefault(_TEXTS_KEY, {}) if key is not None else {}
     if key is not None and getattr(_LIVE, "on", False) and key in cache and now - cache[key][0] < TEXT_SECONDS:
         return cache[key][1]
-    summary = figures.describe(fig)
-    tables = [{"caption": t.caption, "columns": t.columns, "rows": t.as_text_rows()}
-              for t in figures.data_tables(fig)]
+    try:
+        summary = figures.describe(fig)
+        tables = [{"caption": t.caption, "columns": t.columns, "rows": t.as_text_rows()}
+                  for t in figures.data_tables(fig)]
+    except Exception:  # noqa: BLE001 - words about a chart must never cost the chart itself
+        summary, tables = f"{figures.chart_title(fig)}. (No summary in words for this chart.)", []
     texts = {"title": figures.chart_title(fig), "summary": summary, "tables": tables}
     if key is not None:
         cache[key] = (now, texts)
