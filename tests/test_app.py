@@ -13,6 +13,7 @@ the browser's timer would.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -74,7 +75,10 @@ def assert_clean(at: AppTest) -> None:
 
 
 def status_text(at: AppTest) -> str:
-    return " ".join(m.value for m in at.markdown if m.value.startswith("**Status:**"))
+    """The status line as shown (bnviz.ui.live.spoken_status: its visible part, without the words spoken later)."""
+    shown = [re.sub(r"<[^>]+>", "", m.value.split('<span class="bnviz-sr">')[0]) for m in at.markdown
+             if 'class="bnviz-status"' in m.value]
+    return " ".join([m.value for m in at.markdown if m.value.startswith("**Status:**")] + shown)
 
 
 def wait_until(predicate, timeout: float = 30.0) -> None:
