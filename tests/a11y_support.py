@@ -24,6 +24,8 @@ ALL_PAGES = [
     ("inference", "BN at inference, and in very deep networks", "Inference and depth"),
     ("backprop", "Backprop through batch norm", "Backprop through BN"),
     ("statistics", "Running statistics, and what BN does not do", "Running statistics"),
+    ("scale", "Scale invariance and weight decay", "Scale and weight decay"),
+    ("remedies", "Small batches, and BN with dropout", "Small batches, dropout"),
 ]
 IMPACTS = ("critical", "serious", "moderate", "minor")
 BLOCKING = ("critical", "serious")
