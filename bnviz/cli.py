@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sgd-momentum", type=float, default=defaults.sgd_momentum)
     add("--weight-decay", type=float, default=defaults.weight_decay,
         help="L2 penalty (PyTorch's weight_decay); 0 = off")
+    add("--dropout", type=float, default=defaults.dropout,
+        help="probability of zeroing each value of every hidden block's output in training (0 <= p < 1); 0 = off")
     add("--init", default=defaults.init, help="default (PyTorch's, times --init-scale) or normal (N(0, scale^2))")
     add("--init-scale", type=float, default=defaults.init_scale)
     add("--steps", type=int, default=defaults.steps)

@@ -1,11 +1,13 @@
-"""Lessons 4, 6 and 7 of "Beyond the basics": the weight-decay, ghost-batch and batch-renorm knobs through config,
-optimizer, models, links, saved runs and the CLI; ghost BN against per-sub-batch F.batch_norm; scale invariance
-against torch.nn.functional; the lessons' experiments on short settings and their pages rendered with AppTest."""
+"""Lessons 4, 6 and 7 of "Beyond the basics": the weight-decay, ghost-batch, batch-renorm and dropout knobs through
+config, optimizer, models, links, saved runs and the CLI; dropout against its formula and torch.nn.functional.dropout;
+ghost BN against per-sub-batch F.batch_norm; scale invariance against torch.nn.functional; the lessons' experiments on
+short settings and their pages rendered with AppTest."""
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,10 @@ from torch import nn
 from bnviz.cli import main as cli_main
 from bnviz.engine.batch_renorm import BatchRenorm, renorm_limits
 from bnviz.engine.config import RunConfig
+from bnviz.engine.data import BatchStream
 from bnviz.engine.ghost_batch_norm import GhostBatchNorm1d, GhostBatchNorm2d, ghost_chunks
 from bnviz.engine.history import History
-from bnviz.engine.models import build_model
+from bnviz.engine.models import SeededDropout, build_model
 from bnviz.engine.trainer import Run, train
 from bnviz.errors import ConfigError
 from bnviz.science.result_cache import remember
@@ -38,6 +41,8 @@ DIGITS = (1, 8, 8)
     ({"ghost_batch": 4, "bn_impl": "scratch"}, "bn_impl='scratch'"),
     ({"norm": "batch-renorm", "batch_size": 1}, "batch_size=1"),
     ({"norm": "batch-renorm", "bn_impl": "scratch"}, "bn_impl='scratch'"),
+    ({"dropout": -0.1}, "dropout=-0.1"), ({"dropout": 1.0}, "dropout=1.0 is not allowed: it must be >= 0.0 and < 1.0"),
+    ({"dropout": math.inf}, "dropout=inf"), ({"dropout": "0.5"}, "dropout='0.5'"),
 ])
 def test_bad_values_of_the_new_knobs_are_refused(changes, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace("'", "'")):
@@ -62,23 +67,28 @@ def test_one_sgd_step_with_weight_decay_is_the_l2_update():
 def test_old_links_and_saved_runs_without_the_new_fields_open_the_same(tmp_path):
     exp, notes = from_params({}, LIVE)
     assert notes == [] and exp.configs[""].weight_decay == 0.0 and exp.configs[""].ghost_batch == 0
-    cfg = exp.configs[""].replace(weight_decay=5e-4, batch_size=8, ghost_batch=4)
+    assert exp.configs[""].dropout == 0.0
+    cfg = exp.configs[""].replace(weight_decay=5e-4, batch_size=8, ghost_batch=4, dropout=0.3)
     params = to_params(type(exp)({"": cfg}, exp.twin), LIVE)
-    assert params["wd"] == "0.0005" and params["ghost"] == "4"
+    assert params["wd"] == "0.0005" and params["ghost"] == "4" and params["drop"] == "0.3"
     back, notes = from_params(params, LIVE)
     assert notes == [] and back.configs[""] == cfg
     bad, notes = from_params({"ghost": "8", "bs": "60"}, LIVE)  # 8 does not divide 60: kept off, and said so
     assert bad.configs[""].ghost_batch == 0 and bad.configs[""].batch_size == 60 and "ghost=8" in notes[0]
+    bad, notes = from_params({"drop": "0.99"}, LIVE)  # not a value the slider offers: off, and said so
+    assert bad.configs[""].dropout == 0.0 and "drop=0.99" in notes[0]
+    twin, notes = from_params({"twin": "drop:0.5"}, LIVE)
+    assert notes == [] and twin.twin == ("dropout", 0.5)
     # a run saved before the fields existed
     run = train(RunConfig(steps=3, eval_every=1, samples=32, hist_bins=8))
     folder = run.history.save(tmp_path / "old")
     info = json.loads((folder / "run.json").read_text())
-    for key in ("weight_decay", "ghost_batch"):
+    for key in ("weight_decay", "ghost_batch", "dropout"):
         info["meta"]["config"].pop(key)
     (folder / "run.json").write_text(json.dumps(info))
     loaded = History.load(folder)
     cfg = RunConfig.from_dict(dict(loaded.meta["config"]))
-    assert cfg.weight_decay == 0.0 and cfg.ghost_batch == 0
+    assert cfg.weight_decay == 0.0 and cfg.ghost_batch == 0 and cfg.dropout == 0.0
 
 
 def test_cli_takes_the_new_flags_and_refuses_bad_values(tmp_path, capsys):
@@ -91,10 +101,98 @@ def test_cli_takes_the_new_flags_and_refuses_bad_values(tmp_path, capsys):
     code = cli_main(["run", "--ghost-batch", "4", "--batch-size", "8", "--steps", "2", "--eval-every", "1",
                      "--samples", "32", "--out", str(tmp_path / "ghost"), "--quiet"])
     assert code == 0 and json.loads((tmp_path / "ghost" / "config.json").read_text())["ghost_batch"] == 4
+    code = cli_main(["run", "--dropout", "0.5", "--model", "mlp", "--steps", "2", "--eval-every", "1",
+                     "--samples", "32", "--out", str(tmp_path / "drop"), "--quiet"])
+    assert code == 0 and json.loads((tmp_path / "drop" / "config.json").read_text())["dropout"] == 0.5
     capsys.readouterr()
     code = cli_main(["run", "--weight-decay", "-1", "--out", str(tmp_path / "bad"), "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and "weight_decay=-1.0 is not allowed" in err and "Traceback" not in err
+    code = cli_main(["run", "--dropout", "1", "--out", str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and "dropout=1.0 is not allowed" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- dropout ------------------------------------------------------------------------------------------------------
+def test_seeded_dropout_is_inverted_dropout_as_in_torch():
+    p, x = 0.3, torch.rand(400_000, dtype=torch.float64) + 0.5
+    layer = SeededDropout(p, torch.Generator().manual_seed(0))
+    y = layer(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p), rtol=1e-15, atol=0)  # the formula: x m / (1 - p)
+    assert abs(float(kept.double().mean()) - (1 - p)) < 0.003  # 5 standard deviations of the kept fraction
+    torch.manual_seed(0)
+    reference = F.dropout(x, p, training=True)  # torch's dropout: the same scaling, the same expectation
+    torch.testing.assert_close(reference[reference != 0], x[reference != 0] / (1 - p), rtol=1e-15, atol=0)
+    assert abs(float(y.mean() - reference.mean())) < 0.01 * float(x.mean())
+    assert abs(float(y.mean() / x.mean()) - 1) < 0.005  # E[y] = x
+    torch.testing.assert_close(layer.eval()(x), x)  # eval mode: the identity
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)  # the masks come from its generator
+    torch.manual_seed(1)
+    a = SeededDropout(0.5, g1)(torch.ones(100))
+    torch.manual_seed(2)
+    assert torch.equal(a, SeededDropout(0.5, g2)(torch.ones(100)))
+
+
+@pytest.mark.usefixtures("engine_one_torch_thread")  # as a Job runs (cfg.threads = 1): the last bits depend on it
+def test_dropout_off_trains_bit_for_bit_as_before_the_knob():
+    """tests/data/dropout_off_reference.json: the losses (float.hex) of two short runs computed on main (587ca84),
+    before the dropout knob existed, with this loop and one torch thread; dropout=0 must give the same bits (and
+    build no dropout module)."""
+    reference = json.loads((Path(__file__).parent / "data" / "dropout_off_reference.json").read_text())
+    for item in reference.values():
+        run = Run(RunConfig(**item["config"]))
+        assert run.model.dropout is None and not any(isinstance(m, nn.Dropout) for m in run.model.modules())
+        stream = BatchStream(run.dataset, run.cfg.batch_size, run.cfg.seed)
+        losses = []
+        while not run.done:
+            losses.append(run.train_step(*stream.next()).hex())
+        assert losses == item["losses"] and run.final_test_acc.hex() == item["final_test_acc"]
+
+
+def test_the_model_drops_every_block_output_in_training_only():
+    p = 0.5
+    net = build_model(RunConfig(model="mlp", depth=2, width=64, dropout=p), DIGITS, 10)
+    plain = build_model(RunConfig(model="mlp", depth=2, width=64), DIGITS, 10)
+    assert isinstance(net.dropout, SeededDropout) and net.dropout.p == p
+    x = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():  # eval mode: no dropout; the same network as without it (same seed, same init)
+        torch.testing.assert_close(net.eval()(x), plain.eval()(x), rtol=0, atol=0)
+    seen = {}
+    net.blocks[0].register_forward_hook(lambda m, i, out: seen.__setitem__("out", out.detach()))
+    net.blocks[1].layer.register_forward_pre_hook(lambda m, i: seen.__setitem__("in", i[0].detach()))
+    net.head.register_forward_pre_hook(lambda m, i: seen.__setitem__("head", i[0].detach()))
+    net.train()(x)
+    positive = seen["out"] > 0
+    kept = seen["in"] != 0
+    torch.testing.assert_close(seen["in"][kept], seen["out"][kept] / (1 - p))
+    assert 0.4 < float((~kept[positive]).float().mean()) < 0.6  # about half the values are dropped
+    assert float((seen["head"] == 0).float().mean()) > 0.4  # the last block's output too
+
+
+def test_runs_with_dropout_give_the_same_numbers_in_parallel_threads():
+    cfg = RunConfig(model="mlp", dropout=0.5, steps=24, batch_size=16, eval_every=8, samples=32, hist_bins=8,
+                    ics_every=8)
+    runs = {}
+
+    def train_in_thread(key):
+        torch.manual_seed(key)  # the global generator differs between the threads, and is used meanwhile
+        torch.rand(key + 1)
+        runs[key] = train(cfg)
+
+    threads = [threading.Thread(target=train_in_thread, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = runs[0].history, runs[1].history
+    pd_equal = [a.scalars_frame().equals(b.scalars_frame()), a.layers_frame().equals(b.layers_frame()),
+                a.channels_frame().equals(b.channels_frame())]
+    assert all(pd_equal) and runs[0].final_test_acc == runs[1].final_test_acc
+    without = train(cfg.replace(dropout=0.0)).history.scalars_frame()["loss"]
+    assert not np.array_equal(without.to_numpy(), a.scalars_frame()["loss"].to_numpy())  # dropout does something
+    no_ics = train(cfg.replace(ics_every=0)).history.scalars_frame()["loss"]  # the ICS passes reuse the step's masks
+    np.testing.assert_array_equal(no_ics.to_numpy(), a.scalars_frame()["loss"].to_numpy())
 
 
 # ---- ghost batch norm and batch renorm in the models --------------------------------------------------------------

@@ -23,6 +23,7 @@ from bnviz.science.presets import FORMER_NAMES, PRESETS
 from bnviz.ui.choices import (
     BATCH_CHOICES,
     DEPTH_RANGE,
+    DROPOUT_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
     LR_CHOICES,
@@ -72,7 +73,7 @@ def widget_configs(draw) -> RunConfig:
         optimizer=draw(hs.sampled_from(OPTIMIZERS)), sgd_momentum=draw(hs.integers(0, 99)) / 100,
         init=draw(hs.sampled_from(INITS)), init_scale=draw(hs.sampled_from(INIT_SCALE_CHOICES)),
         steps=draw(hs.integers(*STEPS_RANGE)), seed=draw(hs.integers(*SEED_RANGE)),
-        weight_decay=draw(hs.sampled_from(WEIGHT_DECAY_CHOICES)))
+        weight_decay=draw(hs.sampled_from(WEIGHT_DECAY_CHOICES)), dropout=draw(hs.sampled_from(DROPOUT_CHOICES)))
     if values["norm"] == "batch":
         values["ghost_batch"] = draw(hs.sampled_from(ghost_choices(values["batch_size"])))
     try:
@@ -310,6 +311,18 @@ def test_a_link_sets_the_weight_decay_and_ghost_batch_widgets():
     assert twin_changes(cfg, "norm", "none") == {"norm": "none", "ghost_batch": 0}
     assert twin_changes(cfg, "batch_size", 16) == {"batch_size": 16}  # 4 divides 16: kept
     assert twin_changes(cfg, "lr", 0.5) == {"lr": 0.5}
+
+
+def test_a_link_sets_the_dropout_widget_and_a_dropout_twin():
+    params = {"drop": "0.5", "twin": "drop:0"}
+    at = open_link("train", params)
+    assert at.select_slider(key="cfg_dropout").value == 0.5
+    assert at.selectbox(key="twin_field").value == "dropout" and at.selectbox(key="twin_value_dropout").value == 0.0
+    cfg = at.session_state["cfg_config"]
+    assert cfg.dropout == 0.5 and cfg == canonical(RunConfig(dropout=0.5)) and not at.warning
+    assert dict(at.query_params) == params
+    at = open_link("train", {"drop": "1"})  # a drop probability the slider does not offer: off, and said so
+    assert at.session_state["cfg_config"].dropout == 0.0 and "drop=1" in at.warning[0].value
 
 
 def test_bad_values_keep_their_defaults_with_one_note():

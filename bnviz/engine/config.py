@@ -61,6 +61,7 @@ class RunConfig:
     optimizer: str = "sgd"  # "sgd" (with momentum below) or "adam"
     sgd_momentum: float = 0.9
     weight_decay: float = 0.0  # L2 penalty added to every parameter's gradient by the optimizer (0 = off)
+    dropout: float = 0.0  # probability of zeroing each value of every hidden block's output in training (0 = off)
     init: str = "default"  # "default": PyTorch's init times init_scale; "normal": weights ~ N(0, init_scale^2)
     init_scale: float = 1.0
     steps: int = 1000
@@ -105,6 +106,7 @@ class RunConfig:
         _check_float("bn_momentum", self.bn_momentum, low=0.0, high=1.0)
         _check_float("sgd_momentum", self.sgd_momentum, low=0.0, high=1.0, high_open=True)
         _check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
+        _check_float("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         _check_float("init_scale", self.init_scale, low=0.0, low_open=True, high=100.0)
         _check_float("difficulty", self.difficulty, low=0.0, high=1.0)
         if self.norm == "group" and self.width % self.groups:

@@ -51,7 +51,7 @@ META_TYPES = {
                "record_every": _WHOLE, "ics_every": _WHOLE, "threads": _WHOLE, "hist_bins": _WHOLE,
                "samples": _WHOLE, "eps": _NUMBER, "bn_momentum": _NUMBER, "lr": _NUMBER, "sgd_momentum": _NUMBER,
                "init_scale": _NUMBER, "difficulty": _NUMBER, "extra": (dict,),
-               "ghost_batch": _WHOLE, "weight_decay": _NUMBER},
+               "ghost_batch": _WHOLE, "weight_decay": _NUMBER, "dropout": _NUMBER},
     "summary": {"status": _TEXT, "steps": _WHOLE, "final_test_acc": _NUMBER},
     "watch": {"model": _TEXT, "modules": _LIST, "act_input": _LIST, "pre": _LIST},
     "dataset": {"file": _TEXT, "name": _TEXT, "classes": _LIST},

@@ -4,6 +4,12 @@ Every hidden block is a `Block` with three named children, `layer`, `norm` (abse
 and `act`; the recorder hooks those children, so the three *stages* it reports are
 `pre` (output of the conv/linear), `norm` (output of the normalization) and `act` (output of the activation),
 whatever their order (`placement="after"` runs layer -> act -> norm).
+
+With `dropout` > 0 the network applies (inverted) dropout to every hidden block's output, in training only: after
+the block's activation (and its norm with placement "after", and its pooling), so before the next block's layer and
+norm, and before the head. The recorded stages are the block's values before dropout. Its masks come from a
+generator of the model's own, seeded from cfg.seed: torch's global generator is shared by every thread of a server,
+so masks drawn from it would make a live run's numbers depend on what else runs.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from .config import RunConfig
 NOISE_MEAN_RANGE = (-0.5, 0.5)
 NOISE_SCALE_RANGE = (1.0, 1.25)
 NOISE_ELEMENT_SPREAD = 0.1
+DROPOUT_SEED_OFFSET = 500  # the dropout generator's seed is cfg.seed * 1000 + 500 (noisy BN's: + 1 + block index)
 
 
 class NoisyBatchNorm(nn.Module):
@@ -76,6 +83,26 @@ def _uniform(shape, lo, hi, g):
     return lo + (hi - lo) * torch.rand(shape, generator=g)
 
 
+class SeededDropout(nn.Dropout):
+    """Inverted dropout drawing its masks from its own generator: in training each value is kept with probability
+    1 - p and divided by 1 - p (so its expectation is unchanged); in eval mode it is the identity. `freeze_noise`
+    reuses the last mask (`last_noise`, when the input has the same shape), as NoisyBatchNorm does, for the extra
+    passes that must see the same network on the same batch (the gradient-ICS measure)."""
+
+    def __init__(self, p: float, generator: torch.Generator):
+        super().__init__(float(p))
+        self.generator = generator
+        self.freeze_noise = False
+        self.last_noise: torch.Tensor | None = None  # the last mask: True where a value is kept
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if not (self.freeze_noise and self.last_noise is not None and self.last_noise.shape == x.shape):
+            self.last_noise = torch.rand(x.shape, generator=self.generator) >= self.p
+        return x * self.last_noise / (1 - self.p)
+
+
 class Block(nn.Module):
     """layer -> norm -> act (placement "before", as in Ioffe & Szegedy) or layer -> act -> norm ("after")."""
 
@@ -104,18 +131,22 @@ class Block(nn.Module):
 class Net(nn.Module):
     """Hidden blocks (`blocks`) then a linear classifier (`head`)."""
 
-    def __init__(self, blocks: list[Block], head: nn.Module, flatten_input: bool, global_pool: bool):
+    def __init__(self, blocks: list[Block], head: nn.Module, flatten_input: bool, global_pool: bool,
+                 dropout: SeededDropout | None = None):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
         self.flatten_input = flatten_input
         self.global_pool = global_pool
+        self.dropout = dropout  # applied to every block's output; None (no module at all) when cfg.dropout == 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W)
         if self.flatten_input:
             x = x.flatten(1)  # (N, C*H*W)
         for block in self.blocks:
             x = block(x)
+            if self.dropout is not None:
+                x = self.dropout(x)
         if self.global_pool:
             x = x.mean(dim=(2, 3))  # (N, width)
         return self.head(x)
@@ -141,7 +172,10 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, int, int], n_classes: in
         blocks.append(Block(layer, _make_norm(cfg, index), _make_activation(cfg.activation), cfg.placement, pool))
         in_features = cfg.width
     head = nn.Linear(cfg.width, n_classes)
-    net = Net(blocks, head, flatten_input=cfg.model == "mlp", global_pool=cfg.model == "cnn")
+    dropout = None
+    if cfg.dropout > 0:
+        dropout = SeededDropout(cfg.dropout, torch.Generator().manual_seed(cfg.seed * 1000 + DROPOUT_SEED_OFFSET))
+    net = Net(blocks, head, flatten_input=cfg.model == "mlp", global_pool=cfg.model == "cnn", dropout=dropout)
     initialize(net, cfg)
     return net
 

@@ -30,7 +30,7 @@ from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .divergence import NON_FINITE, Divergence, DivergenceWatch, describe
 from .history import History
-from .models import NoisyBatchNorm, build_model, copy_shared_weights
+from .models import NoisyBatchNorm, SeededDropout, build_model, copy_shared_weights
 from .recorder import Recorder, layout_for
 from .shift import gradient_ics
 from .targets import Targets
@@ -146,7 +146,8 @@ class Run:
     @torch.no_grad()
     def evaluate(self, train_mode: bool = False, limit: int | None = None) -> float:
         """Test accuracy. train_mode=True normalizes with each test batch's own statistics (batches of the
-        training batch size) and leaves the running statistics untouched: the train/eval gap of batch norm."""
+        training batch size) and leaves the running statistics untouched: the train/eval gap of batch norm. Dropout
+        is off in both (it would add its own noise to what the gap measures, and use up masks of the training run)."""
         x, y = self.dataset.x_test, self.dataset.y_test
         if limit is not None:
             x, y = x[:limit], y[:limit]
@@ -156,6 +157,9 @@ class Run:
         for m in noisy:
             m.freeze_noise = True
         self.model.train(train_mode)
+        for m in self.model.modules():
+            if isinstance(m, SeededDropout):
+                m.eval()
         chunk = self.cfg.batch_size if train_mode else EVAL_CHUNK
         correct = 0
         counted = 0

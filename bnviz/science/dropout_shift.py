@@ -27,7 +27,7 @@ from torch import nn
 
 from ..engine.config import RunConfig
 from ..engine.data import BatchStream
-from ..engine.models import build_model
+from ..engine.models import SeededDropout, build_model
 from ..engine.trainer import load_for
 from .experiment_runs import Progress, StageProgress
 from .result_cache import remembered
@@ -35,21 +35,6 @@ from .result_cache import remembered
 PLACEMENTS = ("no dropout", "dropout before BN", "dropout after the last BN")
 SHIFT_NET = dict(model="mlp", depth=3, width=64, activation="relu", norm="batch", batch_size=64, lr=0.05,
                  sgd_momentum=0.9)
-
-
-class SeededDropout(nn.Dropout):
-    """nn.Dropout drawing its masks from its own generator: the global one is shared with every thread of a server,
-    so masks drawn from it would make the lesson's numbers depend on what else runs."""
-
-    def __init__(self, drop: float, generator: torch.Generator):
-        super().__init__(drop)
-        self.generator = generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.rand(x.shape, generator=self.generator) >= self.p
-        return x * keep / (1 - self.p)
 
 
 def with_dropout(net: nn.Module, placement: str, drop: float, seed: int = 0) -> nn.Module:

@@ -13,7 +13,7 @@ FIELD_WORDS = {
     "norm": "normalization", "placement": "norm placement", "eps": "epsilon", "bn_momentum": "BN momentum",
     "groups": "groups", "batch_size": "batch size", "lr": "learning rate", "optimizer": "optimizer",
     "sgd_momentum": "SGD momentum", "init": "weight init", "init_scale": "init scale", "steps": "steps",
-    "weight_decay": "weight decay", "ghost_batch": "ghost batch size",
+    "weight_decay": "weight decay", "ghost_batch": "ghost batch size", "dropout": "dropout",
     "seed": "seed",
 }
 NORM_WORDS = {"none": "none", "batch": "batch norm", "batch-noisy": "batch norm + noise", "layer": "layer norm",
@@ -24,7 +24,8 @@ NORM_SHORT = {"none": "no BN", "batch": "BN", "batch-noisy": "noisy BN", "layer"
 NAME_FORMATS = (("placement", "norm {}"), ("lr", "lr {:g}"), ("batch_size", "batch {}"), ("init_scale", "init x{:g}"),
                 ("activation", "{}"), ("optimizer", "{}"), ("depth", "{} blocks"), ("width", "width {}"),
                 ("model", "{}"), ("dataset", "{}"), ("seed", "seed {}"), ("steps", "{:,} steps"),
-                ("weight_decay", "wd {:g}"), ("ghost_batch", "ghost {}"))
+                ("weight_decay", "wd {:g}"), ("ghost_batch", "ghost {}"),
+                ("dropout", "dropout {:g}"))
 
 
 def value_words(field: str, value) -> str:

@@ -16,7 +16,6 @@ from torch.func import functional_call
 
 from ..engine.config import RunConfig
 from ..engine.history import WEIGHT_STATS, History
-from ..engine.models import NoisyBatchNorm
 from ..engine.shift import distribution_drift
 from ..engine.trainer import Run
 from .experiment_runs import (
@@ -43,14 +42,14 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
     g = gradient of the loss at w. For each step size eta = multiple * lr: the loss L(w - eta g) and the gradient
     change ||g(w - eta g) - g(w)|| (all parameters, one L2 norm); "beta" = gradient change / ||eta g||, the effective
     smoothness. Computed functionally (torch.func.functional_call) on copies of the parameters and buffers, with the
-    model in train mode (BN normalizes with this batch's statistics, as in training); noisy BN reuses its last noise
-    draw. The model's parameters, gradients, running statistics, noise generator and mode are left exactly as they
+    model in train mode (BN normalizes with this batch's statistics, as in training); noisy BN and dropout reuse their
+    last draw. The model's parameters, gradients, running statistics, noise generator and mode are left exactly as they
     were. Returns one row per step size, plus multiple 0 (the starting point): multiple, eta, loss, grad_change, beta.
     """
     names = [n for n, _ in model.named_parameters()]
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
+    noisy = [m for m in model.modules() if hasattr(m, "freeze_noise")]  # noisy BN and dropout: reuse their draw
     noise_state = [(m.freeze_noise, m.last_noise, m.generator.get_state()) for m in noisy]
     was_training = model.training
 

@@ -15,6 +15,7 @@ INIT_SCALE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 5.0, 10.0)
 GROUP_CHOICES = (1, 2, 4, 8, 16)
 WEIGHT_DECAY_CHOICES = (0.0, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05)  # 0 = off; 5e-4 is a common ImageNet value
 GHOST_CHOICES = (0, 2, 4, 8, 16, 32)  # ghost batch sizes (0 = off: statistics over the whole batch)
+DROPOUT_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # drop probabilities (0 = off; 0.5 is Srivastava et al.'s)
 DEPTH_RANGE = (1, 6)  # hidden blocks a live run may have (RunConfig allows more; the pages' charts show six)
 STEPS_RANGE = (10, 20_000)
 SEED_RANGE = (0, 2**31 - 1)
@@ -34,16 +35,16 @@ BN_STATS = ("mean", "var")  # Inside BatchNorm: batch vs running mean or varianc
 
 # The settings a twin run may change, with their labels.
 TWIN_FIELDS = {"norm": "normalization", "placement": "norm placement", "lr": "learning rate",
-               "batch_size": "batch size", "init_scale": "init scale"}
+               "batch_size": "batch size", "init_scale": "init scale", "dropout": "dropout"}
 TWIN_OPTIONS = {"norm": NORMS, "placement": PLACEMENTS, "lr": LR_CHOICES, "batch_size": BATCH_CHOICES,
-                "init_scale": INIT_SCALE_CHOICES}
+                "init_scale": INIT_SCALE_CHOICES, "dropout": DROPOUT_CHOICES}
 
 
 def nearest(name: str, value):
     """The widget option closest to `value` (relative distance) for the fields chosen from a list; else `value`."""
     choices = {"lr": LR_CHOICES, "eps": EPS_CHOICES, "batch_size": BATCH_CHOICES, "width": WIDTH_CHOICES,
                "init_scale": INIT_SCALE_CHOICES, "weight_decay": WEIGHT_DECAY_CHOICES,
-               "ghost_batch": GHOST_CHOICES}.get(name)
+               "ghost_batch": GHOST_CHOICES, "dropout": DROPOUT_CHOICES}.get(name)
     if choices is None:
         return value
     return min(choices, key=lambda c: abs(c - value) / max(abs(value), 1e-12))
@@ -74,4 +75,5 @@ def twin_default(base: RunConfig, field: str):
     return {"norm": "none" if base.norm != "none" else "batch",
             "placement": "after" if base.placement == "before" else "before",
             "lr": nearest("lr", base.lr * 10), "batch_size": 2 if base.batch_size > 2 else 64,
-            "init_scale": 0.01 if base.init_scale >= 0.1 else 1.0}[field]
+            "init_scale": 0.01 if base.init_scale >= 0.1 else 1.0,
+            "dropout": 0.5 if base.dropout == 0 else 0.0}[field]

@@ -29,6 +29,7 @@ from .choices import (
     BATCH_CHOICES,
     BLOCKS,
     DEPTH_RANGE,
+    DROPOUT_CHOICES,
     GROUP_CHOICES,
     INIT_SCALE_CHOICES,
     LR_CHOICES,
@@ -150,6 +151,11 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
                                                   format_func=lambda v: "off" if v == 0 else _sci(v),
                                                   help="L2 penalty: the optimizer adds weight_decay x w to every "
                                                        "parameter's gradient (PyTorch's weight_decay)")
+        values["dropout"] = st.select_slider("Dropout", DROPOUT_CHOICES, **k("dropout"),
+                                             format_func=lambda p: "off" if p == 0 else f"{p:g}",
+                                             help="in training, each value of every hidden block's output (after "
+                                                  "its activation) is zeroed with this probability and the rest "
+                                                  "divided by 1 - p; off in eval mode")
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
@@ -232,7 +238,7 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
     if presenting():
         value = st.session_state[value_key]
     else:
-        fmt = NORM_LABELS.get if field == "norm" else (_sci if field == "lr" else str)
+        fmt = {"norm": NORM_LABELS.get, "lr": _sci, "dropout": lambda p: "off" if p == 0 else f"{p:g}"}.get(field, str)
         value = c.selectbox(f"Twin's {TWIN_FIELDS[field]}", TWIN_OPTIONS[field], format_func=fmt, key=value_key,
                             persist_state="session")
     try:
