@@ -65,3 +65,10 @@ if shift is not None:
                    "no dropout before it in any network (dropout sits between blocks). Li et al. measure on CIFAR "
                    "and ImageNet networks (DenseNet, ResNet, ResNeXt, Wide ResNet) and report their shift as the "
                    "ratio of the running variance to the test variance, the inverse of ours.")
+
+st.markdown("""
+**Try it live.** Train & watch has a *Dropout* setting (under Training; CLI `--dropout`): it drops every hidden
+block's output in training, so every block but the first gets dropout before its BN, as in the middle network above
+(and the classifier too). Set it to 0.5 and let the twin differ in dropout (off), or open
+`/train?drop=0.5&twin=drop:0`, then compare the two runs' eval-mode test accuracy.
+""")

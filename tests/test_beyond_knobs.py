@@ -159,15 +159,17 @@ def test_the_model_drops_every_block_output_in_training_only():
     with torch.no_grad():  # eval mode: no dropout; the same network as without it (same seed, same init)
         torch.testing.assert_close(net.eval()(x), plain.eval()(x), rtol=0, atol=0)
     seen = {}
-    net.blocks[0].register_forward_hook(lambda m, i, out: seen.__setitem__("out", out.detach()))
-    net.blocks[1].layer.register_forward_pre_hook(lambda m, i: seen.__setitem__("in", i[0].detach()))
-    net.head.register_forward_pre_hook(lambda m, i: seen.__setitem__("head", i[0].detach()))
+    for index, block in enumerate(net.blocks):  # what each block puts out, and what the next layer receives
+        block.register_forward_hook(lambda m, i, out, k=index: seen.__setitem__(k, out.detach()))
+    nexts = [net.blocks[1].layer, net.head]
+    for index, layer in enumerate(nexts):
+        layer.register_forward_pre_hook(lambda m, i, k=index: seen.__setitem__(f"in{k}", i[0].detach()))
     net.train()(x)
-    positive = seen["out"] > 0
-    kept = seen["in"] != 0
-    torch.testing.assert_close(seen["in"][kept], seen["out"][kept] / (1 - p))
-    assert 0.4 < float((~kept[positive]).float().mean()) < 0.6  # about half the values are dropped
-    assert float((seen["head"] == 0).float().mean()) > 0.4  # the last block's output too
+    for index in range(2):
+        out, received = seen[index], seen[f"in{index}"]
+        kept = received != 0
+        torch.testing.assert_close(received[kept], out[kept] / (1 - p))  # kept values scaled by 1 / (1 - p)
+        assert 0.4 < float((~kept[out > 0]).float().mean()) < 0.6  # about half the nonzero values are dropped
 
 
 def test_runs_with_dropout_give_the_same_numbers_in_parallel_threads():
@@ -369,3 +371,4 @@ def test_remedies_page_shows_both_lessons():
     assert not at.exception and not at.error
     shown = " ".join(m.value for m in at.markdown)
     assert small_batch_findings(short)[0] in shown and dropout_findings(shift)[1] in shown
+    assert "`/train?drop=0.5&twin=drop:0`" in shown  # the link test_share opens on Train & watch
