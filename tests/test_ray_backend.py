@@ -124,3 +124,14 @@ def test_a_dead_worker_becomes_an_error(sessions):
     ray.kill(lab.job._actor)  # the worker process dies mid-run
     assert lab.job.join(60) and lab.job.status == "error" and "Ray worker" in lab.job.error
     assert lab.limiter.in_use == 0 and lab.histories()[1]  # what arrived before the crash stays
+
+
+def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path, capsys):
+    from bnviz.cli import main
+
+    flags = ["run", "--steps", "12", "--width", "4", "--depth", "2", "--samples", "64", "--quiet"]
+    assert main([*flags, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    assert main([*flags, "--out", str(tmp_path / "threads"), "--backend", "threads"]) == 0
+    for name in ("scalars.csv", "layers.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "threads" / name).read_bytes(), name
+    assert "finished: 12 steps" in capsys.readouterr().out
