@@ -200,3 +200,21 @@ def test_runs_are_the_same_numbers_whoever_asks(server):
     ha, hb = a.histories()[1][0], b.histories()[1][0]
     for name in ("scalars", "act_hist"):
         assert np.array_equal(ha.column(name), hb.column(name), equal_nan=True), name
+
+
+def test_charts_refresh_slower_when_many_sessions_watch_one_run(server):
+    from bnviz.engine.jobs import available_cores, registry_for
+    from bnviz.ui.live import POLL_SECONDS, VIEWERS_PER_CORE, poll_seconds
+
+    limiter = JobLimiter(1)
+    viewers = [Lab(limiter=limiter, registry=registry_for(limiter)) for _ in range(4 * available_cores())]
+    try:
+        for lab in viewers:
+            lab.start([LONG])  # one run, every session watching it
+        assert registry_for(limiter).watching() == len(viewers) and limiter.in_use == 1
+        expected = POLL_SECONDS * max(1.0, len(viewers) / VIEWERS_PER_CORE / available_cores())
+        assert poll_seconds(limiter) == pytest.approx(expected) and expected > POLL_SECONDS
+    finally:
+        for lab in viewers:
+            lab.reset()
+    assert poll_seconds(limiter) == POLL_SECONDS

@@ -22,13 +22,15 @@ Queue: when every slot (`JobLimiter.capacity`) or the memory budget is taken, a 
 position and estimated wait (the cost model's time for what runs and waits ahead, divided by the slots) are shown
 by the page, with Cancel. A session holds one active or queued run (Lab.start stops the previous one), a client
 address at most BNVIZ_RUNS_PER_CLIENT distinct runs it started (default: capacity - 1, at least 1; runs it only
-watches do not count) and the queue at most BNVIZ_MAX_QUEUE entries (default 64).
+watches do not count; loopback addresses are not capped: this machine's own browser, or every client behind a
+proxy on this machine, which the cap cannot tell apart) and the queue at most BNVIZ_MAX_QUEUE entries (default 64).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -221,7 +223,7 @@ class RunRegistry:
             entry = self._attach(key, viewer)
             if entry is not None:
                 return entry
-            if client is not None:
+            if client is not None and not _loopback(client):
                 mine = sum(1 for e in self._queue + self._active if e.client == client and e.viewers)
                 if mine >= self.per_client:
                     raise ServerBusy(f"Your computer already has {mine} run(s) training or waiting in other tabs "
@@ -255,6 +257,8 @@ class RunRegistry:
             entry.state, entry.started_at = "active", time.monotonic()
             entry.job.on_done = lambda e=entry: self._done(e)
             self.trained += 1
+            log.info("shared run %s started after %.1f s in the queue (%d waiting)", (entry.key or "private")[:8],
+                     entry.waited, len(self._queue))  # scripts/load_test.py --class counts these lines
             try:
                 entry.job.start()
             except Exception as exc:  # noqa: BLE001 - a backend that cannot start: this entry fails, others go on
@@ -335,6 +339,11 @@ class RunRegistry:
                 del self._live[entry.key]
             entry.private = True
 
+    def watching(self) -> int:
+        """Sessions watching a run that trains (each refreshes its charts while it does)."""
+        with self._lock:
+            return sum(len(e.viewers) for e in self._active)
+
     def watchers(self, entry: Entry) -> int:
         with self._lock:
             return len(entry.viewers)
@@ -349,6 +358,15 @@ class RunRegistry:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def _loopback(address: str) -> bool:
+    """This machine (a local user, scripts/load_test.py, or a proxy on this machine: the cap cannot tell clients
+    apart behind it)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _remaining_s(entry: Entry) -> float:

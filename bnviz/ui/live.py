@@ -12,7 +12,7 @@ import streamlit as st
 
 from .. import figures
 from ..engine.config import RunConfig
-from ..engine.jobs import LIMITER, Lab, available_cores
+from ..engine.jobs import LIMITER, Lab, available_cores, registry_for
 from ..engine.runfile import pack_runs
 from ..errors import BnvizError
 from .controls import LR_CHOICES, _sci
@@ -154,12 +154,17 @@ def status_line(lab: Lab, start_hint: str = START_HINT, snap=None) -> None:
         st.markdown(f"**Status:** {text}")
 
 
+VIEWERS_PER_CORE = 2  # sessions refreshing at full speed per core, on top of the training (see poll_seconds)
+
+
 def poll_seconds(limiter=LIMITER) -> float:
-    """How often live charts refresh: twice a second while this server has a core for every training run, and
-    proportionally less often when more runs than cores train at once (8 runs on 2 cores: every 2 s). Every refresh
-    builds and sends all of a page's figures in the process that trains: a class of 20 refreshing twice a second
-    would leave the runs, and the server's answers, starved of CPU."""
-    return POLL_SECONDS * max(1.0, limiter.in_use / available_cores())
+    """How often live charts refresh: twice a second while this server has a core for every training run and for
+    every VIEWERS_PER_CORE sessions watching one, and proportionally less often when more train or watch (8 runs on
+    2 cores: every 2 s; a class of 24 watching one shared run: every 3 s). Every refresh builds and sends all of a
+    page's figures in the process that trains: a class of 20 refreshing twice a second would leave the runs, and
+    the server's answers, starved of CPU."""
+    load = max(limiter.in_use, registry_for(limiter).watching() / VIEWERS_PER_CORE)
+    return POLL_SECONDS * max(1.0, load / available_cores())
 
 
 def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
@@ -182,8 +187,9 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         snap = lab.snapshot()  # one consistent copy per refresh, for the status line and the charts
         status_line(lab, start_hint, snap)
         if interval and interval > POLL_SECONDS:
-            st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs share this server's "
-                       f"{available_cores()} cores.")
+            st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs train and "
+                       f"{registry_for(LIMITER).watching()} sessions watch on this server's {available_cores()} "
+                       "cores.")
         labels, histories = lab.histories(snap)
         if snap is not None and snap.status in ("finished", "stopped", "diverged") and histories:
             sentence = figures.run_result(list(zip(labels, histories, strict=True)))
