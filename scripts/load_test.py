@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--class-steps", type=int, default=3000, help="--class: Steps of the shared link (default 3000)")
     ap.add_argument("--target", type=float, default=10.0, help="--class: first-chart target, seconds (default 10)")
     ap.add_argument("--backend", default="threads", choices=["threads", "ray"], help="--class: BNVIZ_BACKEND")
+    ap.add_argument("--nice-browsers", action="store_true",
+                    help="--class: run the browsers at nice 19 (stand-ins for the students' own laptops; starves "
+                         "them when other work loads the machine)")
     ap.add_argument("--ray-address", default="", help="--class with ray: BNVIZ_RAY_ADDRESS (default: local)")
     ap.add_argument("--watch", type=float, default=30.0,
                     help=f"seconds to watch all sessions train, at least {MIN_LOOKS} looks each (default 30)")
@@ -383,6 +386,53 @@ class Pupil:
     problem: str = ""
 
 
+def first_chart_script(steps: int) -> str:
+    """In-page timing (the harness, walking 24 pages on a loaded machine, would add its own delays): the time of the
+    click on Start, and of the first moment after it that the status line names this run's Steps and a chart has
+    data; and whether the queue message was shown. Checked every 100 ms by the page itself."""
+    return f"""(() => {{
+  window.__bnviz = {{clicked: null, chart: null, queued: false, step: null}};
+  const status = {bs.STATUS_JS};
+  const plotted = {bs.ANY_PLOT_WITH_DATA_JS};
+  document.addEventListener('click', e => {{
+    const b = e.target.closest && e.target.closest('button');
+    if (b && b.innerText.includes('Start') && window.__bnviz.clicked === null) window.__bnviz.clicked = Date.now();
+  }}, true);
+  setInterval(() => {{
+    const w = window.__bnviz;
+    if (w.clicked === null || w.chart !== null || !document.body) return;
+    if (document.body.innerText.includes({QUEUE_TEXT!r})) w.queued = true;
+    const m = /step ([\\d,]+) of ([\\d,]+)/.exec(status() || '');
+    if (m && Number(m[2].replace(/,/g, '')) === {steps} && plotted()) {{
+      w.chart = Date.now(); w.step = Number(m[1].replace(/,/g, ''));
+    }}
+  }}, 100);
+}})();"""
+
+
+def renice_browsers() -> int:
+    """Lower the priority of this script's Chromium processes (nice 19): they stand in for the students' own
+    laptops, and should not take the server's two cores as they would if they ran beside it unchecked."""
+    me, children, count = os.getpid(), {}, 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" ", 1)
+            children.setdefault(int(rest.rsplit(")", 1)[1].split()[1]), []).append(int(pid))
+        except (OSError, ValueError, IndexError):
+            continue
+    todo = list(children.get(me, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            if "chrom" in Path(f"/proc/{pid}/comm").read_text() and os.getpriority(os.PRIO_PROCESS, pid) < 19:
+                os.setpriority(os.PRIO_PROCESS, pid, 19)
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
 def class_mode(args) -> int:
     n = args.sessions or 24
     others = set(range(n // (args.others + 1), n, n // (args.others + 1))) if args.others else set()
@@ -406,9 +456,12 @@ def class_mode(args) -> int:
         probe.start()
         with sync_playwright() as p:
             browser = bs.launch_chromium(p)
+            script = first_chart_script(args.class_steps)
             for s in pupils:
                 s.context = browser.new_context(viewport=bs.VIEWPORT)
+                s.context.add_init_script(script)
                 s.page = s.context.new_page()
+            reniced = renice_browsers() if args.nice_browsers else 0
             t0 = time.monotonic()
             for s in pupils:  # everyone opens the link at about the same moment
                 s.page.goto(f"{server.url}/train?steps={args.class_steps}&seed={s.seed}", wait_until="commit",
@@ -432,16 +485,26 @@ def class_mode(args) -> int:
                   f"{max((s.clicked for s in pupils if math.isfinite(s.clicked)), default=0):.1f} s of opening",
                   flush=True)
             deadline = time.monotonic() + args.patience + args.target
-            while time.monotonic() < deadline and any(math.isnan(s.first_chart) and not s.problem for s in pupils):
+            while time.monotonic() < deadline:
+                if args.nice_browsers:
+                    renice_browsers()  # renderers started since
+                done = 0
                 for s in pupils:
-                    if s.problem or math.isfinite(s.first_chart):
+                    if s.problem:
+                        done += 1
                         continue
-                    status = bs.parse_status(bs.status_text(s.page))
-                    if status and status["steps"] == args.class_steps and bs.has_plot_with_data(s.page):
-                        s.first_chart, s.steps_seen = time.monotonic() - t0, status["step"]
-                    elif QUEUE_TEXT in main_text(s.page):
-                        s.queued_seen = True
-                time.sleep(0.2)
+                    try:
+                        w = s.page.evaluate("() => window.__bnviz")
+                    except Exception:  # noqa: BLE001 - a page in the middle of a navigation: next round
+                        continue
+                    s.queued_seen = bool(w and w["queued"])
+                    if w and w["chart"] is not None:
+                        s.first_chart = s.clicked + (w["chart"] - w["clicked"]) / 1000
+                        s.steps_seen = w["step"]
+                        done += 1
+                if done == len(pupils):
+                    break
+                time.sleep(0.5)
             cpu1, wall1 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic()
             for s in pupils:
                 errors = bs.error_texts(s.page)
@@ -459,6 +522,8 @@ def class_mode(args) -> int:
     finally:
         server.stop()
         watchdog.cancel()
+    if args.nice_browsers:
+        print(f"  {reniced} Chromium processes at nice 19 (the students' browsers would run on their own machines)")
     return class_report(args, pupils, probe.samples, log, (cpu1 - cpu0) / max(1e-9, wall1 - wall0))
 
 
