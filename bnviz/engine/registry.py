@@ -182,6 +182,7 @@ class RunRegistry:
         self._queue: list[Entry] = []
         self._active: list[Entry] = []
         self._cache: OrderedDict[str, tuple[JobSnapshot, int]] = OrderedDict()  # key -> (snapshot, bytes)
+        self._dispatching = False  # guards _dispatch against re-entry (under the lock: one thread at a time)
         self.trained = 0  # jobs started (for the load test and the status caption)
         self.shared_hits = 0  # Starts served by a live or cached identical run
         limiter.on_release.append(self.kick)  # a slot freed elsewhere (an experiment's) starts the next in line
@@ -202,6 +203,9 @@ class RunRegistry:
         if key is None:
             return None
         entry = self._live.get(key)
+        if entry is not None and getattr(entry.job, "status", "") == "paused":  # paused by a direct call: private
+            del self._live[key]
+            entry.private, entry = True, None
         if entry is not None:
             entry.viewers.add(viewer)
             self.shared_hits += 1
@@ -241,7 +245,17 @@ class RunRegistry:
 
     # ---- the queue ---------------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        """Start queued jobs in order while a slot and memory are free (the head waits: first come, first served)."""
+        """Start queued jobs in order while a slot and memory are free (the head waits: first come, first served).
+        Not re-entered: a slot given back while it runs (its own trial below) does not call it again."""
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            self._dispatch_queue()
+        finally:
+            self._dispatching = False
+
+    def _dispatch_queue(self) -> None:
         while self._queue:
             entry = self._queue[0]
             holder = id(entry)
