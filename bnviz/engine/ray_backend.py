@@ -63,7 +63,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=env,
+                     log_to_driver=False)  # "local": a new instance, even where `ray start` runs one
         log.info("Ray backend: %s", "cluster at " + address if address else "a local instance")
 
 
