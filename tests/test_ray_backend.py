@@ -135,3 +135,46 @@ def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path, capsys):
     for name in ("scalars.csv", "layers.csv"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "threads" / name).read_bytes(), name
     assert "finished: 12 steps" in capsys.readouterr().out
+
+
+def test_the_app_trains_through_the_ray_backend(monkeypatch):
+    """The Train page's Start, Pause, Resume and Stop with Ray behind them (AppTest; the rest of test_app.py drives
+    the thread backend, and the Lab and registry are the same for both)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from test_app import ROOT, assert_clean, click, small_sidebar, status_text
+
+    import bnviz.ui.state as state
+
+    made: list[Lab] = []
+    limiter = JobLimiter(2)
+
+    def factory() -> Lab:
+        made.append(Lab(limiter=limiter, registry=RunRegistry(limiter, cache_bytes=0), backend="ray"))
+        return made[-1]
+
+    monkeypatch.setattr(state, "Lab", factory)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page("pages/train.py")
+        at.run()
+        small_sidebar(at, steps=20_000, twin=False)
+        click(at, "train_start")
+        job = made[0].job
+        assert isinstance(job, RayJob) and job.status == "running"
+        click(at, "train_pause")
+        assert job.status == "paused"
+        click(at, "train_resume")
+        assert job.status == "running"
+        wait_until(lambda: job.snapshot().step > 5)
+        at.run()
+        assert_clean(at)
+        assert "running" in status_text(at)
+        click(at, "train_stop")
+        assert job.status == "stopped" and "stopped" in status_text(at)
+    finally:
+        st.cache_resource.clear()
+        for lab in made:
+            lab.reset()
