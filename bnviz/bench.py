@@ -1,15 +1,20 @@
 """`python -m bnviz bench`: the cost of recording every step, measured side by side in one process.
 
-Two copies of the same run (same config, seed, batches and initial weights) are stepped in alternating blocks:
-one bare (no hooks), one recording everything at every step. Alternating cancels most of the drift of a shared
-machine; the ratio is the median over blocks of (recording time / bare time). Evaluation is switched off in both
-(it is not recording). The memory part feeds 100,000 records into a History and prints its size as it goes.
+Copies of the same run (same config, seed, batches and initial weights) are stepped in blocks, the order rotated
+from block to block: the bare loop (no hooks), bnviz recording everything, and its peers (bnviz.bench_peers:
+TensorBoard's add_histogram of the same stage outputs and gradients, W&B's watch(log="all") offline), each at every
+step and every 10th step. Rotating cancels most of the drift of a shared machine; a row's ratio is the median over
+blocks of (its block time / the bare loop's time in the same block), with quartiles, and the load average is printed
+with it (compare only numbers measured in one run). Evaluation is switched off in all of them (it is not recording).
+A peer whose package is missing (requirements-bench.txt) is listed as skipped. The memory part feeds 100,000
+records into a History and prints its size as it goes.
 `--model resnet18` instead times `bnviz.watch` around a plain training loop of the ResNet-18-shaped model of
 `bnviz.engine.example_models` against the same loop on an identical copy without it, alternating the same way.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -19,6 +24,7 @@ import torch
 from .engine.config import RunConfig
 from .engine.data import BatchStream
 from .engine.history import History
+from .engine.recorder import spare_core
 from .engine.trainer import Run
 
 TARGET_RATIO = 1.10
@@ -36,24 +42,123 @@ def measure_overhead(cfg: RunConfig, blocks: int = 20, steps_per_block: int = 25
     return {**out, "recorded_rows": len(recorded.history)}
 
 
-def alternate(bare_step, recorded_step, batches: list, blocks: int, warmup: int) -> dict:
-    """Time `blocks` passes over `batches` with each step function, in alternating order; ratios per block."""
+def interleave(steppers: dict, batches: list, blocks: int, warmup: int) -> dict:
+    """Time `blocks` passes over `batches` with each step function (the first is the reference), the order rotated
+    from block to block; per block, each one's time / the reference's time in the same block."""
+    names = list(steppers)
     for i in range(warmup):
-        for step in (bare_step, recorded_step):
-            step(*batches[i % len(batches)])
-    times = {"bare": [], "recorded": []}
+        for name in names:
+            steppers[name](*batches[i % len(batches)])
+    times = {name: [] for name in names}
     for b in range(blocks):
-        order = ("bare", "recorded") if b % 2 == 0 else ("recorded", "bare")
-        for which in order:
-            step = bare_step if which == "bare" else recorded_step
+        shift = b % len(names)
+        for name in names[shift:] + names[:shift]:
+            step = steppers[name]
             t0 = time.perf_counter()
             for x, y in batches:
                 step(x, y)
-            times[which].append(time.perf_counter() - t0)
-    ratios = [r / b for r, b in zip(times["recorded"], times["bare"], strict=True)]
-    per_step = {k: statistics.median(v) / len(batches) for k, v in times.items()}
-    return {"bare_steps_per_s": 1 / per_step["bare"], "recorded_steps_per_s": 1 / per_step["recorded"],
-            "ratio": statistics.median(ratios), "ratio_q1_q3": tuple(np.percentile(ratios, [25, 75]))}
+            times[name].append(time.perf_counter() - t0)
+    reference = times[names[0]]
+    out = {}
+    for name in names:
+        ratios = [t / r for t, r in zip(times[name], reference, strict=True)]
+        out[name] = {"steps_per_s": len(batches) / statistics.median(times[name]), "ratio": statistics.median(ratios),
+                     "ratio_q1_q3": tuple(float(q) for q in np.percentile(ratios, [25, 75]))}
+    return out
+
+
+def alternate(bare_step, recorded_step, batches: list, blocks: int, warmup: int) -> dict:
+    """Time `blocks` passes over `batches` with each step function, in alternating order; ratios per block."""
+    out = interleave({"bare": bare_step, "recorded": recorded_step}, batches, blocks, warmup)
+    return {"bare_steps_per_s": out["bare"]["steps_per_s"], "recorded_steps_per_s": out["recorded"]["steps_per_s"],
+            "ratio": out["recorded"]["ratio"], "ratio_q1_q3": out["recorded"]["ratio_q1_q3"]}
+
+
+def bnviz_records(run: Run) -> str:
+    """What bnviz records per recorded step, from the run's recorder."""
+    rec = run.recorder
+    k, w = len(rec.targets.probes), len(rec.targets.weights)
+    values = sum(p.numel() for _, p in rec.targets.weights)
+    channels = sum(c for *_, c in rec.history.layout.norm_layers)
+    return (f"{k} stage outputs + their {k} gradients, {rec._sample_size or rec.samples} sampled values each "
+            f"(10 statistics + {rec.history.layout.bins}-bin histogram; 3 statistics + octave histogram); "
+            f"{w} weights, their gradients and updates, all {values:,} values (7 statistics); "
+            f"{channels} norm channels (gamma, beta, batch and running mean/var)")
+
+
+def measure_peers(cfg: RunConfig, blocks: int = 20, steps_per_block: int = 10, warmup: int = 5,
+                  everys=(1, 10), peers=None) -> dict:
+    """The bare loop, bnviz and its peers (bnviz.bench_peers) at each `every`, interleaved in blocks, each on its
+    own copy of the same run (same initial weights, batches and seed). Missing peers are listed in `skipped`."""
+    from . import bench_peers
+
+    torch.set_num_threads(cfg.threads)
+    steps = (blocks * steps_per_block + warmup) * 2 + 10
+    bare = Run(cfg.replace(record_every=0, steps=steps, eval_every=10**9))
+    stream = BatchStream(bare.dataset, cfg.batch_size, cfg.seed)
+    batches = [stream.next() for _ in range(steps_per_block)]
+    rows = {"bare": {"name": "bare loop", "every": None, "step": bare.train_step, "records": "nothing"}}
+    skipped, opened = {}, []
+    peers = bench_peers.PEERS if peers is None else peers
+    try:
+        for every in everys:
+            run = Run(cfg.replace(record_every=every, steps=steps, eval_every=10**9), bare.dataset, init_from=bare)
+            rows[f"bnviz/{every}"] = {"name": "bnviz", "every": every, "step": run.train_step, "run": run}
+            for key, make in peers.items():
+                run = Run(cfg.replace(record_every=0, steps=steps, eval_every=10**9), bare.dataset, init_from=bare)
+                try:
+                    peer = make(run, every, batches[0][0])
+                except bench_peers.PeerMissing as exc:
+                    skipped[key] = str(exc)
+                    continue
+                opened.append(peer)
+                rows[f"{key}/{every}"] = {"name": peer.name, "every": every, "step": peer.step,
+                                          "records": peer.records, "peer": peer}
+        load_before, worker_before = os.getloadavg(), spare_core()
+        out = interleave({k: r["step"] for k, r in rows.items()}, batches, blocks, warmup)
+        load_after, worker_after = os.getloadavg(), spare_core()
+    finally:
+        for peer in opened:
+            peer.close()
+    for key, row in rows.items():
+        if "run" in row:
+            row["records"] = bnviz_records(row.pop("run"))
+        row.pop("step")
+        row.update(out[key])
+    return {"rows": rows, "skipped": skipped, "load": (load_before, load_after), "blocks": blocks,
+            "worker": (worker_before, worker_after),
+            "steps_per_block": steps_per_block}
+
+
+def print_peers(result: dict) -> None:
+    (b1, b5, b15), (a1, a5, a15) = result["load"]
+    print(f"  interleaved: {result['blocks']} blocks x {result['steps_per_block']} steps, each on its own copy of "
+          f"the same run (weights, batches, seed); ratio = its block time / the bare loop's in the same block")
+    print(f"  load average (1/5/15 min): before {b1:.2f} {b5:.2f} {b15:.2f}, after {a1:.2f} {a5:.2f} {a15:.2f} "
+          f"on {os.cpu_count()} cores")
+    where = {(True, True): "on its worker thread (a core was spare)",
+             (False, False): "inline (no spare core: 1-minute load >= cores - 1)"}
+    print(f"  bnviz's statistics were computed {where.get(tuple(result['worker']), 'partly on its worker thread')}")
+    print(f"  {'':<3}{'what':<27}{'every':>5}{'steps/s':>10}{'ratio':>9}  quartiles")
+    legend = {}
+    for row in result["rows"].values():
+        q1, q3 = row["ratio_q1_q3"]
+        mark = legend.setdefault(row["name"], f"[{len(legend) + 1}]")
+        every = "-" if row["every"] is None else str(row["every"])
+        print(f"  {mark:<3}{row['name']:<27}{every:>5}{row['steps_per_s']:10.1f}{row['ratio']:9.3f}  {q1:.3f}-{q3:.3f}")
+    print("  what each records per recorded step:")
+    seen = set()
+    for row in result["rows"].values():
+        if row["name"] not in seen:
+            seen.add(row["name"])
+            print(f"    {legend[row['name']]} {row['name']}: {row['records']}")
+    for key, why in result["skipped"].items():
+        print(f"  {key}: skipped ({why}; install with: python -m pip install -r requirements-bench.txt)")
+    bnviz_rows = [r for r in result["rows"].values() if r["name"] == "bnviz" and r["every"] == 1]
+    if bnviz_rows:
+        ratio = bnviz_rows[0]["ratio"]
+        print(f"  bnviz every step: {ratio:.3f}, target <= {TARGET_RATIO}: "
+              f"{'OK' if ratio <= TARGET_RATIO else 'ABOVE TARGET'}")
 
 
 def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: int = 10, batch_size: int = 32,
@@ -100,7 +205,10 @@ def print_overhead(over: dict, label: str) -> None:
 def main_watch(quick: bool = False, threads: int = 1) -> dict:
     print(f"bnviz bench: bnviz.watch on a ResNet-18-shaped model (widths 8/16/32/64, 16x16 inputs, batch 32), "
           f"recording every step, 512 samples/tensor, {threads} thread(s)")
+    load_before = os.getloadavg()
     over = measure_watch_overhead(blocks=6 if quick else 20, threads=threads)
+    print("  load average (1/5/15 min): before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
+        *load_before, *os.getloadavg()))
     print(f"  {over['layers']} layers, {over['probes']} recorded tensors")
     print_overhead(over, "watched, every step:")
     return over
@@ -122,12 +230,12 @@ def measure_memory(cfg: RunConfig, records: int = 100_000, checkpoints=(1_000, 1
     return {"sizes": sizes, "capacity": history.capacity}
 
 
-def main(cfg: RunConfig | None = None, quick: bool = False) -> dict:
+def main(cfg: RunConfig | None = None, quick: bool = False, with_peers: bool = True) -> dict:
     cfg = (cfg or RunConfig()).validate()
     print(f"bnviz bench: {cfg.model}, depth {cfg.depth}, width {cfg.width}, norm {cfg.norm}, "
           f"batch {cfg.batch_size}, {cfg.samples} samples/tensor, {cfg.threads} thread(s)")
-    over = measure_overhead(cfg, blocks=6 if quick else 20)
-    print_overhead(over, "recording every step:")
+    peers = measure_peers(cfg, blocks=6 if quick else 20, peers=None if with_peers else {})
+    print_peers(peers)
     mem = measure_memory(cfg, records=10_000 if quick else 100_000,
                          checkpoints=(1_000, 10_000) if quick else (1_000, 10_000, 50_000, 100_000))
     print(f"  history memory (capacity {mem['capacity']} rows):")
@@ -135,4 +243,4 @@ def main(cfg: RunConfig | None = None, quick: bool = False) -> dict:
         print(f"    after {records:>7,} records: {mb:6.1f} MB in {rows} rows (steps {first}..{last})")
     peak = max(mb for mb, *_ in mem["sizes"].values())
     print(f"  memory target < {TARGET_MEMORY_MB} MB: {'OK' if peak < TARGET_MEMORY_MB else 'ABOVE TARGET'}")
-    return {"overhead": over, "memory": mem}
+    return {"peers": peers, "memory": mem}

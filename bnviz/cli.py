@@ -47,17 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--depth", type=int, default=defaults.depth)
     add("--width", type=int, default=defaults.width)
     add("--activation", default=defaults.activation, help="relu, tanh or sigmoid")
-    add("--norm", default=defaults.norm, help="none, batch, batch-noisy, layer, instance or group")
+    add("--norm", default=defaults.norm, help="none, batch, batch-noisy, layer, instance, group or batch-renorm")
     add("--placement", default=defaults.placement, help="before or after the activation")
     add("--eps", type=float, default=defaults.eps)
     add("--momentum", type=float, default=defaults.bn_momentum,
         help="batch norm momentum, PyTorch convention: running = (1 - m) * running + m * batch")
     add("--groups", type=int, default=defaults.groups)
+    add("--ghost-batch", type=int, default=defaults.ghost_batch,
+        help="ghost batch norm: batch statistics over sub-batches of this size (divides --batch-size); 0 = off")
     add("--bn-impl", default=defaults.bn_impl, help="torch or scratch (bnviz's own batch norm)")
     add("--batch-size", type=int, default=defaults.batch_size)
     add("--lr", type=float, default=defaults.lr)
     add("--optimizer", default=defaults.optimizer, help="sgd (with --sgd-momentum) or adam")
     add("--sgd-momentum", type=float, default=defaults.sgd_momentum)
+    add("--weight-decay", type=float, default=defaults.weight_decay,
+        help="L2 penalty (PyTorch's weight_decay); 0 = off")
     add("--init", default=defaults.init, help="default (PyTorch's, times --init-scale) or normal (N(0, scale^2))")
     add("--init-scale", type=float, default=defaults.init_scale)
     add("--steps", type=int, default=defaults.steps)
@@ -80,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the cost of recording every step, and the history's memory")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--no-peers", action="store_true",
+                       help="leave out TensorBoard and W&B (measured only when requirements-bench.txt is installed)")
     bench.add_argument("--model", default="cnn", choices=["cnn", "resnet18"],
                        help="cnn: the app's default run; resnet18: bnviz.watch on a ResNet-18-shaped model")
 
@@ -203,7 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.model == "resnet18":
         bench.main_watch(quick=args.quick)
     else:
-        bench.main(quick=args.quick)
+        bench.main(quick=args.quick, with_peers=not args.no_peers)
     return 0
 
 

@@ -22,10 +22,10 @@ the difference you see is the difference you made, and whatever the two do not s
 lab = get_lab()
 left, right = st.columns(2)
 with left:
-    st.subheader("Run A")
+    st.header("Run A")
     a = config_controls("cmpA", container=left, compact=True, defaults=COMPARE.configs["a."])
 with right:
-    st.subheader("Run B")
+    st.header("Run B")
     b = config_controls("cmpB", container=right, compact=True, defaults=COMPARE.configs["b."])
 st.caption(what_runs_share(a, b).sentence())
 upload_panel(("cmpA_dataset", "cmpB_dataset"))

@@ -35,8 +35,14 @@ EXPECTED_NOTE = ("'Ours': measured by the run above. 'Paper' or 'expected': what
                  "showed (not a published number).")
 
 
-def table(frame, key: str) -> None:
-    st.dataframe(frame, hide_index=True, key=key)
+def wrapped_table(frame) -> None:
+    """A table whose long cells wrap (an interactive dataframe cuts them off at 1280 px); the first column labels
+    the rows."""
+    st.table(frame.set_index(frame.columns[0]))
+
+
+def table_with_note(frame) -> None:
+    wrapped_table(frame)
     st.caption(EXPECTED_NOTE)
 
 
@@ -77,7 +83,7 @@ if f1 is not None:
         show(figures.figure1_accuracy(f1), "f1_acc", narrow=True, container=left)
         show(figures.figure1_percentiles(f1), "f1_pct", narrow=True, container=right)
         st.markdown(bullets(figure1_findings(f1)))
-        table(figure1_table(f1), "f1_table")
+        table_with_note(figure1_table(f1))
         with st.expander("The same input pooled over all units and images (not the paper's measure)"):
             show(figures.figure1_pooled_percentiles(f1), "f1_pooled")
 
@@ -106,7 +112,7 @@ if sant is not None:
         left, right = st.columns(2)
         show(figures.santurkar_ics(sant), "s_ics", narrow=True, container=left)
         show(figures.santurkar_landscape(sant), "s_land", narrow=True, container=right)
-        st.dataframe(santurkar_table(sant), hide_index=True, key="s_table")
+        wrapped_table(santurkar_table(sant))
         st.markdown("**What this run showed**\n\n" + bullets(santurkar_findings(sant)))
         st.markdown("""
 **Judge for yourself.** If noisy BN's inputs move at least as much as those of the network without BN and it
@@ -138,7 +144,7 @@ if lrs is not None:
         left, right = st.columns([3, 2])
         show(figures.lr_sweep_chart(lrs), "lr_chart", container=left)
         with right:
-            table(lr_table(lrs), "lr_table")
+            table_with_note(lr_table(lrs))
 
 # ---- 4 ---------------------------------------------------------------------------------------------------------------
 st.header("4. Sensitivity to the initial weights")
@@ -161,7 +167,7 @@ if inits is not None:
         left, right = st.columns([3, 2])
         show(figures.init_sweep_chart(inits), "init_chart", container=left)
         with right:
-            table(init_table(inits), "init_table")
+            table_with_note(init_table(inits))
 
 st.divider()
 st.markdown("""

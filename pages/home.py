@@ -24,7 +24,7 @@ lab = get_lab()
 preset = PRESETS[DEFAULT_PRESET]
 left, right = st.columns([1, 2])
 with left:
-    st.subheader("One-click demo")
+    st.header("One-click demo")
     if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
         start(lab, preset.configs(), list(preset.labels), origin="home")
     st.markdown(f"**Look for:** {preset.look_for}")  # next to the button: on a projector's first screen
@@ -40,7 +40,7 @@ with right:
                        "Each block's values, with BN and without, will appear here side by side and change while "
                        "both runs train."))
 
-st.subheader("The pages")
+st.header("The pages")
 st.markdown("""
 - **Train & watch**: every setting, six preset experiments, live distributions of every layer, twin runs.
 - **Compare two runs**: any two settings side by side (on the same batches when their data and batch size match),

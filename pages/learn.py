@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz.science import learning_aids as learn
-from bnviz.ui.page import page_header
+from bnviz.ui.page import page_header, tab_heading
 
 page_header("Learn: quiz, glossary, flashcards", """
 Check what you understood. Every quiz answer comes with an explanation; the glossary and the flashcards use the
@@ -44,6 +44,7 @@ for q in learn.QUESTIONS:  # a check counts only while its choice is still selec
 
 quiz, glossary, cards = st.tabs(["Quiz", "Glossary", "Flashcards"])
 with quiz:
+    tab_heading("Quiz")
     checked = st.session_state.learn_checked
     correct, answered = learn.score(learn.QUESTIONS, checked)
     s, t, r = st.columns([2, 3, 1], vertical_alignment="bottom")
@@ -67,6 +68,7 @@ with quiz:
                 st.error(f"**Not quite.** The answer is: *{q.options[q.answer]}*. {q.explanation}",
                          icon=":material/cancel:")
 with glossary:
+    tab_heading("Glossary")
     query = st.text_input("Search the glossary", key="learn_glossary_q", placeholder="e.g. running, eval, ε",
                           persist_state="session")
     hits = learn.search_glossary(query)
@@ -77,6 +79,7 @@ with glossary:
     if not hits:
         st.info("No term matches. Try a shorter word.")
 with cards:
+    tab_heading("Flashcards")
     n = len(learn.FLASHCARDS)
     seed = st.columns(4)[0].number_input("Shuffle seed (same seed, same order)", 0, 10_000, 0, key="learn_card_seed",
                                          on_change=move_card, args=(0, n, 0), persist_state="session")

@@ -18,14 +18,14 @@ settings and the final numbers. Open it here to look at it again on any page, or
 """)
 
 lab = get_lab()
-st.subheader("Download")
+st.header("Download")
 if lab.running:
     st.info("Training is still running: stop it or let it finish, then download.")
 elif not lab.histories()[1]:
     st.info("Nothing trained yet in this session.")
 download_button(lab, key="runs")
 
-st.subheader("Open a run file")
+st.header("Open a run file")
 upload = st.file_uploader("A bnviz-run.zip downloaded from this app, or a zipped run folder (from "
                           "`python -m bnviz run` or a notebook's `w.save(...)`)", type=["zip"], key="runs_upload",
                           max_upload_size=MAX_ZIP_BYTES // (1024 * 1024))

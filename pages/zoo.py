@@ -19,7 +19,7 @@ variance**. For a conv layer the activations form a block of **N** samples × **
 
 show(figures.normalization_zoo(), "zoo_picture")
 
-st.subheader("When to use which")
+st.header("When to use which")
 st.markdown("""
 - **Batch norm (BN)**: per channel, over the batch and the positions (N, H, W). The default for conv nets trained
   with reasonably large batches; at inference it uses running averages, so it becomes a fixed affine map, but its
@@ -34,7 +34,7 @@ st.markdown("""
   G = C is IN). Wu & He's choice for conv nets whose batches must be small (detection, segmentation, video).
 """)
 
-st.subheader("Try it: batch size")
+st.header("Try it: batch size")
 st.markdown("""
 Wu & He trained ResNet-50 on ImageNet with 32 down to 2 images per GPU: BN's error grew from 23.6% to 34.7% while
 GN's stayed near 24%. Below is a much smaller and **harsher, different setting**, not a replica: a 3 x 64 ReLU MLP

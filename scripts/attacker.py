@@ -60,7 +60,7 @@ def _npz_with_long_class_name() -> bytes:
     buffer = io.BytesIO()
     x = np.zeros((20, 8, 8), dtype=np.uint8)
     y = np.arange(20) % 2
-    np.savez(buffer, x=x, y=y, classes=np.array(["a" * (50 * MB), "b"]))
+    np.savez_compressed(buffer, x=x, y=y, classes=np.array(["a" * (50 * MB), "b"]))
     return buffer.getvalue()
 
 

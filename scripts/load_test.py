@@ -167,8 +167,11 @@ def start_session(s: Session, url: str) -> None:
     if s.expect_busy:
         bs.poll(lambda: QUEUE_TEXT in main_text(page), 60, what="the queue message")
     else:
-        bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("steps") == s.steps, 90,
-                what=f"session {s.index}'s own status line")
+        try:
+            bs.poll(lambda: (bs.parse_status(bs.status_text(page)) or {}).get("steps") == s.steps, 90,
+                    what=f"session {s.index}'s own status line")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the page said: {' '.join(bs.error_texts(page))[:200] or 'nothing'}") from exc
 
 
 def look(s: Session) -> None:

@@ -55,3 +55,30 @@ def no_training_thread_left():
     while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
         assert time.monotonic() < end, "a training thread is still running after the test"
         time.sleep(0.02)
+
+
+# ---- browser fixtures (shared by the browser test modules; a module may define its own with the same name) -------
+@pytest.fixture(scope="module")
+def server():
+    """`streamlit run app.py` on a free port for the module, always stopped (with its children) afterwards."""
+    import browser_support as bs
+
+    srv = bs.StreamlitServer().start(timeout=60)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium for the module."""
+    import browser_support as bs
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = bs.launch_chromium(p)
+        try:
+            yield b
+        finally:
+            b.close()

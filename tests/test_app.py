@@ -13,6 +13,7 @@ the browser's timer would.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from bnviz.science.presets import PRESETS
 from bnviz.ui.choices import eval_every_for, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["home", "train", "compare", "gradients", "inside_bn", "runs"]
+PAGES = ["home", "train", "compare", "gradients", "inside-bn", "runs"]
 WIDGET_FIELDS = ("dataset", "model", "depth", "width", "activation", "norm", "placement", "eps", "bn_momentum",
                  "groups", "batch_size", "lr", "optimizer", "init", "init_scale", "steps", "seed")
 TIMEOUT = 60
@@ -74,7 +75,10 @@ def assert_clean(at: AppTest) -> None:
 
 
 def status_text(at: AppTest) -> str:
-    return " ".join(m.value for m in at.markdown if m.value.startswith("**Status:**"))
+    """The status line as shown (bnviz.ui.live.spoken_status: its visible part, without the words spoken later)."""
+    shown = [re.sub(r"<[^>]+>", "", m.value.split('<span class="bnviz-sr">')[0]) for m in at.markdown
+             if 'class="bnviz-status"' in m.value]
+    return " ".join([m.value for m in at.markdown if m.value.startswith("**Status:**")] + shown)
 
 
 def wait_until(predicate, timeout: float = 30.0) -> None:

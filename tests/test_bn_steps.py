@@ -23,7 +23,7 @@ from bnviz.science.normalization_axes import EXAMPLE_GROUPS, EXAMPLE_SHAPE, KIND
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
-PAGE = str(PAGES_DIR / "bn_steps.py")
+PAGE = str(PAGES_DIR / "bn-steps.py")
 EPS = 1e-5
 
 

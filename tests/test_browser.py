@@ -254,7 +254,11 @@ def test_page_opens_without_errors(context, primed, path, title, nav):
 
 
 UNDERSTAND_PAGES = [("bn-steps", "BatchNorm step by step"), ("zoo", "The normalization zoo"),
-                    ("evidence", "Is it really internal covariate shift?"), ("learn", "Learn")]
+                    ("evidence", "Is it really internal covariate shift?"), ("learn", "Learn"),
+                    ("inference", "BN at inference, and in very deep networks"),
+                    ("backprop", "Backprop through batch norm"),
+                    ("statistics", "Running statistics, and what BN does not do"),
+                    ("scale", "Scale invariance and weight decay"), ("remedies", "Small batches, and BN with dropout")]
 
 
 @pytest.mark.parametrize("path,title", UNDERSTAND_PAGES, ids=[p for p, _ in UNDERSTAND_PAGES])

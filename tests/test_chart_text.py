@@ -35,23 +35,7 @@ KNOWN: tuple[tuple[str, str, str, str], ...] = ()
 LOAD_S, RUN_S = 90, 60
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = bs.StreamlitServer().start(timeout=60)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = bs.launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
+# `server` and `browser`: the shared module-scoped fixtures of conftest.py
 
 
 def _url(server, path: str, query: str) -> str:

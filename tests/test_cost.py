@@ -103,3 +103,4 @@ def test_a_paused_job_gives_its_slot_back(monkeypatch):
     lab.job.join(10)
     assert not lab.job.alive and limiter.in_use == 0
     assert lab.job.status != "paused"
+    assert "stopped after a pause of 0 s" in lab.job.snapshot().message  # the page says why the run ended

@@ -1,7 +1,8 @@
 """The package's layers, checked from the code: imports point down only (DESIGN.md, README's Layout).
 
     errors  <  engine  <  science  <  figures  <  ui          (a layer imports only from layers to its left)
-    entry points (bnviz/watching.py, cli.py, bench.py, __main__.py, __init__.py) may import any layer but ui
+    entry points (bnviz/watching.py, cli.py, bench.py, bench_peers.py, __main__.py, __init__.py) may import any
+    layer but ui
 
 Only bnviz/ui/, pages/ and app.py import streamlit; nothing below figures imports plotly. Imports inside functions
 count too: a lazy import is still a dependency.
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("errors", "engine", "science", "figures", "ui")  # bottom to top
-ENTRY_POINTS = ("__init__", "__main__", "watching", "cli", "bench")  # bnviz/<name>.py
+ENTRY_POINTS = ("__init__", "__main__", "watching", "cli", "bench", "bench_peers")  # bnviz/<name>.py
 APP_FILES = ("bnviz/ui", "pages", "app.py")  # may import streamlit
 
 
@@ -123,3 +124,16 @@ def test_an_upward_import_is_caught(path_name, source, module):
 ])
 def test_a_downward_import_is_allowed(path_name, source, module):
     assert violations(path_name, source, module) == []
+
+
+def test_every_page_file_is_named_like_its_url_path():
+    """A fresh server asked first for /bn-steps looks the page up by file name before app.py has run; a file named
+    otherwise gives "Page not found" (seen in Chromium with pages/bn_steps.py)."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    pages = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"]
+    assert len(pages) >= 13
+    for call in pages:
+        stem = Path(call.args[0].value).stem
+        url = next((k.value.value for k in call.keywords if k.arg == "url_path"), None)
+        default = any(k.arg == "default" for k in call.keywords)
+        assert url == stem or (default and url is None), (stem, url)

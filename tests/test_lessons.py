@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bnviz.science import background
 from bnviz.science.bn_backprop import bias_experiment
 from bnviz.science.depth_gradients import depth_experiment, depth_findings
 from bnviz.science.inference_folding import fold_findings, fold_lesson
@@ -51,7 +52,9 @@ def test_page_renders_and_shows_both_lessons(folded):
     assert not at.exception and not at.error
     remember(fold_lesson, folded, steps=300, seed=0)  # the page's settings, answered by the short run
     at.button(key="fold_run").click().run()
-    at.button(key="depth_run").click().run()
+    at.button(key="depth_run").click().run()  # trains in the background: wait for it, then look again
+    assert all(run.wait(120) for run in background.runs())
+    at.run()
     assert not at.exception and not at.error
     shown = " ".join(m.value for m in at.markdown)
     assert "Folded 3 batch-norm layers" in shown

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnviz.engine import batchnorm
-from bnviz.engine.config import NORMS, PLACEMENTS, RunConfig
+from bnviz.engine.config import BATCH_NORMS, NORMS, PLACEMENTS, RunConfig
 from bnviz.engine.models import NoisyBatchNorm, build_model, copy_shared_weights
 
 pytestmark = pytest.mark.usefixtures("engine_one_torch_thread")
@@ -30,7 +30,7 @@ def layers(net) -> list[nn.Module]:
     if not (model == "mlp" and norm == "instance")])  # instance norm is refused for an MLP
 def test_bias_dropped_only_before_batch_norm(model, norm, placement):
     net = build_model(tiny(model=model, norm=norm, placement=placement), DIGITS, 10)
-    dropped = norm in ("batch", "batch-noisy") and placement == "before"
+    dropped = norm in BATCH_NORMS and placement == "before"
     for layer in layers(net):
         assert isinstance(layer, nn.Conv2d if model == "cnn" else nn.Linear)
         assert (layer.bias is None) == dropped

@@ -463,22 +463,59 @@ def test_a_file_over_the_time_limit_is_stopped(monkeypatch):
         sandbox.parse_upload("slow.zip", zip_of(class_files(30)))
 
 
-FUZZ_BASE = {"upload": zip_of(class_files(2)), "npz": npz_of(x=np.zeros((4, 4, 4)), y=np.array([0, 1, 0, 1]))}
+FUZZ_BASE = {"upload": zip_of(class_files(2)), "npz": npz_of(x=np.zeros((4, 4, 4)), y=np.array([0, 1, 0, 1])),
+             "csv": b"label,a,b,c,d\n0,1,2,3,4\n1,5,6,7,8\n0,0,0,0,0\n1,9,9,9,9\n"}
+FUZZ_NAMES = {"upload": "f.zip", "npz": "f.npz", "csv": "f.csv"}
+EDIT = st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 10 ** 6), st.integers(1, 255))
+BYTE_EDITS = st.lists(EDIT, min_size=1, max_size=4)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["upload", "npz"]), flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)),
-                                                               min_size=1, max_size=4))
-def test_fuzzed_files_through_the_parsing_process_end_in_a_result_or_a_bnviz_error(kind, flips):
-    from bnviz.engine import sandbox
+def _edited(data: bytes, edits) -> bytes:
+    """The bytes after bit flips, truncations and inserted runs of one byte value (what a damaged copy looks like)."""
+    out = bytearray(data)
+    for kind, at, value in edits:
+        at %= max(len(out), 1)
+        if kind == "flip" and out:
+            out[at] ^= value
+        elif kind == "cut":
+            del out[at:]
+        else:
+            out[at:at] = bytes([value]) * value
+    return bytes(out)
 
-    data = bytearray(FUZZ_BASE[kind])
-    for at, xor in flips:
-        data[at % len(data)] ^= xor
+
+def _ends_in_a_result_or_a_one_line_bnviz_error(call) -> None:
     try:
-        sandbox.parse_upload("f.zip" if kind == "upload" else "f.npz", bytes(data))
+        call()
     except BnvizError as exc:
         assert "\n" not in str(exc)
+
+
+@settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(sorted(FUZZ_BASE)), edits=BYTE_EDITS)
+def test_fuzzed_uploads_through_the_parsing_process_end_in_a_result_or_a_bnviz_error(kind, edits):
+    from bnviz.engine import sandbox
+
+    data = _edited(FUZZ_BASE[kind], edits)
+    _ends_in_a_result_or_a_one_line_bnviz_error(lambda: sandbox.parse_upload(FUZZ_NAMES[kind], data))
+
+
+@pytest.fixture(scope="module")
+def zipped_run(tmp_path_factory):
+    from bnviz.engine.config import RunConfig
+    from bnviz.engine.trainer import train
+
+    folder = train(RunConfig(steps=4, eval_every=4, width=4, depth=1)).history.save(tmp_path_factory.mktemp("fz") / "r")
+    return zipped_folder(folder)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=BYTE_EDITS)
+def test_fuzzed_run_zips_through_the_parsing_process_end_in_runs_or_a_bnviz_error(zipped_run, edits):
+    from bnviz.engine import sandbox
+
+    data = _edited(zipped_run, edits)
+    _ends_in_a_result_or_a_one_line_bnviz_error(lambda: sandbox.unpack_runs(data))
 
 
 # ---- user-provided names are plain text -------------------------------------------------------------------------

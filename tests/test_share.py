@@ -29,7 +29,10 @@ from bnviz.ui.choices import (
     SEED_RANGE,
     STEPS_RANGE,
     TWIN_OPTIONS,
+    WEIGHT_DECAY_CHOICES,
     WIDTH_CHOICES,
+    ghost_choices,
+    twin_changes,
 )
 from bnviz.ui.link_params import (
     COMPARE,
@@ -68,7 +71,10 @@ def widget_configs(draw) -> RunConfig:
         batch_size=draw(hs.sampled_from(BATCH_CHOICES)), lr=draw(hs.sampled_from(LR_CHOICES)),
         optimizer=draw(hs.sampled_from(OPTIMIZERS)), sgd_momentum=draw(hs.integers(0, 99)) / 100,
         init=draw(hs.sampled_from(INITS)), init_scale=draw(hs.sampled_from(INIT_SCALE_CHOICES)),
-        steps=draw(hs.integers(*STEPS_RANGE)), seed=draw(hs.integers(*SEED_RANGE)))
+        steps=draw(hs.integers(*STEPS_RANGE)), seed=draw(hs.integers(*SEED_RANGE)),
+        weight_decay=draw(hs.sampled_from(WEIGHT_DECAY_CHOICES)))
+    if values["norm"] == "batch":
+        values["ghost_batch"] = draw(hs.sampled_from(ghost_choices(values["batch_size"])))
     try:
         return canonical(RunConfig(**values).validate())
     except ValueError:
@@ -289,6 +295,21 @@ def test_a_link_opens_train_with_its_settings_in_the_widgets():
     assert dict(at.query_params) == params  # the address bar keeps the link
     path, _, query = at.code[0].value.partition("?")  # the link to copy
     assert path.endswith("/train") and parse_qs(query) == through_url(params)
+
+
+def test_a_link_sets_the_weight_decay_and_ghost_batch_widgets():
+    params = {"wd": "0.0005", "bs": "8", "ghost": "4"}
+    at = open_link("train", params)
+    assert at.select_slider(key="cfg_weight_decay").value == 5e-4
+    assert at.selectbox(key="cfg_ghost_batch").value == 4
+    assert list(at.selectbox(key="cfg_ghost_batch").options) == ["off", "2", "4"]  # the sizes that divide 8
+    cfg = at.session_state["cfg_config"]
+    assert (cfg.weight_decay, cfg.ghost_batch, cfg.batch_size) == (5e-4, 4, 8) and not at.warning
+    assert dict(at.query_params) == params
+    # the default twin (no BN) cannot have ghost batches: they are turned off in it, and nothing else changes
+    assert twin_changes(cfg, "norm", "none") == {"norm": "none", "ghost_batch": 0}
+    assert twin_changes(cfg, "batch_size", 16) == {"batch_size": 16}  # 4 divides 16: kept
+    assert twin_changes(cfg, "lr", 0.5) == {"lr": 0.5}
 
 
 def test_bad_values_keep_their_defaults_with_one_note():

@@ -366,3 +366,21 @@ def test_app_compare_page_offers_the_upload_to_both_runs(labs):  # noqa: F811
     assert not at.exception and not at.error
     ref = parse_upload("colours.zip", data).ref
     assert at.selectbox(key="cmpA_dataset").value == ref and at.selectbox(key="cmpB_dataset").value == ref
+
+
+def test_app_batch_size_is_bounded_by_the_uploaded_training_images(labs):  # noqa: F811
+    """Issue 18, item 7: after an upload of 24 images (18 for training), batch 64 is neither kept nor offered."""
+    at = open_page("train")
+    assert at.select_slider(key="cfg_batch_size").value > 18  # the default is larger than the upload's training set
+    data = zip_of(class_files())
+    at.file_uploader(key="userdata_file").set_value(("colours.zip", data, "application/zip")).run()
+    slider = at.select_slider(key="cfg_batch_size")
+    assert not at.exception and slider.value == 16 and max(slider.options, key=int) == "16"
+    assert any("at most 16 (lowered from" in c.value and "leave 18 for training" in c.value for c in at.caption)
+    at.number_input(key="cfg_steps").set_value(10)
+    at.toggle(key="twin_on").set_value(False)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error  # Start works at once, no "larger than the training images"
+    labs[-1].job.join(60)
+    at.selectbox(key="cfg_dataset").set_value("digits").run()
+    assert "256" in at.select_slider(key="cfg_batch_size").options  # the built-in set offers every size again

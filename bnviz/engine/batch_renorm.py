@@ -89,6 +89,10 @@ class BatchRenorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_std", torch.ones(num_features))
         self.r_max, self.d_max = 1.0, 0.0  # plain BN until set_limits relaxes them
+        # The recorder solves BN's batch statistics from torch's running *variance* update; this layer keeps a running
+        # standard deviation instead, so it says it tracks no torch-style running statistics, and the recorder then
+        # measures each step's batch mean and variance from the layer's input directly (bnviz.engine.targets).
+        self.track_running_stats = False
 
     def set_limits(self, r_max: float, d_max: float) -> None:
         self.r_max, self.d_max = float(r_max), float(d_max)

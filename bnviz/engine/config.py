@@ -15,7 +15,8 @@ from ..errors import ConfigError
 
 MODELS = ("cnn", "mlp")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
-NORMS = ("none", "batch", "batch-noisy", "layer", "instance", "group")
+NORMS = ("none", "batch", "batch-noisy", "layer", "instance", "group", "batch-renorm")
+BATCH_NORMS = ("batch", "batch-noisy", "batch-renorm")  # the norms that normalize with batch statistics
 PLACEMENTS = ("before", "after")
 OPTIMIZERS = ("sgd", "adam")
 BN_IMPLS = ("torch", "scratch")
@@ -53,11 +54,13 @@ class RunConfig:
     eps: float = 1e-5  # added to the variance before the square root
     bn_momentum: float = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch statistic
     groups: int = 4  # number of groups for norm="group"; must divide width
+    ghost_batch: int = 0  # ghost batch norm (Hoffer et al. 2017): statistics over sub-batches of this size; 0 = off
     bn_impl: str = "torch"  # "torch": torch.nn.BatchNorm; "scratch": bnviz.engine.batchnorm (same maths, readable)
     batch_size: int = 64
     lr: float = 0.05
     optimizer: str = "sgd"  # "sgd" (with momentum below) or "adam"
     sgd_momentum: float = 0.9
+    weight_decay: float = 0.0  # L2 penalty added to every parameter's gradient by the optimizer (0 = off)
     init: str = "default"  # "default": PyTorch's init times init_scale; "normal": weights ~ N(0, init_scale^2)
     init_scale: float = 1.0
     steps: int = 1000
@@ -101,6 +104,7 @@ class RunConfig:
         _check_float("lr", self.lr, low=0.0, low_open=True, high=100.0)
         _check_float("bn_momentum", self.bn_momentum, low=0.0, high=1.0)
         _check_float("sgd_momentum", self.sgd_momentum, low=0.0, high=1.0, high_open=True)
+        _check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
         _check_float("init_scale", self.init_scale, low=0.0, low_open=True, high=100.0)
         _check_float("difficulty", self.difficulty, low=0.0, high=1.0)
         if self.norm == "group" and self.width % self.groups:
@@ -108,10 +112,19 @@ class RunConfig:
         if self.norm == "instance" and self.model == "mlp":
             raise ConfigError("norm='instance' is not allowed with model='mlp': an MLP unit has a single value per "
                              "sample, so instance normalization would divide by zero; use a cnn or another norm")
-        if self.norm in ("batch", "batch-noisy") and self.batch_size < 2:
+        _check_int("ghost_batch", self.ghost_batch, 0, LIMITS["batch_size"][1])
+        if self.ghost_batch:
+            if self.norm != "batch" or self.bn_impl != "torch":
+                raise ConfigError(f"ghost_batch={self.ghost_batch} is not allowed with norm={self.norm!r} and "
+                                 f"bn_impl={self.bn_impl!r}: ghost batch norm is a variant of norm='batch' "
+                                 "(bn_impl='torch'); use ghost_batch=0 otherwise")
+            if self.ghost_batch < 2 or self.batch_size % self.ghost_batch:
+                raise ConfigError(f"ghost_batch={self.ghost_batch} is not allowed with batch_size={self.batch_size}: "
+                                 "it must be at least 2 and divide the batch size (0 turns it off)")
+        if self.norm in BATCH_NORMS and self.batch_size < 2:
             raise ConfigError(f"batch_size={self.batch_size} is not allowed with norm={self.norm!r}: batch norm needs "
                              "at least 2 values per channel in training (use batch_size >= 2)")
-        if self.bn_impl == "scratch" and self.norm not in ("batch", "batch-noisy"):
+        if self.bn_impl == "scratch" and self.norm not in ("batch", "batch-noisy"):  # batch-renorm is from scratch
             raise ConfigError(f"bn_impl='scratch' is not allowed with norm={self.norm!r}: it only replaces batch norm")
         for name in ("eval_every", "ics_every"):  # measured on recorded steps only: keep them on the grid
             value = getattr(self, name)
@@ -124,7 +137,7 @@ class RunConfig:
 
     @property
     def uses_batch_norm(self) -> bool:
-        return self.norm in ("batch", "batch-noisy")
+        return self.norm in BATCH_NORMS
 
     def replace(self, **changes) -> RunConfig:
         """A validated copy with some fields changed."""

@@ -370,7 +370,8 @@ class BatchStream:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r} is not allowed: use a positive integer")
         if batch_size > n:
-            raise ConfigError(f"batch_size={batch_size} is larger than the {n} training images of {dataset.name!r}")
+            raise ConfigError(f"Batch size {batch_size} is larger than the {n} training images of {dataset.name!r}: "
+                              f"choose a batch size of at most {n} (batch_size)")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.seed = _check_seed(seed)

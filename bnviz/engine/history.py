@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import RunFileError
 from . import files, npz_reader
+from .limits import MAX_JSON_DEPTH, MAX_LOAD_BYTES, MAX_NAME_CHARS, MAX_RUN_FILE_BYTES
 
 FORMAT_VERSION = 1
 SCALARS = ("loss", "train_acc", "lr", "test_acc", "test_acc_train_mode")
@@ -38,11 +39,8 @@ ICS_STATS = ("ics_l2", "ics_cos")
 # as log10 values (GRAD_LOWEST_OCTAVE + i) * log10(2)
 GRAD_LOWEST_OCTAVE = -34
 GRAD_BINS = 40
-MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse to load anything larger
-MAX_LOAD_BYTES = 1024 * 1024 * 1024  # refuse a run.json whose layout and capacity would need more memory than this
-MAX_JSON_DEPTH = 32  # run.json nests 5 levels deep; deeper files are refused (Download would recurse on them)
+MAX_FILE_BYTES = MAX_RUN_FILE_BYTES  # the limits live in bnviz.engine.limits; these names are kept for importers
 META_MAPPINGS = ("config", "summary", "watch", "dataset")
-MAX_NAME_CHARS = 200  # a layer's, weight's or stage's name in a layout (module paths of watched models are shorter)
 UNMARKED_NAME = re.compile(r"[^<>&\x00-\x1f\x7f]*")
 _TEXT, _WHOLE, _NUMBER, _LIST = (str,), (int,), (int, float), (list,)
 # the types of the metadata pages, charts and the report read (RunConfig's fields, the summary, bnviz.watch's facts)
@@ -52,7 +50,8 @@ META_TYPES = {
                "groups": _WHOLE, "batch_size": _WHOLE, "steps": _WHOLE, "eval_every": _WHOLE, "seed": _WHOLE,
                "record_every": _WHOLE, "ics_every": _WHOLE, "threads": _WHOLE, "hist_bins": _WHOLE,
                "samples": _WHOLE, "eps": _NUMBER, "bn_momentum": _NUMBER, "lr": _NUMBER, "sgd_momentum": _NUMBER,
-               "init_scale": _NUMBER, "difficulty": _NUMBER, "extra": (dict,)},
+               "init_scale": _NUMBER, "difficulty": _NUMBER, "extra": (dict,),
+               "ghost_batch": _WHOLE, "weight_decay": _NUMBER},
     "summary": {"status": _TEXT, "steps": _WHOLE, "final_test_acc": _NUMBER},
     "watch": {"model": _TEXT, "modules": _LIST, "act_input": _LIST, "pre": _LIST},
     "dataset": {"file": _TEXT, "name": _TEXT, "classes": _LIST},

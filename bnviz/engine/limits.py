@@ -29,6 +29,12 @@ MAX_RUN_UNPACKED_BYTES = 400 * 1024 * 1024
 # the largest run the app can train takes 34 MB), so an upload of up to 4 runs costs a session at most 256 MiB.
 MAX_RUN_MEMORY = 64 * 1024 * 1024
 
+# ---- a saved run's folder (bnviz.engine.history: CLI `report`, notebooks, and every run the app opens) ------------
+MAX_RUN_FILE_BYTES = 200 * 1024 * 1024  # one file of a run folder; larger ones are refused before reading
+MAX_LOAD_BYTES = 1024 * 1024 * 1024  # a run.json whose layout and capacity would need more memory is refused
+MAX_JSON_DEPTH = 32  # run.json nests 5 levels deep; deeper files are refused (Download would recurse on them)
+MAX_NAME_CHARS = 200  # a layer's, weight's or stage's name in a layout (module paths of watched models are shorter)
+
 # ---- the parsing process (bnviz.engine.sandbox): every upload and run file the app opens is read there -------------
 PARSE_MEMORY_BYTES = int(os.environ.get("BNVIZ_PARSE_MEMORY_MB", "1024")) * 1024 * 1024  # address space it may add
 PARSE_SECONDS = float(os.environ.get("BNVIZ_PARSE_S", "60"))  # wall clock, then the process is killed

@@ -186,6 +186,15 @@ def _make_norm(cfg: RunConfig, index: int) -> nn.Module | None:
     conv = cfg.model == "cnn"
     if cfg.norm == "none":
         return None
+    if cfg.norm == "batch-renorm":  # Ioffe (2017), from scratch; the trainer relaxes r_max and d_max (renorm_limits)
+        from .batch_renorm import BatchRenorm
+
+        return BatchRenorm(cfg.width, eps=cfg.eps, momentum=cfg.bn_momentum)
+    if cfg.norm == "batch" and cfg.ghost_batch:  # statistics over sub-batches of ghost_batch samples
+        from .ghost_batch_norm import GhostBatchNorm1d, GhostBatchNorm2d
+
+        ghost = GhostBatchNorm2d if conv else GhostBatchNorm1d
+        return ghost(cfg.width, cfg.ghost_batch, eps=cfg.eps, momentum=cfg.bn_momentum)
     if cfg.norm in ("batch", "batch-noisy"):
         bn = _batch_norm_class(cfg, conv)(cfg.width, eps=cfg.eps, momentum=cfg.bn_momentum)
         if cfg.norm == "batch":

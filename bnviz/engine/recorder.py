@@ -31,9 +31,13 @@ at its first call. Values are sampled inside the forward hook, so a later in-pla
 identity`, `ReLU(inplace=True)`) does not alter them; its gradient is likewise the one of the value the hook saw.
 
 Cost: the forward hooks sample with one `take` per tensor (the first recorded step keeps a copy until every
-probe's size is known); `end` copies the weights with one call; every `chunk` recorded steps the statistics of
-all of them are computed in a few numpy calls on stacked arrays and appended to the history (so the history lags
-by at most chunk - 1 steps; `flush` empties it).
+probe's size is known), and each probe's gradient hook with one more; `begin` and `end` copy the weights, running
+statistics, gradients and per-channel tensors with one concatenation each. Every `chunk` recorded steps the
+statistics of all of them are computed in a few numpy calls on stacked arrays, on a worker thread, and appended to
+the history in step order (so the history lags by at most 2 * chunk - 1 steps; `flush` waits until every pending
+step is in). The worker is one thread per recorder, started at the first hand-over and stopped by `detach`; it is
+used only while the machine has a spare core (`spare_core`), else the statistics are computed inline in `end`.
+Either way the numbers are the same.
 
 Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targets`)::
 
@@ -48,6 +52,8 @@ Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targe
 from __future__ import annotations
 
 import contextlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -69,6 +75,18 @@ from .history import (
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
 DEFAULT_CHUNK = 8
+BACKGROUND = True  # compute the statistics on a worker thread when a core is spare (False: always inline)
+
+
+def spare_core() -> bool:
+    """True when the machine has, on average, a core more than it is using (1-minute load average < cores - 1).
+    A worker thread only helps then: on a busy machine it is descheduled while holding the GIL, and the training
+    thread waits for it."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this platform
+        return False
+_SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
 
 
 def layout_for(targets: Targets, bins: int = 64) -> Layout:
@@ -84,19 +102,32 @@ def layout_for(targets: Targets, bins: int = 64) -> Layout:
 
 
 class SlotBuffer:
-    """A (slots, total) float32 buffer; slot c of a list of tensors is filled by one foreach copy."""
+    """A (slots, total) float32 buffer; slot c of a list of tensors is filled by one call (a concatenation into the
+    slot's row when every tensor is float32, else a foreach copy)."""
 
     def __init__(self, tensors: list[torch.Tensor], slots: int):
         sizes = [t.numel() for t in tensors]
         self.offsets = np.cumsum([0, *sizes])
-        self.buffer = torch.zeros(slots, int(self.offsets[-1]), dtype=torch.float32)
+        # empty, not zeros: every slot is written whole before it is read, and the pages of a slot never used (the
+        # second bank, when the statistics are computed inline) are never touched, so they take no memory
+        self.buffer = torch.empty(slots, int(self.offsets[-1]), dtype=torch.float32)
         spans = list(zip(self.offsets[:-1], self.offsets[1:], tensors, strict=True))  # one (start, end) per tensor
         self.views = [[self.buffer[c, a:b].view(t.shape) for a, b, t in spans] for c in range(slots)]
+        self.rows = list(self.buffer.unbind(0))
         self.array = self.buffer.numpy()
 
     def copy(self, slot: int, tensors: list[torch.Tensor]) -> None:
-        if tensors:
+        if not tensors:
+            return
+        if all(t.dtype == torch.float32 for t in tensors):
+            torch.cat([t.reshape(-1) for t in tensors], out=self.rows[slot])
+        else:
             torch._foreach_copy_(self.views[slot], tensors)
+
+    def copy_flat(self, slot: int, flat: list[torch.Tensor]) -> None:
+        """Like copy, for float32 tensors already flattened (1-D views of the tensors): one concatenation."""
+        if flat:
+            torch.cat(flat, out=self.rows[slot])
 
 
 class Recorder:
@@ -112,15 +143,21 @@ class Recorder:
         self._handles: list = []
         self._suspended = 0
         self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._last_index: list[tuple[int, torch.Tensor | None]] = [(-1, None)] * len(targets.probes)  # per probe
         self._sample_size: int | None = None
         self._edges_ready = False
         self._has_edges = np.zeros(len(targets.probes), bool)
-        k, m = len(targets.probes), self.chunk
+        k, m = len(targets.probes), 2 * self.chunk
         self._outputs: list[torch.Tensor | None] = [None] * k
+        self._outputs_kept = 0  # how many of _outputs are set
         self._begun = False
-        # chunk storage: slot c holds the c-th recorded step since the last flush
-        self._fill = 0
-        self._acts: torch.Tensor | None = None  # (chunk, probes, samples), allocated at the first step
+        # chunk storage, two banks of `chunk` slots: while the worker computes the statistics of one bank's steps,
+        # the next steps fill the other. Slot `_slot` = bank * chunk + fill holds the fill-th step of the bank.
+        self._fill = self._bank = self._slot = 0
+        self.background = BACKGROUND
+        self._pending: list[Future | None] = [None, None]  # each bank's statistics, being computed
+        self._worker: ThreadPoolExecutor | None = None
+        self._acts: torch.Tensor | None = None  # (2 * chunk, probes, samples), allocated at the first step
         self._grad_samples: torch.Tensor | None = None
         self._act_present = np.zeros((m, k), bool)
         self._grad_present = np.zeros((m, k), bool)
@@ -130,28 +167,56 @@ class Recorder:
         self._ics = np.full((m, len(layout.layers), len(ICS_STATS)), np.nan)
         weights = [w.detach() for _, w in targets.weights]  # aliases: same storage, no autograd on copies
         self._weights = weights
-        self._w_before, self._w_now, self._g_now = (SlotBuffer(weights, m) for _ in range(3))
         self._g_missing = np.zeros((m, len(weights)), bool)
         self._channel_tensors, self._channel_slots = self._channel_layout()
-        self._channels = SlotBuffer(self._channel_tensors, m)
         self._running = [j for j, t in enumerate(targets.norms) if _running_average_factor(t.module, before=True)]
-        self._running_before = SlotBuffer(self._running_tensors(), m)
+        # one copy per step at `begin` (weights, running statistics) and one at `end` (weights, their gradients,
+        # per-channel tensors), each into its own slot row: [before] = w | running, [after] = w | grad | channels
+        self._before = SlotBuffer(weights + self._running_tensors(), m)
+        self._after = SlotBuffer(weights + weights + self._channel_tensors, m)
+        self._w_offsets = np.cumsum([0, *(w.numel() for w in weights)])
+        # the same tensors every step (aliases of the parameters and buffers, updated in place): flattened once
+        stable = weights + self._running_tensors() + self._channel_tensors
+        if all(t.dtype == torch.float32 and t.is_contiguous() for t in stable):
+            self._flat_before = [t.view(-1) for t in weights + self._running_tensors()]
+            self._flat_weights = [w.view(-1) for w in weights]
+            self._flat_channels = [t.view(-1) for t in self._channel_tensors]
+        else:
+            self._flat_before = self._flat_weights = self._flat_channels = None
+        self._channel_offsets = np.cumsum([0, *(t.numel() for t in self._channel_tensors)])
         self._factors = np.zeros((m, len(self._running)))
         self._tracked = np.zeros((m, len(self._running)), np.int64)  # num_batches_tracked at the step's start
-        self._counts = np.zeros((m, len(targets.norms)))
+        self._tracked_after = np.zeros((m, len(self._running)), np.int64)  # ... and at its end
+        self._running_modules = [targets.norms[j].module for j in self._running]
         self._direct: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(m)]
         # values per channel that a norm layer normalizes over = numel of its output / channels
         probe_of = {(p.layer, p.stage): k for k, p in enumerate(targets.probes)}
         self._norm_probe = [probe_of.get((t.layer, "norm")) for t in targets.norms]
         self._norm_width = np.array([max(norm_channels(t.module), 1) for t in targets.norms], np.float64)
 
+    def _solvable_factors(self, s: slice) -> np.ndarray:
+        """The running-average factors of the slots in s, 0 where a layer's running statistics were not updated
+        exactly once in the step (its batch statistics cannot be solved then); a count of -1: the module keeps
+        no count, trust it."""
+        factors, before = self._factors[s].copy(), self._tracked[s]
+        factors[(before >= 0) & (self._tracked_after[s] - before != 1)] = 0.0
+        return factors
+
+    def _norm_counts(self, numel: np.ndarray) -> np.ndarray:
+        """Values per channel each norm layer normalized over in each step (0 when unknown): from its output size."""
+        counts = np.zeros((len(numel), len(self.targets.norms)))
+        for j, k in enumerate(self._norm_probe):
+            if k is not None:
+                counts[:, j] = numel[:, k] / self._norm_width[j]
+        return counts
+
     def _running_tensors(self) -> list[torch.Tensor]:
         return [b for j in self._running for b in (self.targets.norms[j].module.running_mean,
                                                    self.targets.norms[j].module.running_var)]
 
-    def _batches_tracked(self) -> np.ndarray:
-        counts = [getattr(self.targets.norms[j].module, "num_batches_tracked", None) for j in self._running]
-        return np.array([-1 if n is None else int(n) for n in counts], np.int64)
+    def _batches_tracked(self) -> list[int]:
+        counts = [getattr(module, "num_batches_tracked", None) for module in self._running_modules]
+        return [-1 if n is None else int(n) for n in counts]
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -182,7 +247,14 @@ class Recorder:
         self._handles.clear()
         self.armed = False
         self._outputs[:] = [None] * len(self._outputs)  # a step left unfinished keeps nothing alive
-        self.flush()
+        self._outputs_kept = 0
+        try:
+            self.flush()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)
+                self._worker = None
+                self._pending = [None, None]
 
     def __enter__(self) -> Recorder:
         return self.attach()
@@ -209,23 +281,31 @@ class Recorder:
 
     def _forward_hook(self, k: int):
         def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
-            if self._ensure_buffers():
-                torch.take(grad, self._indices(k, grad.numel()), out=self._grad_rows[self._fill][k])
-                self._grad_present[self._fill, k] = True
+            if self._acts is not None or self._ensure_buffers():
+                numel, idx = self._last_index[k]
+                if numel != grad.numel():
+                    idx = self._indices(k, grad.numel())
+                torch.take(grad, idx, out=self._grad_rows[self._slot][k])
+                self._grad_present[self._slot, k] = True
 
         def hook(module, inputs, output):
-            if not self._listening(module) or not isinstance(output, torch.Tensor):
+            if not (self.armed and module.training) or self._suspended or not isinstance(output, torch.Tensor):
                 return
-            self._ensure_begun()
-            c = self._fill
+            if not self._begun:
+                self._ensure_begun()
+            c = self._slot
             if self._act_present[c, k]:  # a module called again in this step (a shared ReLU): keep its first call
                 return
             self._act_present[c, k] = True
-            self._numel[c, k] = output.numel()
+            self._numel[c, k] = numel = output.numel()
             if self._acts is not None:  # sample now: the forward may still change this tensor in place
-                torch.take(output.detach(), self._indices(k, output.numel()), out=self._act_rows[c][k])
+                last, idx = self._last_index[k]
+                if last != numel:
+                    idx = self._indices(k, numel)
+                torch.take(output.detach(), idx, out=self._act_rows[c][k])
             else:  # the first recorded step: the sample size is known once every probe has run
                 self._outputs[k] = output.detach().clone()
+                self._outputs_kept += 1
             if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
                 output.register_hook(grad_hook)
         return hook
@@ -245,7 +325,7 @@ class Recorder:
                     dims = [d for d in range(x.dim()) if d != 1]
                     mean = x.mean(dims)
                     var = ((x * x).mean(dims) - mean * mean).clamp_min(0)
-                self._direct[self._fill][j] = (mean.float().numpy(), var.float().numpy())
+                self._direct[self._slot][j] = (mean.float().numpy(), var.float().numpy())
         return hook
 
     def _indices(self, k: int, numel: int) -> torch.Tensor:
@@ -259,6 +339,7 @@ class Recorder:
             else:  # a smaller tensor than at the first step (a short last batch): sample with replacement
                 idx = torch.randint(numel, (size,), generator=g)
             self._index_cache[key] = idx
+        self._last_index[k] = (numel, idx)
         return idx
 
     def sample_indices(self, k: int, numel: int) -> torch.Tensor:
@@ -279,16 +360,19 @@ class Recorder:
         if self._begun:
             return
         self._begun = True
-        c = self._fill
-        self._outputs[:] = [None] * len(self._outputs)
+        c = self._slot
+        if self._outputs_kept:
+            self._outputs[:] = [None] * len(self._outputs)
+            self._outputs_kept = 0
         self._act_present[c] = False
         self._grad_present[c] = False
         self._direct[c].clear()
-        self._w_before.copy(c, self._weights)
+        if self._flat_before is not None:
+            self._before.copy_flat(c, self._flat_before)
+        else:
+            self._before.copy(c, self._weights + self._running_tensors())
         if self._running:
-            self._running_before.copy(c, self._running_tensors())
-            self._factors[c] = [_running_average_factor(self.targets.norms[j].module, before=True)
-                                for j in self._running]
+            self._factors[c] = [_running_average_factor(module, before=True) for module in self._running_modules]
             self._tracked[c] = self._batches_tracked()
 
     def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
@@ -297,26 +381,31 @@ class Recorder:
             self.armed = False
             return False
         self.armed = False
-        c = self._fill
+        c = self._slot
         self._steps[c] = self.step
-        self._scalars[c] = np.nan
+        row = [np.nan] * len(SCALARS)
         for name, value in scalars.items():
-            self._scalars[c, SCALARS.index(name)] = np.nan if value is None else value
+            row[_SCALAR_COLUMN[name]] = np.nan if value is None else value
+        self._scalars[c] = row
         self._ics[c] = np.nan if ics is None else ics
         self._gather(c)
-        self._w_now.copy(c, self._weights)
         grads = [w.grad for _, w in self.targets.weights]
         self._g_missing[c] = [g is None for g in grads]
-        self._g_now.copy(c, [w if g is None else g for w, g in zip(self._weights, grads, strict=True)])
-        self._channels.copy(c, self._channel_tensors)
-        if self._running:  # not exactly one running-average update in this step: its batch stats are unknown
-            before = self._tracked[c]  # -1: the module keeps no count, trust it
-            self._factors[c, (before >= 0) & (self._batches_tracked() - before != 1)] = 0.0
-        self._outputs[:] = [None] * len(self._outputs)
+        grads = [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
+        if self._flat_weights is not None and all(g.dtype == torch.float32 for g in grads):
+            self._after.copy_flat(c, self._flat_weights + [g.reshape(-1) for g in grads] + self._flat_channels)
+        else:
+            self._after.copy(c, self._weights + grads + self._channel_tensors)
+        if self._running:
+            self._tracked_after[c] = self._batches_tracked()
+        if self._outputs_kept:
+            self._outputs[:] = [None] * len(self._outputs)
+            self._outputs_kept = 0
         self._fill += 1
+        self._slot += 1
         self._begun = False
         if self._fill == self.chunk:
-            self.flush()
+            self._hand_over()
         return True
 
     def _ensure_buffers(self) -> bool:
@@ -326,42 +415,66 @@ class Recorder:
             if not present:
                 return False
             self._sample_size = min(self.samples, min(present))
-            shape = (self.chunk, len(self._outputs), self._sample_size)
+            shape = (2 * self.chunk, len(self._outputs), self._sample_size)
             self._acts, self._grad_samples = torch.zeros(shape), torch.zeros(shape)
             # one view per (slot, probe), made once: indexing a tensor in a hook costs more than the take
-            self._act_rows = [list(self._acts[c].unbind(0)) for c in range(self.chunk)]
-            self._grad_rows = [list(self._grad_samples[c].unbind(0)) for c in range(self.chunk)]
+            self._act_rows = [list(self._acts[c].unbind(0)) for c in range(2 * self.chunk)]
+            self._grad_rows = [list(self._grad_samples[c].unbind(0)) for c in range(2 * self.chunk)]
         return True
 
     def _gather(self, c: int) -> None:
-        """Sample the outputs the hooks kept (first recorded step only) into chunk slot c; count norm values."""
-        if not self._ensure_buffers():
+        """Sample the outputs the hooks kept (first recorded step only) into chunk slot c."""
+        if not self._outputs_kept or not self._ensure_buffers():
             return
         for k, out in enumerate(self._outputs):
             if out is not None:
                 torch.take(out, self._indices(k, out.numel()), out=self._acts[c, k])
-        for j, k in enumerate(self._norm_probe):
-            if k is not None:
-                self._counts[c, j] = self._numel[c, k] / self._norm_width[j]
 
     # ---- statistics, once per chunk ------------------------------------------------------------------------
     def flush(self) -> None:
-        """Compute the statistics of the pending steps and append them to the history."""
-        n = self._fill
-        if n:
-            self._fill = 0
-            self._compute(self._pending_chunk(n))
+        """Compute the statistics of the pending steps and append them to the history; return when they are in."""
+        self._hand_over()
+        for future in self._pending:
+            if future is not None:
+                future.result()  # re-raises here what failed on the worker
 
-    def _pending_chunk(self, n: int) -> dict:
-        """Views of the first n slots, by name."""
-        return {"acts": None if self._acts is None else self._acts[:n].numpy(),
-                "grads": None if self._grad_samples is None else self._grad_samples[:n].numpy(),
-                "act_present": self._act_present[:n], "grad_present": self._grad_present[:n],
-                "numel": self._numel[:n], "steps": self._steps[:n], "scalars": self._scalars[:n], "ics": self._ics[:n],
-                "w_now": self._w_now.array[:n], "g_now": self._g_now.array[:n], "w_before": self._w_before.array[:n],
-                "g_missing": self._g_missing[:n], "channels": self._channels.array[:n],
-                "running_before": self._running_before.array[:n], "factors": self._factors[:n],
-                "counts": self._counts[:n], "direct": self._direct[:n]}
+    def _hand_over(self) -> None:
+        """Give the current bank's steps to the worker and switch to the other bank (once the worker is done with
+        it). The statistics are computed in order, one bank after the other, by one worker thread: numpy releases
+        the GIL for most of it, so on a machine with a free core the training thread does not wait for them."""
+        if self._fill == 0:
+            return
+        if not (self.background and spare_core()):  # inline, after what the worker still holds (step order)
+            for bank, future in enumerate(self._pending):
+                if future is not None:
+                    future.result()
+                    self._pending[bank] = None
+            self._compute(self._pending_chunk(self._bank, self._fill))
+            self._fill, self._slot = 0, self._bank * self.chunk
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="bnviz-stats")
+        self._pending[self._bank] = self._worker.submit(self._compute, self._pending_chunk(self._bank, self._fill))
+        self._bank = 1 - self._bank
+        self._fill, self._slot = 0, self._bank * self.chunk
+        previous = self._pending[self._bank]
+        if previous is not None:  # the bank about to be filled still holds steps being computed
+            previous.result()
+            self._pending[self._bank] = None
+
+    def _pending_chunk(self, bank: int, n: int) -> dict:
+        """Views of the bank's first n slots, by name."""
+        s = slice(bank * self.chunk, bank * self.chunk + n)
+        w = int(self._w_offsets[-1])
+        before, after = self._before.array[s], self._after.array[s]
+        return {"acts": None if self._acts is None else self._acts[s].numpy(),
+                "grads": None if self._grad_samples is None else self._grad_samples[s].numpy(),
+                "act_present": self._act_present[s], "grad_present": self._grad_present[s],
+                "numel": self._numel[s], "steps": self._steps[s], "scalars": self._scalars[s], "ics": self._ics[s],
+                "w_now": after[:, :w], "g_now": after[:, w:2 * w], "w_before": before[:, :w],
+                "g_missing": self._g_missing[s], "channels": after[:, 2 * w:],
+                "running_before": before[:, w:], "factors": self._solvable_factors(s),
+                "counts": self._norm_counts(self._numel[s]), "direct": self._direct[s]}
 
     def _compute(self, ch: dict) -> None:
         with np.errstate(all="ignore"):  # a diverging step has inf/NaN values: they become NaN statistics
@@ -427,7 +540,7 @@ class Recorder:
     def _weight_stats(self, ch: dict, rows: dict) -> None:
         if not self.targets.weights:
             return
-        offsets = self._w_now.offsets
+        offsets = self._w_offsets
         w, g = ch["w_before"], ch["g_now"]  # the weights the step's forward pass used, and their gradient
         u = ch["w_now"].astype(np.float64) - w  # the update the optimizer made
         w_norm, w_std = S.segment_norm_std(w, offsets)
@@ -443,7 +556,7 @@ class Recorder:
 
     def _channel_stats(self, ch: dict, rows: dict) -> None:
         out = rows["channels"]
-        values, offsets = ch["channels"], self._channels.offsets
+        values, offsets = ch["channels"], self._channel_offsets
         for (sl, column), a, b in zip(self._channel_slots, offsets[:-1], offsets[1:], strict=True):
             out[:, sl, column] = values[:, a:b]
         slices = self.history.layout.channel_slices()

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import uploads
+from .batch_renorm import BatchRenorm, renorm_limits
 from .config import RunConfig
 from .data import BatchStream, Dataset, load_dataset
 from .divergence import NON_FINITE, Divergence, DivergenceWatch, describe
@@ -95,6 +96,7 @@ class Run:
         run is marked diverged and stops before the update."""
         cfg, rec, step = self.cfg, self.recorder, self.step
         recording = rec.begin(step) if rec else False
+        self._relax_renorm_limits(step)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)  # (N, classes)
@@ -132,6 +134,14 @@ class Run:
             self.status = "finished"
             self.finish()
         return loss_value
+
+    def _relax_renorm_limits(self, step: int) -> None:
+        """Batch renorm's r_max and d_max for this step (Ioffe 2017's schedule, scaled to the run's length)."""
+        if self.cfg.norm == "batch-renorm":
+            limits = renorm_limits(step, self.cfg.steps)
+            for module in self.model.modules():
+                if isinstance(module, BatchRenorm):
+                    module.set_limits(*limits)
 
     @torch.no_grad()
     def evaluate(self, train_mode: bool = False, limit: int | None = None) -> float:
@@ -207,9 +217,10 @@ def load_for(cfg: RunConfig) -> Dataset:
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """SGD or Adam over every parameter; weight_decay is PyTorch's coupled L2 term (gradient += wd * parameter)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.sgd_momentum, weight_decay=cfg.weight_decay)
 
 
 @dataclass
@@ -229,6 +240,7 @@ class JobSnapshot:
     steps_per_s: float
     runs: list[RunSnapshot] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None  # why a run ended early when nobody pressed Stop (a pause that ran out)
 
     @property
     def message(self) -> str:
@@ -238,6 +250,8 @@ class JobSnapshot:
             label = f"run {'AB'[i]}: " if len(self.runs) > 1 else ""
             if run.status == "diverged":
                 parts.append(f"{label}{describe(run.summary)}")
+        if self.note:
+            parts.append(self.note)
         if self.error:
             parts.append(f"error: {self.error}")
         return " · ".join(parts)
@@ -279,6 +293,7 @@ class Job:
         # How the worker thread reports a failure ("Type: message", status "error"): it cannot raise to the page that
         # started it, so the page reads this from a snapshot. Mistakes found before the thread starts are raised.
         self.error: str | None = None
+        self.note: str | None = None
         self.step = 0
         self.on_done = None  # called (no arguments) by the worker when training ends, however it ends
         self.name = f"job-{next(_JOB_IDS)}"  # in the log lines that say when a job starts and ends
@@ -351,7 +366,7 @@ class Job:
         rate = self.steps_per_s()
         runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy(), r.summary(rate))
                 for r in self.runs]
-        return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error)
+        return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error, self.note)
 
     # ---- worker ---------------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -381,6 +396,8 @@ class Job:
                 self._flush()  # a paused page shows every step so far
                 if not self._unpaused.wait(self.pause_limit):  # set again by resume, or by stop
                     log.info("%s stopped: paused for more than %.0f s", self.name, self.pause_limit)
+                    self.note = (f"stopped after a pause of {self.pause_limit:.0f} s, to free the server for others; "
+                                 "press Start to train again")
                     self._stop.set()  # paused too long: stop, and on_done gives the slot back
                 continue
             active = [(run, stream) for run, stream in zip(self.runs, self.streams, strict=True) if not run.done]

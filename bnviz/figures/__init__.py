@@ -18,6 +18,7 @@ defined in the module that does one job:
     shared_scales       one scale for the panels of runs side by side (`side_by_side`)
     result_words        a finished run's result in one or two sentences (`run_result`)
     tables, report      tables of runs; standalone HTML files of a saved run's figures
+    summary             any figure in words (`describe`) and as tables of its numbers (`data_tables`)
     raster              heatmaps as small PNG images
 
 Every builder returns a `Figure`: a `go.Figure`, or the same figure as a plain dict inside `plain_figures()`.
@@ -50,7 +51,15 @@ from .experiment_figures import (
     wu_he_published,
 )
 from .gradients import gradient_histogram, gradient_norms, update_ratios
-from .lesson_figures import bias_chart, correlation_heatmaps, depth_gradient_chart, ema_chart, jacobian_heatmaps
+from .lesson_figures import (
+    bias_chart,
+    correlation_heatmaps,
+    depth_gradient_chart,
+    ema_chart,
+    jacobian_heatmaps,
+    small_batch_chart,
+    weight_norm_chart,
+)
 from .norm_layers import gamma_beta, running_vs_batch, train_eval_gap
 from .normalization_axes import axes_figure, normalization_zoo
 from .report import write_report
@@ -74,6 +83,7 @@ from .style import (
     preview,
     run_colors,
 )
+from .summary import chart_title, data_tables, describe
 from .tables import final_numbers
 from .training import ics_measure, loss_accuracy
 
@@ -88,9 +98,10 @@ __all__ = [
     "batch_size_gap", "wu_he_published", "axes_figure", "normalization_zoo",
     # lessons beyond the basics
     "depth_gradient_chart", "bias_chart", "jacobian_heatmaps", "correlation_heatmaps", "ema_chart",
+    "weight_norm_chart", "small_batch_chart",
     "side_by_side", "shared_span", "run_result",
-    # tables and report
-    "final_numbers", "write_report",
+    # tables and report; every figure in words and numbers
+    "final_numbers", "write_report", "describe", "data_tables", "chart_title",
     # runs, style and sending
     "ACT_INPUT", "activation_input_stage", "stage_label", "Figure", "FONT", "GUIDE_COLOR", "HEIGHT", "MAX_POINTS",
     "OKABE_ITO", "PREVIEW_HEIGHT", "TITLE_SIZE", "WAITING", "DENSITY_SCALE", "enlarge_text", "even_rows",

@@ -30,6 +30,7 @@ from .run_facts import (
 from .style import (
     AXIS_TITLE_SIZE,
     MAX_POINTS,
+    MUTED_TEXT,
     OKABE_ITO,
     WAITING,
     Figure,
@@ -158,13 +159,13 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
             if not row_count(h) or r >= len(h.layout.layers):
                 text = WAITING if not row_count(h) else "no such block"
                 notes.append(annotation(text, 0.5, 0.5, xref=f"{xref} domain", yref=f"{yref} domain",
-                                        xanchor="center", yanchor="middle", color="#777777"))
+                                        xanchor="center", yanchor="middle", color=MUTED_TEXT))
                 continue
             k = h.probe_index(r, resolve_stage(h, r, stage))
             if k is None:
                 notes.append(annotation(missing_stage_text(h, r, resolve_stage(h, r, stage)), 0.5, 0.5, size=14,
                                         xref=f"{xref} domain", yref=f"{yref} domain", xanchor="center",
-                                        yanchor="middle", color="#777777"))
+                                        yanchor="middle", color=MUTED_TEXT))
                 continue
             cell, facts = _distribution_cell(h, k, xref, yref, split=False, showlegend=first_legend,
                                              max_points=max_points)

@@ -127,3 +127,63 @@ def ema_chart(batch_means: np.ndarray, estimates: dict[float, np.ndarray], refer
     for momentum, values in estimates.items():
         traces.append(line(steps, values, f"running mean, momentum {momentum:g}", colours[momentum], width=2.5))
     return finish(traces, {}, EMA_TITLE, "training step", "mean of the channel's input")
+
+
+WEIGHT_NORM_TITLE = "Weights before BN: their norm and their effective learning rate"
+
+
+def weight_norm_chart(result, block: int) -> Figure:
+    """Three rows against the step for one conv block (science.weight_decay.weight_decay_lesson), one colour per
+    run: ||W||, the effective learning rate lr/||W||² (log scale) and the measured std(ΔW)/std(W) (log scale)."""
+    if result is None:
+        return message(WEIGHT_NORM_TITLE, "Press the button to train the two networks.")
+    curves = result.curves[result.curves["block"] == block]
+    runs = list(dict.fromkeys(curves["run"]))
+    colours = dict(zip(runs, RUN_PALETTE, strict=False))
+    layout, refs, _ = subplots(3, 1, titles=[f"||W|| of block {block}'s conv weights",
+                                             "effective learning rate lr / ||W||² (log scale)",
+                                             "measured update std(ΔW) / std(W) (log scale)"], vspace=0.1)
+    traces = []
+    for run, dash in zip(runs, ("solid", "dash"), strict=False):
+        part = curves[curves["run"] == run]
+        steps = part["step"].to_numpy()
+        for i, (column, (xref, yref)) in enumerate(zip(("w_norm", "effective_lr", "update_ratio"), refs,
+                                                       strict=True)):
+            traces.append(line(steps, part[column].to_numpy(), run, colours[run], dash=dash, xref=xref, yref=yref,
+                               legendgroup=run, showlegend=i == 0))
+    layout["yaxis"]["title"] = axis_title("||W||")
+    # "D2": between decades label only 2 and 5 (these axes span about one decade: all digits would crowd)
+    layout["yaxis2"].update(type="log", exponentformat="power", dtick="D2", title=axis_title("lr/||W||²"))
+    layout["yaxis3"].update(type="log", exponentformat="power", dtick="D2", title=axis_title("ratio"))
+    layout["xaxis3"]["title"] = axis_title("training step")
+    return finish(traces, layout, WEIGHT_NORM_TITLE, height=3 * HEIGHT - 200, subtitles=True)
+
+
+SMALL_BATCH_TITLE = "Small batches: test accuracy with equal images seen"
+
+
+def small_batch_chart(summary: pd.DataFrame | None) -> Figure:
+    """Test accuracy against the batch size, one colour per variant (science.small_batches): eval mode solid, train
+    mode (each test batch normalized by its own statistics) dotted."""
+    if summary is None or summary.empty:
+        return message(SMALL_BATCH_TITLE, "Press the button to train the networks.")
+    variants = list(dict.fromkeys(summary["variant"]))
+    colours = dict(zip(variants, RUN_PALETTE, strict=False))
+    traces = []
+    for variant in variants:
+        part = summary[summary["variant"] == variant].sort_values("batch_size")
+        x = part["batch_size"].to_numpy()
+        traces.append(line(x, part["eval_acc"].to_numpy(), variant, colours[variant],
+                           mode="lines+markers", marker={"size": 10}, legendgroup=variant,
+                           hovertemplate=f"{variant}, batch %{{x}}, eval mode: %{{y:.1%}}<extra></extra>"))
+        traces.append(line(x, part["train_mode_acc"].to_numpy(), f"{variant}, train mode", colours[variant],
+                           dash="dot", width=2, mode="lines+markers", marker={"size": 7, "symbol": "x"},
+                           legendgroup=variant, showlegend=False,  # one legend entry per variant: the note says
+                           # which line is which mode (eight entries squeezed the plot on a phone)
+                           hovertemplate=f"{variant}, batch %{{x}}, train mode: %{{y:.1%}}<extra></extra>"))
+    layout = {"xaxis": {"type": "log", "tickvals": sorted(set(summary["batch_size"])), "dtick": None},
+              "yaxis": {"tickformat": ".0%", "range": [0, 1.02]}}
+    return finish(traces, layout, SMALL_BATCH_TITLE, "batch size (images per step)", "test accuracy",
+                  height=HEIGHT + 60,
+                  note="Solid: eval mode (running statistics). Dotted: train mode, each test batch of the training "
+                       "batch size normalized with its own statistics.")

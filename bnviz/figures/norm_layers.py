@@ -8,6 +8,7 @@ from ..engine.history import CHANNEL_STATS, History
 from .run_facts import as_runs, layer_index, no_norm_text, norm_name, row_count, with_data
 from .style import (
     BLOCK_PALETTE,
+    MUTED_TEXT,
     Figure,
     annotation,
     axis_key,
@@ -160,5 +161,5 @@ def train_eval_gap(runs) -> Figure:
     layout = {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}
     if not any(len(t["x"]) for t in traces):
         layout["annotations"] = [annotation("no evaluation yet", 0.5, 0.5, size=20, xanchor="center", yanchor="middle",
-                                            color="#777777")]
+                                            color=MUTED_TEXT)]
     return finish(traces, layout, title, "training step", "test accuracy")

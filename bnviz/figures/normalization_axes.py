@@ -37,6 +37,23 @@ STEP_MARGIN = {"l": 120, "r": 10, "t": 90, "b": 50}  # px: "sample 3" labels lef
 STEP_FRAME_PX, STEP_ROW_PX = 160, 34  # step figure height: axis titles and note, plus px per row of squares
 
 
+def _numbers(indices, noun: str) -> str:
+    """0-based indices as words, 1-based: "channel 3", "samples 1 to 4", "channels 1, 3"."""
+    idx = sorted(int(i) + 1 for i in indices)
+    if len(idx) == 1:
+        return f"{noun} {idx[0]}"
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return f"{noun}s {idx[0]} to {idx[-1]}"
+    return f"{noun}s " + ", ".join(map(str, idx))
+
+
+def mask_words(mask: np.ndarray) -> str:
+    """Which samples and channels a normalization's set (`norm_mask`, (N, C[, H, W])) holds, in words."""
+    cells = mask.reshape(mask.shape[0], mask.shape[1], -1).any(axis=2)
+    samples, channels = np.flatnonzero(cells.any(axis=1)), np.flatnonzero(cells.any(axis=0))
+    return f"{_numbers(samples, 'sample')}, {_numbers(channels, 'channel')}"
+
+
 def _cell_grid(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     """z of a heatmap showing `mask` (N, C[, H, W]) as N x C cells of h x w squares (1 in the set, 0 not), with a
     one-square gap (NaN: not drawn) between cells."""
@@ -69,11 +86,13 @@ def axes_figure(kind: str, shape: tuple[int, int, int, int] = EXAMPLE_SHAPE, sam
                      ticktext=[f"sample {i + 1}" for i in range(n)], showgrid=False, zeroline=False,
                      scaleanchor="x", constrain="domain", title={"text": "N: samples", "standoff": 6})
     m = int(mask.sum())
+    summary = (f"A batch of {n} samples by {c} channels, each a {h} by {w} feature map. Blue: the {m} values "
+               f"averaged into one mean and one variance: all {h * w} positions of {mask_words(mask)}.")
     fig.update_layout(font={**FONT, "size": STEP_FONT_SIZE}, height=STEP_FRAME_PX + STEP_ROW_PX * n * (h + 1),
                       plot_bgcolor="white", margin=STEP_MARGIN, paper_bgcolor="white",
                       annotations=[{"text": f"blue: the {m} values behind one mean and one variance",
                                     "xref": "paper", "yref": "paper", "x": 0, "y": -0.02, "yanchor": "top",
-                                    "showarrow": False, "font": {"size": 16}}])
+                                    "showarrow": False, "font": {"size": 16}}], meta={"summary": summary})
     return fig
 
 
@@ -87,9 +106,10 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
     layout, refs, _ = subplots(2, 2, titles=titles, hspace=0.1, vspace=0.27, shared_x=False)
     for subtitle in layout["annotations"]:
         subtitle["font"] = {"size": 16}
-    traces = []
-    for (name, _, kind), (xref, yref) in zip(ZOO, refs, strict=True):
+    traces, words = [], []
+    for (name, what, kind), (xref, yref) in zip(ZOO, refs, strict=True):
         mask = norm_mask(kind, (n, c), ZOO_SAMPLE, ZOO_CHANNEL, groups)
+        words.append(f"{name} ({what}): blue set is {mask_words(mask)}")
         z = _cell_grid(mask, hw, hw)
         text = np.full(z.shape, "", dtype=object)
         for s in range(n):
@@ -112,4 +132,6 @@ def normalization_zoo(n: int = 4, c: int = 6, hw: int = 3, groups: int = 3) -> F
             "(1 group = layer norm, one channel per group = instance norm).")
     fig = finish(traces, layout, title, height=ZOO_HEIGHT, subtitles=True, hovermode="closest", note=note,
                  bottom=ZOO_BOTTOM_PX)
-    return update_layout(fig, {"margin": {"t": ZOO_TOP_PX}})
+    summary = (f"{title} A batch of {n} samples by {c} channels of {hw} by {hw} feature maps, four panels. "
+               + "; ".join(words) + ".")
+    return update_layout(fig, {"margin": {"t": ZOO_TOP_PX}, "meta": {"summary": summary}})

@@ -89,7 +89,7 @@ def _watched(history: History, key: str, layer: int):
 def norm_name(history: History) -> str:
     """The run's normalization in words: "BN", "layer norm", ..., or "norm" if it is unknown or mixed."""
     names = {"batch": "BN", "batch-noisy": "noisy BN", "layer": "layer norm", "instance": "instance norm",
-             "group": "group norm"}
+             "group": "group norm", "batch-renorm": "batch renorm"}
     norm = run_config(history).get("norm")
     if norm in names:
         return names[norm]

@@ -62,6 +62,7 @@ _LEGEND_GAP_PX = 6  # between the legend and the plot (or the subplot titles)
 _NOTE_GAP_PX = 16  # between the x axis title and a note under it (8 px touched the title of a half-page chart)
 _MIN_PLOT_PX = 50  # plot height assumed when placing a note, however many lines the note has
 _LEFT_MARGIN_PX = 90  # room for tick labels and a two-line y axis title ("block1<br>value")
+MUTED_TEXT = "#6B6B6B"  # grey text of a message in an empty panel: 5.3:1 on white (WCAG AA text needs 4.5:1)
 NOTE_SIZE, NOTE_COLOR = 15, "#444444"  # a note under a chart: px and colour of its text
 MESSAGE_SIZE = 20  # px of a centred message in an empty chart
 # Characters per line of such a note: ~425 px at 15 px in DejaVu Sans (Linux's stand-in for Arial, the widest we

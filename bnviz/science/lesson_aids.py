@@ -74,6 +74,47 @@ LESSON_QUESTIONS: tuple[Question, ...] = (
         "initialization in deep plain networks with BN. The Inference and depth page measures the first/last layer "
         "gradient ratio by depth on the digits. So 'BN keeps gradients in a workable range' is not true in general.",
     ),
+    Question(
+        "effective_lr", TOPIC,
+        "A conv layer is followed by BN and trained with plain SGD, without weight decay. What happens to the norm "
+        "||W|| of its weights, and to the effective learning rate of the layer?",
+        ("||W|| stays the same because BN normalizes it",
+         "||W|| grows, so the effective learning rate lr/||W||² shrinks",
+         "||W|| shrinks, so the effective learning rate grows",
+         "||W|| grows, but the effective learning rate stays lr because BN removes the scale"),
+        1,
+        "BN(aWx) = BN(Wx), so the gradient is orthogonal to W and a step can only lengthen it: ||W − ηg||² = "
+        "||W||² + η²||g||². The change of W's direction, which is all that moves the output, scales as η/||W||² "
+        "(van Laarhoven 2017; Hoffer et al. 2018). Weight decay keeps ||W|| small and the effective rate up "
+        "(Zhang et al. 2019). The Scale and weight decay page measures ||W|| with and without it.",
+    ),
+    Question(
+        "batch_renorm", TOPIC,
+        "Batch renormalization (Ioffe 2017) trains with x̂ = (x − μ_B)/σ_B · r + d. What are r and d?",
+        ("Two more learned parameters, like γ and β",
+         "σ_B/σ and (μ_B − μ)/σ with the running σ and μ, clipped to [1/r_max, r_max] and [−d_max, d_max], "
+         "and carrying no gradient",
+         "Random noise that regularizes training, drawn anew every step",
+         "The mean and standard deviation of the whole training set, computed before training"),
+        1,
+        "r and d correct the batch statistics towards the running ones; as constants for backprop, they make the "
+        "training output match the test output when unclipped. r_max = 1 and d_max = 0 is plain BN; the paper "
+        "relaxes them to 3 and 5 during training. The app's version is tested against these equations.",
+    ),
+    Question(
+        "variance_shift", TOPIC,
+        "Li et al. (CVPR 2019) found a 'variance shift' when dropout is placed before a BN layer. What shifts?",
+        ("The mean of the BN input: dropout removes half the units",
+         "γ and β: dropout stops their gradients",
+         "The variance of the BN input: larger in training (dropout on) than at test time, while BN keeps using the "
+         "running variance it learned in training",
+         "Nothing, as long as dropout divides by the keep probability"),
+        2,
+        "Dividing by the keep probability keeps the mean but inflates the variance in training. At test time "
+        "dropout is off, the input varies less than the running variance says, and BN normalizes with the wrong "
+        "scale. Their remedy: dropout only after the last BN layer. The Small batches, dropout page measures the "
+        "ratio of the two variances per BN layer.",
+    ),
 )
 
 LESSON_TERMS: tuple[Term, ...] = (
@@ -90,6 +131,25 @@ LESSON_TERMS: tuple[Term, ...] = (
     Term("Jacobian",
          "The matrix of partial derivatives ∂y_i/∂x_j of a function's outputs with respect to its inputs. For BN in "
          "training mode it has nonzero off-diagonal entries: the samples of a batch interact."),
+    Term("Weight decay",
+         "An L2 penalty on the weights: the optimizer adds λ·w to each parameter's gradient (PyTorch's weight_decay). "
+         "For weights followed by BN it cannot change the function; it keeps ||W|| small and so the effective "
+         "learning rate up (Zhang et al. 2019)."),
+    Term("Scale invariance",
+         "BN(aWx) = BN(Wx) for a > 0 in training mode: the output of a BN layer does not depend on the scale of the "
+         "weights before it. Their gradient is then orthogonal to W and scales as 1/a."),
+    Term("Effective learning rate",
+         "For scale-invariant weights, how fast their direction changes: about lr/||W||² (van Laarhoven 2017; "
+         "Hoffer et al. 2018). It shrinks as ||W|| grows."),
+    Term("Ghost batch normalization",
+         "Batch norm whose statistics come from sub-batches ('ghost batches') of a fixed size instead of the whole "
+         "batch (Hoffer, Hubara & Soudry 2017); proposed for training with large batches."),
+    Term("Dropout",
+         "In training, each unit is zeroed with probability q and the others are divided by 1 − q; at test time "
+         "nothing is dropped. It keeps the mean of a unit and enlarges its variance in training."),
+    Term("Variance shift",
+         "Li et al. (CVPR 2019): with dropout before a BN layer, the variance of the BN input in training differs "
+         "from the one at test time, so BN's running variance is wrong at test time."),
 )
 
 LESSON_CARDS: tuple[Card, ...] = (
@@ -98,4 +158,10 @@ LESSON_CARDS: tuple[Card, ...] = (
     Card("Gradient of a bias just before BN?", "Zero: the mean subtraction cancels it; β does its job."),
     Card("BN in a deep net without skip connections, at initialization?",
          "Gradients explode towards the input as depth grows (Yang et al., ICLR 2019)."),
+    Card("Effective learning rate of weights followed by BN?",
+         "About lr/||W||²: it falls as ||W|| grows under SGD; weight decay keeps it up."),
+    Card("Batch renorm's r and d?", "r = clip(σ_B/σ, 1/r_max, r_max), d = clip((μ_B − μ)/σ, −d_max, d_max); "
+         "no gradient through them."),
+    Card("Where to put dropout in a network with BN?",
+         "After the last BN layer: dropout before BN shifts the variance between training and test (Li et al. 2019)."),
 )

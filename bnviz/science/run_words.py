@@ -13,16 +13,18 @@ FIELD_WORDS = {
     "norm": "normalization", "placement": "norm placement", "eps": "epsilon", "bn_momentum": "BN momentum",
     "groups": "groups", "batch_size": "batch size", "lr": "learning rate", "optimizer": "optimizer",
     "sgd_momentum": "SGD momentum", "init": "weight init", "init_scale": "init scale", "steps": "steps",
+    "weight_decay": "weight decay", "ghost_batch": "ghost batch size",
     "seed": "seed",
 }
 NORM_WORDS = {"none": "none", "batch": "batch norm", "batch-noisy": "batch norm + noise", "layer": "layer norm",
-              "instance": "instance norm", "group": "group norm"}
+              "instance": "instance norm", "group": "group norm", "batch-renorm": "batch renorm"}
 NORM_SHORT = {"none": "no BN", "batch": "BN", "batch-noisy": "noisy BN", "layer": "LN", "instance": "IN",
-              "group": "GN"}
+              "group": "GN", "batch-renorm": "BRN"}
 # How a run is named by a setting in which it differs from the other run (norm is named by NORM_SHORT).
 NAME_FORMATS = (("placement", "norm {}"), ("lr", "lr {:g}"), ("batch_size", "batch {}"), ("init_scale", "init x{:g}"),
                 ("activation", "{}"), ("optimizer", "{}"), ("depth", "{} blocks"), ("width", "width {}"),
-                ("model", "{}"), ("dataset", "{}"), ("seed", "seed {}"), ("steps", "{:,} steps"))
+                ("model", "{}"), ("dataset", "{}"), ("seed", "seed {}"), ("steps", "{:,} steps"),
+                ("weight_decay", "wd {:g}"), ("ghost_batch", "ghost {}"))
 
 
 def value_words(field: str, value) -> str:

@@ -13,6 +13,8 @@ BATCH_CHOICES = (2, 4, 8, 16, 32, 60, 64, 128, 256)  # 60: Ioffe & Szegedy's bat
 WIDTH_CHOICES = (4, 8, 16, 32, 64, 100, 128)
 INIT_SCALE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 5.0, 10.0)
 GROUP_CHOICES = (1, 2, 4, 8, 16)
+WEIGHT_DECAY_CHOICES = (0.0, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05)  # 0 = off; 5e-4 is a common ImageNet value
+GHOST_CHOICES = (0, 2, 4, 8, 16, 32)  # ghost batch sizes (0 = off: statistics over the whole batch)
 DEPTH_RANGE = (1, 6)  # hidden blocks a live run may have (RunConfig allows more; the pages' charts show six)
 STEPS_RANGE = (10, 20_000)
 SEED_RANGE = (0, 2**31 - 1)
@@ -40,15 +42,31 @@ TWIN_OPTIONS = {"norm": NORMS, "placement": PLACEMENTS, "lr": LR_CHOICES, "batch
 def nearest(name: str, value):
     """The widget option closest to `value` (relative distance) for the fields chosen from a list; else `value`."""
     choices = {"lr": LR_CHOICES, "eps": EPS_CHOICES, "batch_size": BATCH_CHOICES, "width": WIDTH_CHOICES,
-               "init_scale": INIT_SCALE_CHOICES}.get(name)
+               "init_scale": INIT_SCALE_CHOICES, "weight_decay": WEIGHT_DECAY_CHOICES,
+               "ghost_batch": GHOST_CHOICES}.get(name)
     if choices is None:
         return value
     return min(choices, key=lambda c: abs(c - value) / max(abs(value), 1e-12))
 
 
+def ghost_choices(batch_size: int) -> tuple[int, ...]:
+    """The ghost batch sizes a run with this batch size can use: 0 (off) and the offered sizes that divide it."""
+    return tuple(g for g in GHOST_CHOICES if g == 0 or (g < batch_size and batch_size % g == 0))
+
+
 def eval_every_for(steps: int) -> int:
     """Test accuracy about 20 times per run, at most every 10 steps."""
     return max(10, int(steps) // 20)
+
+
+def twin_changes(base: RunConfig, field: str, value) -> dict:
+    """The changes that make a twin of `base` differ in `field`: the field, and ghost batch norm turned off when the
+    twin's normalization or batch size cannot have base's ghost batches (it is a setting of batch norm only)."""
+    changes = {field: value}
+    norm, batch = changes.get("norm", base.norm), changes.get("batch_size", base.batch_size)
+    if base.ghost_batch and (norm != "batch" or batch % base.ghost_batch):
+        changes["ghost_batch"] = 0
+    return changes
 
 
 def twin_default(base: RunConfig, field: str):

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..engine.config import ACTIVATIONS, EPS_CHOICES, LIMITS, MODELS, NORMS, OPTIMIZERS, PLACEMENTS, RunConfig
+from ..engine.config import (
+    ACTIVATIONS,
+    BATCH_NORMS,
+    EPS_CHOICES,
+    LIMITS,
+    MODELS,
+    NORMS,
+    OPTIMIZERS,
+    PLACEMENTS,
+    RunConfig,
+)
 from ..engine.twins import what_runs_share
 from ..engine.uploads import is_user_data
 from ..science.presets import PRESETS
@@ -28,17 +38,22 @@ from .choices import (
     STEPS_RANGE,
     TWIN_FIELDS,
     TWIN_OPTIONS,
+    WEIGHT_DECAY_CHOICES,
     WIDTH_CHOICES,
+    ghost_choices,
     nearest,
+    twin_changes,
     twin_default,
 )
 from .link_params import LINKED_FIELDS, canonical
 from .page import presenting
+from .state import get_lab
 from .upload_panel import dataset_choices
 
 DATASET_CHOICES = ("digits", "shapes")  # bundled or generated: work offline
 NORM_LABELS = {"none": "none", "batch": "batch norm", "batch-noisy": "batch norm + noise (Santurkar)",
-               "layer": "layer norm", "instance": "instance norm", "group": "group norm"}
+               "layer": "layer norm", "instance": "instance norm", "group": "group norm",
+               "batch-renorm": "batch renorm (Ioffe 2017)"}
 
 
 OWN_SETTINGS = "(your own settings)"  # the preset picker's entry for "no preset"
@@ -62,6 +77,8 @@ def seed_widgets(prefix: str, cfg: RunConfig) -> None:
 def _ensure_defaults(prefix: str, defaults: RunConfig | None) -> None:
     if _key(prefix, "lr") not in st.session_state:
         seed_widgets(prefix, defaults or RunConfig())
+    for name, value in (defaults or RunConfig()).to_dict().items():  # a setting added after the session began
+        st.session_state.setdefault(_key(prefix, name), nearest(name, value))
 
 
 def config_controls(prefix: str, container=None, compact: bool = False, defaults: RunConfig | None = None
@@ -102,7 +119,7 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["eps"] = st.select_slider("Epsilon", EPS_CHOICES, format_func=_sci, **k("eps"), disabled=no_norm,
                                          help="added to the variance before the square root"
                                               + (" (off: no normalization)" if no_norm else ""))
-        no_running = values["norm"] not in ("batch", "batch-noisy")
+        no_running = values["norm"] not in BATCH_NORMS
         values["bn_momentum"] = st.slider("BN momentum", 0.0, 1.0, step=MOMENTUM_STEP, **k("bn_momentum"),
                                           disabled=no_running,
                                           help="PyTorch convention: running = (1 - m) x running + m x batch"
@@ -111,8 +128,17 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
         values["groups"] = st.select_slider("Groups (group norm)", GROUP_CHOICES, **k("groups"),
                                             disabled=values["norm"] != "group",
                                             help="channels per group = width / groups (only used by group norm)")
+        ghosts = ghost_choices(st.session_state.get(_key(prefix, "batch_size"), RunConfig().batch_size))
+        no_ghost = values["norm"] != "batch" or len(ghosts) == 1
+        if st.session_state.get(_key(prefix, "ghost_batch")) not in ghosts or no_ghost:
+            st.session_state[_key(prefix, "ghost_batch")] = 0  # the batch size or norm changed: off
+        values["ghost_batch"] = st.selectbox("Ghost batch size", ghosts, **k("ghost_batch"), disabled=no_ghost,
+                                             format_func=lambda g: "off" if g == 0 else str(g),
+                                             help="ghost batch norm (Hoffer et al. 2017): batch statistics over "
+                                                  "sub-batches of this many images; must divide the batch size"
+                                                  + (" (off: only for batch norm)" if no_ghost else ""))
     with c.expander("Training", expanded=not compact):
-        values["batch_size"] = st.select_slider("Batch size", BATCH_CHOICES, **k("batch_size"))
+        values["batch_size"] = batch_size_slider(k("batch_size"), values["dataset"])
         values["lr"] = st.select_slider("Learning rate", LR_CHOICES, format_func=_sci, **k("lr"))
         values["optimizer"] = st.radio("Optimizer", OPTIMIZERS, horizontal=True, **k("optimizer"))
         values["sgd_momentum"] = st.slider("SGD momentum", 0.0, SGD_MOMENTUM_MAX, step=MOMENTUM_STEP,
@@ -120,12 +146,41 @@ def _all_widgets(prefix: str, c, k, compact: bool) -> dict:
                                            help="0 is plain SGD (our Figure 1 replica uses it: the paper names no "
                                                 "optimizer); not used by Adam"
                                                 + (" (off: Adam is chosen)" if values["optimizer"] == "adam" else ""))
+        values["weight_decay"] = st.select_slider("Weight decay", WEIGHT_DECAY_CHOICES, **k("weight_decay"),
+                                                  format_func=lambda v: "off" if v == 0 else _sci(v),
+                                                  help="L2 penalty: the optimizer adds weight_decay x w to every "
+                                                       "parameter's gradient (PyTorch's weight_decay)")
         values["init"] = st.radio("Weight init", ("default", "normal"), horizontal=True, **k("init"),
                                   help="default: PyTorch's, times the scale; normal: N(0, scale^2)")
         values["init_scale"] = st.select_slider("Init scale", INIT_SCALE_CHOICES, **k("init_scale"))
         values["steps"] = st.number_input("Steps", *STEPS_RANGE, step=100, **k("steps"))
         values["seed"] = st.number_input("Seed", *SEED_RANGE, step=1, **k("seed"))
     return values
+
+
+def batch_size_slider(widget: dict, dataset: str) -> int:
+    """The Batch size slider, bounded by the data: an upload of 40 images leaves 32 for training, so 64 is not
+    offered; a larger value chosen before is lowered to the largest allowed, and the caption says so."""
+    images = get_lab().uploads.get(dataset)
+    n_train = images.train_size() if images is not None else None
+    choices = tuple(b for b in BATCH_CHOICES if n_train is None or b <= n_train) or BATCH_CHOICES[:1]
+    key, note_key = widget["key"], f"{widget['key']}_lowered_from"
+    if st.session_state.get(key) not in choices:
+        st.session_state[note_key] = st.session_state.get(key)
+        st.session_state[key] = choices[-1]
+    if n_train is None:
+        st.session_state.pop(note_key, None)
+    if len(choices) > 1:
+        value = st.select_slider("Batch size", choices, **widget)
+    else:
+        value = choices[0]
+        st.caption(f"Batch size: {value}")
+    if n_train is not None and choices[-1] < BATCH_CHOICES[-1]:
+        before = st.session_state.get(note_key)
+        lowered = f"lowered from {before}; " if before is not None else ""
+        st.caption(f"Batch size at most {choices[-1]} ({lowered}your images leave {n_train} for training: 20 % of "
+                   "each class is kept for testing).")
+    return value
 
 
 def block_slider(container, label: str, key: str, configs: list[RunConfig], histories: list) -> int:
@@ -181,7 +236,7 @@ def twin_controls(prefix: str, base: RunConfig, container=None) -> RunConfig | N
         value = c.selectbox(f"Twin's {TWIN_FIELDS[field]}", TWIN_OPTIONS[field], format_func=fmt, key=value_key,
                             persist_state="session")
     try:
-        twin = base.replace(**{field: value})
+        twin = base.replace(**twin_changes(base, field, value))
     except ValueError as exc:
         c.warning(f"The twin cannot use that value: {exc}")
         return None

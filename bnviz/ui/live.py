@@ -6,6 +6,8 @@ Any error while drawing becomes a plain message, never a traceback.
 
 from __future__ import annotations
 
+import html
+import time
 from collections.abc import Callable
 
 import streamlit as st
@@ -15,6 +17,7 @@ from ..engine.config import RunConfig
 from ..engine.jobs import LIMITER, Lab, available_cores, registry_for
 from ..engine.runfile import pack_runs
 from ..errors import BnvizError
+from . import plot
 from .controls import LR_CHOICES, _sci
 from .page import presenting, show
 from .run_banner import remember_origin, stale_banner
@@ -151,7 +154,22 @@ def status_line(lab: Lab, start_hint: str = START_HINT, snap=None) -> None:
     elif any(r.status == "diverged" for r in snap.runs):
         st.warning(text)
     else:
-        st.markdown(f"**Status:** {text}")
+        st.markdown(spoken_status(text, snap.status), unsafe_allow_html=True)
+
+
+SPOKEN_SECONDS = 10.0  # a screen reader hears the live status when it changes state, else at most this often
+
+
+def spoken_status(text: str, status: str, now: float | None = None) -> str:
+    """The status line as an aria-live="polite" region: shown as it is (twice a second), while the words a screen
+    reader announces change only with the run's state or every SPOKEN_SECONDS (every step would be a flood)."""
+    now = time.monotonic() if now is None else now
+    last = st.session_state.get("bnviz_spoken_status")
+    if last is None or last[2] != status or now - last[0] >= SPOKEN_SECONDS:
+        last = st.session_state["bnviz_spoken_status"] = (now, text, status)
+    return (f'<div role="status" aria-live="polite" aria-atomic="true" class="bnviz-status">'
+            f'<span aria-hidden="true"><strong>Status:</strong> {html.escape(text)}</span>'
+            f'<span class="bnviz-sr">Status: {html.escape(last[1])}</span></div>')
 
 
 VIEWERS_PER_CORE = 2  # sessions refreshing at full speed per core, on top of the training (see poll_seconds)
@@ -197,7 +215,7 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
                 st.success(f"**Result:** {sentence}", icon=":material/flag:")
         if histories:
             try:
-                with figures.plain_figures():  # a third of the cost of go.Figure objects, the same JSON
+                with figures.plain_figures(), plot.live_texts(polling):  # plain: a third of the cost, same JSON
                     draw(labels, histories)
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")

@@ -6,6 +6,7 @@ page's introduction into a collapsed expander, for a projector at 1280x720.
 
 from __future__ import annotations
 
+import html
 import threading
 
 import streamlit as st
@@ -21,8 +22,18 @@ CSS = """
 [data-stale="true"], [data-stale="true"] *:not(.modebar-group) { opacity: 1 !important; transition: none !important; }
 .block-container { padding-top: 2.2rem; max-width: 1500px; }
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
+.bnviz-sr { SR_ONLY }
+/* WCAG 2.2 AA text contrast (4.5:1): Streamlit draws captions at 60 % opacity (3.9:1 on white) and the labels of
+   disabled widgets in a pale grey (2.3:1); both stay lighter than body text, but readable */
+[data-testid="stCaptionContainer"] { opacity: 1 !important; color: #5d5b59 !important; }
+[data-testid="stWidgetLabel"][disabled], [data-testid="stWidgetLabel"][disabled] p,
+[data-testid="stSliderThumbValue"][disabled], [data-disabled="true"] [data-testid="stSliderTickBar"] p {
+  color: #6e6c6a !important; }
+/* a visible keyboard focus on every control (Streamlit's own focus ring is faint on some widgets) */
+:is(a, button, input, select, textarea, summary, [tabindex="0"], [role="radio"], [role="checkbox"],
+    [role="slider"], [role="tab"]):focus-visible { outline: 3px solid #0072B2 !important; outline-offset: 2px; }
 </style>
-"""
+""".replace("SR_ONLY", plot.SR_ONLY_CSS)  # visually hidden text, read by screen readers (the live status)
 PRESENTER_CSS = """
 <style>
 [data-testid="stMarkdown"] p, [data-testid="stMarkdown"] li, [data-testid="stAlert"] p { font-size: 1.45rem; }
@@ -76,11 +87,48 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
+# Regions that scroll sideways (a formula or a table wider than its column) must be reachable by keyboard, or a
+# keyboard user cannot read their hidden part (axe: scrollable-region-focusable): Streamlit's st.latex and st.table
+# scroll without being focusable, so each such region gets tabindex=0 and a name once it overflows. Installed once
+# per browser tab; watches the page for new or resized elements.
+A11Y_JS = """
+(() => {
+  if (window.__bnvizA11y) return;
+  window.__bnvizA11y = true;
+  const SELECTOR = '.katex-display, [data-testid="stTable"] > div, .stTable > div';
+  let count = 0;
+  const mark = () => {
+    for (const el of document.querySelectorAll(SELECTOR)) {
+      const scrolls = el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight;
+      if (scrolls && !el.hasAttribute('tabindex')) {
+        el.tabIndex = 0;
+        el.setAttribute('role', 'region');
+        count += 1;  // landmarks need distinct names
+        el.setAttribute('aria-label', (el.matches('.katex-display') ? 'formula ' : 'table ') + count + ' (scrolls)');
+      }
+    }
+  };
+  let pending = null;
+  const later = () => { if (!pending) pending = setTimeout(() => { pending = null; mark(); }, 250); };
+  new MutationObserver(later).observe(document.body, {childList: true, subtree: true});
+  window.addEventListener('resize', later);
+  mark();
+})();
+"""
+
+
+def a11y_fixes() -> None:
+    """Page-wide accessibility fixes that need the browser (A11Y_JS); a hidden element, like plot.preload's."""
+    st.html(f'<span class="{plot.PRELOAD_MARK}"></span><style>{plot.PRELOAD_CSS}</style><script>{A11Y_JS}</script>',
+            unsafe_allow_javascript=True)
+
+
 def page_header(title: str, intro: str) -> None:
     """The page's title and its short, correct explanation."""
     _leave_legacy_pages_mode()
     st.markdown(CSS + (PRESENTER_CSS if presenting() else ""), unsafe_allow_html=True)
     plot.preload()
+    a11y_fixes()
     st.title(title)
     if presenting():
         with st.expander("About this page"):
@@ -91,6 +139,12 @@ def page_header(title: str, intro: str) -> None:
     if notes:
         st.warning("This link asked for settings the app cannot use, so they keep their defaults:\n\n"
                    + "\n".join(f"- {note}" for note in notes), icon=":material/link_off:")
+
+
+def tab_heading(text: str) -> None:
+    """A tab's name as a heading for screen readers (level 2, visually hidden: the tab shows it), so the headings
+    inside a tab follow the page's title in order."""
+    st.markdown(f'<h2 class="bnviz-sr">{html.escape(text)}</h2>', unsafe_allow_html=True)
 
 
 NARROW_PX = 480  # width to plan for a chart in one of two columns (a 1280 px projector, sidebar open)

@@ -19,12 +19,18 @@ differs from plotly's (an upgraded plotly), `draw` falls back to `st.plotly_char
 
 from __future__ import annotations
 
+import contextlib
+import html
 import re
+import threading
+import time
 from pathlib import Path
 
 import plotly.io as pio
 import plotly.offline
 import streamlit as st
+
+from .. import figures
 
 APP_DIR = Path(__file__).resolve().parents[2]
 BUNDLE = APP_DIR / "static" / "plotly-cartesian.min.js"
@@ -176,7 +182,40 @@ function measureFit(el, layout, fit) {
   return changed;
 }
 
+// The chart in words (a figcaption, visually hidden: screen readers read it as the figure's name) and its numbers as
+// tables under "Show data", built only while that is open. Both come from bnviz.figures.summary on the server.
+function tableHtml(table, label) {
+  const esc = (t) => String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
+  const head = table.columns.map((c) => `<th scope="col">${esc(c)}</th>`).join("");
+  const cell = (c, i) => i ? `<td>${esc(c)}</td>` : `<th scope="row">${esc(c)}</th>`;
+  const rows = table.rows.map((r) => "<tr>" + r.map(cell).join("") + "</tr>").join("");
+  return `<div class="bnviz-table" tabindex="0" role="region" aria-label="${esc(label + ": " + table.caption)}">` +
+         `<table><caption>${esc(table.caption)}</caption><thead><tr>${head}</tr></thead><tbody>${rows}</tbody>` +
+         `</table></div>`;
+}
+
+function showTexts(root, texts) {
+  const chart = root.querySelector(".bnviz-chart");
+  const caption = root.querySelector(".bnviz-summary");
+  const details = root.querySelector(".bnviz-data");
+  const box = root.querySelector(".bnviz-tables");
+  if (!chart || !texts) return;
+  root.__bnvizTexts = texts;
+  if (caption.textContent !== texts.summary) caption.textContent = texts.summary;
+  details.hidden = !texts.tables.length;
+  const fill = () => {
+    const latest = root.__bnvizTexts;
+    if (!details.open || box.__bnvizShown === latest) return;
+    box.__bnvizShown = latest;
+    box.innerHTML = latest.tables.map((t) => tableHtml(t, latest.title)).join("");
+  };
+  if (!details.__bnvizWatched) { details.__bnvizWatched = true; details.addEventListener("toggle", fill); }
+  fill();
+}
+
 export default function ({ parentElement, data }) {
+  showTexts(parentElement, data.texts);
   const el = parentElement.querySelector(".bnviz-plot");
   // newest figure wins: a slow draw must not overwrite a newer one that arrived meanwhile
   el.__bnvizLatest = {figure: JSON.parse(data.spec), config: data.config};
@@ -208,6 +247,65 @@ export default function ({ parentElement, data }) {
 """
 
 
+# A chart is a <figure>: the plot, its summary in words as the figcaption (visually hidden, read by screen readers as
+# the figure's name), and "Show data" (its numbers as tables; hidden while the chart has no data).
+SR_ONLY_CSS = ("position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden; "
+               "clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; border: 0;")
+TEXT_CSS = f"""
+.bnviz-sr {{ {SR_ONLY_CSS} }}
+.bnviz-chart {{ margin: 0; }}
+.bnviz-data > summary {{ cursor: pointer; font-size: 0.95rem; color: #31333F; padding: 2px 0; width: fit-content; }}
+.bnviz-data > summary:focus-visible {{ outline: 2px solid #0072B2; outline-offset: 2px; }}
+.bnviz-tables {{ display: flex; flex-wrap: wrap; gap: 4px 24px; align-items: flex-start; }}
+.bnviz-table {{ max-height: 340px; overflow: auto; margin: 4px 0 8px; }}
+.bnviz-table:focus-visible {{ outline: 2px solid #0072B2; }}
+.bnviz-table table {{ border-collapse: collapse; font-size: 0.9rem; min-width: 20em; }}
+.bnviz-table caption {{ text-align: left; font-weight: 600; padding: 2px 0; color: #31333F; }}
+.bnviz-table th, .bnviz-table td {{ border: 1px solid #d0d0d0; padding: 2px 8px; text-align: right;
+  color: #222; }}
+.bnviz-table thead th {{ background: #f0f2f6; position: sticky; top: 0; }}
+"""
+HTML = (f"<style>{TEXT_CSS}</style><figure class='bnviz-chart'><div class='bnviz-plot'></div>"
+        "<figcaption class='bnviz-summary bnviz-sr'></figcaption>"
+        "<details class='bnviz-data' hidden><summary>Show data</summary><div class='bnviz-tables'></div></details>"
+        "</figure>")
+TEXT_SECONDS = 3.0  # while a run trains, a chart's summary and tables are recomputed at most this often
+_TEXTS_KEY = "bnviz_chart_texts"  # session state: per chart key, (time, texts) of its last summary
+_LIVE = threading.local()
+
+
+@contextlib.contextmanager
+def live_texts(on: bool = True):
+    """Inside this block (a live page's refresh while a run trains), a chart's summary and data tables are reused
+    for TEXT_SECONDS before they are computed again: screen readers are not flooded twice a second, and the process
+    that trains does not rebuild them on every refresh."""
+    before = getattr(_LIVE, "on", False)
+    _LIVE.on = on
+    try:
+        yield
+    finally:
+        _LIVE.on = before
+
+
+def chart_texts(fig, key: str | None = None, now: float | None = None) -> dict:
+    """The figure's summary and data tables (bnviz.figures.summary), as sent to the browser: {"title", "summary",
+    "tables": [{"caption", "columns", "rows"}]}. Within `live_texts()` those of `key` are reused for TEXT_SECONDS."""
+    now = time.monotonic() if now is None else now
+    cache = st.session_state.setdefault(_TEXTS_KEY, {}) if key is not None else {}
+    if key is not None and getattr(_LIVE, "on", False) and key in cache and now - cache[key][0] < TEXT_SECONDS:
+        return cache[key][1]
+    try:
+        summary = figures.describe(fig)
+        tables = [{"caption": t.caption, "columns": t.columns, "rows": t.as_text_rows()}
+                  for t in figures.data_tables(fig)]
+    except Exception:  # noqa: BLE001 - words about a chart must never cost the chart itself
+        summary, tables = f"{figures.chart_title(fig)}. (No summary in words for this chart.)", []
+    texts = {"title": figures.chart_title(fig), "summary": summary, "tables": tables}
+    if key is not None:
+        cache[key] = (now, texts)
+    return texts
+
+
 def bundle_version(path: Path = BUNDLE) -> str | None:
     """The plotly.js version a bundle's header names ("4.1.1"), or None if it is missing or has no header."""
     try:
@@ -224,7 +322,7 @@ def _component():
     """The component, registered once per server, or None when the bundle does not match the installed plotly."""
     if bundle_version() != plotly.offline.get_plotlyjs_version():
         return None
-    return st.components.v2.component("bnviz_plot", html="<div class='bnviz-plot'></div>", js=JS,
+    return st.components.v2.component("bnviz_plot", html=HTML, js=JS,
                                       isolate_styles=False)  # plotly.js styles live in the page's <head>
 
 
@@ -253,13 +351,29 @@ def preload() -> None:
             f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});</script>', unsafe_allow_javascript=True)
 
 
+def texts_below(texts: dict) -> None:
+    """Under a chart drawn by st.plotly_chart: its summary for screen readers, and "Show data"."""
+    st.html(f"<style>{TEXT_CSS}</style><p class='bnviz-sr bnviz-summary'>{html.escape(texts['summary'])}</p>")
+    if texts["tables"]:
+        with st.expander("Show data"):
+            for table in texts["tables"]:
+                st.markdown(f"**{table['caption']}**")
+                columns = list(dict.fromkeys(table["columns"]))
+                st.dataframe({c: [r[table["columns"].index(c)] for r in table["rows"]] for c in columns},
+                             hide_index=True)
+
+
 def draw(fig, key: str, container=None) -> None:
-    """Draw `fig` under `key`; the same key next time updates this chart in place."""
+    """Draw `fig` under `key`, with its summary in words and its numbers ("Show data"); the same key next time
+    updates this chart in place."""
     component = _live_component()
+    texts = chart_texts(fig, key)
     if component is None:
-        (container or st).plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+        with container or st.container():
+            st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+            texts_below(texts)
         return
-    data = {"spec": pio.to_json(fig, validate=False), "src": SERVED_URL, "config": CONFIG}
+    data = {"spec": pio.to_json(fig, validate=False), "src": SERVED_URL, "config": CONFIG, "texts": texts}
     if container is None:
         component(data=data, key=key, width="stretch")
     else:

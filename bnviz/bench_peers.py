@@ -1,0 +1,171 @@
+"""The benchmark's peers: what a user would otherwise run to watch the same training, each on its own copy of the run.
+
+Every peer wraps `Run.train_step` of a run that records nothing itself (record_every=0) and logs in its own way:
+
+* TensorBoard's way: `SummaryWriter.add_histogram` of every probed stage output (the tensors bnviz samples: each
+  block's layer output, norm output and activation) from a forward hook, and of each one's gradient from a tensor
+  hook, whole tensors, to a temporary log directory, on every `every`-th step.
+* Weights & Biases' way: `run.watch(model, log="all", log_freq=every)` in offline mode with every directory in a
+  temporary one, and `run.log({"loss": ...})` each step (what commits the step). It logs the parameters and their
+  gradients only: it records less than bnviz (no activations, no activation gradients, no BN batch statistics).
+
+A peer whose package is missing raises `PeerMissing`; the bench prints it as skipped (`requirements-bench.txt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .engine.targets import Targets
+from .engine.trainer import Run
+
+
+class PeerMissing(Exception):
+    """A peer's optional package is not installed."""
+
+
+@dataclass
+class Peer:
+    name: str
+    every: int
+    step: Callable  # step(x, y) -> loss
+    records: str  # what it records per recorded step, in words
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def _tensor_sizes(sizes: list[int]) -> str:
+    lo, hi = min(sizes), max(sizes)
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+
+def probe_sizes(run: Run, x) -> list[int]:
+    """numel of each probed stage output for a batch like x (one forward pass without gradients, eval untouched)."""
+    import torch
+
+    sizes = {}
+    targets = Targets.from_net(run.model)
+
+    def size_hook(k):
+        def hook(module, inputs, output):  # returns None: the output is left as it is
+            sizes.setdefault(k, output.numel())
+        return hook
+
+    handles = [p.module.register_forward_hook(size_hook(k)) for k, p in enumerate(targets.probes)]
+    try:
+        with torch.no_grad():
+            state = {k: v.clone() for k, v in run.model.state_dict().items()}
+            run.model(x)
+            run.model.load_state_dict(state)  # the pass updated BN's running statistics: undo it
+    finally:
+        for h in handles:
+            h.remove()
+    return [sizes[k] for k in range(len(targets.probes))]
+
+
+def tensorboard_peer(run: Run, every: int, x) -> Peer:
+    import torch
+
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # torch's module imports the tensorboard package
+        raise PeerMissing(str(exc)) from None
+    logdir = tempfile.mkdtemp(prefix="bnviz-bench-tb-")
+    writer = SummaryWriter(logdir)
+    targets = Targets.from_net(run.model)
+    names = [f"{targets.layers[p.layer]}/{p.stage}" for p in targets.probes]
+
+    def forward_hook(name):
+        def hook(module, inputs, output):
+            step = run.step
+            if step % every or not module.training or not torch.is_grad_enabled():  # not the evaluation passes
+                return
+            writer.add_histogram(name, output, step)
+            if output.requires_grad:
+                output.register_hook(lambda grad: writer.add_histogram(f"{name}/grad", grad, step))
+        return hook
+
+    sizes = probe_sizes(run, x)
+    handles = [p.module.register_forward_hook(forward_hook(n)) for p, n in zip(targets.probes, names, strict=True)]
+
+    def close():
+        for h in handles:
+            h.remove()
+        writer.close()
+        shutil.rmtree(logdir, ignore_errors=True)
+
+    records = (f"{len(names)} stage outputs + their {len(names)} gradients, whole tensors "
+               f"({_tensor_sizes(sizes)} values each): a histogram and min/max/sum/sum of squares per tensor")
+    peer = Peer("TensorBoard add_histogram", every, run.train_step, records, close)
+    peer.logdir, peer.writer = logdir, writer
+    return peer
+
+
+WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR",
+             "WANDB_ARTIFACT_DIR", "WANDB_SILENT")
+
+
+@contextlib.contextmanager
+def _wandb_env(root: str):
+    """Offline, silent, and every wandb directory inside `root`, for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in WANDB_ENV}
+    os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                       **{k: os.path.join(root, k.lower()) for k in WANDB_ENV[1:-1]}})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_WANDB: dict = {"run": None, "root": None, "users": 0}  # one offline run for every watched copy (see wandb_peer)
+
+
+def wandb_peer(run: Run, every: int, x) -> Peer:
+    """wandb's torch hooks log into the global `wandb.run`: every watched copy shares one offline run, and each
+    copy's step commits its own histograms (run.log right after its train_step)."""
+    try:
+        import wandb
+    except ImportError as exc:
+        raise PeerMissing(str(exc)) from None
+    if _WANDB["run"] is None:
+        root = tempfile.mkdtemp(prefix="bnviz-bench-wandb-")
+        with _wandb_env(root):
+            _WANDB["run"] = wandb.init(project="bnviz-bench", dir=root, mode="offline",
+                                       settings=wandb.Settings(silent=True))
+        _WANDB["root"] = root
+    wb, root = _WANDB["run"], _WANDB["root"]
+    _WANDB["users"] += 1
+    wb.watch(run.model, log="all", log_freq=every)
+
+    def step(x, y):
+        loss = run.train_step(x, y)
+        wb.log({"loss": loss})
+        return loss
+
+    def close():
+        wb.unwatch(run.model)
+        _WANDB["users"] -= 1
+        if _WANDB["users"] == 0:
+            with _wandb_env(root):
+                wb.finish()
+                wandb.teardown()  # stops wandb's service process too
+            _WANDB.update(run=None, root=None)
+            shutil.rmtree(root, ignore_errors=True)
+
+    params = [p.numel() for p in run.model.parameters() if p.requires_grad]
+    records = (f"{len(params)} parameters + their {len(params)} gradients ({_tensor_sizes(params)} values each): "
+               f"a 64-bin histogram per tensor; no activations or their gradients: records less than bnviz")
+    peer = Peer("W&B watch(log='all')", every, step, records, close)
+    peer.root, peer.run = root, wb
+    return peer
+
+
+PEERS = {"tensorboard": tensorboard_peer, "wandb": wandb_peer}
