@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", required=True, help="directory for config.json, summary.json, scalars.csv, layers.csv, ...")
     add("--force", action="store_true", help="replace the run already in --out")
     add("--quiet", action="store_true", help="no progress bar")
+    add("--backend", default=None, choices=["threads", "ray"],
+        help="where to train: in this process (threads, the default) or in a Ray actor (ray; BNVIZ_RAY_ADDRESS "
+             "names a cluster, else a local instance starts). Default: BNVIZ_BACKEND, else threads")
 
     report = sub.add_parser("report", help="write every chart of a run directory as standalone HTML")
     report.add_argument("directory")
@@ -106,11 +110,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .engine.jobs import backend_name
     from .engine.trainer import Job
 
     cfg = config_from_args(args)
     out = check_out(Path(args.out), force=args.force)
-    job = Job(cfg)  # reads the dataset: a bad one stops here, before --out is created
+    if (args.backend or backend_name()) == "ray":
+        from .engine.ray_backend import RayJob
+
+        job = RayJob(cfg)  # reads the dataset here too: a bad one stops before --out is created
+    else:
+        job = Job(cfg)  # reads the dataset: a bad one stops here, before --out is created
     make_out(out)
     if not args.quiet:  # your own machine: no time budget, but the estimate
         from .engine.jobs import estimate_job
@@ -121,30 +131,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.quiet
     try:
         while job.alive:
-            job.join(0.2)
+            job.join(0.2 if isinstance(job, Job) else 1.0)
             if show:
-                _progress(job.step, cfg.steps, job.runs[0].last_loss)
+                loss = job.runs[0].last_loss if isinstance(job, Job) else job.snapshot().runs[0].summary["last_loss"]
+                _progress(job.step, cfg.steps, math.nan if loss is None else loss)
     except KeyboardInterrupt:
         job.stop()
     elapsed = time.perf_counter() - started
     if show:
         sys.stderr.write("\n")
-    run = job.runs[0]
     if job.status == "error":  # a failure inside the training thread, reported by the job
         raise BnvizError(f"the run failed: {job.error}")
-    summary = run.summary(steps_per_s=run.step / elapsed if elapsed > 0 else 0.0)
-    run.history.meta["summary"] = summary
+    snap = job.snapshot().runs[0] if not isinstance(job, Job) else None  # Ray: the actor's final history
+    run = job.runs[0]
+    steps = snap.step if snap is not None else run.step
+    rate = steps / elapsed if elapsed > 0 else 0.0
+    summary = {**snap.summary, "steps_per_s": rate} if snap is not None else run.summary(steps_per_s=rate)
+    history = snap.history if snap is not None else run.history
+    history.meta["summary"] = summary
     try:
-        run.history.save(out)
+        history.save(out)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     except OSError as exc:
         raise BnvizError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
     acc = summary.get("final_test_acc")
-    line = f"{summary['status']}: {run.step} steps in {elapsed:.1f} s ({summary['steps_per_s']:.0f} steps/s)"
+    line = f"{summary['status']}: {steps} steps in {elapsed:.1f} s ({summary['steps_per_s']:.0f} steps/s)"
     if acc is not None:
         line += f", test accuracy {acc:.3f}"
-    if run.divergence is not None:
+    if summary.get("diverged_at") is not None or getattr(run, "divergence", None) is not None:
         line += f", {describe(summary)}"
     print(f"{line}; files in {out}")
     return 0

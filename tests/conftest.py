@@ -34,6 +34,19 @@ def engine_one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def fresh_run_cache():
+    """Each test trains its own runs: the finished-run caches of bnviz.engine.registry start empty (runs are shared
+    by key across sessions of a server, and every test of a process is the same server)."""
+    import sys
+
+    jobs = sys.modules.get("bnviz.engine.jobs")
+    if jobs is not None:
+        for registry in list(jobs._REGISTRIES.values()):
+            registry.clear_cache()
+    yield
+
+
 @pytest.fixture
 def no_training_thread_left():
     """Every test stops what it started: no bnviz worker thread outlives it (use with pytest.mark.usefixtures)."""

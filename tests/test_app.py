@@ -296,7 +296,7 @@ def test_start_again_uses_the_configured_learning_rate(labs):
     assert job.runs[0].lr == job.runs[0].cfg.lr == 0.05
 
 
-def test_busy_server_says_so(labs):
+def test_a_busy_server_queues_the_run_and_shows_its_place(labs):
     at = open_page("train")
     small_sidebar(at, steps=10, twin=False)
     limiter = labs[0].limiter
@@ -304,10 +304,43 @@ def test_busy_server_says_so(labs):
     other = Lab(limiter=limiter)
     labs.append(other)  # stopped by the fixture
     assert other.start([RunConfig(width=4, depth=2, steps=20_000)]) is None
-    at.button(key="train_start").click()
+    click(at, "train_start")
+    lab = labs[0]
+    assert lab.queued
+    waiting = [i.value for i in at.info if "Waiting for a free slot" in i.value]
+    assert waiting and "number 1 of 1" in waiting[0] and "estimated wait" in waiting[0]
+    assert at.button(key="train_stop").label == "Cancel" and at.button(key="train_pause").disabled
+    click(at, "train_stop")  # Cancel leaves the queue
+    assert not lab.queued and lab.job is None and limiter.in_use == 1
+    click(at, "train_start")
+    assert lab.queued
+    other.stop()  # the slot frees: the queued run starts by itself
+    assert not lab.queued and lab.job.join(30) and lab.job.status == "finished"
     at.run()
-    assert labs[0].job is None
-    assert any("busy" in e.value for e in at.error)
+    assert_clean(at)
+    assert "finished" in status_text(at)
+
+
+def test_identical_starts_share_one_run_and_shared_controls_are_off(labs):
+    at = open_page("train")
+    small_sidebar(at, steps=20_000, twin=False)
+    click(at, "train_start")
+    lab = labs[0]
+    viewer = Lab(limiter=lab.limiter)
+    labs.append(viewer)
+    viewer.start([run.cfg for run in lab.job.runs])  # another session, the same settings: it joins
+    assert viewer.job is lab.job and lab.watchers == 2 and lab.limiter.in_use == 1
+    at.run()
+    assert_clean(at)
+    assert at.button(key="train_pause").disabled
+    assert any("2 sessions watch this run" in c.value for c in at.caption)
+    assert not [s for s in at.select_slider if s.key and s.key.startswith("train_live_lr")]
+    viewer.stop()  # the viewer leaves: the run goes on for this session, the viewer keeps what it saw
+    assert lab.job.status == "running" and viewer.job.status == "stopped" and viewer.histories()[1]
+    at.run()
+    assert not at.button(key="train_pause").disabled  # alone again: the controls are back
+    click(at, "train_stop")
+    assert lab.job.status == "stopped"
 
 
 def test_an_error_inside_a_run_is_a_message_not_a_traceback(labs, monkeypatch):

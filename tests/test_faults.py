@@ -59,7 +59,7 @@ def test_a_failing_run_is_a_message_for_its_user_and_the_other_users_run_goes_on
     failing, other = Lab(limiter=limiter), Lab(limiter=limiter)
     try:
         other.start([TINY.replace(steps=20_000)])
-        failing.start([TINY.replace(steps=20_000)])
+        failing.start([TINY.replace(steps=20_000, seed=1)])  # another run (identical settings would share one)
         run, real_step = failing.job.runs[0], failing.job.runs[0].train_step
 
         def step(*batch):

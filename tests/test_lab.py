@@ -16,7 +16,7 @@ import bnviz.engine.jobs as lab_module
 from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab, LoadedRuns
 from bnviz.engine.trainer import Job
-from bnviz.errors import BnvizError, ServerBusy
+from bnviz.errors import BnvizError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = RunConfig(width=4, depth=2, steps=10, eval_every=10)
@@ -65,17 +65,20 @@ def test_limiter_capacity_defaults(monkeypatch):
     assert JobLimiter(1).capacity == 1
 
 
-def test_a_full_server_refuses_with_a_plain_message_until_a_slot_is_stopped(labs):
+def test_a_full_server_queues_a_run_until_a_slot_is_stopped(labs):
     limiter = JobLimiter(1)
     first, second = labs(limiter), labs(limiter)
     first.start([LONG])
-    with pytest.raises(ServerBusy, match="1 runs are training") as refused:
-        second.start([SMALL])
-    assert "busy" in str(refused.value)
-    assert second.job is None and limiter.in_use == 1
+    second.start([SMALL])  # a different run: it waits in the queue instead of being refused
+    assert second.queued and second.running and second.snapshot() is None and second.histories()[1] == []
+    place = second.place()
+    assert (place.position, place.length) == (1, 1) and place.wait_s > 0  # the cost of the run ahead
+    assert limiter.in_use == 1
     first.stop()
-    assert first.job.status == "stopped" and limiter.in_use == 0
-    second.start([SMALL])
+    assert first.job.status == "stopped"
+    assert not second.queued and second.job.status in ("running", "finished")  # it started when the slot freed
+    assert second.job.join(30) and second.job.status == "finished"
+    assert limiter.in_use == 0
 
 
 def test_a_finished_job_frees_its_slot(labs):
@@ -185,9 +188,11 @@ def test_a_slow_old_job_does_not_free_the_new_jobs_slot(labs):
     lab.start([LONG])  # Start again while the old step is still running
     gate.set()
     assert old.join(5)
-    assert lab.running and limiter.in_use == 1  # the new job still holds the slot
-    with pytest.raises(ServerBusy):  # so a second session is still refused
-        labs(limiter).start([SMALL])
+    wait_until(lambda: not lab.queued)  # the old job's end gave the slot to the new one (queued meanwhile)
+    assert lab.running and limiter.in_use == 1 and lab.job is not old  # the new job holds the slot
+    other = labs(limiter)
+    other.start([SMALL])  # so a second session waits
+    assert other.queued
 
 
 def test_start_returns_once_step_zero_is_recorded(labs):

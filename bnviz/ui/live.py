@@ -14,7 +14,7 @@ import streamlit as st
 
 from .. import figures
 from ..engine.config import RunConfig
-from ..engine.jobs import LIMITER, Lab, available_cores
+from ..engine.jobs import LIMITER, Lab, available_cores, registry_for
 from ..engine.runfile import pack_runs
 from ..errors import BnvizError
 from . import plot
@@ -29,21 +29,28 @@ START_HINT = "press **▶ Start**"
 
 
 def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: list[str], key: str) -> None:
-    """Start / Pause-Resume / Stop / Reset, and the learning rate that can change while training runs."""
+    """Start / Pause-Resume / Stop (Cancel while queued) / Reset, and the learning rate that can change while
+    training runs. A run other sessions watch too (an identical Start is shared) cannot be paused or changed."""
     cols = st.columns([1.2, 1, 1, 1])
     if cols[0].button("▶ Start", type="primary", key=f"{key}_start", width="stretch",
                       help="Train from scratch with the settings shown (stops any run of yours first)"):
         start(lab, make_configs(), labels, origin=key)
     job = lab.job  # read after Start: the other buttons and the charts below already show the new run
-    status = job.status if job else "idle"
+    status = "queued" if lab.queued else job.status if job else "idle"
+    shared = lab.watchers > 1
     if status == "paused":
         if cols[1].button("Resume", key=f"{key}_resume", width="stretch"):
-            job.resume()
+            lab.resume()
             st.rerun()
-    elif cols[1].button("Pause", key=f"{key}_pause", disabled=status != "running", width="stretch"):
-        job.pause()
+    elif cols[1].button("Pause", key=f"{key}_pause", disabled=status != "running" or shared, width="stretch"):
+        control(lab.pause)
         st.rerun()
-    if cols[2].button("Stop", key=f"{key}_stop", disabled=status not in ACTIVE, width="stretch"):
+    if status == "queued":
+        if cols[2].button("Cancel", key=f"{key}_stop", width="stretch", help="Leave the queue"):
+            lab.stop()
+            st.rerun()
+    elif cols[2].button("Stop", key=f"{key}_stop", disabled=status not in ACTIVE, width="stretch",
+                        help="Stop the run (a run others watch too goes on for them)" if shared else None):
         lab.stop()
         st.rerun()
     if cols[3].button("Reset", key=f"{key}_reset", disabled=job is None and lab.loaded is None, width="stretch",
@@ -51,17 +58,38 @@ def run_buttons(lab: Lab, make_configs: Callable[[], list[RunConfig]], labels: l
         lab.reset()
         st.rerun()
     if status in ACTIVE:
-        if presenting():  # folded: the charts start on the projector's first screen
+        if shared:
+            st.caption(f"{lab.watchers} sessions watch this run (the same settings and seed give the same run, so "
+                       "it is trained once): pausing and changing the learning rate are off, so no one changes "
+                       "another's run. Stop leaves it; change any setting and press Start for a run of your own.")
+        elif presenting():  # folded: the charts start on the projector's first screen
             with st.expander("Change the learning rate now"):
-                live_lr(job, key)
+                live_lr(lab, key)
         else:
-            live_lr(job, key)
+            live_lr(lab, key)
+
+
+def control(action: Callable[[], None]) -> None:
+    """Run a control; a refusal (a run others watch) becomes the flash message."""
+    try:
+        action()
+    except BnvizError as exc:
+        st.session_state["bnviz_flash"] = str(exc)
+
+
+def client_address() -> str | None:
+    """The browser's address (for the per-client cap), or None where Streamlit does not know it (tests)."""
+    try:
+        return st.context.ip_address
+    except Exception:  # noqa: BLE001 - no request context: no cap
+        return None
 
 
 def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) -> None:
     """Start a job (origin: the key of the page's buttons, named by the stale-charts banner of other pages). No
     rerun: everything drawn after the button in this same run already shows the new job (the first chart comes one
-    script run sooner); a refusal (busy server, bad settings) is shown by the status line."""
+    script run sooner); a refusal (bad settings, a cap) is shown by the status line, a queued run by its place."""
+    lab.client = client_address()
     try:
         lab.start(configs, labels)
     except BnvizError as exc:
@@ -76,8 +104,9 @@ def show_flash() -> None:
         st.error(message)
 
 
-def live_lr(job, key: str) -> None:
+def live_lr(lab: Lab, key: str) -> None:
     """Change the learning rate of every run while training (off when the runs' rates differ on purpose)."""
+    job = lab.job
     rates = {run.lr for run in job.runs}
     if len(rates) > 1 and len({run.cfg.lr for run in job.runs}) > 1:
         st.caption("The two runs use different learning rates on purpose, so live changes are off.")
@@ -87,12 +116,31 @@ def live_lr(job, key: str) -> None:
                               value=min(LR_CHOICES, key=lambda c: abs(c - current)), format_func=_sci,
                               key=f"{key}_live_lr_{id(job)}")  # a new job starts from its own setting
     if choice != current:
-        job.set_lr(choice)
+        control(lambda: lab.set_lr(choice))
+
+
+def queue_line(lab: Lab) -> None:
+    """Where this session's run waits, and for about how long."""
+    place = lab.place()
+    if place is None:
+        return
+    st.info(f"**Waiting for a free slot:** your run is number {place.position} of {place.length} in the queue "
+            f"(first come, first served); estimated wait about {_wait(place.wait_s)}, from the cost estimate of the "
+            "runs ahead. It starts by itself; **Cancel** leaves the queue.", icon=":material/hourglass_top:")
+
+
+def _wait(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds)):,} s"
+    return f"{seconds / 60:,.0f} min"
 
 
 def status_line(lab: Lab, start_hint: str = START_HINT, snap=None) -> None:
     """The run's state in one line (or what to do when there is none); snap: a snapshot already taken."""
     show_flash()
+    if lab.queued:
+        queue_line(lab)
+        return
     snap = snap if snap is not None else lab.snapshot()
     if snap is None:
         if lab.loaded is not None:
@@ -124,12 +172,17 @@ def spoken_status(text: str, status: str, now: float | None = None) -> str:
             f'<span class="bnviz-sr">Status: {html.escape(last[1])}</span></div>')
 
 
+VIEWERS_PER_CORE = 2  # sessions refreshing at full speed per core, on top of the training (see poll_seconds)
+
+
 def poll_seconds(limiter=LIMITER) -> float:
-    """How often live charts refresh: twice a second while this server has a core for every training run, and
-    proportionally less often when more runs than cores train at once (8 runs on 2 cores: every 2 s). Every refresh
-    builds and sends all of a page's figures in the process that trains: a class of 20 refreshing twice a second
-    would leave the runs, and the server's answers, starved of CPU."""
-    return POLL_SECONDS * max(1.0, limiter.in_use / available_cores())
+    """How often live charts refresh: twice a second while this server has a core for every training run and for
+    every VIEWERS_PER_CORE sessions watching one, and proportionally less often when more train or watch (8 runs on
+    2 cores: every 2 s; a class of 24 watching one shared run: every 3 s). Every refresh builds and sends all of a
+    page's figures in the process that trains: a class of 20 refreshing twice a second would leave the runs, and
+    the server's answers, starved of CPU."""
+    load = max(limiter.in_use, registry_for(limiter).watching() / VIEWERS_PER_CORE)
+    return POLL_SECONDS * max(1.0, load / available_cores())
 
 
 def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
@@ -144,6 +197,7 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
     if settings is not None:
         stale_banner(lab, settings[0], settings[1], key, start_hint)
     polling = lab.running
+    queued = lab.queued
     interval = poll_seconds() if polling else None
 
     @st.fragment(run_every=interval)
@@ -151,8 +205,9 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         snap = lab.snapshot()  # one consistent copy per refresh, for the status line and the charts
         status_line(lab, start_hint, snap)
         if interval and interval > POLL_SECONDS:
-            st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs share this server's "
-                       f"{available_cores()} cores.")
+            st.caption(f"Charts refresh every {interval:.1f} s: {LIMITER.in_use} runs train and "
+                       f"{registry_for(LIMITER).watching()} sessions watch on this server's {available_cores()} "
+                       "cores.")
         labels, histories = lab.histories(snap)
         if snap is not None and snap.status in ("finished", "stopped", "diverged") and histories:
             sentence = figures.run_result(list(zip(labels, histories, strict=True)))
@@ -166,8 +221,8 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
         elif preview is not None:
             show(figures.preview(*preview), f"{key}_preview")
-        if polling and not lab.running:
-            st.rerun()  # training ended: one full rerun turns polling off and refreshes the buttons
+        if polling and (not lab.running or queued != lab.queued):
+            st.rerun()  # training ended or left the queue: one full rerun refreshes polling and the buttons
         elif polling and abs(poll_seconds() - interval) >= POLL_SECONDS / 2:
             st.rerun()  # the server got busier or quieter: a full rerun sets the new refresh interval
 

@@ -43,7 +43,12 @@ def warm_up() -> bool:
     """Train a tiny model for two steps once per server process: torch's first optimizer step and the digits
     loader are slow the first time (seconds), and that should not happen after a teacher presses Start."""
     from ..engine.config import RunConfig
+    from ..engine.jobs import backend_name
     from ..engine.trainer import train
 
     train(RunConfig(width=4, depth=1, steps=2, eval_every=1, samples=16))
+    if backend_name() == "ray":  # connect to the cluster now, not when the first student presses Start
+        from ..engine.ray_backend import ensure_ray
+
+        ensure_ray()
     return True

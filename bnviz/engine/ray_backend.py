@@ -1,0 +1,296 @@
+"""Ray as the job backend (BNVIZ_BACKEND=ray): each job is a Ray actor, on any node of the cluster, that runs the
+same `trainer.Job` the thread backend runs; the app server only draws. No Streamlit here; `ray` is optional
+(requirements-ray.txt) and imported only when this backend is used.
+
+`RayJob` has the job interface of `trainer.Job` (start, pause, resume, stop, set_lr, snapshot, status, step, runs,
+join, wait_for_data, alive, on_done, pause_limit), so the Lab and the run registry drive either the same way. The
+actor is created when the job leaves the queue (a queued job holds no cluster resources) and killed when it ends,
+after its last snapshot is fetched.
+
+What crosses the boundary: configs as plain dicts, uploaded image sets as plain numpy arrays (never torch objects or
+pickled user objects of ours), and snapshots as `History.parts()` (plain JSON plus numpy arrays: the bounded history
+rows a run file holds), turned back into a History by the checked `History.from_parts`. A snapshot carries the whole
+history so far (at most the 32 MiB history budget per run); viewers on one server share one fetch per refresh
+(registry.Entry.snapshot).
+
+Cluster: BNVIZ_RAY_ADDRESS=auto (a cluster started with `ray start --head` on this machine) or `host:port`; unset,
+the first job starts a private local Ray instance with one CPU per core. Workers import bnviz from the same path as
+the server (PYTHONPATH in the actor's runtime environment): on other machines bnviz must be installed at that path
+or importable (pip install -e .).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .config import RunConfig
+from .data import Dataset
+from .history import History
+from .trainer import JobSnapshot, RunSnapshot, load_for
+from .twins import data_key
+
+log = logging.getLogger(__name__)
+
+ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds the bnviz package
+CALL_TIMEOUT_S = 30.0  # a control or snapshot call that takes longer than this reports the job as failed
+_INIT_LOCK = threading.Lock()
+_ACTOR_CLASS: list = []
+
+
+def ray_module():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("BNVIZ_BACKEND=ray needs Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to the cluster (BNVIZ_RAY_ADDRESS) or start a local instance, once per process."""
+    ray = ray_module()
+    with _INIT_LOCK:
+        if ray.is_initialized():
+            return
+        address = address if address is not None else os.environ.get("BNVIZ_RAY_ADDRESS", "").strip() or None
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}}
+        if address:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=env,
+                     log_to_driver=False)  # "local": a new instance, even where `ray start` runs one
+        log.info("Ray backend: %s", "cluster at " + address if address else "a local instance")
+
+
+def _actor_class():
+    """The actor class, defined once `ray` is imported (one CPU per job, concurrent calls for the controls)."""
+    if not _ACTOR_CLASS:
+        ray = ray_module()
+
+        @ray.remote(num_cpus=1, max_concurrency=4)
+        class JobActor:
+            def __init__(self, config_dicts: list[dict], datasets: dict, pause_limit: float | None):
+                from bnviz.engine.trainer import Job
+
+                configs = [RunConfig.from_dict(d) for d in config_dicts]
+                data = {tuple(k): dataset_from_plain(v) for k, v in datasets}
+                self.job = Job(configs, datasets=data)
+                self.job.pause_limit = pause_limit
+                self.job.start()  # at once: calls made meanwhile wait for the constructor, so none comes first
+
+            def pause(self) -> str:
+                self.job.pause()
+                return self.job.status
+
+            def resume(self) -> str:
+                self.job.resume()
+                return self.job.status
+
+            def stop(self) -> None:
+                self.job.stop(wait=None)
+
+            def set_lr(self, lr: float) -> None:
+                self.job.set_lr(lr)
+
+            def wait_for_data(self, timeout: float) -> bool:
+                return self.job.wait_for_data(timeout)
+
+            def wait_done(self, timeout: float | None) -> bool:
+                return self.job.join(timeout)
+
+            def snapshot(self) -> dict:
+                return snapshot_to_plain(self.job.snapshot())
+
+        _ACTOR_CLASS.append(JobActor)
+    return _ACTOR_CLASS[0]
+
+
+# ---- plain data across the boundary -------------------------------------------------------------------------------
+def dataset_to_plain(data: Dataset) -> dict:
+    return {"name": data.name, "classes": list(data.classes), "source": dict(data.source),
+            **{k: getattr(data, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}}
+
+
+def dataset_from_plain(plain: dict) -> Dataset:
+    arrays = {k: torch.from_numpy(np.asarray(plain[k])) for k in ("x_train", "y_train", "x_test", "y_test")}
+    return Dataset(plain["name"], classes=tuple(plain["classes"]), source=dict(plain["source"]), **arrays)
+
+
+def snapshot_to_plain(snap: JobSnapshot) -> dict:
+    return {"status": snap.status, "step": snap.step, "steps": snap.steps, "steps_per_s": snap.steps_per_s,
+            "error": snap.error,
+            "runs": [{"config": r.config.to_dict(), "status": r.status, "step": r.step, "summary": r.summary,
+                      "parts": r.history.parts() if r.history is not None else None} for r in snap.runs]}
+
+
+def snapshot_from_plain(plain: dict) -> JobSnapshot:
+    runs = [RunSnapshot(RunConfig.from_dict(r["config"]), r["status"], r["step"],
+                        History.from_parts(*r["parts"]) if r["parts"] is not None else None, r["summary"])
+            for r in plain["runs"]]
+    return JobSnapshot(plain["status"], plain["step"], plain["steps"], plain["steps_per_s"], runs, plain["error"])
+
+
+# ---- the server's side ---------------------------------------------------------------------------------------------
+class _RemoteRun:
+    """What the Lab and pages read of one run of a Ray job: its config, data (for the cost estimate), learning rate."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset):
+        self.cfg, self.dataset = cfg, dataset
+        self.lr = cfg.lr
+        self.step = 0
+        self.status = "ready"
+
+
+class RayJob:
+    """A job trained by a Ray actor, with the interface of trainer.Job."""
+
+    def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None):
+        configs = [configs] if isinstance(configs, RunConfig) else list(configs)
+        if not 1 <= len(configs) <= 2:
+            raise ConfigError(f"a job trains 1 or 2 configs, got {len(configs)}")
+        self.datasets = dict(datasets or {})  # uploads of the session: sent to the actor as plain arrays
+        local = dict(self.datasets)
+        self.runs = []
+        for cfg in configs:
+            cfg.validate()
+            key = data_key(cfg)
+            if key not in local:
+                local[key] = load_for(cfg)  # checks the data here (a bad name fails on Start) and sizes the estimate
+            self.runs.append(_RemoteRun(cfg, local[key]))
+        self.steps = max(c.steps for c in configs)
+        self.threads = max(c.threads for c in configs)
+        self.pause_limit: float | None = None
+        self.on_done = None
+        self.status = "ready"
+        self.step = 0
+        self.error: str | None = None
+        self._actor = None
+        self._last: JobSnapshot | None = None
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._ended = threading.Event()
+        self._final = False  # the watcher has the last snapshot: no more calls to the actor
+
+    # ---- controls -------------------------------------------------------------------------------------------
+    def start(self) -> RayJob:
+        if self._actor is not None:
+            return self
+        ensure_ray()
+        datasets = [(list(k), dataset_to_plain(v)) for k, v in self.datasets.items()]
+        self._actor = _actor_class().remote([r.cfg.to_dict() for r in self.runs], datasets, self.pause_limit)
+        self.status = "running"  # the actor starts training as soon as it is built (not waited for here)
+        self._watcher = threading.Thread(target=self._watch, name="bnviz-ray-job", daemon=True)
+        self._watcher.start()
+        return self
+
+    def _call(self, method: str, *args, timeout: float = CALL_TIMEOUT_S):
+        ray = ray_module()
+        return ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
+
+    def pause(self) -> None:
+        if self.status == "running" and not self._ended.is_set():
+            self.status = self._safe(lambda: self._call("pause"), self.status)
+
+    def resume(self) -> None:
+        if self.status == "paused" and not self._ended.is_set():
+            self.status = self._safe(lambda: self._call("resume"), self.status)
+
+    def stop(self, wait: float | None = 5.0) -> None:
+        if self._actor is None or self._ended.is_set():
+            return
+        self._safe(lambda: self._call("stop"), None)
+        if wait:
+            self._ended.wait(wait)
+
+    def set_lr(self, lr: float) -> None:
+        RunConfig(lr=lr).validate()
+        if self._actor is not None and not self._ended.is_set():
+            self._safe(lambda: self._call("set_lr", float(lr)), None)
+            for run in self.runs:
+                run.lr = float(lr)
+
+    def wait_for_data(self, timeout: float) -> bool:
+        if self._actor is None:
+            return False
+        return bool(self._safe(lambda: self._call("wait_for_data", timeout, timeout=timeout + CALL_TIMEOUT_S),
+                               False))
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._ended.wait(timeout)
+        return self.finished
+
+    def discard(self) -> None:
+        """Kill the actor (a job that will not run, or has ended)."""
+        if self._actor is not None:
+            try:
+                ray_module().kill(self._actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    @property
+    def alive(self) -> bool:
+        return self._watcher is not None and not self._ended.is_set()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "error")
+
+    # ---- reading --------------------------------------------------------------------------------------------
+    def snapshot(self) -> JobSnapshot:
+        if self._final and self._last is not None:
+            return self._last
+        if self._actor is None:
+            return JobSnapshot(self.status, 0, self.steps, 0.0, [], self.error)
+        try:
+            snap = snapshot_from_plain(self._call("snapshot"))
+        except Exception as exc:  # noqa: BLE001 - the actor died or timed out: the last good snapshot, and why
+            if self._last is None:
+                return JobSnapshot("error", self.step, self.steps, 0.0, [], f"{type(exc).__name__}: {exc}")
+            return self._last
+        self._take(snap)
+        return snap
+
+    def _take(self, snap: JobSnapshot) -> None:
+        with self._lock:
+            self._last, self.step = snap, snap.step
+            if not self._final and snap.status in ("running", "paused"):
+                self.status = snap.status  # an end is set by the watcher, with the final snapshot
+            for run, rs in zip(self.runs, snap.runs, strict=False):
+                run.lr, run.step, run.status = float(rs.summary.get("lr", run.lr)), rs.step, rs.status
+
+    def _safe(self, call, fallback):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - a dead actor: reported by the watcher as the job's error
+            log.warning("Ray job call failed: %s", exc)
+            return fallback
+
+    def _watch(self) -> None:
+        """Wait for the actor's job to end (or the actor to die), keep its last snapshot, free the actor."""
+        ray = ray_module()
+        try:
+            ray.get(self._actor.wait_done.remote(None))
+            snap = snapshot_from_plain(self._call("snapshot", timeout=CALL_TIMEOUT_S * 4))
+            self._take(snap)
+            self.status, self.error = snap.status, snap.error
+        except Exception as exc:  # noqa: BLE001 - the worker process died (a crash, a lost node)
+            self.error = f"the Ray worker of this run ended ({type(exc).__name__})"
+            self.status = "error"
+            if self._last is not None:
+                self._last = JobSnapshot("error", self._last.step, self._last.steps, 0.0, self._last.runs,
+                                         self.error)
+        finally:
+            self._final = True  # snapshots now come from _last
+            self.discard()
+            log.info("ray job ended: %s at step %d", self.status, self.step)
+            try:
+                if self.on_done is not None:
+                    self.on_done()  # before join returns, as with trainer.Job
+            finally:
+                self._ended.set()
