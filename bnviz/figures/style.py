@@ -5,8 +5,8 @@ Every figure is
   `MAX_POINTS` columns, picked as evenly spaced rows of the history (`even_rows`: the first and the last are always
   kept), so a page can rebuild it twice a second;
 * readable on a projector: one shared style (`finish`: 16 px text, 22 px titles, `plotly_white`), axis titles with
-  their units (`axis_title`), colour-blind-safe Okabe-Ito colours, and the same colour for a run label in every
-  figure (`run_colors`);
+  their units (`axis_title`), colours with 3:1 on white that colour-blind readers tell apart (`PALETTE`), and the
+  same colour, dash and marker for a run label or a block in every figure (`run_styles`, `block_line`);
 * robust: an empty history (or None) gives a figure that says "waiting for the first step..." (`message`), and NaN
   values are gaps (`finite`).
 
@@ -39,10 +39,10 @@ OKABE_ITO = {  # Okabe & Ito (2008): distinguishable with every common colour-vi
 }
 # The colours lines are drawn in. Okabe-Ito's orange (2.25:1 on white) and sky blue (2.31:1) are too light for lines
 # (WCAG 2.2 SC 1.4.11 asks 3:1 for graphics), and its grey block colour #888888 met green and purple under
-# deuteranopia. Their stand-ins come from scripts/palette_search.py: each passes 3:1 on white and stays at least
-# 11.6 CAM02-UCS away from every other colour here with normal vision and under simulated deuteranopia, protanopia
-# and tritanopia (tests/test_vision.py checks >= 10). A darker orange cannot: it meets vermillion under all three,
-# hence burnt orange; periwinkle is the lightest blue that stays apart from blue and purple.
+# deuteranopia. Their stand-ins were picked by hand near the candidates scripts/palette_search.py lists, which also
+# prints the check: each passes 3:1 on white, and any two colours here stay at least 11.6 CAM02-UCS apart with normal
+# vision and under simulated deuteranopia, protanopia and tritanopia (tests/test_vision.py requires 10). A darker
+# orange cannot: it meets vermillion under all three, hence burnt orange; a darker sky blue meets blue or green.
 PALETTE = {
     "blue": OKABE_ITO["blue"], "vermillion": OKABE_ITO["vermillion"], "green": OKABE_ITO["green"],
     "purple": OKABE_ITO["purple"], "black": OKABE_ITO["black"],
