@@ -71,7 +71,9 @@ BLOCK_PALETTE = (_C["blue"], _C["burnt orange"], _C["green"], _C["purple"], _C["
 # (long dash and two dots; sparse dots). One per block colour, so blocks 9 and up (colours and dashes repeat) also
 # get markers (`block_line`).
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "15px,4px,3px,4px,3px,4px", "2px,9px")
-MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down")
+# Runs' markers follow RUN_PALETTE's order: BN circle, no BN x, noisy BN diamond, LN square, GN triangle (as the
+# experiment figures drew them before), IN triangle down, then star and cross.
+MARKERS = ("circle", "x", "diamond", "square", "triangle-up", "triangle-down", "star", "cross")
 MARKERS_SHOWN = 12  # at most this many markers on a long line (plotly's marker.maxdisplayed): a pattern, not a blur
 GUIDE_COLOR = "#444444"
 GUIDE_DASH = "20px,6px"  # a guide line's dash (long dashes): none of `DASHES`, so no block's or run's
