@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from vision_support import colour_only
 
 from bnviz import figures
 from bnviz.engine.config import RunConfig
@@ -180,18 +181,6 @@ def test_the_density_scale_reads_by_lightness_for_every_deficiency():
         assert lightness[0] - lightness[-1] >= 60, f"{cvd}: lightness spans only {lightness[0] - lightness[-1]:.0f}"
 
 
-def _colour_only(fig: dict) -> bool:
-    """True if two lines of one panel differ in colour only (same dash, mode and marker symbol)."""
-    panels: dict[tuple, list] = {}
-    for t in fig["data"]:
-        if t.get("type", "scatter") != "scatter":
-            continue
-        line, marker, mode = t.get("line") or {}, t.get("marker") or {}, t.get("mode") or "lines"
-        look = (line.get("dash", "solid"), mode, marker.get("symbol", "circle") if "markers" in mode else None)
-        panels.setdefault((t.get("xaxis", "x"), t.get("yaxis", "y")), []).append((line.get("color"), look))
-    return any(a[0] != b[0] and a[1] == b[1] for lines in panels.values() for a, b in itertools.combinations(lines, 2))
-
-
 def _watched_deep_model(blocks: int = 10):
     """The history of a watched model of `blocks` Linear + ReLU layers (the app's own models stop at 8 blocks)."""
     import torch
@@ -238,21 +227,21 @@ def several(built):
 
 def test_colour_is_never_the_only_difference_except_in_the_known_figures(several):
     assert len(several) > len(KNOWN_COLOUR_ONLY) + 20
-    assert {name for name, fig in several.items() if _colour_only(fig)} == KNOWN_COLOUR_ONLY
+    assert {name for name, fig in several.items() if colour_only(fig)} == KNOWN_COLOUR_ONLY
 
 
-def test_the_colour_only_check_finds_lines_that_differ_by_colour_only():
+def test_the_colour_only_check_finds_lines_that_differ_bycolour_only():
     """The check above is not vacuous: two lines with the same dash and no markers are caught, a dash or a marker
     symbol more is enough, and lines in different panels are never compared."""
     def fig(*looks):
         return {"data": [{"type": "scatter", "mode": mode, "line": {"color": colour, "dash": dash},
                           "marker": {"symbol": symbol}, "xaxis": axis} for colour, dash, mode, symbol, axis in looks]}
     blue, red = style.PALETTE["blue"], style.PALETTE["vermillion"]
-    assert _colour_only(fig((blue, "solid", "lines", "circle", "x"), (red, "solid", "lines", "square", "x")))
-    assert not _colour_only(fig((blue, "solid", "lines", None, "x"), (red, "dash", "lines", None, "x")))
-    assert not _colour_only(fig((blue, "solid", "lines+markers", "circle", "x"),
+    assert colour_only(fig((blue, "solid", "lines", "circle", "x"), (red, "solid", "lines", "square", "x")))
+    assert not colour_only(fig((blue, "solid", "lines", None, "x"), (red, "dash", "lines", None, "x")))
+    assert not colour_only(fig((blue, "solid", "lines+markers", "circle", "x"),
                                 (red, "solid", "lines+markers", "square", "x")))
-    assert not _colour_only(fig((blue, "solid", "lines", None, "x"), (red, "solid", "lines", None, "x2")))
+    assert not colour_only(fig((blue, "solid", "lines", None, "x"), (red, "solid", "lines", None, "x2")))
 
 
 def _looks(fig: dict) -> dict[str, set[tuple]]:
@@ -291,3 +280,18 @@ def test_a_run_and_a_block_look_the_same_in_every_figure(several):
         assert gap[f"{label}: eval mode"] == {(look["color"], "solid", look["symbol"])}
     looks = style.run_styles(["no BN", "BN", "LN", "GN", "IN"]).values()
     assert len({(look["dash"], look["symbol"]) for look in looks}) == 5
+
+
+def test_lesson_figures_never_tell_lines_apart_by_colour_only():
+    import pandas as pd
+
+    steps = np.arange(30.0)
+    figs = {
+        "ema_chart": figures.ema_chart(np.sin(steps), {m: np.cos(steps) * m for m in (0.01, 0.1, 0.5)}, steps * 0),
+        "small_batch_chart": figures.small_batch_chart(pd.DataFrame(
+            [{"variant": v, "batch_size": b, "eval_acc": 0.9, "train_mode_acc": 0.8}
+             for v in ("BN", "GN", "ghost BN") for b in (2, 8, 32)])),
+        "depth_gradient_chart": figures.depth_gradient_chart(pd.DataFrame(
+            [{"model": m, "depth": d, "ratio": 1.0 + d} for m in ("no BN", "BN", "LN") for d in (2, 4)])),
+    }
+    assert not [name for name, fig in figs.items() if colour_only(fig.to_plotly_json())]

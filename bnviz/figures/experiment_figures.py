@@ -199,7 +199,8 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
             traces.append({"type": "scatter", "x": np.concatenate([x, x[::-1]]),
                            "y": np.concatenate([band["min"].to_numpy(), band["max"].to_numpy()[::-1]]),
                            "fill": "toself", "fillcolor": _transparent(colour, 0.25), "mode": "lines",
-                           "line": {"color": colour, "width": 1}, "name": model, "legendgroup": model,
+                           "line": {"color": colour, "width": 1, "dash": looks[model]["dash"]}, "name": model,
+                           "legendgroup": model,
                            "showlegend": j == 0, "xaxis": xref, "yaxis": yref, "hoverinfo": "skip"})
             traces.append(line(x, band["mean"].to_numpy(), model, colour, width=2.5, dash=looks[model]["dash"],
                                xref=xref, yref=yref, mode="lines+markers",
