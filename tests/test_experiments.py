@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 import torch.nn.functional as F
+from vision_support import colour_only
 
 from bnviz import figures
 from bnviz.engine.config import RunConfig
@@ -310,6 +311,7 @@ def test_charts_draw_every_result(fig1, sant, lrs, inits, batches):
              figures.batch_size_gap(batches), figures.wu_he_published(), figures.normalization_zoo()]
     for fig in built:
         assert isinstance(fig, go.Figure) and len(fig.data) >= 1
+        assert not colour_only(fig.to_plotly_json()), fig.layout.title.text  # a dash or marker too (issue 16)
         assert {t.type for t in fig.data} <= BUNDLE_TRACES  # the app's plotly.js bundle can draw them
         assert fig.layout.title.text and fig.layout.font.size >= 16
     for build, frame in ((figures.figure1_percentiles, fig1[0].unit_curves),

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from vision_support import colour_only
 
 from bnviz import figures
 from bnviz.engine.config import RunConfig
@@ -27,16 +28,12 @@ SIDEBAR = "#F8F8F7"  # Streamlit 1.67's sidebar background, measured in Chromium
 CVD = ("deuteranomaly", "protanomaly", "tritanomaly")  # at severity 100: deuteranopia, protanopia, tritanopia
 DISTINCT = 10.0  # CAM02-UCS distance two colours of one chart keep under every simulation (a clear difference)
 
-# Line colours under 3:1 on white (Okabe-Ito's light ones), measured; reported to issue 18 (their proposed darker
-# versions are in the report). Both lines also carry their name in the legend and on hover.
-KNOWN_LOW_CONTRAST_LINES = {"#E69F00": 2.25, "#56B4E9": 2.31}
-# Block colours that come close for one deficiency: grey (block 8) against green (block 3) and purple (block 4)
-# under deuteranopia; only models with 8 or more blocks show them together.
-KNOWN_CLOSE_BLOCKS = {("deuteranomaly", "#009E73", "#888888"), ("deuteranomaly", "#CC79A7", "#888888")}
-# Figures whose lines in one panel differ by colour only (same dash, same markers); the legend and hover name each
-# line. Proposed under issue 18: a dash per run (as ics_measure does per block) and per block.
-KNOWN_COLOUR_ONLY = {"loss_accuracy", "saturation", "drift", "drift_previous", "gradient_norms", "update_data",
-                     "grad_data", "running_mean", "running_var"}
+# Every known exception is gone (style.PALETTE replaced Okabe-Ito's light orange and sky blue, #E69F00 2.25:1 and
+# #56B4E9 2.31:1, and the grey block colour #888888 that met green and purple under deuteranopia; every run and
+# block has its own dash). The sets stay, strict, for an exception that must be accepted one day.
+KNOWN_LOW_CONTRAST_LINES: dict[str, float] = {}
+KNOWN_CLOSE_BLOCKS: set[tuple[str, str, str]] = set()
+KNOWN_COLOUR_ONLY: set[str] = set()
 
 
 def _rgb(colour: str) -> np.ndarray:
@@ -184,17 +181,117 @@ def test_the_density_scale_reads_by_lightness_for_every_deficiency():
         assert lightness[0] - lightness[-1] >= 60, f"{cvd}: lightness spans only {lightness[0] - lightness[-1]:.0f}"
 
 
-def _colour_only(fig: dict) -> bool:
-    """True if two lines of one panel differ in colour only (same dash, mode and marker symbol)."""
-    panels: dict[tuple, list] = {}
+def _watched_deep_model(blocks: int = 10):
+    """The history of a watched model of `blocks` Linear + ReLU layers (the app's own models stop at 8 blocks)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F  # noqa: N812
+
+    import bnviz
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(blocks) for m in (nn.Linear(8, 8), nn.ReLU())], nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bnviz.watch(model, optimizer=opt, samples=64, bins=16) as w:
+        for _ in range(4):
+            x, y = torch.randn(16, 8), torch.randint(3, (16,))
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss.item())
+    assert len(w.history.layout.layers) >= blocks
+    return w.history
+
+
+@pytest.fixture(scope="module")
+def several(built):
+    """The figures that draw several runs, with several runs; a model of 10 blocks (block colours repeat after 8)."""
+    history = train(RunConfig(steps=20, eval_every=10, ics_every=10)).history
+    deep = _watched_deep_model()
+    runs = [("no BN", history), ("BN", history), ("LN", history), ("GN", history), ("IN", history)]
+    figs = {
+        "loss_accuracy 5 runs": figures.loss_accuracy(runs),
+        "ics_measure 2 runs": figures.ics_measure(runs[:2]),
+        "percentile_lines 2 runs": figures.percentile_lines(runs[:2]),
+        "train_eval_gap 5 runs": figures.train_eval_gap(runs),
+        "saturation 10 blocks": figures.saturation(deep),
+        "drift 10 blocks": figures.drift(deep),
+        "drift 10 blocks, 2 stages": figures.drift(deep, "previous", stage=("pre", "act")),
+        "gradient_norms 10 blocks": figures.gradient_norms(deep),
+        "update_data 10 blocks": figures.update_ratios(deep),
+        "running_mean 8 channels": figures.running_vs_batch(history, 0, "mean", channels=8),
+    }
+    return {**built, **{name: fig.to_plotly_json() for name, fig in figs.items()}}
+
+
+def test_colour_is_never_the_only_difference_except_in_the_known_figures(several):
+    assert len(several) > len(KNOWN_COLOUR_ONLY) + 20
+    assert {name for name, fig in several.items() if colour_only(fig)} == KNOWN_COLOUR_ONLY
+
+
+def test_the_colour_only_check_finds_lines_that_differ_bycolour_only():
+    """The check above is not vacuous: two lines with the same dash and no markers are caught, a dash or a marker
+    symbol more is enough, and lines in different panels are never compared."""
+    def fig(*looks):
+        return {"data": [{"type": "scatter", "mode": mode, "line": {"color": colour, "dash": dash},
+                          "marker": {"symbol": symbol}, "xaxis": axis} for colour, dash, mode, symbol, axis in looks]}
+    blue, red = style.PALETTE["blue"], style.PALETTE["vermillion"]
+    assert colour_only(fig((blue, "solid", "lines", "circle", "x"), (red, "solid", "lines", "square", "x")))
+    assert not colour_only(fig((blue, "solid", "lines", None, "x"), (red, "dash", "lines", None, "x")))
+    assert not colour_only(fig((blue, "solid", "lines+markers", "circle", "x"),
+                                (red, "solid", "lines+markers", "square", "x")))
+    assert not colour_only(fig((blue, "solid", "lines", None, "x"), (red, "solid", "lines", None, "x2")))
+
+
+def _looks(fig: dict) -> dict[str, set[tuple]]:
+    """(colour, dash, marker symbol or None) of each legend name's lines."""
+    out: dict[str, set[tuple]] = {}
     for t in fig["data"]:
-        if t.get("type", "scatter") != "scatter":
-            continue
-        line, marker, mode = t.get("line") or {}, t.get("marker") or {}, t.get("mode") or "lines"
-        look = (line.get("dash", "solid"), mode, marker.get("symbol", "circle") if "markers" in mode else None)
-        panels.setdefault((t.get("xaxis", "x"), t.get("yaxis", "y")), []).append((line.get("color"), look))
-    return any(a[0] != b[0] and a[1] == b[1] for lines in panels.values() for a, b in itertools.combinations(lines, 2))
+        if t.get("type", "scatter") == "scatter" and t.get("name"):
+            marker = (t.get("marker") or {}).get("symbol") if "markers" in (t.get("mode") or "") else None
+            out.setdefault(t["name"], set()).add(((t.get("line") or {}).get("color"), (t.get("line") or {}).get("dash"),
+                                                  marker))
+    return out
 
 
-def test_colour_is_never_the_only_difference_except_in_the_known_figures(built):
-    assert {name for name, fig in built.items() if _colour_only(fig)} == KNOWN_COLOUR_ONLY
+def test_a_run_and_a_block_look_the_same_in_every_figure(several):
+    for figs in (("saturation", "drift", "gradient_norms", "update_data", "grad_data"),
+                 ("saturation 10 blocks", "drift 10 blocks", "gradient_norms 10 blocks")):
+        blocks: dict[str, set[tuple]] = {}  # block name -> (colour, dash, marker) in the single-run block figures
+        for name in figs:
+            for block, looks in _looks(several[name]).items():
+                if {look[0] for look in looks} != {style.GUIDE_COLOR}:  # not a guide, nor the head's weights
+                    blocks.setdefault(block, set()).update(looks)
+        assert len(blocks) >= 3
+        assert all(len(looks) == 1 for looks in blocks.values()), blocks
+        for i, looks in enumerate(blocks.values()):
+            colour, dash, _ = next(iter(looks))
+            assert (colour, dash) == (style.block_color(i), style.block_dash(i))
+    # the ninth block has the first one's colour and dash, and markers too
+    first, ninth = list(_looks(several["gradient_norms 10 blocks"]).values())[0:9:8]
+    assert {look[:2] for look in first} == {look[:2] for look in ninth}
+    assert {look[2] for look in first} == {None} and {look[2] for look in ninth} == {style.MARKERS[1]}
+    loss = _looks(several["loss_accuracy 5 runs"])
+    gap = _looks(several["train_eval_gap 5 runs"])
+    for label, look in style.run_styles(["no BN", "BN", "LN", "GN", "IN"]).items():
+        assert (look["color"], look["dash"], None) in loss[label]  # the loss line
+        assert (look["color"], look["dash"], look["symbol"]) in loss[label]  # the accuracy line
+        assert gap[f"{label}: eval mode"] == {(look["color"], "solid", look["symbol"])}
+    looks = style.run_styles(["no BN", "BN", "LN", "GN", "IN"]).values()
+    assert len({(look["dash"], look["symbol"]) for look in looks}) == 5
+
+
+def test_lesson_figures_never_tell_lines_apart_by_colour_only():
+    import pandas as pd
+
+    steps = np.arange(30.0)
+    figs = {
+        "ema_chart": figures.ema_chart(np.sin(steps), {m: np.cos(steps) * m for m in (0.01, 0.1, 0.5)}, steps * 0),
+        "small_batch_chart": figures.small_batch_chart(pd.DataFrame(
+            [{"variant": v, "batch_size": b, "eval_acc": 0.9, "train_mode_acc": 0.8}
+             for v in ("BN", "GN", "ghost BN") for b in (2, 8, 32)])),
+        "depth_gradient_chart": figures.depth_gradient_chart(pd.DataFrame(
+            [{"model": m, "depth": d, "ratio": 1.0 + d} for m in ("no BN", "BN", "LN") for d in (2, 4)])),
+    }
+    assert not [name for name, fig in figs.items() if colour_only(fig.to_plotly_json())]

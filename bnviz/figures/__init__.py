@@ -72,6 +72,7 @@ from .style import (
     HEIGHT,
     MAX_POINTS,
     OKABE_ITO,
+    PALETTE,
     PREVIEW_HEIGHT,
     TITLE_SIZE,
     WAITING,
@@ -82,6 +83,7 @@ from .style import (
     plain_figures,
     preview,
     run_colors,
+    run_styles,
 )
 from .summary import chart_title, data_tables, describe
 from .tables import final_numbers
@@ -104,6 +106,6 @@ __all__ = [
     "final_numbers", "write_report", "describe", "data_tables", "chart_title",
     # runs, style and sending
     "ACT_INPUT", "activation_input_stage", "stage_label", "Figure", "FONT", "GUIDE_COLOR", "HEIGHT", "MAX_POINTS",
-    "OKABE_ITO", "PREVIEW_HEIGHT", "TITLE_SIZE", "WAITING", "DENSITY_SCALE", "enlarge_text", "even_rows",
-    "fit_width", "plain_figures", "preview", "run_colors",
+    "OKABE_ITO", "PALETTE", "PREVIEW_HEIGHT", "TITLE_SIZE", "WAITING", "DENSITY_SCALE", "enlarge_text", "even_rows",
+    "fit_width", "plain_figures", "preview", "run_colors", "run_styles",
 ]

@@ -29,23 +29,27 @@ from .run_facts import (
 )
 from .style import (
     AXIS_TITLE_SIZE,
+    MARKERS,
     MAX_POINTS,
     MUTED_TEXT,
     OKABE_ITO,
+    PALETTE,
     WAITING,
     Figure,
     annotation,
     axis_key,
     axis_title,
-    block_color,
+    block_line,
     even_rows,
     finish,
     finite,
     finite_range,
     line,
+    markers,
     message,
     padded,
     run_colors,
+    run_styles,
     subplots,
 )
 
@@ -55,7 +59,9 @@ TANH_SATURATED = stats.TANH_SATURATED
 SIGMOID_SATURATED = stats.SIGMOID_SATURATED
 GRID_ROW_PX, GRID_FRAME_PX = 200, 140  # distribution_grid: px per block, plus title, legend, run names, x axis
 GRID_X_TICKS = 4  # step ticks per grid column: more ran into the next column's ("4000" for "400" and "0")
-PERCENTILE_COLOR = OKABE_ITO["orange"]  # visible over white and navy, and not the colour of a run (no BN is vermillion)
+# The percentile lines over a heatmap: an amber with 3:1 against both ends of the density scale (3.46:1 on white,
+# 4.58:1 on its darkest navy; Okabe-Ito's orange had 2.25:1 on white), and not a run colour
+PERCENTILE_COLOR = "#D46F00"
 
 
 def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
@@ -254,7 +260,7 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
     start = finite(hist[first])
     traces = [
         {"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": finite(hist[last]), "width": np.diff(edges),
-         "name": f"step {step_now:,}", "marker": {"color": OKABE_ITO["sky"], "line": {"width": 0}},
+         "name": f"step {step_now:,}", "marker": {"color": PALETTE["periwinkle"], "line": {"width": 0}},
          "hovertemplate": "value %{x:.3g}<br>fraction %{y:.3f}<extra></extra>"},
         line(edges, np.append(start, start[-1]), f"step {step0:,}", OKABE_ITO["black"], width=2.5, shape="hv",
              hoverinfo="skip"),
@@ -276,13 +282,13 @@ def histogram_now_vs_start(history: History | None, layer: int | str = -1, stage
 
 def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> Figure:
     """Ioffe & Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of a block's values over
-    training, one colour per run (median solid, 15th and 85th dashed)."""
+    training, one colour and marker per run (median solid, 15th and 85th dashed)."""
     runs = as_runs(runs)
     live = with_data(runs)
     what = "activation input" if stage == ACT_INPUT else stage
     if not live:
         return message(f"15th, 50th and 85th percentiles of the {what}")
-    colours = run_colors(label for label, _ in runs)
+    looks = run_styles(label for label, _ in runs)
     traces, missing = [], []
     block = None
     for label, h in live:
@@ -296,13 +302,15 @@ def percentile_lines(runs, layer: int | str = -1, stage: str = ACT_INPUT) -> Fig
         idx = even_rows(len(h))
         x = h.steps[idx]
         gap = np.array([np.nan])
-        colour = colours[label]
+        colour, symbol = looks[label]["color"], looks[label]["symbol"]  # dashes tell the percentiles apart
         traces.append(line(np.concatenate([x, gap, x]),
                            np.concatenate([finite(h.act("p15")[idx, k]), gap, finite(h.act("p85")[idx, k])]),
                            f"{label}: 15th & 85th", colour, width=2, dash="dash", legendgroup=label,
+                           **(markers(f"{symbol}-open") if len(live) > 1 else {}),
                            hovertemplate=f"{label} 15th/85th: %{{y:.3g}}<extra></extra>"))
         traces.append(line(x, finite(h.act("p50")[idx, k]), f"{label}: median", colour, width=3.5,
-                           legendgroup=label, hovertemplate=f"{label} median: %{{y:.3g}}<extra></extra>"))
+                           legendgroup=label, **(markers(symbol) if len(live) > 1 else {}),
+                           hovertemplate=f"{label} median: %{{y:.3g}}<extra></extra>"))
     title = f"{block}: 15th, 50th and 85th percentiles of the {what}"
     if not traces:
         return message(title, "<br>".join(missing))
@@ -336,8 +344,8 @@ def saturation(history: History | None) -> Figure:
     traces = []
     for layer, k in acts:
         column = stat or ("frac_dead" if layout.act_kinds[k] == "relu" else "frac_saturated")
-        traces.append(line(x, finite(history.act(column)[idx, k]), layout.layers[layer], block_color(layer),
-                           hovertemplate="%{y:.1%}"))
+        traces.append(block_line(x, finite(history.act(column)[idx, k]), layout.layers[layer], layer,
+                                 hovertemplate="%{y:.1%}"))
     return finish(traces, {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}, title, "training step", y_title)
 
 
@@ -381,7 +389,6 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
     idx, w1 = _drift_values(history, reference, stages)
     outside = history.act("frac_below")[-1] + history.act("frac_above")[-1]  # (probes,) at the latest row
     x = history.steps[idx]
-    dashes = ("solid", "dash", "dot", "dashdot")
     traces, escaped = [], []
     for layer, name in enumerate(history.layout.layers):
         for j, st in enumerate(stages):
@@ -392,8 +399,9 @@ def drift(history: History | None, reference: str = "first", stage: str | tuple[
             label = name if len(stages) == 1 else f"{name} {st}"
             if outside[k] > OUTSIDE_WARNING:
                 escaped.append(f"{label} ({outside[k]:.0%})")
-            traces.append(line(x, finite(w1[:, k]), label, block_color(layer), dash=dashes[j % len(dashes)],
-                               hovertemplate="%{y:.3g}"))
+            # colour and dash: the block's; a second stage also has markers
+            traces.append(block_line(x, finite(w1[:, k]), label, layer, symbol=MARKERS[j] if j else None,
+                                     hovertemplate="%{y:.3g}"))
     if not traces:
         return message(title, missing_stage_text(history, 0, stages[0]))
     note = None

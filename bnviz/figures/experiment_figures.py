@@ -18,11 +18,10 @@ from ..science.experiment_runs import (
     SweepResult,
 )
 from ..science.published import WU_HE_TABLE
-from .style import GUIDE_COLOR, Figure, axis_title, finish, finite, line, message, run_colors, subplots
+from .style import GUIDE_COLOR, Figure, axis_title, finish, finite, line, message, run_colors, run_styles, subplots
 
 PERCENTILE_DASH = {"p15": "dash", "p50": "solid", "p85": "dot"}
 PERCENTILE_NAME = {"p15": "15th percentile", "p50": "median", "p85": "85th percentile"}
-MARKERS = {"BN": "circle", "no BN": "x", "no norm": "x", "noisy BN": "diamond", "LN": "square", "GN": "triangle-up"}
 
 
 def _models(frame: pd.DataFrame) -> list[str]:
@@ -50,12 +49,13 @@ def _accuracy_over_steps(result, title: str, note: str | None = None) -> Figure:
     if (empty := _empty(result, title)) is not None:
         return empty
     curves = result.curves
-    colours = run_colors(_models(curves))
+    looks = run_styles(_models(curves))
     traces = []
     for model in _models(curves):
         part = curves[(curves["model"] == model) & np.isfinite(curves["test_acc"])]
-        traces.append(line(part["step"].to_numpy(), part["test_acc"].to_numpy(), model, colours[model],
-                           mode="lines+markers", marker={"size": 6, "symbol": MARKERS.get(model, "circle")},
+        traces.append(line(part["step"].to_numpy(), part["test_acc"].to_numpy(), model, looks[model]["color"],
+                           dash=looks[model]["dash"], mode="lines+markers",
+                           marker={"size": 6, "symbol": looks[model]["symbol"]},
                            hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
     layout = {"yaxis": _percent_axis(), "shapes": [_chance_line()]}
     return finish(traces, layout, title, "training step", "test accuracy (eval mode)", note=note)
@@ -125,7 +125,7 @@ def santurkar_drift(result: SanturkarResult | None) -> Figure:
     if (empty := _empty(result, title)) is not None:
         return empty
     curves = result.curves
-    colours = run_colors(_models(curves))
+    looks = run_styles(_models(curves))
     every = result.settings.get("record_every", 1)
     layout, refs, _ = subplots(1, 2, titles=["since step 0", f"since the previous record ({every} steps)"],
                                hspace=0.18)  # room for the right panel's tick labels
@@ -133,9 +133,9 @@ def santurkar_drift(result: SanturkarResult | None) -> Figure:
     for model in _models(curves):
         part = curves[curves["model"] == model]
         for j, (column, (xref, yref)) in enumerate(zip(("drift", "jump"), refs, strict=True)):
-            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
-                               xref=xref, yref=yref, legendgroup=model, showlegend=j == 0,
-                               hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
+            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, looks[model]["color"],
+                               width=2.5, dash=looks[model]["dash"], xref=xref, yref=yref, legendgroup=model,
+                               showlegend=j == 0, hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = axis_title("training step")
     layout["yaxis"]["title"] = axis_title("W1 distance (step-0 std)")
@@ -153,16 +153,16 @@ def santurkar_ics(result: SanturkarResult | None) -> Figure:
     if ics.empty:
         return message(title, "Gradient ICS was not measured.")
     mean = ics.groupby(["model", "step"], sort=False)[["ics_rel", "ics_cos"]].mean().reset_index()
-    colours = run_colors(_models(mean))
+    looks = run_styles(_models(mean))
     layout, refs, _ = subplots(1, 2, titles=["||G − G′|| / ||G|| (0 = no change)", "cos(G, G′) (1 = same direction)"],
                                hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
     for model in _models(mean):
         part = mean[mean["model"] == model]
         for j, (column, (xref, yref)) in enumerate(zip(("ics_rel", "ics_cos"), refs, strict=True)):
-            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, colours[model], width=2.5,
-                               xref=xref, yref=yref, mode="lines+markers",
-                               marker={"size": 7, "symbol": MARKERS.get(model, "circle")}, legendgroup=model,
+            traces.append(line(part["step"].to_numpy(), finite(part[column]), model, looks[model]["color"],
+                               width=2.5, dash=looks[model]["dash"], xref=xref, yref=yref, mode="lines+markers",
+                               marker={"size": 7, "symbol": looks[model]["symbol"]}, legendgroup=model,
                                showlegend=j == 0, hovertemplate=f"{model}: %{{y:.3f}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = axis_title("training step")
@@ -185,7 +185,7 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
     if moved.empty:
         return message(title, "No checkpoint was probed: train for longer than probe_every steps.")
     models = [m for m in _models(result.summary) if m in set(moved["model"])]
-    colours = run_colors(models)
+    looks = run_styles(models)
     layout, refs, _ = subplots(1, 2, titles=["loss at the probed step sizes", "gradient change ||g(w − ηg) − g(w)||"],
                                hspace=0.3)  # room for the right panel's y title and ticks
     traces = []
@@ -195,14 +195,17 @@ def santurkar_landscape(result: SanturkarResult | None) -> Figure:
             band = part.groupby("step")[column].agg(["min", "max", "mean"]).reset_index()
             band = band[(band["min"] > 0) & np.isfinite(band["max"])]
             x = band["step"].to_numpy()
-            colour = colours[model]
+            colour = looks[model]["color"]
             traces.append({"type": "scatter", "x": np.concatenate([x, x[::-1]]),
                            "y": np.concatenate([band["min"].to_numpy(), band["max"].to_numpy()[::-1]]),
                            "fill": "toself", "fillcolor": _transparent(colour, 0.25), "mode": "lines",
-                           "line": {"color": colour, "width": 1}, "name": model, "legendgroup": model,
+                           "line": {"color": colour, "width": 1, "dash": looks[model]["dash"]}, "name": model,
+                           "legendgroup": model,
                            "showlegend": j == 0, "xaxis": xref, "yaxis": yref, "hoverinfo": "skip"})
-            traces.append(line(x, band["mean"].to_numpy(), model, colour, width=2.5, xref=xref, yref=yref,
-                               mode="lines+markers", marker={"size": 6}, legendgroup=model, showlegend=False,
+            traces.append(line(x, band["mean"].to_numpy(), model, colour, width=2.5, dash=looks[model]["dash"],
+                               xref=xref, yref=yref, mode="lines+markers",
+                               marker={"size": 6, "symbol": looks[model]["symbol"]}, legendgroup=model,
+                               showlegend=False,
                                hovertemplate=f"{model} mean: %{{y:.3g}}<extra></extra>"))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = axis_title("checkpoint step")  # side by side in half a page: short
@@ -226,12 +229,14 @@ def _sweep(result: SweepResult | None, x: str, title: str, x_title: str) -> Figu
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary
-    colours = run_colors(_models(frame))
+    looks = run_styles(_models(frame))
+    colours = {model: look["color"] for model, look in looks.items()}
     traces = []
     for model in _models(frame):
         part = frame[frame["model"] == model].sort_values(x)
         traces.append(line(part[x].to_numpy(), part["final_acc"].to_numpy(), model, colours[model], width=3,
-                           mode="lines+markers", marker={"size": 12, "symbol": MARKERS.get(model, "circle")},
+                           dash=looks[model]["dash"], mode="lines+markers",
+                           marker={"size": 12, "symbol": looks[model]["symbol"]},
                            hovertemplate=f"{model}: %{{y:.1%}}<extra></extra>"))
         bad = part[part["diverged"]]
         if len(bad):
@@ -273,18 +278,19 @@ def batch_size_accuracy(result: SweepResult | None) -> Figure:
     if (empty := _empty(result, title)) is not None:
         return empty
     frame = result.summary
-    colours = run_colors(_models(frame))
+    looks = run_styles(_models(frame))  # eval mode solid; train mode dashed, with open markers
+    colours = {model: look["color"] for model, look in looks.items()}
     traces = []
     for model in _models(frame):
         part = frame[frame["model"] == model].sort_values("batch_size")
         traces.append(line(part["batch_size"].to_numpy(), part["eval_acc"].to_numpy(), f"{model} (eval mode)",
                            colours[model], width=3, mode="lines+markers",
-                           marker={"size": 11, "symbol": MARKERS.get(model, "circle")},
+                           marker={"size": 11, "symbol": looks[model]["symbol"]},
                            hovertemplate=f"{model} eval mode: %{{y:.1%}}<extra></extra>"))
         if part["norm"].iloc[0] in ("batch", "batch-noisy"):
             traces.append(line(part["batch_size"].to_numpy(), part["train_mode_acc"].to_numpy(),
                                f"{model} (train mode)", colours[model], width=2.5, dash="dash", mode="lines+markers",
-                               marker={"size": 9, "symbol": "circle-open"},
+                               marker={"size": 9, "symbol": f"{looks[model]['symbol']}-open"},
                                hovertemplate=f"{model} train mode: %{{y:.1%}}<extra></extra>"))
     layout = {"xaxis": _batch_axis(frame["batch_size"]), "yaxis": _percent_axis(), "shapes": [_chance_line()]}
     epochs = result.settings.get("epochs")
@@ -328,7 +334,8 @@ def wu_he_published() -> Figure:
     bn, gn = WU_HE_TABLE["BN top-1 error (%)"].to_numpy(), WU_HE_TABLE["GN top-1 error (%)"].to_numpy()
     for values, other, model in ((bn, gn, "BN"), (gn, bn, "GN")):
         traces.append(line(WU_HE_TABLE["batch_size"].to_numpy(), values, model, colours[model], width=3,
-                           mode="lines+markers+text", marker={"size": 11, "symbol": MARKERS[model]},
+                           mode="lines+markers+text",
+                           marker={"size": 11, "symbol": run_styles(["BN", "GN"])[model]["symbol"]},
                            text=[f"{v:.1f}" for v in values],  # each label on the side away from the other line
                            textposition=["top center" if v >= o else "bottom center"
                                            for v, o in zip(values, other, strict=True)],

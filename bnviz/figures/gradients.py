@@ -12,15 +12,17 @@ from .density import density_coloraxis, density_colorbar_trace, density_image, d
 from .run_facts import ACT_INPUT, layer_index, missing_stage_text, probe_of, resolve_stage, row_count, stage_label
 from .style import (
     GUIDE_COLOR,
+    GUIDE_DASH,
     MAX_POINTS,
     Figure,
-    block_color,
+    block_line,
     even_rows,
     finish,
     finite,
     finite_range,
     line,
     log_axis,
+    markers,
     message,
     positive,
 )
@@ -53,8 +55,8 @@ def gradient_norms(history: History | None, stage: str = ACT_INPUT, *, scale: di
     idx = even_rows(len(history))
     x = history.steps[idx]
     norms = history.column("grad_stats")[:, :, GRAD_STATS.index("grad_norm")]
-    traces = [line(x, positive(norms[idx, k]), history.layout.layers[layer], block_color(layer),
-                   hovertemplate="%{y:.3g}") for layer, k in _norm_probes(history, stage)]
+    traces = [block_line(x, positive(norms[idx, k]), history.layout.layers[layer], layer, hovertemplate="%{y:.3g}")
+              for layer, k in _norm_probes(history, stage)]
     if not traces:
         return message(title, missing_stage_text(history, 0, stage))
     layout = {"yaxis": log_axis((scale or {}).get("y"))}
@@ -126,13 +128,16 @@ def update_ratios(history: History | None, which: str = "update_data", *, scale:
     for w, name in enumerate(history.layout.weights):
         owner = name.removesuffix(".weight")  # a block ("block1") or a watched module path ("layer1.0.conv1")
         block = owner in layers
-        traces.append(line(x, positive(ratios[idx, w]), name.removesuffix(".weight"),
-                           block_color(layers.index(owner)) if block else GUIDE_COLOR, width=2.5 if block else 2,
-                           dash="solid" if block else "dot", hovertemplate="%{y:.2g}"))
+        if block:  # a block's colour and dash; another weight (the head, a watched module): grey dots and rings
+            traces.append(block_line(x, positive(ratios[idx, w]), owner, layers.index(owner), width=2.5,
+                                     hovertemplate="%{y:.2g}"))
+        else:
+            traces.append(line(x, positive(ratios[idx, w]), owner, GUIDE_COLOR, width=2, dash="dot",
+                               **markers("circle-open"), hovertemplate="%{y:.2g}"))
     layout = {"yaxis": log_axis((scale or {}).get("y"))}
     if which == "update_data" and len(x):
         label = "≈1e-3: healthy update size (Karpathy)"  # on the line, not in the legend: too long for one row
-        traces.append(line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, label, GUIDE_COLOR, width=2, dash="dash",
+        traces.append(line([x[0], x[-1]], [HEALTHY_UPDATE_RATIO] * 2, label, GUIDE_COLOR, width=2, dash=GUIDE_DASH,
                            hoverinfo="skip", showlegend=False))
         layout["annotations"] = [{"text": label, "x": 0.01, "xref": "x domain", "xanchor": "left",
                                   "y": math.log10(HEALTHY_UPDATE_RATIO), "yref": "y", "yanchor": "top",

@@ -6,15 +6,17 @@ import numpy as np
 import pandas as pd
 
 from .style import (
+    DASHES,
     GUIDE_COLOR,
     HEIGHT,
+    MARKERS,
     RUN_PALETTE,
     Figure,
     axis_title,
     finish,
     line,
     message,
-    run_colors,
+    run_styles,
     subplots,
 )
 
@@ -27,12 +29,13 @@ def depth_gradient_chart(frame: pd.DataFrame | None, init: str = "") -> Figure:
     if frame is None or frame.empty:
         return message(DEPTH_TITLE, "Press the button to measure the networks.")
     models = list(dict.fromkeys(frame["model"]))
-    colours = run_colors(models)
+    looks = run_styles(models)
     traces = []
     for model in models:
         part = frame[frame["model"] == model].sort_values("depth")
-        traces.append(line(part["depth"].to_numpy(), part["ratio"].to_numpy(), model, colours[model],
-                           mode="lines+markers", marker={"size": 10, "symbol": "circle" if model == "BN" else "x"},
+        traces.append(line(part["depth"].to_numpy(), part["ratio"].to_numpy(), model, looks[model]["color"],
+                           dash=looks[model]["dash"], mode="lines+markers",
+                           marker={"size": 10, "symbol": looks[model]["symbol"]},
                            hovertemplate=f"{model}, depth %{{x}}: %{{y:.3g}}<extra></extra>"))
     layout = {"yaxis": {"type": "log", "exponentformat": "power"},
               "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": 1, "y1": 1,
@@ -123,9 +126,10 @@ def ema_chart(batch_means: np.ndarray, estimates: dict[float, np.ndarray], refer
     traces = [{"type": "scatter", "mode": "markers", "x": steps, "y": batch_means, "name": "batch mean",
                "marker": {"size": 5, "color": "#888888"}}]
     traces.append(line(steps, reference, "current mean (±25 steps)", GUIDE_COLOR, width=2, dash="dash"))
-    colours = dict(zip(estimates, RUN_PALETTE, strict=False))
-    for momentum, values in estimates.items():
-        traces.append(line(steps, values, f"running mean, momentum {momentum:g}", colours[momentum], width=2.5))
+    dashes = [d for d in DASHES if d != "dash"]  # "dash" is the reference's
+    for i, (momentum, values) in enumerate(estimates.items()):  # a colour and a dash each
+        traces.append(line(steps, values, f"running mean, momentum {momentum:g}", RUN_PALETTE[i % len(RUN_PALETTE)],
+                           width=2.5, dash=dashes[i % len(dashes)]))
     return finish(traces, {}, EMA_TITLE, "training step", "mean of the channel's input")
 
 
@@ -173,11 +177,12 @@ def small_batch_chart(summary: pd.DataFrame | None) -> Figure:
     for variant in variants:
         part = summary[summary["variant"] == variant].sort_values("batch_size")
         x = part["batch_size"].to_numpy()
+        symbol = MARKERS[variants.index(variant) % len(MARKERS)]  # a marker symbol each (filled: eval mode)
         traces.append(line(x, part["eval_acc"].to_numpy(), variant, colours[variant],
-                           mode="lines+markers", marker={"size": 10}, legendgroup=variant,
+                           mode="lines+markers", marker={"size": 10, "symbol": symbol}, legendgroup=variant,
                            hovertemplate=f"{variant}, batch %{{x}}, eval mode: %{{y:.1%}}<extra></extra>"))
         traces.append(line(x, part["train_mode_acc"].to_numpy(), f"{variant}, train mode", colours[variant],
-                           dash="dot", width=2, mode="lines+markers", marker={"size": 7, "symbol": "x"},
+                           dash="dot", width=2, mode="lines+markers", marker={"size": 8, "symbol": f"{symbol}-open"},
                            legendgroup=variant, showlegend=False,  # one legend entry per variant: the note says
                            # which line is which mode (eight entries squeezed the plot on a phone)
                            hovertemplate=f"{variant}, batch %{{x}}, train mode: %{{y:.1%}}<extra></extra>"))

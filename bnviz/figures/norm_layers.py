@@ -7,20 +7,21 @@ import numpy as np
 from ..engine.history import CHANNEL_STATS, History
 from .run_facts import as_runs, layer_index, no_norm_text, norm_name, row_count, with_data
 from .style import (
-    BLOCK_PALETTE,
     MUTED_TEXT,
     Figure,
     annotation,
     axis_key,
     axis_title,
+    block_line,
     even_rows,
     finish,
     finite,
     finite_range,
     line,
+    markers,
     message,
     padded,
-    run_colors,
+    run_styles,
     sparse,
     subplots,
 )
@@ -129,14 +130,13 @@ def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = 
         return message(title, f"This {norm_name(history)} keeps no running statistics: it normalizes with<br>"
                                "the statistics of each sample, the same in training and evaluation.")
     traces = []
-    for c in range(min(channels, sl.stop - sl.start)):
-        colour = BLOCK_PALETTE[c % len(BLOCK_PALETTE)]
+    for c in range(min(channels, sl.stop - sl.start)):  # channels take the blocks' colours and dashes
         group = f"channel {c + 1}"
-        traces.append(line(x, finite(batch[:, c]), f"{group} batch", colour, width=1.2, legendgroup=group,
-                           showlegend=False, opacity=0.6,
-                           hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
-        traces.append(line(x, finite(running[:, c]), group, colour, width=4, legendgroup=group,
-                           hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
+        traces.append(block_line(x, finite(batch[:, c]), f"{group} batch", c, width=1.2, legendgroup=group,
+                                 showlegend=False, opacity=0.6,
+                                 hovertemplate=f"{group} batch %{{y:.3g}}<extra></extra>"))
+        traces.append(block_line(x, finite(running[:, c]), group, c, width=4, legendgroup=group,
+                                 hovertemplate=f"{group} running %{{y:.3g}}<extra></extra>"))
     y_title = {"mean": "mean of the input", "var": "variance of the input"}[stat]
     layout = {"yaxis": {"range": padded(*scale["y"])}} if scale and scale.get("y") else {}
     return finish(traces, layout, title, "training step", y_title, hovermode="closest")
@@ -144,20 +144,21 @@ def running_vs_batch(history: History | None, layer: int | str = 0, stat: str = 
 
 def train_eval_gap(runs) -> Figure:
     """Test accuracy in eval mode (running statistics, solid) and in train mode (each test batch normalized with
-    its own statistics, dashed), one colour per run."""
+    its own statistics, dashed), one colour and marker symbol per run (filled in eval mode, open in train mode)."""
     runs = as_runs(runs)
     title = "Test accuracy: eval mode vs train mode"
     live = with_data(runs)
     if not live:
         return message(title)
-    colours = run_colors(label for label, _ in runs)
+    looks = run_styles(label for label, _ in runs)
     traces = []
     for label, h in live:
+        look = looks[label]
         for column, mode, dash in (("test_acc", "eval mode", "solid"), ("test_acc_train_mode", "train mode", "dash")):
             x, y = sparse(h.steps, h.scalar(column))
-            traces.append(line(x, y, f"{label}: {mode}", colours[label], dash=dash, mode="lines+markers",
-                               marker={"size": 7, "symbol": "circle" if dash == "solid" else "x"},
-                               legendgroup=label, hovertemplate="%{y:.1%}"))
+            symbol = look["symbol"] if dash == "solid" else f"{look['symbol']}-open"
+            traces.append(line(x, y, f"{label}: {mode}", look["color"], dash=dash,
+                               **markers(symbol, 8, every_point=True), legendgroup=label, hovertemplate="%{y:.1%}"))
     layout = {"yaxis": {"range": [0, 1.02], "tickformat": ".0%"}}
     if not any(len(t["x"]) for t in traces):
         layout["annotations"] = [annotation("no evaluation yet", 0.5, 0.5, size=20, xanchor="center", yanchor="middle",

@@ -5,8 +5,8 @@ Every figure is
   `MAX_POINTS` columns, picked as evenly spaced rows of the history (`even_rows`: the first and the last are always
   kept), so a page can rebuild it twice a second;
 * readable on a projector: one shared style (`finish`: 16 px text, 22 px titles, `plotly_white`), axis titles with
-  their units (`axis_title`), colour-blind-safe Okabe-Ito colours, and the same colour for a run label in every
-  figure (`run_colors`);
+  their units (`axis_title`), colours with 3:1 on white that colour-blind readers tell apart (`PALETTE`), and the
+  same colour, dash and marker for a run label or a block in every figure (`run_styles`, `block_line`);
 * robust: an empty history (or None) gives a figure that says "waiting for the first step..." (`message`), and NaN
   values are gaps (`finite`).
 
@@ -37,21 +37,46 @@ OKABE_ITO = {  # Okabe & Ito (2008): distinguishable with every common colour-vi
     "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
 }
-_C = OKABE_ITO
+# The colours lines are drawn in. Okabe-Ito's orange (2.25:1 on white) and sky blue (2.31:1) are too light for lines
+# (WCAG 2.2 SC 1.4.11 asks 3:1 for graphics), and its grey block colour #888888 met green and purple under
+# deuteranopia. Their stand-ins were picked by hand near the candidates scripts/palette_search.py lists, which also
+# prints the check: each passes 3:1 on white, and any two colours here stay at least 11.6 CAM02-UCS apart with normal
+# vision and under simulated deuteranopia, protanopia and tritanopia (tests/test_vision.py requires 10). A darker
+# orange cannot: it meets vermillion under all three, hence burnt orange; a darker sky blue meets blue or green.
+PALETTE = {
+    "blue": OKABE_ITO["blue"], "vermillion": OKABE_ITO["vermillion"], "green": OKABE_ITO["green"],
+    "purple": OKABE_ITO["purple"], "black": OKABE_ITO["black"],
+    "burnt orange": "#9C4800",  # 6.29:1 on white (Okabe-Ito orange #E69F00: 2.25:1)
+    "periwinkle": "#7F8AE0",  # 3.18:1 (Okabe-Ito sky blue #56B4E9: 2.31:1)
+    "grey": "#6E6E6E",  # 5.10:1 (#888888: 3.54:1, but close to green and purple under deuteranopia)
+}
+_C = PALETTE
 # A run's colour follows its label, so "BN" is blue and "no BN" vermillion in every figure of every page.
 RUN_COLORS = {
     "bn": _C["blue"], "with bn": _C["blue"], "batch": _C["blue"], "batch norm": _C["blue"],
     "no bn": _C["vermillion"], "without bn": _C["vermillion"], "none": _C["vermillion"], "no norm": _C["vermillion"],
     "noisy bn": _C["green"], "batch-noisy": _C["green"],
     "ln": _C["purple"], "layer": _C["purple"], "layer norm": _C["purple"],
-    "gn": _C["orange"], "group": _C["orange"], "group norm": _C["orange"],
-    "in": _C["sky"], "instance": _C["sky"], "instance norm": _C["sky"],
+    "gn": _C["burnt orange"], "group": _C["burnt orange"], "group norm": _C["burnt orange"],
+    "in": _C["periwinkle"], "instance": _C["periwinkle"], "instance norm": _C["periwinkle"],
 }
-RUN_PALETTE = (_C["blue"], _C["vermillion"], _C["green"], _C["purple"], _C["orange"], _C["sky"], _C["black"])
-# Blocks (and channels) in depth order; yellow is left out: too pale on white for a projector.
-BLOCK_PALETTE = (_C["blue"], _C["orange"], _C["green"], _C["purple"], _C["vermillion"], _C["sky"], _C["black"],
-                 "#888888")
+RUN_PALETTE = (_C["blue"], _C["vermillion"], _C["green"], _C["purple"], _C["burnt orange"], _C["periwinkle"],
+               _C["black"])
+# Blocks (and channels) in depth order; Okabe-Ito's yellow is left out: too pale on white for a projector.
+BLOCK_PALETTE = (_C["blue"], _C["burnt orange"], _C["green"], _C["purple"], _C["vermillion"], _C["periwinkle"],
+                 _C["black"], _C["grey"])
+# Colour is never the only difference between two lines (WCAG 2.2 SC 1.4.1): each run and each block also has its
+# own dash pattern, the same in every figure (a run's follows its colour, a block's its depth), and runs their own
+# marker symbol where lines carry markers. Plotly's named dashes scale with the line width; the last two are ours
+# (long dash and two dots; sparse dots). One per block colour, so blocks 9 and up (colours and dashes repeat) also
+# get markers (`block_line`).
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "15px,4px,3px,4px,3px,4px", "2px,9px")
+# Runs' markers follow RUN_PALETTE's order: BN circle, no BN x, noisy BN diamond, LN square, GN triangle (as the
+# experiment figures drew them before), IN triangle down, then star and cross.
+MARKERS = ("circle", "x", "diamond", "square", "triangle-up", "triangle-down", "star", "cross")
+MARKERS_SHOWN = 12  # at most this many markers on a long line (plotly's marker.maxdisplayed): a pattern, not a blur
 GUIDE_COLOR = "#444444"
+GUIDE_DASH = "20px,6px"  # a guide line's dash (long dashes): none of `DASHES`, so no block's or run's
 FONT = {"family": "Arial, Helvetica, sans-serif", "size": 16, "color": "#222222"}
 TITLE_SIZE = 22
 AXIS_TITLE_SIZE = 18
@@ -98,9 +123,41 @@ def run_colors(labels: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def run_styles(labels: Iterable[str]) -> dict[str, dict[str, str]]:
+    """{"color", "dash", "symbol"} per run label: its colour (`run_colors`) and the dash and marker symbol that go with
+    that colour, so a run looks the same in every figure and two runs never differ by colour alone."""
+    out = {}
+    for label, colour in run_colors(labels).items():
+        i = RUN_PALETTE.index(colour)
+        out[label] = {"color": colour, "dash": DASHES[i % len(DASHES)], "symbol": MARKERS[i % len(MARKERS)]}
+    return out
+
+
 def block_color(layer: int) -> str:
     """The colour of a block (or channel) by its depth, the same in every figure."""
     return BLOCK_PALETTE[layer % len(BLOCK_PALETTE)]
+
+
+def block_dash(layer: int) -> str:
+    """The dash pattern of a block (or channel) by its depth, the same in every figure."""
+    return DASHES[layer % len(DASHES)]
+
+
+def markers(symbol: str, size: float = 7, *, every_point: bool = False) -> dict:
+    """Trace properties for a line with markers of `symbol`: on every point (measured or evaluated steps, where a
+    marker says "measured here") or at most MARKERS_SHOWN of them (a pattern along a long line, not a blur)."""
+    return {"mode": "lines+markers",
+            "marker": {"symbol": symbol, "size": size, "maxdisplayed": 0 if every_point else MARKERS_SHOWN}}
+
+
+def block_line(x, y, name: str, layer: int, *, symbol: str | None = None, **extra) -> dict:
+    """A line for a block (or channel) `layer`: its colour and its dash; from the ninth block on, where colours and
+    dashes repeat, also a marker symbol (or `symbol`'s markers, for a second difference such as the stage)."""
+    if symbol is None and layer >= len(BLOCK_PALETTE):
+        symbol = MARKERS[(layer // len(BLOCK_PALETTE)) % len(MARKERS)]
+    if symbol is not None:
+        extra = {**markers(symbol), **extra}
+    return line(x, y, name, block_color(layer), dash=block_dash(layer), **extra)
 
 
 def finite(values: np.ndarray) -> np.ndarray:

@@ -6,29 +6,44 @@ import numpy as np
 
 from ..engine.history import ICS_STATS
 from .run_facts import as_runs, run_config, with_data
-from .style import Figure, axis_title, even_rows, finish, finite, line, message, positive, run_colors, sparse, subplots
+from .style import (
+    Figure,
+    axis_title,
+    block_dash,
+    even_rows,
+    finish,
+    finite,
+    line,
+    markers,
+    message,
+    positive,
+    run_styles,
+    sparse,
+    subplots,
+)
 
 
 def loss_accuracy(runs) -> Figure:
-    """Training loss (left) and test accuracy (right) against the step, one colour per run."""
+    """Training loss (left) and test accuracy (right) against the step, one colour, dash and marker per run."""
     runs = as_runs(runs)
     title = "Training loss and test accuracy"
     live = with_data(runs)
     if not live:
         return message(title)
-    colours = run_colors(label for label, _ in runs)
+    looks = run_styles(label for label, _ in runs)
     layout, refs, _ = subplots(1, 2, titles=["training loss (one mini-batch per step)",
                                               "test accuracy (eval mode)"], hspace=0.1)
     (x1, y1), (x2, y2) = refs
     traces = []
     for label, h in live:
         idx = even_rows(len(h))
-        colour = colours[label]
-        traces.append(line(h.steps[idx], finite(h.scalar("loss")[idx]), label, colour, width=2.5, xref=x1,
-                           yref=y1, legendgroup=label, hovertemplate=f"{label} loss %{{y:.3f}}<extra></extra>"))
+        look = looks[label]
+        traces.append(line(h.steps[idx], finite(h.scalar("loss")[idx]), label, look["color"], width=2.5,
+                           dash=look["dash"], xref=x1, yref=y1, legendgroup=label,
+                           hovertemplate=f"{label} loss %{{y:.3f}}<extra></extra>"))
         x, y = sparse(h.steps, h.scalar("test_acc"))
-        traces.append(line(x, y, label, colour, xref=x2, yref=y2, mode="lines+markers", marker={"size": 7},
-                           legendgroup=label, showlegend=False,
+        traces.append(line(x, y, label, look["color"], dash=look["dash"], xref=x2, yref=y2,
+                           **markers(look["symbol"], every_point=True), legendgroup=label, showlegend=False,
                            hovertemplate=f"{label} accuracy %{{y:.1%}}<extra></extra>"))
     layout["xaxis"]["title"] = layout["xaxis2"]["title"] = axis_title("training step")
     layout["yaxis"]["title"] = axis_title("cross-entropy loss")
@@ -44,10 +59,9 @@ def ics_measure(runs) -> Figure:
     live = with_data(runs)
     if not live:
         return message(title)
-    colours = run_colors(label for label, _ in runs)
+    looks = run_styles(label for label, _ in runs)
     layout, refs, _ = subplots(1, 2, titles=["||G − G′|| (change of the gradient)",
                                               "cos(G, G′) (1 = same direction)"], hspace=0.1)
-    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
     traces, unmeasured = [], []
     for label, h in live:
         ics = h.column("ics")
@@ -60,9 +74,11 @@ def ics_measure(runs) -> Figure:
             name = f"{label}: {h.layout.layers[layer]}"
             for j, (stat, (xref, yref)) in enumerate(zip(ICS_STATS, refs, strict=True)):
                 x, y = sparse(h.steps, ics[:, layer, j])
-                traces.append(line(x, positive(y) if stat == "ics_l2" else y, name, colours[label], width=2.5,
-                                   dash=dashes[(layer - 1) % len(dashes)], xref=xref, yref=yref,
-                                   mode="lines+markers", marker={"size": 6}, legendgroup=name, showlegend=j == 0,
+                # colour and marker: the run's; dash: the block's
+                traces.append(line(x, positive(y) if stat == "ics_l2" else y, name, looks[label]["color"],
+                                   width=2.5, dash=block_dash(layer), xref=xref, yref=yref,
+                                   **markers(looks[label]["symbol"], every_point=True),
+                                   legendgroup=name, showlegend=j == 0,
                                    hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"))
     if not traces:
         return message(title, "Gradient ICS was not measured in this run: set ics_every > 0<br>"
