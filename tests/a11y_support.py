@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Every page of the navigation: (url path, text of its h1, title in the sidebar navigation).
+from browser_support import PAGES
+
+# Every page of the navigation: (url path, text of its h1, title in the sidebar navigation); the six lab pages first.
 ALL_PAGES = [
-    ("", "Batch normalization, live", "Home"),
-    ("train", "Train & watch", "Train & watch"),
-    ("compare", "Compare two runs", "Compare two runs"),
-    ("gradients", "Gradients", "Gradients"),
-    ("inside-bn", "Inside BatchNorm", "Inside BatchNorm"),
-    ("runs", "Save & open runs", "Save & open runs"),
+    *PAGES,
     ("bn-steps", "BatchNorm step by step", "BatchNorm step by step"),
     ("zoo", "The normalization zoo", "The normalization zoo"),
     ("evidence", "Is it really internal covariate shift?", "Is it really ICS?"),

@@ -41,16 +41,6 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = bs.launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
 def primed(server, browser):
     """Open the home page once before the other tests: a fresh server whose first visitors arrive by a deep link
     shows the wrong sidebar navigation (see test_deep_link_first_visit_shows_page_titles_in_navigation), which

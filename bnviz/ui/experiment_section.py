@@ -12,6 +12,10 @@ from ..science import background
 from ..science.result_cache import cached
 from ..science.run_words import settings_words
 
+MY_RUN = "bnviz_experiment"  # session state: the background experiment this session started last
+MY_LABEL = "bnviz_experiment_label"  # and the words of its button
+PROGRESS_SECONDS = 1.0  # how often a training experiment's progress bar refreshes
+
 
 def run_section(key: str, fn, settings: dict, label: str,
                 empty_text: str = "Press the button to train the networks (the charts appear here)."):
@@ -39,10 +43,6 @@ def run_section(key: str, fn, settings: dict, label: str,
         st.caption(f"Trained in {result.seconds:.0f} s. Settings: "
                    f"{settings_words(result.settings, skip=('multiples',))}.")
     return result
-
-
-MY_RUN = "bnviz_experiment"  # session state: the background experiment this session started last
-MY_LABEL = "bnviz_experiment_label"  # and the words of its button
 
 
 def _start(fn, settings: dict, label: str):
@@ -74,9 +74,6 @@ def _progress(run: background.ExperimentRun, key: str) -> None:
         st.progress(run.fraction, text=f"Training in the background: {run.message}")
 
     bar()
-
-
-PROGRESS_SECONDS = 1.0
 
 
 def failure_message(exc: Exception) -> str:
