@@ -12,7 +12,6 @@ import browser_support as bs
 import pytest
 from test_browser import (  # noqa: F401 - fixtures
     assert_no_errors,
-    browser,
     context,
     open_page,
     press_stop_and_check,
