@@ -234,7 +234,9 @@ def main(cfg: RunConfig | None = None, quick: bool = False, with_peers: bool = T
     cfg = (cfg or RunConfig()).validate()
     print(f"bnviz bench: {cfg.model}, depth {cfg.depth}, width {cfg.width}, norm {cfg.norm}, "
           f"batch {cfg.batch_size}, {cfg.samples} samples/tensor, {cfg.threads} thread(s)")
-    peers = measure_peers(cfg, blocks=6 if quick else 20, peers=None if with_peers else {})
+    from .bench_peers import hook_floor_peer
+
+    peers = measure_peers(cfg, blocks=6 if quick else 20, peers=None if with_peers else {"floor": hook_floor_peer})
     print_peers(peers)
     mem = measure_memory(cfg, records=10_000 if quick else 100_000,
                          checkpoints=(1_000, 10_000) if quick else (1_000, 10_000, 50_000, 100_000))

@@ -9,6 +9,11 @@ Every peer wraps `Run.train_step` of a run that records nothing itself (record_e
   temporary one, and `run.log({"loss": ...})` each step (what commits the step). It logs the parameters and their
   gradients only: it records less than bnviz (no activations, no activation gradients, no BN batch statistics).
 
+* The floor: the cheapest way to record with per-tensor hooks, as a reference rather than a product: a forward hook
+  on each probe that copies the `samples` values bnviz samples (one `torch.take` into a preallocated buffer) and a
+  tensor hook that does the same for its gradient, and nothing else (no statistics, no weights, no BN statistics, no
+  history). What bnviz costs above this row is its own work; this row is what the hooks themselves cost.
+
 A peer whose package is missing raises `PeerMissing`; the bench prints it as skipped (`requirements-bench.txt`).
 """
 
@@ -168,4 +173,43 @@ def wandb_peer(run: Run, every: int, x) -> Peer:
     return peer
 
 
-PEERS = {"tensorboard": tensorboard_peer, "wandb": wandb_peer}
+def hook_floor_peer(run: Run, every: int, x) -> Peer:
+    """Forward and gradient hooks that only copy `samples` values of each stage output and its gradient."""
+    import torch
+
+    targets = Targets.from_net(run.model)
+    sizes = probe_sizes(run, x)
+    samples = min(run.cfg.samples, *sizes)
+    g = torch.Generator().manual_seed(run.cfg.seed)
+    index = {k: torch.randperm(n, generator=g)[:samples].sort().values for k, n in enumerate(sizes)}
+    acts, grads = torch.zeros(len(sizes), samples), torch.zeros(len(sizes), samples)
+
+    def forward_hook(k):
+        idx, act_row, grad_row = index[k], acts[k], grads[k]
+
+        def grad_hook(grad):
+            torch.take(grad, idx, out=grad_row)
+
+        def hook(module, inputs, output):
+            if run.step % every or not module.training or not torch.is_grad_enabled():
+                return
+            if output.numel() == sizes[k]:  # a short last batch is skipped: this row is a reference, not a recorder
+                torch.take(output.detach(), idx, out=act_row)
+                if output.requires_grad:
+                    output.register_hook(grad_hook)
+        return hook
+
+    handles = [p.module.register_forward_hook(forward_hook(k)) for k, p in enumerate(targets.probes)]
+
+    def close():
+        for h in handles:
+            h.remove()
+
+    records = (f"{len(sizes)} stage outputs + their {len(sizes)} gradients, {samples} sampled values each copied to "
+               f"a buffer; no statistics, weights or BN statistics: the cost of the hooks alone")
+    peer = Peer("hooks only (floor)", every, run.train_step, records, close)
+    peer.acts, peer.grads = acts, grads
+    return peer
+
+
+PEERS = {"floor": hook_floor_peer, "tensorboard": tensorboard_peer, "wandb": wandb_peer}

@@ -77,7 +77,8 @@ def test_bench_table_has_every_peer_row_at_both_everys(engine_digits, capsys):
     pytest.importorskip("wandb")
     result = bench.measure_peers(TINY, blocks=2, steps_per_block=2, warmup=1)
     rows = result["rows"]
-    assert list(rows) == ["bare", "bnviz/1", "tensorboard/1", "wandb/1", "bnviz/10", "tensorboard/10", "wandb/10"]
+    assert list(rows) == ["bare", "bnviz/1", "floor/1", "tensorboard/1", "wandb/1",
+                          "bnviz/10", "floor/10", "tensorboard/10", "wandb/10"]
     assert not result["skipped"]
     assert rows["bare"]["ratio"] == 1.0
     assert all(r["ratio"] > 0 and r["steps_per_s"] > 0 for r in rows.values())
@@ -87,7 +88,7 @@ def test_bench_table_has_every_peer_row_at_both_everys(engine_digits, capsys):
     bench.print_peers(result)
     out = capsys.readouterr().out
     assert "load average (1/5/15 min): before" in out
-    for name in ("bare loop", "bnviz", "TensorBoard add_histogram", "W&B watch(log='all')"):
+    for name in ("bare loop", "bnviz", "hooks only (floor)", "TensorBoard add_histogram", "W&B watch(log='all')"):
         assert out.count(name) >= 2  # a row (two for the peers) and its legend line
     assert "skipped" not in out
 
@@ -96,7 +97,7 @@ def test_missing_peers_are_reported_as_skipped(engine_digits, monkeypatch, capsy
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     result = bench.measure_peers(TINY, blocks=2, steps_per_block=2, warmup=1)
-    assert list(result["rows"]) == ["bare", "bnviz/1", "bnviz/10"]
+    assert list(result["rows"]) == ["bare", "bnviz/1", "floor/1", "bnviz/10", "floor/10"]
     assert set(result["skipped"]) == {"tensorboard", "wandb"}
     bench.print_peers(result)
     out = capsys.readouterr().out
@@ -109,3 +110,38 @@ def test_cli_bench_no_peers_flag_is_accepted(monkeypatch):
     monkeypatch.setattr(bench, "main", lambda **kw: calls.append(kw))
     assert cli_main(["bench", "--quick", "--no-peers"]) == 0
     assert calls == [{"quick": True, "with_peers": False}]
+
+
+def test_floor_peer_copies_the_sampled_values_of_every_stage_output_and_gradient_and_nothing_else(engine_digits):
+    """The floor row's hooks do real work: after a step its buffers hold the values at its sample positions of
+    each stage output and of its gradient, read here from the tensors themselves (retain_grad, a second copy)."""
+    import torch
+
+    run = tiny_run(engine_digits)
+    x, y = three_batches(run)[0]
+    peer = bench_peers.hook_floor_peer(run, 1, x)
+    targets = Targets.from_net(run.model)
+    seen = {}
+
+    def keep(k):
+        def hook(module, inputs, output):
+            if module.training and torch.is_grad_enabled():
+                output.retain_grad()
+                seen[k] = output
+        return hook
+
+    handles = [p.module.register_forward_hook(keep(k)) for k, p in enumerate(targets.probes)]
+    try:
+        peer.step(x, y)
+        sizes = bench_peers.probe_sizes(run, x)
+        g = torch.Generator().manual_seed(run.cfg.seed)
+        for k, n in enumerate(sizes):
+            idx = torch.randperm(n, generator=g)[:peer.acts.shape[1]].sort().values
+            assert torch.equal(peer.acts[k], seen[k].detach().flatten()[idx])
+            assert torch.equal(peer.grads[k], seen[k].grad.flatten()[idx])
+            assert peer.grads[k].abs().sum() > 0
+    finally:
+        for h in handles:
+            h.remove()
+        peer.close()
+    assert len(run.history) == 0  # the run itself records nothing
