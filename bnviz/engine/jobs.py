@@ -230,7 +230,8 @@ class Lab:
         self.stop()
         threads = max(1, available_cores() // self.limiter.capacity)  # jobs x threads <= cores
         configs = [c.replace(threads=min(c.threads, threads)) for c in configs]
-        entry = self.registry.lookup(configs, id(self))
+        cluster = self.backend == "ray"  # also join identical runs of other app servers of the cluster
+        entry = self.registry.lookup(configs, id(self), cluster)
         if entry is None:
             job = make_job(configs, self._user_datasets(configs), self.backend)
             try:
@@ -239,7 +240,7 @@ class Lab:
                     cost.check_time(self.last_cost, self.max_run_s)
                 self.limiter.check_fits(self.last_cost)
                 job.pause_limit = PAUSE_RELEASE_S
-                entry = self.registry.submit(configs, job, self.last_cost, id(self), self.client)
+                entry = self.registry.submit(configs, job, self.last_cost, id(self), self.client, cluster=cluster)
             except BaseException:
                 _discard(job)
                 raise

@@ -21,18 +21,22 @@ or importable (pip install -e .).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from . import ray_index
 from .config import RunConfig
 from .data import Dataset
 from .history import History
+from .ray_index import NAMESPACE
 from .trainer import JobSnapshot, RunSnapshot, load_for
 from .twins import data_key
 
@@ -61,10 +65,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         address = address if address is not None else os.environ.get("BNVIZ_RAY_ADDRESS", "").strip() or None
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}}
         if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False)
+            ray.init(address=address, runtime_env=env, log_to_driver=False, namespace=NAMESPACE)
         else:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=env,
-                     log_to_driver=False)  # "local": a new instance, even where `ray start` runs one
+                     log_to_driver=False, namespace=NAMESPACE)  # "local": a new instance beside any `ray start`
         log.info("Ray backend: %s", "cluster at " + address if address else "a local instance")
 
 
@@ -82,7 +86,23 @@ def _actor_class():
                 data = {tuple(k): dataset_from_plain(v) for k, v in datasets}
                 self.job = Job(configs, datasets=data)
                 self.job.pause_limit = pause_limit
+                self.servers = 1  # app servers whose sessions watch this job (the one that started it)
                 self.job.start()  # at once: calls made meanwhile wait for the constructor, so none comes first
+
+            def attach(self) -> int:
+                """Another server's sessions watch too; how many servers watch now."""
+                self.servers += 1
+                return self.servers
+
+            def detach(self) -> int:
+                """A server's last viewer left; the job stops when no server watches. How many still watch."""
+                self.servers = max(0, self.servers - 1)
+                if self.servers == 0:
+                    self.job.stop(wait=None)
+                return self.servers
+
+            def watching_servers(self) -> int:
+                return self.servers
 
             def pause(self) -> str:
                 self.job.pause()
@@ -150,7 +170,7 @@ class _RemoteRun:
 class RayJob:
     """A job trained by a Ray actor, with the interface of trainer.Job."""
 
-    def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None):
+    def __init__(self, configs: RunConfig | list[RunConfig], datasets: dict | None = None, data_for=load_for):
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not 1 <= len(configs) <= 2:
             raise ConfigError(f"a job trains 1 or 2 configs, got {len(configs)}")
@@ -161,7 +181,7 @@ class RayJob:
             cfg.validate()
             key = data_key(cfg)
             if key not in local:
-                local[key] = load_for(cfg)  # checks the data here (a bad name fails on Start) and sizes the estimate
+                local[key] = data_for(cfg)  # checks the data here (a bad name fails on Start) and sizes the estimate
             self.runs.append(_RemoteRun(cfg, local[key]))
         self.steps = max(c.steps for c in configs)
         self.threads = max(c.threads for c in configs)
@@ -176,6 +196,42 @@ class RayJob:
         self._watcher: threading.Thread | None = None
         self._ended = threading.Event()
         self._final = False  # the watcher has the last snapshot: no more calls to the actor
+        self.key: str | None = None  # the run key it is indexed under in the cluster (publish_as), if shareable
+        self.name: str | None = None  # its actor's name when indexed
+        self.owner = True  # False: attached to another server's actor (never kills it)
+        self.modified = False  # its learning rate was changed: not the config's run, not cached
+        self.keep_final = True  # its final snapshot goes to the cluster's cache (publish_as)
+
+    @classmethod
+    def attach(cls, name: str) -> RayJob | None:
+        """A proxy for the live job actor `name` that another server started (its sessions and ours then watch the
+        same run); None if it has ended meanwhile. Set `on_done`, then call `follow`."""
+        ray = ray_module()
+        try:
+            actor = ray.get_actor(name, namespace=NAMESPACE)
+            ray.get(actor.attach.remote(), timeout=CALL_TIMEOUT_S)
+            snap = snapshot_from_plain(ray.get(actor.snapshot.remote(), timeout=CALL_TIMEOUT_S))
+        except Exception as exc:  # noqa: BLE001 - gone between the index's answer and now
+            log.info("could not attach to %s: %s", name, exc)
+            return None
+        if snap.status not in ("running", "paused"):  # it ended meanwhile: its final snapshot reaches the index
+            with contextlib.suppress(Exception):
+                ray.get(actor.detach.remote(), timeout=CALL_TIMEOUT_S)
+            return None
+        job = cls([r.config for r in snap.runs], data_for=lambda cfg: None)  # the data is the other server's
+        job._actor, job.name, job.owner = actor, name, False
+        job._take(snap)
+        return job
+
+    def follow(self) -> None:
+        """Start watching an attached actor for its end (`on_done` is called then)."""
+        self._watcher = threading.Thread(target=self._watch, name="bnviz-ray-viewer", daemon=True)
+        self._watcher.start()
+
+    def publish_as(self, key: str, keep_final: bool = True) -> None:
+        """Before start: index this job in the cluster under `key`, so other servers join it; `keep_final`: its
+        final snapshot goes to the cluster's cache of finished runs."""
+        self.key, self.keep_final = key, keep_final
 
     # ---- controls -------------------------------------------------------------------------------------------
     def start(self) -> RayJob:
@@ -183,7 +239,13 @@ class RayJob:
             return self
         ensure_ray()
         datasets = [(list(k), dataset_to_plain(v)) for k, v in self.datasets.items()]
-        self._actor = _actor_class().remote([r.cfg.to_dict() for r in self.runs], datasets, self.pause_limit)
+        actor_class = _actor_class()
+        if self.key is not None:
+            self.name = f"bnviz-job-{self.key}-{uuid.uuid4().hex[:8]}"
+            actor_class = actor_class.options(name=self.name, namespace=NAMESPACE)
+        self._actor = actor_class.remote([r.cfg.to_dict() for r in self.runs], datasets, self.pause_limit)
+        if self.key is not None:
+            ray_index.call("claim", self.key, self.name)
         self.status = "running"  # the actor starts training as soon as it is built (not waited for here)
         self._watcher = threading.Thread(target=self._watch, name="bnviz-ray-job", daemon=True)
         self._watcher.start()
@@ -208,8 +270,38 @@ class RayJob:
         if wait:
             self._ended.wait(wait)
 
+    def release(self, wait: float | None = 5.0) -> int:
+        """This server's last viewer left: the job stops unless another server's sessions watch it. Returns how
+        many servers still watch (0: it stops, and this waits up to `wait` s for its end)."""
+        if self._actor is None or self._ended.is_set():
+            return 0
+        left = self._safe(lambda: self._call("detach"), 0)
+        if left == 0 and wait:
+            self._ended.wait(wait)
+        return left
+
+    def shared_elsewhere(self) -> bool:
+        """Whether another app server's sessions watch this job too."""
+        if self._actor is None or self._ended.is_set():
+            return False
+        return self._safe(lambda: self._call("watching_servers"), 1) > 1
+
+    def unpublish(self) -> None:
+        """Out of the cluster's index: paused or changed by its only viewer, it is not the config's run any more."""
+        if self.key is not None and self.name is not None:
+            ray_index.call("drop", self.key, self.name)
+        self.key = None
+
+    def has_room(self) -> bool:
+        """Whether the cluster has a free CPU for one more job (several servers share it)."""
+        try:
+            return ray_module().available_resources().get("CPU", 0.0) >= 1.0
+        except Exception:  # noqa: BLE001 - the cluster cannot say: let Ray queue the actor itself
+            return True
+
     def set_lr(self, lr: float) -> None:
         RunConfig(lr=lr).validate()
+        self.modified = True
         if self._actor is not None and not self._ended.is_set():
             self._safe(lambda: self._call("set_lr", float(lr)), None)
             for run in self.runs:
@@ -264,6 +356,10 @@ class RayJob:
             for run, rs in zip(self.runs, snap.runs, strict=False):
                 run.lr, run.step, run.status = float(rs.summary.get("lr", run.lr)), rs.step, rs.status
 
+    def _last_key(self) -> str:
+        """The run key of an attached job: the part of its actor's name after `bnviz-job-`."""
+        return (self.name or "").removeprefix("bnviz-job-").rsplit("-", 1)[0]
+
     def _safe(self, call, fallback):
         try:
             return call()
@@ -276,9 +372,20 @@ class RayJob:
         ray = ray_module()
         try:
             ray.get(self._actor.wait_done.remote(None))
-            snap = snapshot_from_plain(self._call("snapshot", timeout=CALL_TIMEOUT_S * 4))
+            try:
+                plain = self._call("snapshot", timeout=CALL_TIMEOUT_S * 4)
+            except Exception:  # the owner's server fetched the end first and freed the actor: its final snapshot
+                found = None if self.owner else ray_index.call("lookup", self._last_key())
+                if not found or found[0] != "done":
+                    raise
+                plain = found[1]
+            snap = snapshot_from_plain(plain)
             self._take(snap)
             self.status, self.error = snap.status, snap.error
+            if self.owner and self.key is not None:
+                cacheable = snap.status in ("finished", "diverged") and not self.modified and self.keep_final
+                size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
+                ray_index.call("finish", self.key, self.name, plain if cacheable else None, size)
         except Exception as exc:  # noqa: BLE001 - the worker process died (a crash, a lost node)
             self.error = f"the Ray worker of this run ended ({type(exc).__name__})"
             self.status = "error"
@@ -287,7 +394,8 @@ class RayJob:
                                          self.error)
         finally:
             self._final = True  # snapshots now come from _last
-            self.discard()
+            if self.owner:
+                self.discard()
             log.info("ray job ended: %s at step %d", self.status, self.step)
             try:
                 if self.on_done is not None:

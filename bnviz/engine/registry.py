@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_REUSE_S = 0.2  # viewers of one live run share a snapshot this young (one history copy per refresh)
 DEFAULT_CACHE_MB = 256.0
 DEFAULT_MAX_QUEUE = 64
+RETRY_S = 1.0  # while a Ray cluster has no free CPU (other servers' runs), the queue is looked at this often
 
 
 class SharedRunControl(BnvizError):
@@ -183,6 +184,7 @@ class RunRegistry:
         self._active: list[Entry] = []
         self._cache: OrderedDict[str, tuple[JobSnapshot, int]] = OrderedDict()  # key -> (snapshot, bytes)
         self._dispatching = False  # guards _dispatch against re-entry (under the lock: one thread at a time)
+        self._retry: threading.Timer | None = None  # a later look at the queue while the Ray cluster is full
         self.trained = 0  # jobs started (for the load test and the status caption)
         self.shared_hits = 0  # Starts served by a live or cached identical run
         limiter.on_release.append(self.kick)  # a slot freed elsewhere (an experiment's) starts the next in line
@@ -193,13 +195,14 @@ class RunRegistry:
             self._dispatch()
 
     # ---- asking for a run ----------------------------------------------------------------------------------
-    def lookup(self, configs: list[RunConfig], viewer: int) -> Entry | None:
-        """The live or cached entry identical to `configs`, with `viewer` attached; None if there is none."""
+    def lookup(self, configs: list[RunConfig], viewer: int, cluster: bool = False) -> Entry | None:
+        """The live or cached entry identical to `configs`, with `viewer` attached; None if there is none.
+        `cluster`: also ask the Ray cluster's run index (runs of other app servers; bnviz.engine.ray_index)."""
         key = run_key(configs)
         with self._lock:
-            return self._attach(key, viewer)
+            return self._attach(key, viewer, cluster)
 
-    def _attach(self, key: str | None, viewer: int) -> Entry | None:
+    def _attach(self, key: str | None, viewer: int, cluster: bool = False) -> Entry | None:
         if key is None:
             return None
         entry = self._live.get(key)
@@ -216,15 +219,41 @@ class RunRegistry:
             self.shared_hits += 1
             done = Entry(key, FinishedJob(cached[0]), None, state="done", viewers={viewer})
             return done
-        return None
+        return self._attach_in_cluster(key, viewer) if cluster else None
+
+    def _attach_in_cluster(self, key: str, viewer: int) -> Entry | None:
+        """Another server's live run (attached: its actor then counts this server as a watcher) or finished run."""
+        from . import ray_index
+        from .ray_backend import RayJob, snapshot_from_plain
+
+        found = ray_index.call("lookup", key)
+        if not found:
+            return None
+        kind, value = found
+        if kind == "done":
+            snap = snapshot_from_plain(value)
+            self._keep(key, snap)
+            self.shared_hits += 1
+            return Entry(key, FinishedJob(snap), None, state="done", viewers={viewer})
+        job = RayJob.attach(value)
+        if job is None:
+            return None
+        entry = Entry(key, job, None, viewers={viewer}, state="active", started_at=time.monotonic())
+        job.on_done = lambda: self._done(entry)
+        self._live[key] = entry
+        self._active.append(entry)
+        self.shared_hits += 1
+        log.info("shared run %s joined in the cluster (%s)", key[:8], value)
+        job.follow()
+        return entry
 
     def submit(self, configs: list[RunConfig], job, job_cost: cost.Cost, viewer: int, client: str | None,
-               on_start: Callable[[Entry], None] | None = None) -> Entry:
+               on_start: Callable[[Entry], None] | None = None, cluster: bool = False) -> Entry:
         """Queue a built job (or attach to an identical one that appeared meanwhile: then `job` is dropped).
         Raises ServerBusy when the client or the queue is at its cap."""
         key = run_key(configs)
         with self._lock:
-            entry = self._attach(key, viewer)
+            entry = self._attach(key, viewer, cluster)
             if entry is not None:
                 return entry
             if client is not None and not _loopback(client):
@@ -259,6 +288,10 @@ class RunRegistry:
         while self._queue:
             entry = self._queue[0]
             holder = id(entry)
+            has_room = getattr(entry.job, "has_room", None)  # a Ray job: a CPU free in the cluster (other servers')
+            if has_room is not None and self.limiter.in_use < self.limiter.capacity and not has_room():
+                self._retry_later()
+                return
             if not self.limiter.try_acquire(holder):
                 return
             try:
@@ -271,6 +304,8 @@ class RunRegistry:
             entry.state, entry.started_at = "active", time.monotonic()
             entry.job.on_done = lambda e=entry: self._done(e)
             self.trained += 1
+            if entry.key is not None and hasattr(entry.job, "publish_as"):
+                entry.job.publish_as(entry.key, self.cache_bytes > 0)  # other servers join it (ray_index)
             log.info("shared run %s started after %.1f s in the queue (%d waiting)", (entry.key or "private")[:8],
                      entry.waited, len(self._queue))  # scripts/load_test.py --class counts these lines
             try:
@@ -283,6 +318,21 @@ class RunRegistry:
                 continue
             if entry.on_start is not None:
                 entry.on_start(entry)
+
+    def _retry_later(self) -> None:
+        """The cluster is full (other servers' runs): look again in a second (pages also look when they refresh)."""
+        if self._retry is None or not self._retry.is_alive():
+            self._retry = threading.Timer(RETRY_S, self.kick)
+            self._retry.daemon = True
+            self._retry.start()
+
+    def _keep(self, key: str, snap: JobSnapshot) -> None:
+        """Cache a finished run's snapshot under `key` (least recently used out beyond the budget)."""
+        size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
+        if 0 < self.cache_bytes and size <= self.cache_bytes:
+            self._cache[key] = (snap, size)
+            self._cache.move_to_end(key)
+            self._evict()
 
     def _done(self, entry: Entry) -> None:
         """A job ended (however): free its slot, cache it if it is the config's run, start the next in line."""
@@ -298,12 +348,7 @@ class RunRegistry:
             job = entry.job
             if (entry.key is not None and not entry.modified and job.status in ("finished", "diverged")
                     and self.cache_bytes > 0):
-                snap = job.snapshot()
-                size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
-                if size <= self.cache_bytes:
-                    self._cache[entry.key] = (snap, size)
-                    self._cache.move_to_end(entry.key)
-                    self._evict()
+                self._keep(entry.key, job.snapshot())
             self._dispatch()
 
     def _evict(self) -> None:
@@ -339,6 +384,9 @@ class RunRegistry:
             if entry.key is not None and self._live.get(entry.key) is entry:
                 del self._live[entry.key]  # nobody watches: an identical Start from now on trains afresh
             job = entry.job
+        release = getattr(job, "release", None)  # a Ray job: it goes on while another server's sessions watch it
+        if release is not None:
+            return release(wait) == 0
         job.stop(wait=wait)  # outside the lock: the worker's on_done takes it
         return True
 
@@ -346,11 +394,14 @@ class RunRegistry:
         """Before `viewer` pauses or changes the run: refuse if others watch it, else make it private."""
         with self._lock:
             others = len(entry.viewers - {viewer})
-            if others:
-                raise SharedRunControl(f"{others + 1} sessions watch this run, so {what} is off: no one changes "
-                                       "another's run. Change a setting and press Start for a run of your own.")
+            elsewhere = getattr(entry.job, "shared_elsewhere", lambda: False)()  # another app server's sessions
+            if others or elsewhere:
+                who = f"{others + 1} sessions watch" if others else "sessions on another server watch"
+                raise SharedRunControl(f"{who} this run, so {what} is off: no one changes another's run. Change a "
+                                       "setting and press Start for a run of your own.")
             if entry.key is not None and self._live.get(entry.key) is entry:
                 del self._live[entry.key]
+            getattr(entry.job, "unpublish", lambda: None)()  # out of the cluster's index too
             entry.private = True
 
     def watching(self) -> int:

@@ -48,7 +48,9 @@ def warm_up() -> bool:
 
     train(RunConfig(width=4, depth=1, steps=2, eval_every=1, samples=16))
     if backend_name() == "ray":  # connect to the cluster now, not when the first student presses Start
+        from ..engine import ray_index
         from ..engine.ray_backend import ensure_ray
 
         ensure_ray()
+        ray_index.call("stats")  # and find (or create) the cluster's run index
     return True
