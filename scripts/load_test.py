@@ -2,12 +2,14 @@
 
     python scripts/load_test.py [--sessions 8] [--watch 30] [--max-jobs N] [--rss-mb MB] [--timeout 900]
     python scripts/load_test.py --class [--sessions 24] [--others 3] [--backend threads|ray] [--ray-address auto]
+                                [--nice-browsers] [--cold]
 
 --class (a class following the teacher's link; the checks below are for the default mode): the server runs with its
-default slots (one per core); N sessions open the same shared link within a few seconds and press Start; --others
-of them (spread among the rest) open the link with another seed. Reports for every session the time from its click
+default slots (one per core); the teacher's page is opened first (not with --cold), then N sessions open the same
+shared link within a few seconds and press Start; --others of them (spread among the rest) open the link with
+another seed. Reports for every session the time from its click
 to its first chart with data, whether it was queued and how long it waited, then: median and max of those times
-(identical sessions and others apart), how many runs the server actually trained (its log), the server's RSS and
+(identical sessions and others apart; and the server's part of them, from its log), how many runs the server actually trained (its log), the server's RSS and
 CPU, and the health endpoint's latency, with the load average. Exits 1 unless every identical session saw its first
 chart within --target seconds and the identical sessions were trained once. With --backend ray the jobs train in a
 Ray cluster (--ray-address, e.g. "auto" after `ray start --head`): the server's RSS then excludes the workers.
@@ -238,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice-browsers", action="store_true",
                     help="--class: run the browsers at nice 19 (stand-ins for the students' own laptops; starves "
                          "them when other work loads the machine)")
+    ap.add_argument("--cold", action="store_true", help="--class: no teacher's page opened before the class "
+                    "arrives (by default the teacher opens the shared page first, as in a lecture)")
     ap.add_argument("--ray-address", default="", help="--class with ray: BNVIZ_RAY_ADDRESS (default: local)")
     ap.add_argument("--watch", type=float, default=30.0,
                     help=f"seconds to watch all sessions train, at least {MIN_LOOKS} looks each (default 30)")
@@ -459,6 +463,12 @@ def class_mode(args) -> int:
         probe.start()
         with sync_playwright() as p:
             browser = bs.launch_chromium(p)
+            if not args.cold:  # the teacher opened the page before sharing its link: the server is warm
+                teacher = browser.new_context(viewport=bs.VIEWPORT).new_page()
+                teacher.goto(f"{server.url}/train?steps={args.class_steps}&seed=7", timeout=120_000)
+                bs.wait_for_title(teacher, "Train & watch", 120)
+                bs.wait_until_idle(teacher, 120)
+                print("  the teacher's page is open (--cold: the class arrives at a server nobody opened)", flush=True)
             script = first_chart_script(args.class_steps)
             for s in pupils:
                 s.context = browser.new_context(viewport=bs.VIEWPORT)
@@ -553,6 +563,11 @@ def class_report(args, pupils, samples, log: str, cpu_cores: float) -> int:
     print(f"  click -> first chart, shared link: {shared_text}")
     print(f"  click -> first chart, other seeds: {spread(other)[0]}; queued: "
           f"{sum(s.queued_seen for s in other)} of {len(other)}")
+    server_part = sorted(float(x) for x in re.findall(r"first chart sent ([\d.]+) s after Start", log))
+    if server_part:
+        print(f"  the server's part of it (its log: the Start's script run, the queue, the figures; not the "
+              f"browser's): median {server_part[len(server_part) // 2]:.2f} s, max {server_part[-1]:.2f} s "
+              f"({len(server_part)} sessions)")
     print(f"  runs trained by the server: {trained} (distinct settings asked for: {1 + len(other)}); queue waits "
           f"{', '.join(f'{w:.1f}' for w in waits)} s")
     print(f"  server RSS max {max((x['rss_mb'] for x in during), default=math.nan):.0f} MB; server CPU "

@@ -7,6 +7,7 @@ Any error while drawing becomes a plain message, never a traceback.
 from __future__ import annotations
 
 import html
+import logging
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from . import plot
 from .controls import LR_CHOICES, _sci
 from .page import presenting, show
 from .run_banner import remember_origin, stale_banner
+
+log = logging.getLogger("bnviz.ui.live")
 
 POLL_SECONDS = 0.5  # the charts refresh at 2 Hz while a run trains (slower when runs outnumber cores: poll_seconds)
 LIVE_POINTS = 200  # heatmap columns per cell on live pages: light enough to resend (and redraw) twice a second
@@ -96,6 +99,16 @@ def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) ->
         st.session_state["bnviz_flash"] = str(exc)
     else:
         remember_origin(origin)
+        st.session_state["bnviz_started_at"] = time.monotonic()  # for the "first chart" line in the server's log
+
+
+def log_first_chart() -> None:
+    """Once per Start: the server's part of the time from the click to the first chart with data (the script run
+    that handles the click, the queue, building the figures), as a line in the server's log; the browser's part
+    (sending the click, drawing) is not in it. scripts/load_test.py --class reports these lines."""
+    started = st.session_state.pop("bnviz_started_at", None)
+    if started is not None:
+        log.info("first chart sent %.2f s after Start", time.monotonic() - started)
 
 
 def show_flash() -> None:
@@ -217,6 +230,7 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
             try:
                 with figures.plain_figures(), plot.live_texts(polling):  # plain: a third of the cost, same JSON
                     draw(labels, histories)
+                log_first_chart()
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
         elif preview is not None:
