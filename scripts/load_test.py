@@ -9,9 +9,10 @@ default slots (one per core); the teacher's page is opened first (not with --col
 shared link within a few seconds and press Start; --others of them (spread among the rest) open the link with
 another seed. Reports for every session the time from its click
 to its first chart with data, whether it was queued and how long it waited, then: median and max of those times
-(identical sessions and others apart; and the server's part of them, from its log), how many runs the server actually trained (its log), the server's RSS and
-CPU, and the health endpoint's latency, with the load average. Exits 1 unless every identical session saw its first
-chart within --target seconds and the identical sessions were trained once. With --backend ray the jobs train in a
+(identical sessions and others apart; and the server's part of them, from its log), how many runs the server
+actually trained (its log), the server's RSS and CPU, and the health endpoint's latency, with the load average.
+Exits 1 unless every identical session saw its first chart within --target seconds and the identical sessions were
+trained once. With --backend ray the jobs train in a
 Ray cluster (--ray-address, e.g. "auto" after `ray start --head`): the server's RSS then excludes the workers.
 
 Starts the app on a free loopback port (BNVIZ_MAX_JOBS = --max-jobs, default N), opens N headless Chromium contexts
