@@ -418,10 +418,9 @@ def first_chart_script(steps: int) -> str:
 }})();"""
 
 
-def renice_browsers() -> int:
-    """Lower the priority of this script's Chromium processes (nice 19): they stand in for the students' own
-    laptops, and should not take the server's two cores as they would if they ran beside it unchecked."""
-    me, children, count = os.getpid(), {}, 0
+def browser_pids() -> list[int]:
+    """This script's Chromium processes (its descendants named chrom*)."""
+    me, children, found = os.getpid(), {}, []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             pid, rest = stat.read_text().split(" ", 1)
@@ -433,7 +432,31 @@ def renice_browsers() -> int:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            if "chrom" in Path(f"/proc/{pid}/comm").read_text() and os.getpriority(os.PRIO_PROCESS, pid) < 19:
+            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def browsers_cpu_s() -> float:
+    """CPU seconds the live Chromium processes of this script have used (processes that ended are not counted)."""
+    total = 0.0
+    for pid in browser_pids():
+        try:
+            total += proc_stats(pid)["cpu_s"]
+        except (OSError, AttributeError):
+            continue
+    return total
+
+
+def renice_browsers() -> int:
+    """Lower the priority of this script's Chromium processes (nice 19): they stand in for the students' own
+    laptops, and should not take the server's two cores as they would if they ran beside it unchecked."""
+    count = 0
+    for pid in browser_pids():
+        try:
+            if os.getpriority(os.PRIO_PROCESS, pid) < 19:
                 os.setpriority(os.PRIO_PROCESS, pid, 19)
                 count += 1
         except OSError:
@@ -483,7 +506,7 @@ def class_mode(args) -> int:
                 s.opened = time.monotonic() - t0
             print(f"  {n} links opened within {max(s.opened for s in pupils):.1f} s", flush=True)
             probe.phase = "class"
-            cpu0, wall0 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic()
+            cpu0, wall0, browsers0 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic(), browsers_cpu_s()
             for s in pupils:  # each presses Start as soon as its page is ready
                 try:
                     bs.wait_for_title(s.page, "Train & watch", 120)
@@ -519,7 +542,7 @@ def class_mode(args) -> int:
                 if done == len(pupils):
                     break
                 time.sleep(0.5)
-            cpu1, wall1 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic()
+            cpu1, wall1, browsers1 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic(), browsers_cpu_s()
             for s in pupils:
                 errors = bs.error_texts(s.page)
                 if errors and not s.problem:
@@ -538,10 +561,11 @@ def class_mode(args) -> int:
         watchdog.cancel()
     if args.nice_browsers:
         print(f"  {reniced} Chromium processes at nice 19 (the students' browsers would run on their own machines)")
-    return class_report(args, pupils, probe.samples, log, (cpu1 - cpu0) / max(1e-9, wall1 - wall0))
+    wall = max(1e-9, wall1 - wall0)
+    return class_report(args, pupils, probe.samples, log, (cpu1 - cpu0) / wall, (browsers1 - browsers0) / wall)
 
 
-def class_report(args, pupils, samples, log: str, cpu_cores: float) -> int:
+def class_report(args, pupils, samples, log: str, cpu_cores: float, browser_cores: float) -> int:
     waits = [float(w) for w in re.findall(r"started after ([\d.]+) s in the queue", log)]
     trained = len(waits)
     print(f"\n{'session':>7} {'seed':>4} {'link':>7} {'opened':>6} {'clicked':>7} {'click->chart':>12} "
@@ -572,7 +596,8 @@ def class_report(args, pupils, samples, log: str, cpu_cores: float) -> int:
     print(f"  runs trained by the server: {trained} (distinct settings asked for: {1 + len(other)}); queue waits "
           f"{', '.join(f'{w:.1f}' for w in waits)} s")
     print(f"  server RSS max {max((x['rss_mb'] for x in during), default=math.nan):.0f} MB; server CPU "
-          f"{cpu_cores:.2f} cores on average from the first link to the last first chart")
+          f"{cpu_cores:.2f} cores on average from the first link to the last first chart; the browsers "
+          f"{browser_cores:.2f} cores")
     print(f"  health latency median {lat[len(lat) // 2]:.3f} s, max {lat[-1]:.3f} s, "
           f"{sum(not x['ok'] for x in during)} failed of {len(during)}")
     ok = (len(shared_d) == len(shared) and shared_d[-1] <= args.target and trained <= 1 + len(other)
