@@ -115,9 +115,11 @@ def warm(runs: list[WarmRun], limiter: JobLimiter | None = None, registry: RunRe
         log.warning("%s: BNVIZ_CACHE_MB=0 turns the finished-run cache off, so warming would keep nothing: skipped",
                     ENV)
         return WarmReport([], 0.0, registry.cache_bytes)
-    bound = sum(len(run.configs) for run in runs) * cost.HISTORY_BYTES
-    log.info("warm-up: training %d presets in the background, %d at a time (their histories take at most %.0f MB, "
-             "the cache allows %.0f MB)", len(runs), parallel, bound / 2**20, registry.cache_bytes / 2**20)
+    bound = sum(len(run.configs) for run in runs) * cost.HISTORY_BYTES  # the cost model's bound, not an estimate
+    log.info("warm-up: training %d presets in the background, %d at a time; the cache allows %.0f MB (%s)",
+             len(runs), parallel, registry.cache_bytes / 2**20,
+             f"their histories take at most {bound / 2**20:.0f} MB: they fit" if bound <= registry.cache_bytes
+             else "their sizes are measured as they finish")
     todo = deque(enumerate(runs))
     results: list[WarmResult | None] = [None] * len(runs)
     lock = threading.Lock()
