@@ -174,6 +174,16 @@ def test_a_start_while_warming_joins_the_live_run(bench):
     lab.reset()
 
 
+def test_warming_a_run_a_student_started_trains_nothing_more(bench):
+    limiter, registry, session = bench
+    lab = session("10.0.0.9")
+    lab.start(RUNS[0].configs, RUNS[0].labels)  # a student was first
+    report = warm(RUNS[:1], limiter, registry)  # joins that run (or finds it cached)
+    assert report.results[0].cached and registry.stats()["trained"] == 1
+    assert lab.entry.state == "done" and lab.snapshot().status == "finished"  # the student's view is unchanged
+    assert limiter.in_use == 0 and registry.watchers(lab.entry) == 1  # only the student is left on it
+
+
 def test_histories_over_the_cache_budget_are_reported(bench, caplog):
     limiter, _, _ = bench
     registry = RunRegistry(limiter, cache_bytes=1)  # nothing fits
