@@ -5,6 +5,7 @@ import streamlit as st
 from bnviz import figures
 from bnviz.engine.twins import what_runs_share
 from bnviz.science.presets import DEFAULT_PRESET, PRESETS
+from bnviz.ui.link_params import preset_configs
 from bnviz.ui.live import LIVE_POINTS, live_view, start
 from bnviz.ui.page import page_header, show
 from bnviz.ui.state import get_lab
@@ -26,7 +27,7 @@ left, right = st.columns([1, 2])
 with left:
     st.header("One-click demo")
     if st.button("▶ Watch BN vs no BN", type="primary", key="home_demo"):
-        start(lab, preset.configs(), list(preset.labels), origin="home")
+        start(lab, preset_configs(DEFAULT_PRESET), list(preset.labels), origin="home")  # the picker's runs
     st.markdown(f"**Look for:** {preset.look_for}")  # next to the button: on a projector's first screen
     st.markdown(f"{preset.summary} {what_runs_share(*preset.configs()).sentence()}")
 with right:

@@ -3,6 +3,8 @@
 # $BNVIZ_MAX_JOBS runs training at once (default: one per core). .streamlit/config.toml supplies the rest (no usage
 # statistics, no tracebacks for viewers, XSRF and CORS protection on, 100 MB upload cap, file watcher off).
 # Runs beyond the cap wait in a queue; identical runs are trained once (BNVIZ_CACHE_MB, BNVIZ_RUNS_PER_CLIENT).
+# BNVIZ_WARM=presets: the first page opened (yours, before class) starts training every preset once in the
+# background, so the class gets them from the cache at once.
 # BNVIZ_BACKEND=ray BNVIZ_RAY_ADDRESS=auto: runs train in a Ray cluster (README, "Serve a course").
 # No authentication and no TLS: see README, "Serve it for a class".
 cd "$(dirname "$0")/.." || exit 1

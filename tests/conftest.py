@@ -35,6 +35,13 @@ def engine_one_torch_thread():
 
 
 @pytest.fixture(autouse=True)
+def no_warm_up(monkeypatch):
+    """A BNVIZ_WARM=presets exported in the shell does not make every AppTest of the app train all the presets
+    (tests/test_warm.py sets it where it is tested)."""
+    monkeypatch.delenv("BNVIZ_WARM", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def fresh_run_cache():
     """Each test trains its own runs: the finished-run caches of bnviz.engine.registry start empty (runs are shared
     by key across sessions of a server, and every test of a process is the same server)."""

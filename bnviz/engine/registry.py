@@ -420,6 +420,12 @@ class RunRegistry:
                     "cache_mb": sum(s for _, s in self._cache.values()) / 2**20, "trained": self.trained,
                     "shared_hits": self.shared_hits}
 
+    def cached_bytes(self, key: str | None) -> int | None:
+        """The size of the cached history of run `key`, or None when it is not cached (read-only: no hit counted)."""
+        with self._lock:
+            cached = self._cache.get(key) if key is not None else None
+            return cached[1] if cached is not None else None
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()

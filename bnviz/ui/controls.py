@@ -46,7 +46,7 @@ from .choices import (
     twin_changes,
     twin_default,
 )
-from .link_params import LINKED_FIELDS, canonical
+from .link_params import LINKED_FIELDS, canonical, preset_configs
 from .page import presenting
 from .state import get_lab
 from .upload_panel import dataset_choices
@@ -275,7 +275,7 @@ def preset_picker(prefix: str, twin_prefix: str, container=None) -> None:
         preset = PRESETS.get(st.session_state[_key(prefix, "preset")])
         if preset is None:
             return
-        a, b = preset.configs()
+        a, b = preset_configs(preset.name)
         current = st.session_state.get(_key(prefix, "dataset"))
         if isinstance(current, str) and is_user_data(current):  # your own images stay: the preset sets the rest
             a, b = a.replace(dataset=current), b.replace(dataset=current)

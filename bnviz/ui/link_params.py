@@ -162,6 +162,13 @@ def canonical(cfg: RunConfig) -> RunConfig:
                                bn_momentum=round(cfg.bn_momentum, 2), sgd_momentum=round(cfg.sgd_momentum, 2))
 
 
+def preset_configs(name: str) -> list[RunConfig]:
+    """The configs a Start of preset `name` trains (before the server's thread share): the preset's, as the sidebar's
+    widgets give them back (`canonical`: eval_every from steps). The picker, the home page's demo and the server's
+    warm-up (BNVIZ_WARM=presets) all use it, so they ask for the same runs and share them."""
+    return [canonical(cfg) for cfg in PRESETS[name].configs()]
+
+
 def defaults_of(page: PageLink) -> Experiment:
     """The experiment a bare URL of this page opens."""
     configs = {prefix: canonical(cfg) for prefix, cfg in page.configs.items()}

@@ -8,6 +8,9 @@ import logging
 import streamlit as st
 
 from ..engine.jobs import Lab
+from ..engine.warm import WarmRun, start_warming, warm_mode
+from ..science.presets import PRESETS
+from .link_params import preset_configs
 
 
 def _log_to_stderr() -> None:
@@ -41,7 +44,9 @@ def get_lab() -> Lab:
 @st.cache_resource(show_spinner="Warming up PyTorch (once per server)...")
 def warm_up() -> bool:
     """Train a tiny model for two steps once per server process: torch's first optimizer step and the digits
-    loader are slow the first time (seconds), and that should not happen after a teacher presses Start."""
+    loader are slow the first time (seconds), and that should not happen after a teacher presses Start. With
+    BNVIZ_WARM=presets, then train every preset once in the background (bnviz.engine.warm), so that a class clicking
+    presets gets finished runs from the server's cache."""
     from ..engine.config import RunConfig
     from ..engine.jobs import backend_name
     from ..engine.trainer import train
@@ -53,4 +58,11 @@ def warm_up() -> bool:
 
         ensure_ray()
         ray_index.call("stats")  # and find (or create) the cluster's run index
+    if warm_mode() == "presets":  # BNVIZ_WARM: any other value is logged as a warning there
+        start_warming(preset_runs())
     return True
+
+
+def preset_runs() -> list[WarmRun]:
+    """Every preset as its Start asks for it (`link_params.preset_configs`, as the picker and the home demo do)."""
+    return [WarmRun(name, preset_configs(name), list(preset.labels)) for name, preset in PRESETS.items()]
