@@ -89,7 +89,7 @@ def recorded_keys(monkeypatch):
     so nothing trains."""
     keys: list[str] = []
 
-    def lookup(self, configs, viewer):
+    def lookup(self, configs, viewer, cluster=False):
         keys.append(run_key(configs))
         raise ServerBusy("recorded for the test")
 
