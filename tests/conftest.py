@@ -63,7 +63,8 @@ def ray_session():
     """A local Ray instance (2 CPUs) for the rest of the test process, started on first use and shut down at the
     end only if this fixture started it (so it coexists with any other module that starts or uses one). Skips the
     test, with the reason, when ray is not installed."""
-    ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip install -r requirements-ray.txt")
+    ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip install -r requirements-ray.txt",
+                              exc_type=ImportError)  # not installed, or installed but broken
     from bnviz.engine.ray_backend import ensure_ray
 
     started = not ray.is_initialized()
