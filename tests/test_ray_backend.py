@@ -1,8 +1,8 @@
-"""The Ray job backend (bnviz.engine.ray_backend) against a real local Ray instance, started once for the module:
+"""The Ray job backend (bnviz.engine.ray_backend) against a real local Ray instance (conftest's ray_session):
 a job, a shared identical run, pause/resume/stop, a mid-run learning-rate change, a crash inside a job and a dead
 worker, and the same numbers as the thread backend. Skipped (with the reason) when ray is not installed. The app's
 pages on Ray: tests/test_app.py runs each of its training AppTests on both backends (its `backend` fixture); both
-modules share conftest's `ray_session`, one local Ray instance per test process."""
+modules share the one local Ray instance of the test process."""
 
 from __future__ import annotations
 
