@@ -56,12 +56,29 @@ def fresh_run_cache():
 
 @pytest.fixture
 def no_training_thread_left():
-    """Every test stops what it started: no bnviz worker thread outlives it (use with pytest.mark.usefixtures)."""
+    """Every test stops what it started: no bnviz worker thread (nor the thread that watches a Ray job's actor, which
+    ends after the actor is killed) outlives it (use with pytest.mark.usefixtures)."""
     yield
     end = time.monotonic() + 5
-    while any(t.name == "bnviz-job" and t.is_alive() for t in threading.enumerate()):
+    while any(t.name in ("bnviz-job", "bnviz-ray-job") and t.is_alive() for t in threading.enumerate()):
         assert time.monotonic() < end, "a training thread is still running after the test"
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance (2 CPUs) for the rest of the test process, started on first use and shut down at the
+    end only if this fixture started it (so it coexists with any other module that starts or uses one). Skips the
+    test, with the reason, when ray is not installed."""
+    ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip install -r requirements-ray.txt",
+                              exc_type=ImportError)  # not installed, or installed but broken
+    from bnviz.engine.ray_backend import ensure_ray
+
+    started = not ray.is_initialized()
+    ensure_ray(num_cpus=2)
+    yield ray
+    if started and ray.is_initialized():
+        ray.shutdown()
 
 
 # ---- browser fixtures (shared by the browser test modules; a module may define its own with the same name) -------

@@ -1,6 +1,8 @@
-"""The Ray job backend (bnviz.engine.ray_backend) against a real local Ray instance, started once for the module:
+"""The Ray job backend (bnviz.engine.ray_backend) against a real local Ray instance (conftest's ray_session):
 a job, a shared identical run, pause/resume/stop, a mid-run learning-rate change, a crash inside a job and a dead
-worker, and the same numbers as the thread backend. Skipped (with the reason) when ray is not installed."""
+worker, and the same numbers as the thread backend. Skipped (with the reason) when ray is not installed. The app's
+pages on Ray: tests/test_app.py runs each of its training AppTests on both backends (its `backend` fixture); both
+modules share the one local Ray instance of the test process."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip instal
 from bnviz.engine.config import RunConfig  # noqa: E402
 from bnviz.engine.data import load_dataset  # noqa: E402
 from bnviz.engine.jobs import JobLimiter, Lab  # noqa: E402
-from bnviz.engine.ray_backend import RayJob, ensure_ray  # noqa: E402
+from bnviz.engine.ray_backend import RayJob  # noqa: E402
 from bnviz.engine.registry import RunRegistry  # noqa: E402
 from bnviz.engine.trainer import Job  # noqa: E402
 
@@ -24,12 +26,9 @@ LONG = RunConfig(width=4, depth=2, steps=20_000, samples=64)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    started = not ray.is_initialized()
-    ensure_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
+def local_ray(ray_session):
+    """conftest's local Ray instance: started once per test process (shut down at its end only if it started it)."""
+    return ray_session
 
 
 @pytest.fixture
@@ -136,45 +135,3 @@ def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path, capsys):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "threads" / name).read_bytes(), name
     assert "finished: 12 steps" in capsys.readouterr().out
 
-
-def test_the_app_trains_through_the_ray_backend(monkeypatch):
-    """The Train page's Start, Pause, Resume and Stop with Ray behind them (AppTest; the rest of test_app.py drives
-    the thread backend, and the Lab and registry are the same for both)."""
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-    from test_app import ROOT, assert_clean, click, small_sidebar, status_text
-
-    import bnviz.ui.state as state
-
-    made: list[Lab] = []
-    limiter = JobLimiter(2)
-
-    def factory() -> Lab:
-        made.append(Lab(limiter=limiter, registry=RunRegistry(limiter, cache_bytes=0), backend="ray"))
-        return made[-1]
-
-    monkeypatch.setattr(state, "Lab", factory)
-    st.cache_resource.clear()
-    try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.run()
-        at.switch_page("pages/train.py")
-        at.run()
-        small_sidebar(at, steps=20_000, twin=False)
-        click(at, "train_start")
-        job = made[0].job
-        assert isinstance(job, RayJob) and job.status == "running"
-        click(at, "train_pause")
-        assert job.status == "paused"
-        click(at, "train_resume")
-        assert job.status == "running"
-        wait_until(lambda: job.snapshot().step > 5)
-        at.run()
-        assert_clean(at)
-        assert "running" in status_text(at)
-        click(at, "train_stop")
-        assert job.status == "stopped" and "stopped" in status_text(at)
-    finally:
-        st.cache_resource.clear()
-        for lab in made:
-            lab.reset()
