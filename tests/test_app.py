@@ -16,8 +16,8 @@ run) takes the `backend` fixture and runs once on each job backend: "threads" (t
 without ray). It sets BNVIZ_BACKEND, which the session's Lab reads when it is created, and `labs` then checks that
 every job the test built is of that backend and that it started at least one (a Ray job: its actor was created),
 so a ray variant cannot pass on work done in this process. Each test has its own limiter, so its own run registry
-and finished-run cache: no run trained by one variant is served to the other. Pages that only render are tested
-once, on threads.
+and finished-run cache: no run trained by one variant is served to the other. Pages that only render, and tests
+that train only to have a run to draw (THREADS_ONLY), run once, on threads.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ def backend(request, monkeypatch, threads_unless_asked) -> str:
         request.getfixturevalue("ray_session")  # conftest: one local Ray instance per process; skips without ray
     monkeypatch.setenv("BNVIZ_BACKEND", request.param)
     return request.param
+
+
+# Tests that train only to have a run to draw, or that check a page's words about it: once, on threads. The controls
+# of a run (start, stop, pause, resume, a live learning-rate change, the queue, a shared run, an error, a closed
+# session, a twin) run on both; a finished run draws the same from either backend (the same numbers:
+# test_ray_backend.py), and each Ray job costs about 4 s of actor start-up here.
+THREADS_ONLY = pytest.mark.parametrize("backend", ["threads"], indirect=True)
 
 
 @pytest.fixture
@@ -231,6 +238,7 @@ def test_pause_and_resume(labs, backend):
     assert job.status == "stopped" and "stopped" in status_text(at)
 
 
+@THREADS_ONLY
 def test_a_running_job_survives_a_page_switch(labs, backend):
     at = open_page("train")
     small_sidebar(at, steps=20_000, twin=False)
@@ -245,6 +253,7 @@ def test_a_running_job_survives_a_page_switch(labs, backend):
     assert job.status == "stopped"
 
 
+@THREADS_ONLY
 def test_reset_clears(labs, backend):
     at = open_page("train")
     small_sidebar(at, steps=10, twin=False)
@@ -291,6 +300,7 @@ def test_the_twin_and_compare_pages_say_what_the_two_runs_share(labs):
     assert any("different batches: with batch sizes 64 and 32" in c.value for c in at.caption)
 
 
+@THREADS_ONLY
 def test_twin_off_trains_one_run(labs, backend):
     at = open_page("train")
     small_sidebar(at, steps=10, twin=False)
@@ -326,6 +336,7 @@ def test_sigmoid_preset_sets_model_and_activation(labs):
     assert at.radio(key="cfg_init").value == "default"
 
 
+@THREADS_ONLY
 def test_sigmoid_preset_trains_the_preset_config(labs, backend):
     at = open_page("train")
     at.selectbox(key="cfg_preset").set_value("Sigmoid network (Ioffe & Szegedy, Figure 1)")
@@ -450,6 +461,7 @@ def start_small_compare() -> AppTest:
     return at
 
 
+@THREADS_ONLY
 def test_compare_starts_batch_norm_against_none(labs, backend):
     at = start_small_compare()
     lab = labs[0]
@@ -464,6 +476,7 @@ def test_compare_starts_batch_norm_against_none(labs, backend):
     assert list(table["run"]) == ["BN", "no BN"] and list(table["norm"]) == ["batch", "none"]
 
 
+@THREADS_ONLY
 def test_home_demo_starts_the_default_preset(labs, backend):
     at = open_page("home")
     click(at, "home_demo")
@@ -500,6 +513,7 @@ def test_session_end_stops_the_job(labs, backend):
     assert not job.alive and lab.job is None and lab.limiter.in_use == 0
 
 
+@THREADS_ONLY
 @pytest.mark.parametrize("norm, twin", [("batch", True), ("none", False)])
 def test_every_page_draws_a_finished_run(labs, backend, norm, twin):
     """With data to draw, no page shows an exception, an error or a chart warning."""
@@ -531,6 +545,7 @@ def _banners(at) -> list[str]:
     return [w.value for w in at.warning if w.value.startswith("These charts show")]
 
 
+@THREADS_ONLY
 def test_changed_settings_are_flagged_and_can_be_put_back(labs, backend):
     at = open_page("train")
     at.selectbox(key="cfg_norm").set_value("batch")
@@ -551,6 +566,7 @@ def test_changed_settings_are_flagged_and_can_be_put_back(labs, backend):
     assert not _banners(at)
 
 
+@THREADS_ONLY
 def test_a_compare_run_is_named_on_train_and_watch(labs, backend):
     at = start_small_compare()
     assert on_backend(labs[0].job, backend).join(JOIN)

@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip instal
 from bnviz.engine.config import RunConfig  # noqa: E402
 from bnviz.engine.jobs import JobLimiter, Lab  # noqa: E402
 from bnviz.engine.ray_backend import RayJob, ensure_ray  # noqa: E402
-from bnviz.engine.registry import FinishedJob, RunRegistry, SharedRunControl  # noqa: E402
+from bnviz.engine.registry import RETRY_S, FinishedJob, RunRegistry, SharedRunControl  # noqa: E402
 
 pytestmark = pytest.mark.ray
 MB = 2**20
@@ -125,6 +125,7 @@ def test_a_server_waits_for_a_free_cpu_of_the_cluster(servers):
     b.start([long_run(506)])
     assert b.queued and b.limiter.in_use == 0  # B's own slots are free, the cluster's CPUs are not
     assert b.place().position == 1
+    time.sleep(3 * RETRY_S)  # B looks at the full cluster several times first (each look schedules the next)
     a1.stop()
     wait_until(lambda: not b.queued)  # started by B's retry once the CPU is back
     assert b.job.owner and b.job.status == "running"

@@ -308,10 +308,18 @@ class RayJob:
                 run.lr = float(lr)
 
     def wait_for_data(self, timeout: float) -> bool:
+        """Up to `timeout` s in all: an actor that is still starting (a worker process that imports torch, a few
+        seconds) answers later, and the page's refresh then shows the first step."""
         if self._actor is None:
             return False
-        return bool(self._safe(lambda: self._call("wait_for_data", timeout, timeout=timeout + CALL_TIMEOUT_S),
-                               False))
+        ray = ray_module()
+        try:
+            return bool(ray.get(self._actor.wait_for_data.remote(timeout), timeout=timeout))
+        except ray.exceptions.GetTimeoutError:
+            return False
+        except Exception as exc:  # noqa: BLE001 - a dead actor: reported by the watcher as the job's error
+            log.warning("Ray job call failed: %s", exc)
+            return False
 
     def join(self, timeout: float | None = None) -> bool:
         self._ended.wait(timeout)

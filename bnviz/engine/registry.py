@@ -321,10 +321,15 @@ class RunRegistry:
 
     def _retry_later(self) -> None:
         """The cluster is full (other servers' runs): look again in a second (pages also look when they refresh)."""
-        if self._retry is None or not self._retry.is_alive():
-            self._retry = threading.Timer(RETRY_S, self.kick)
+        if self._retry is None:
+            self._retry = threading.Timer(RETRY_S, self._retry_now)
             self._retry.daemon = True
             self._retry.start()
+
+    def _retry_now(self) -> None:
+        with self._lock:
+            self._retry = None  # a look that finds the cluster still full schedules the next one
+            self._dispatch()
 
     def _keep(self, key: str, snap: JobSnapshot) -> None:
         """Cache a finished run's snapshot under `key` (least recently used out beyond the budget)."""
