@@ -207,6 +207,19 @@ def test_controls_set_the_config_and_start_runs_to_the_end(labs, backend):
     assert at.button(key="train_stop").disabled  # nothing left to stop
 
 
+@THREADS_ONLY
+def test_the_server_logs_its_part_of_click_to_first_chart_once_per_start(labs, backend, caplog):
+    """The line scripts/load_test.py --class reads: once per Start, when the first chart with data is drawn."""
+    caplog.set_level("INFO", logger="bnviz")
+    at = open_page("train")
+    small_sidebar(at, steps=20, twin=False)
+    click(at, "train_start")
+    assert on_backend(labs[0].job, backend).join(JOIN)
+    at.run()  # a later run draws charts again: no second line
+    lines = [r.getMessage() for r in caplog.records if "first chart sent" in r.getMessage()]
+    assert len(lines) == 1 and re.fullmatch(r"first chart sent \d+\.\d\d s after Start", lines[0]), lines
+
+
 def test_stop_stops_a_running_job(labs, backend):
     at = open_page("train")
     small_sidebar(at, steps=20_000, twin=False)
