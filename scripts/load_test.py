@@ -588,11 +588,16 @@ def class_report(args, pupils, samples, log: str, cpu_cores: float, browser_core
     print(f"  click -> first chart, shared link: {shared_text}")
     print(f"  click -> first chart, other seeds: {spread(other)[0]}; queued: "
           f"{sum(s.queued_seen for s in other)} of {len(other)}")
-    server_part = sorted(float(x) for x in re.findall(r"first chart sent ([\d.]+) s after Start", log))
-    if server_part:
-        print(f"  the server's part of it (its log: the Start's script run, the queue, the figures; not the "
-              f"browser's): median {server_part[len(server_part) // 2]:.2f} s, max {server_part[-1]:.2f} s "
-              f"({len(server_part)} sessions)")
+    parts = re.findall(r"first chart sent ([\d.]+) s after Start \(run (\w+)\)", log)
+    if parts:
+        shared_key = max({k for _, k in parts}, key=lambda k: sum(1 for _, x in parts if x == k))
+        for name, group in (("shared link", [float(t) for t, k in parts if k == shared_key]),
+                            ("other seeds", sorted(float(t) for t, k in parts if k != shared_key))):
+            group.sort()
+            if group:
+                print(f"  the server's part, {name} (its log: from the script run that handles the click to the "
+                      f"first chart sent; not the browser's): median {group[len(group) // 2]:.2f} s, max "
+                      f"{group[-1]:.2f} s ({len(group)} sessions: {', '.join(f'{t:.1f}' for t in group)})")
     print(f"  runs trained by the server: {trained} (distinct settings asked for: {1 + len(other)}); queue waits "
           f"{', '.join(f'{w:.1f}' for w in waits)} s")
     print(f"  server RSS max {max((x['rss_mb'] for x in during), default=math.nan):.0f} MB; server CPU "

@@ -217,7 +217,7 @@ def test_the_server_logs_its_part_of_click_to_first_chart_once_per_start(labs, b
     assert on_backend(labs[0].job, backend).join(JOIN)
     at.run()  # a later run draws charts again: no second line
     lines = [r.getMessage() for r in caplog.records if "first chart sent" in r.getMessage()]
-    assert len(lines) == 1 and re.fullmatch(r"first chart sent \d+\.\d\d s after Start", lines[0]), lines
+    assert len(lines) == 1 and re.fullmatch(r"first chart sent \d+\.\d\d s after Start \(run \w{8}\)", lines[0]), lines
 
 
 def test_stop_stops_a_running_job(labs, backend):

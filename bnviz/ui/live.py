@@ -93,22 +93,25 @@ def start(lab: Lab, configs: list[RunConfig], labels: list[str], origin: str) ->
     rerun: everything drawn after the button in this same run already shows the new job (the first chart comes one
     script run sooner); a refusal (bad settings, a cap) is shown by the status line, a queued run by its place."""
     lab.client = client_address()
+    clicked = time.monotonic()
     try:
         lab.start(configs, labels)
     except BnvizError as exc:
         st.session_state["bnviz_flash"] = str(exc)
     else:
         remember_origin(origin)
-        st.session_state["bnviz_started_at"] = time.monotonic()  # for the "first chart" line in the server's log
+        st.session_state["bnviz_started_at"] = clicked  # for the "first chart" line in the server's log
 
 
-def log_first_chart() -> None:
-    """Once per Start: the server's part of the time from the click to the first chart with data (the script run
-    that handles the click, the queue, building the figures), as a line in the server's log; the browser's part
-    (sending the click, drawing) is not in it. scripts/load_test.py --class reports these lines."""
+def log_first_chart(lab: Lab) -> None:
+    """Once per Start: the server's part of the time from the click to the first chart with data (from the script
+    run that handles the click: starting or joining the run, the queue, building the figures), as a line in the
+    server's log with the run's key; the browser's part (sending the click, drawing) is not in it.
+    scripts/load_test.py --class reports these lines."""
     started = st.session_state.pop("bnviz_started_at", None)
     if started is not None:
-        log.info("first chart sent %.2f s after Start", time.monotonic() - started)
+        key = lab.entry.key if lab.entry is not None and lab.entry.key else "private"
+        log.info("first chart sent %.2f s after Start (run %s)", time.monotonic() - started, key[:8])
 
 
 def show_flash() -> None:
@@ -230,7 +233,7 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
             try:
                 with figures.plain_figures(), plot.live_texts(polling):  # plain: a third of the cost, same JSON
                     draw(labels, histories)
-                log_first_chart()
+                log_first_chart(lab)
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
         elif preview is not None:
