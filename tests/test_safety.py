@@ -442,6 +442,23 @@ def test_the_parsing_process_gives_the_same_result_as_parsing_here(run_folder):
         sandbox.unpack_runs(zipped_folder(run_folder, {"arrays.npz": npz_of(extra=np.zeros(3))}))
 
 
+def test_the_parsing_process_does_not_run_the_servers_main_script(tmp_path, monkeypatch):
+    """Under `streamlit run`, `__main__` is the app's script (Streamlit installs each script run as `__main__`), and
+    multiprocessing would import it in every new process: the app's top level, before the parser's limits."""
+    import sys
+    import types
+
+    from bnviz.engine import sandbox
+
+    marker, script = tmp_path / "ran", tmp_path / "app_script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert sandbox.parse_upload("c.zip", zip_of(class_files(2))).classes
+    assert not marker.exists()
+
+
 def test_a_file_over_the_memory_limit_costs_only_the_parsing_process(monkeypatch):
     from bnviz.engine import limits, sandbox
 
