@@ -127,5 +127,5 @@ def test_a_server_waits_for_a_free_cpu_of_the_cluster(servers):
     assert b.place().position == 1
     time.sleep(3 * RETRY_S)  # B looks at the full cluster several times first (each look schedules the next)
     a1.stop()
-    wait_until(lambda: not b.queued)  # started by B's retry once the CPU is back
-    assert b.job.owner and b.job.status == "running"
+    wait_until(lambda: not b.queued and b.job.status == "running")  # started by B's retry once the CPU is back
+    assert b.job.owner
