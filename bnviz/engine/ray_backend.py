@@ -244,11 +244,11 @@ class RayJob:
             self.name = f"bnviz-job-{self.key}-{uuid.uuid4().hex[:8]}"
             actor_class = actor_class.options(name=self.name, namespace=NAMESPACE)
         self._actor = actor_class.remote([r.cfg.to_dict() for r in self.runs], datasets, self.pause_limit)
-        if self.key is not None:
-            ray_index.call("claim", self.key, self.name)
         self.status = "running"  # the actor starts training as soon as it is built (not waited for here)
         self._watcher = threading.Thread(target=self._watch, name="bnviz-ray-job", daemon=True)
         self._watcher.start()
+        if self.key is not None:  # after: a page that looks meanwhile sees a running job, not a "ready" one
+            ray_index.call("claim", self.key, self.name)
         return self
 
     def _call(self, method: str, *args, timeout: float = CALL_TIMEOUT_S):
