@@ -14,22 +14,21 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray backend is optional: pip install -r requirements-ray.txt")
 
+from test_ray_backend import wait_until  # noqa: E402
+
 from bnviz.engine.config import RunConfig  # noqa: E402
 from bnviz.engine.jobs import JobLimiter, Lab  # noqa: E402
-from bnviz.engine.ray_backend import RayJob, ensure_ray  # noqa: E402
+from bnviz.engine.ray_backend import RayJob  # noqa: E402
 from bnviz.engine.registry import RETRY_S, FinishedJob, RunRegistry, SharedRunControl  # noqa: E402
 
 pytestmark = pytest.mark.ray
 MB = 2**20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    started = not ray.is_initialized()
-    ensure_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
+@pytest.fixture(autouse=True)
+def local_ray(ray_session):
+    """conftest's local Ray instance, shared with test_ray_backend.py and test_app.py's Ray variants."""
+    return ray_session
 
 
 class Servers:
@@ -55,13 +54,6 @@ def servers():
     yield made
     for lab in made.labs:
         lab.reset()
-
-
-def wait_until(predicate, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
 
 
 def long_run(seed: int) -> RunConfig:
