@@ -196,14 +196,14 @@ class RayJob:
         self._watcher: threading.Thread | None = None
         self._ended = threading.Event()
         self._final = False  # the watcher has the last snapshot: no more calls to the actor
-        self.key: str | None = None  # the run key it is indexed under in the cluster (publish_as), if shareable
+        self.key: str | None = None  # the run key it is indexed under in the cluster (publish_as, attach)
         self.name: str | None = None  # its actor's name when indexed
         self.owner = True  # False: attached to another server's actor (never kills it)
         self.modified = False  # its learning rate was changed: not the config's run, not cached
         self.keep_final = True  # its final snapshot goes to the cluster's cache (publish_as)
 
     @classmethod
-    def attach(cls, name: str) -> RayJob | None:
+    def attach(cls, key: str, name: str) -> RayJob | None:
         """A proxy for the live job actor `name` that another server started (its sessions and ours then watch the
         same run); None if it has ended meanwhile. Set `on_done`, then call `follow`."""
         ray = ray_module()
@@ -219,7 +219,7 @@ class RayJob:
                 ray.get(actor.detach.remote(), timeout=CALL_TIMEOUT_S)
             return None
         job = cls([r.config for r in snap.runs], data_for=lambda cfg: None)  # the data is the other server's
-        job._actor, job.name, job.owner = actor, name, False
+        job._actor, job.key, job.name, job.owner = actor, key, name, False
         job._take(snap)
         return job
 
@@ -364,10 +364,6 @@ class RayJob:
             for run, rs in zip(self.runs, snap.runs, strict=False):
                 run.lr, run.step, run.status = float(rs.summary.get("lr", run.lr)), rs.step, rs.status
 
-    def _last_key(self) -> str:
-        """The run key of an attached job: the part of its actor's name after `bnviz-job-`."""
-        return (self.name or "").removeprefix("bnviz-job-").rsplit("-", 1)[0]
-
     def _safe(self, call, fallback):
         try:
             return call()
@@ -383,7 +379,7 @@ class RayJob:
             try:
                 plain = self._call("snapshot", timeout=CALL_TIMEOUT_S * 4)
             except Exception:  # the owner's server fetched the end first and freed the actor: its final snapshot
-                found = None if self.owner else ray_index.call("lookup", self._last_key())
+                found = None if self.owner or self.key is None else ray_index.call("lookup", self.key)
                 if not found or found[0] != "done":
                     raise
                 plain = found[1]
@@ -392,7 +388,7 @@ class RayJob:
             self.status, self.error = snap.status, snap.error
             if self.owner and self.key is not None:
                 cacheable = snap.status in ("finished", "diverged") and not self.modified and self.keep_final
-                size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
+                size = snap.history_bytes
                 ray_index.call("finish", self.key, self.name, plain if cacheable else None, size)
         except Exception as exc:  # noqa: BLE001 - the worker process died (a crash, a lost node)
             self.error = f"the Ray worker of this run ended ({type(exc).__name__})"

@@ -235,7 +235,7 @@ class RunRegistry:
             self._keep(key, snap)
             self.shared_hits += 1
             return Entry(key, FinishedJob(snap), None, state="done", viewers={viewer})
-        job = RayJob.attach(value)
+        job = RayJob.attach(key, value)
         if job is None:
             return None
         entry = Entry(key, job, None, viewers={viewer}, state="active", started_at=time.monotonic())
@@ -333,7 +333,7 @@ class RunRegistry:
 
     def _keep(self, key: str, snap: JobSnapshot) -> None:
         """Cache a finished run's snapshot under `key` (least recently used out beyond the budget)."""
-        size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
+        size = snap.history_bytes
         if 0 < self.cache_bytes and size <= self.cache_bytes:
             self._cache[key] = (snap, size)
             self._cache.move_to_end(key)

@@ -247,6 +247,11 @@ class JobSnapshot:
     note: str | None = None  # why a run ended early when nobody pressed Stop (a pause that ran out)
 
     @property
+    def history_bytes(self) -> int:
+        """Bytes of its runs' histories (what a cache of finished runs keeps)."""
+        return sum(r.history.nbytes() for r in self.runs if r.history is not None)
+
+    @property
     def message(self) -> str:
         """The status line in plain words."""
         parts = [f"step {self.step:,} of {self.steps:,}", f"{self.steps_per_s:,.0f} steps/s", self.status]

@@ -162,7 +162,7 @@ def _warm_one(run: WarmRun, limiter: JobLimiter, registry: RunRegistry, stop: th
         while entry.state != "done" and not stop.wait(POLL_S):
             pass
         snap = entry.snapshot()
-        size = sum(r.history.nbytes() for r in snap.runs if r.history is not None)
+        size = snap.history_bytes
         result = WarmResult(run.name, snap.status, time.monotonic() - began, snap.step, size,
                             registry.cached_bytes(entry.key) is not None, before, entry.key, snap.error or "")
     except Exception as exc:  # noqa: BLE001 - a preset that cannot train is reported; the server goes on
