@@ -11,7 +11,7 @@ import pytest
 
 from bnviz.engine.config import RunConfig
 from bnviz.engine.jobs import JobLimiter, Lab
-from bnviz.engine.registry import CODE_VERSION, RunRegistry, SharedRunControl, run_key
+from bnviz.engine.registry import CODE_VERSION, RunRegistry, SharedRunControl, capped_client, run_key
 from bnviz.errors import ServerBusy
 
 SMALL = RunConfig(width=4, depth=2, steps=12, eval_every=6, samples=64)
@@ -187,6 +187,22 @@ def test_a_client_holds_at_most_its_cap_of_runs(server):
     assert watcher.job is mine.job
     session(client="10.0.0.8").start([LONG.replace(seed=1)])  # another computer
     assert registry.trained == 2
+
+
+def test_the_cap_counts_a_computer_once_however_its_address_is_written(server):
+    """A dual-stack server sees IPv4 clients as IPv4-mapped IPv6 addresses: this machine's is still this machine (no
+    cap), and another computer is one client whichever form its address arrives in."""
+    assert capped_client("::ffff:127.0.0.1") is None and capped_client("127.0.0.1") is None
+    assert capped_client("::1") is None and capped_client(None) is None
+    assert capped_client("::ffff:10.0.0.7") == capped_client("10.0.0.7") == "10.0.0.7"
+    session, registry = server(capacity=2, per_client=1)
+    session(client="::ffff:127.0.0.1").start([LONG])
+    session(client="::ffff:127.0.0.1").start([LONG.replace(seed=1)])  # this machine: not capped
+    other = session(client="10.0.0.7")
+    other.start([LONG.replace(seed=2)])  # both slots are taken: it queues, and counts for its computer
+    with pytest.raises(ServerBusy, match="1 per computer"):
+        session(client="::ffff:10.0.0.7").start([LONG.replace(seed=3)])
+    assert registry.trained == 2 and other.queued
 
 
 def test_runs_are_the_same_numbers_whoever_asks(server):

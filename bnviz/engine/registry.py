@@ -252,11 +252,12 @@ class RunRegistry:
         """Queue a built job (or attach to an identical one that appeared meanwhile: then `job` is dropped).
         Raises ServerBusy when the client or the queue is at its cap."""
         key = run_key(configs)
+        client = capped_client(client)
         with self._lock:
             entry = self._attach(key, viewer, cluster)
             if entry is not None:
                 return entry
-            if client is not None and not _loopback(client):
+            if client is not None:
                 mine = sum(1 for e in self._queue + self._active if e.client == client and e.viewers)
                 if mine >= self.per_client:
                     raise ServerBusy(f"Your computer already has {mine} run(s) training or waiting in other tabs "
@@ -436,13 +437,19 @@ class RunRegistry:
             self._cache.clear()
 
 
-def _loopback(address: str) -> bool:
-    """This machine (a local user, scripts/load_test.py, or a proxy on this machine: the cap cannot tell clients
-    apart behind it)."""
+def capped_client(address: str | None) -> str | None:
+    """The address the per-client cap counts, or None for no cap: this machine (a local user, scripts/load_test.py,
+    or a proxy on this machine: the cap cannot tell clients apart behind it). A dual-stack server sees an IPv4 client
+    as an IPv4-mapped IPv6 address ("::ffff:127.0.0.1", which Python 3.11 does not call loopback): it counts as
+    that IPv4 address, so one computer is one client however its connection arrives."""
+    if address is None:
+        return None
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
+        return address  # not an address (a proxy's label): count it as it is
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return None if ip.is_loopback else str(ip)
 
 
 def _remaining_s(entry: Entry) -> float:
