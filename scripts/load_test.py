@@ -2,7 +2,7 @@
 
     python scripts/load_test.py [--sessions 8] [--watch 30] [--max-jobs N] [--rss-mb MB] [--timeout 900]
     python scripts/load_test.py --class [--sessions 24] [--others 3] [--backend threads|ray] [--ray-address auto]
-                                [--nice-browsers] [--cold]
+                                [--nice-browsers] [--cold] [--protocol N]
 
 --class (a class following the teacher's link; the checks below are for the default mode): the server runs with its
 default slots (one per core); the teacher's page is opened first (not with --cold), then N sessions open the same
@@ -14,6 +14,10 @@ actually trained (its log), the server's RSS and CPU, and the health endpoint's 
 Exits 1 unless every identical session saw its first chart within --target seconds and the identical sessions were
 trained once. With --backend ray the jobs train in a
 Ray cluster (--ray-address, e.g. "auto" after `ray start --head`): the server's RSS then excludes the workers.
+With --protocol N, the last N sessions are not browsers but scripts/protocol_sessions.py clients: they speak
+Streamlit's websocket protocol as a browser does (open, Start, the live fragment's refreshes) without drawing, so the
+server's two cores are not shared with N browsers, as in a class whose students use their own laptops. Their time is
+until the first chart's data reaches the socket; the Chromium sessions that remain measure the drawing too.
 
 Starts the app on a free loopback port (BNVIZ_MAX_JOBS = --max-jobs, default N), opens N headless Chromium contexts
 (N separate Streamlit sessions) on Train & watch, each by a link with its own Steps (20,000 - 100 i) and Seed (i + 1),
@@ -54,6 +58,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import browser_support as bs  # noqa: E402
+from protocol_sessions import ProtocolClass, ProtocolSession  # noqa: E402
 
 SETTLE_S = 60  # after the tabs close: the session TTL (10 s, .streamlit/config.toml) plus a loaded machine's delay
 IDLE_CPU = 0.15  # cores: what an idle server may still use after the runs stopped (health polls, timers)
@@ -241,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice-browsers", action="store_true",
                     help="--class: run the browsers at nice 19 (stand-ins for the students' own laptops; starves "
                          "them when other work loads the machine)")
+    ap.add_argument("--protocol", type=int, default=0, metavar="N",
+                    help="--class: N of the sessions speak Streamlit's websocket protocol instead of running a "
+                         "browser here (scripts/protocol_sessions.py: students whose browsers run on their own "
+                         "laptops); the others stay real Chromium sessions on this machine (default 0)")
     ap.add_argument("--cold", action="store_true", help="--class: no teacher's page opened before the class "
                     "arrives (by default the teacher opens the shared page first, as in a lecture)")
     ap.add_argument("--ray-address", default="", help="--class with ray: BNVIZ_RAY_ADDRESS (default: local)")
@@ -384,6 +393,7 @@ class Pupil:
     index: int
     seed: int
     shared: bool  # opened the teacher's link (else: the same link with another seed)
+    remote: object = None  # a ProtocolSession (no browser on this machine), or None for a Chromium session
     page: object = None
     context: object = None
     opened: float = math.nan
@@ -469,11 +479,16 @@ def class_mode(args) -> int:
     others = set(range(n // (args.others + 1), n, n // (args.others + 1))) if args.others else set()
     others = set(sorted(others)[: args.others])
     pupils = [Pupil(i, 100 + i if i in others else 7, i not in others) for i in range(n)]
+    remote = [s for s in pupils if s.index >= n - args.protocol]
+    for s in remote:
+        s.remote = ProtocolSession("train", f"steps={args.class_steps}&seed={s.seed}", args.class_steps)
+    browsers = [s for s in pupils if s.remote is None]
     env = {"BNVIZ_BACKEND": args.backend}
     if args.ray_address:
         env["BNVIZ_RAY_ADDRESS"] = args.ray_address
-    print(f"class mode: {n} sessions ({n - len(others)} on the shared link, {len(others)} with another seed), "
-          f"{args.class_steps} steps, backend {args.backend}; load average {load_average()}", flush=True)
+    print(f"class mode: {n} sessions ({n - len(others)} on the shared link, {len(others)} with another seed; "
+          f"{len(browsers)} in Chromium here, {len(remote)} protocol sessions), {args.class_steps} steps, backend "
+          f"{args.backend}; load average {load_average()}", flush=True)
     from playwright.sync_api import sync_playwright
 
     server = bs.StreamlitServer(env=env)
@@ -494,20 +509,24 @@ def class_mode(args) -> int:
                 bs.wait_until_idle(teacher, 120)
                 print("  the teacher's page is open (--cold: the class arrives at a server nobody opened)", flush=True)
             script = first_chart_script(args.class_steps)
-            for s in pupils:
+            for s in browsers:
                 s.context = browser.new_context(viewport=bs.VIEWPORT)
                 s.context.add_init_script(script)
                 s.page = s.context.new_page()
             reniced = renice_browsers() if args.nice_browsers else 0
+            protocol = ProtocolClass([s.remote for s in remote], server.url)
+            cpu_self0 = time.process_time()  # the protocol sessions' CPU (this process)
             t0 = time.monotonic()
-            for s in pupils:  # everyone opens the link at about the same moment
+            protocol.start(t0)  # they open the link now too, and press Start as soon as their page is drawn
+            for s in browsers:  # everyone opens the link at about the same moment
                 s.page.goto(f"{server.url}/train?steps={args.class_steps}&seed={s.seed}", wait_until="commit",
                             timeout=120_000)
                 s.opened = time.monotonic() - t0
-            print(f"  {n} links opened within {max(s.opened for s in pupils):.1f} s", flush=True)
+            print(f"  {len(browsers)} links opened in Chromium within "
+                  f"{max((s.opened for s in browsers), default=0):.1f} s", flush=True)
             probe.phase = "class"
             cpu0, wall0, browsers0 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic(), browsers_cpu_s()
-            for s in pupils:  # each presses Start as soon as its page is ready
+            for s in browsers:  # each presses Start as soon as its page is ready
                 try:
                     bs.wait_for_title(s.page, "Train & watch", 120)
                     steps = s.page.locator('[data-testid="stSidebar"]').get_by_label("Steps", exact=True).first
@@ -519,14 +538,14 @@ def class_mode(args) -> int:
                 except Exception as exc:  # noqa: BLE001 - one pupil's failure is a result
                     s.problem = f"could not press Start: {type(exc).__name__}"
             print(f"  Start pressed by {sum(math.isfinite(s.clicked) for s in pupils)} sessions within "
-                  f"{max((s.clicked for s in pupils if math.isfinite(s.clicked)), default=0):.1f} s of opening",
-                  flush=True)
+                  f"{max((s.clicked for s in pupils if math.isfinite(s.clicked)), default=0):.1f} s of opening "
+                  "(protocol sessions included)", flush=True)
             deadline = time.monotonic() + args.patience + args.target
             while time.monotonic() < deadline:
                 if args.nice_browsers:
                     renice_browsers()  # renderers started since
-                done = 0
-                for s in pupils:
+                done = sum(1 for s in remote if s.remote.problem or math.isfinite(s.remote.first_chart))
+                for s in browsers:
                     if s.problem:
                         done += 1
                         continue
@@ -543,14 +562,22 @@ def class_mode(args) -> int:
                     break
                 time.sleep(0.5)
             cpu1, wall1, browsers1 = proc_stats(server.proc.pid)["cpu_s"], time.monotonic(), browsers_cpu_s()
-            for s in pupils:
+            cpu_self1 = time.process_time()
+            protocol.stop()
+            for s in remote:
+                r = s.remote
+                s.opened, s.clicked, s.first_chart = r.opened, r.clicked, r.first_chart
+                s.queued_seen, s.steps_seen, s.problem = r.queued_seen, r.step_seen, r.problem
+                if math.isnan(s.first_chart) and not s.problem and not s.queued_seen:
+                    s.problem = "no chart"
+            for s in browsers:
                 errors = bs.error_texts(s.page)
                 if errors and not s.problem:
                     s.problem = f"error shown: {errors[0][:60]}"
-                if math.isnan(s.first_chart) and not s.problem:
-                    s.problem = "no chart"
+                if math.isnan(s.first_chart) and not s.problem and not s.queued_seen:
+                    s.problem = "no chart"  # (a session still queued at the end showed its place: not a failure)
             probe.phase = "closed"
-            for s in pupils:
+            for s in browsers:
                 s.context.close()
             browser.close()
         probe.stopping.set()
@@ -562,18 +589,28 @@ def class_mode(args) -> int:
     if args.nice_browsers:
         print(f"  {reniced} Chromium processes at nice 19 (the students' browsers would run on their own machines)")
     wall = max(1e-9, wall1 - wall0)
+    if remote:
+        print(f"  protocol sessions: {(cpu_self1 - cpu_self0) / wall:.2f} cores (this script's process), "
+              f"{sum(s.remote.bytes_received for s in remote) / wall / len(remote) / 1e3:.0f} kB/s received each")
     return class_report(args, pupils, probe.samples, log, (cpu1 - cpu0) / wall, (browsers1 - browsers0) / wall)
+
+
+def result(s: Pupil) -> str:
+    if s.problem:
+        return s.problem
+    return "still queued at the end (its place shown)" if math.isnan(s.first_chart) else "ok"
 
 
 def class_report(args, pupils, samples, log: str, cpu_cores: float, browser_cores: float) -> int:
     waits = [float(w) for w in re.findall(r"started after ([\d.]+) s in the queue", log)]
     trained = len(waits)
-    print(f"\n{'session':>7} {'seed':>4} {'link':>7} {'opened':>6} {'clicked':>7} {'click->chart':>12} "
+    print(f"\n{'session':>7} {'client':>8} {'seed':>4} {'link':>7} {'opened':>6} {'clicked':>7} {'click->chart':>12} "
           f"{'queued':>6} {'at step':>7}  result")
     for s in pupils:
         delay = s.first_chart - s.clicked
-        print(f"{s.index:>7} {s.seed:>4} {'shared' if s.shared else 'other':>7} {s.opened:>6.1f} {s.clicked:>7.1f} "
-              f"{delay:>12.1f} {'yes' if s.queued_seen else 'no':>6} {s.steps_seen:>7}  {s.problem or 'ok'}")
+        print(f"{s.index:>7} {'protocol' if s.remote else 'chromium':>8} {s.seed:>4} "
+              f"{'shared' if s.shared else 'other':>7} {s.opened:>6.1f} {s.clicked:>7.1f} "
+              f"{delay:>12.1f} {'yes' if s.queued_seen else 'no':>6} {s.steps_seen:>7}  {result(s)}")
     during = [x for x in samples if x["phase"] == "class"]
     lat = sorted(x["latency"] for x in during) or [math.nan]
 
@@ -586,6 +623,10 @@ def class_report(args, pupils, samples, log: str, cpu_cores: float, browser_core
     shared_text, shared_d = spread(shared)
     print(f"\nbackend {args.backend}; load average now {load_average()}")
     print(f"  click -> first chart, shared link: {shared_text}")
+    if any(s.remote for s in pupils):
+        for name, group in (("Chromium here", [s for s in shared if not s.remote]),
+                            ("protocol sessions", [s for s in shared if s.remote])):
+            print(f"    of which {name}: {spread(group)[0]}")
     print(f"  click -> first chart, other seeds: {spread(other)[0]}; queued: "
           f"{sum(s.queued_seen for s in other)} of {len(other)}")
     parts = re.findall(r"first chart sent ([\d.]+) s after Start \(run (\w+)\)", log)
