@@ -6,7 +6,11 @@ modules share the one local Ray instance of the test process."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +27,7 @@ from bnviz.engine.trainer import Job  # noqa: E402
 pytestmark = pytest.mark.ray
 SMALL = RunConfig(width=4, depth=2, steps=15, eval_every=5, samples=64)
 LONG = RunConfig(width=4, depth=2, steps=20_000, samples=64)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,3 +140,23 @@ def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path, capsys):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "threads" / name).read_bytes(), name
     assert "finished: 12 steps" in capsys.readouterr().out
 
+
+
+STARTED_FROM_A_PASSING_THREAD = r"""
+import threading, time
+import ray
+from bnviz.engine.ray_backend import ensure_ray
+
+t = threading.Thread(target=ensure_ray, kwargs={"num_cpus": 1})  # as a Streamlit script run does: it then ends
+t.start(); t.join()
+time.sleep(3)  # Linux kills processes started with PR_SET_PDEATHSIG when the thread that started them has ended
+one = ray.remote(lambda: 1)
+print("answer", ray.get(one.remote(), timeout=60))
+"""
+
+
+def test_a_local_instance_started_from_a_thread_outlives_that_thread(tmp_path):
+    """A page's script run (a thread that ends) starts the local instance: Ray still answers after it has ended."""
+    done = subprocess.run([sys.executable, "-c", STARTED_FROM_A_PASSING_THREAD], capture_output=True, text=True,
+                          timeout=150, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "answer 1" in done.stdout, done.stderr[-2000:]

@@ -65,11 +65,40 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         address = address if address is not None else os.environ.get("BNVIZ_RAY_ADDRESS", "").strip() or None
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}}
         if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False, namespace=NAMESPACE)
-        else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=env,
-                     log_to_driver=False, namespace=NAMESPACE)  # "local": a new instance beside any `ray start`
+            in_lasting_thread(lambda: ray.init(address=address, runtime_env=env, log_to_driver=False,
+                                               namespace=NAMESPACE))
+        else:  # "local": a new instance beside any `ray start`
+            in_lasting_thread(lambda: ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                                               runtime_env=env, log_to_driver=False, namespace=NAMESPACE))
         log.info("Ray backend: %s", "cluster at " + address if address else "a local instance")
+
+
+def in_lasting_thread(call) -> None:
+    """Run `call` (ray.init) in a thread that lives as long as the process, and wait for it.
+
+    Why: ray.init starts a local instance's processes (GCS server, raylet) with Linux's PR_SET_PDEATHSIG, which kills
+    them when the *thread* that started them ends, not the process. Streamlit runs every script run in a thread of
+    its own that ends with the run, so an instance started from a page died a few seconds later (seen: the GCS
+    server killed 2 s after its first actor, every later Ray call failing). The main thread is fine as it is."""
+    if threading.current_thread() is threading.main_thread():
+        call()
+        return
+    outcome: list = []
+    started = threading.Event()
+
+    def keep():
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+        started.set()
+        if not outcome:
+            threading.Event().wait()  # forever: Ray's processes share this thread's fate (the process's)
+
+    threading.Thread(target=keep, name="bnviz-ray-keeper", daemon=True).start()
+    started.wait()
+    if outcome:
+        raise outcome[0]
 
 
 def _actor_class():
