@@ -221,6 +221,9 @@ function showTexts(root, texts) {
 window.__bnvizRender = function ({ parentElement, data }) {
   showTexts(parentElement, data.texts);
   const el = parentElement.querySelector(".bnviz-plot");
+  // the same figure again (a paused run, a rerun of the page): it is drawn, or will be, already
+  if (el.__bnvizSpec === data.spec) return;
+  el.__bnvizSpec = data.spec;
   const figure = JSON.parse(data.spec);
   // the shared template is sent once per page (preload), not with every figure twice a second
   if (figure.layout && figure.layout.template === TEMPLATE_REF) figure.layout.template = window.__bnvizTemplate;
@@ -236,9 +239,17 @@ window.__bnvizRender = function ({ parentElement, data }) {
       const width = el.clientWidth;
       const fit = el.__bnvizFits[width] = el.__bnvizFits[width] || {title: 0, notes: {}};
       // measured after each draw: wrapping one text can make another collide (a taller subplot title, the legend)
+      // Measuring forces the browser to lay the page out again, twice a second per live chart: skipped when the
+      // texts and the plot's width are those measured last time at this width and nothing had to move then.
       const drawFitted = (round) => Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config)
         .then(() => {
-          if (round < 3 && el.__bnvizLatest === latest && measureFit(el, layout, fit)) return drawFitted(round + 1);
+          if (el.__bnvizLatest !== latest) return;
+          const size = el._fullLayout && el._fullLayout._size;
+          const texts = JSON.stringify([(layout.title || {}).text, (layout.annotations || []).map((a) => a.text),
+            latest.figure.data.map((t) => t.name), size ? Math.round(size.w) : 0]);
+          if (round === 0 && fit.settled === texts) return;
+          if (round < 3 && measureFit(el, layout, fit)) return drawFitted(round + 1);
+          fit.settled = round < 3 ? texts : null;
         });
       return drawFitted(0);
     }).catch((err) => { el.textContent = "This chart could not be drawn: " + err.message; });
