@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import re
 import threading
@@ -384,10 +385,15 @@ def preload() -> None:
     shared template, the charts' text styles), sent once per page instead of with every chart's every update."""
     if _live_component() is None:
         return
+    st.html(_preload_html(), unsafe_allow_javascript=True)
+
+
+@functools.cache
+def _preload_html() -> str:
     template = _inline_safe(to_json_plotly(figures.style._template_dict()))  # a JS object literal
-    st.html(f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}{TEXT_CSS}</style>'
+    return (f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}{TEXT_CSS}</style>'
             f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});\n{_inline_safe(RENDER_JS)}\n'
-            f'window.__bnvizTemplate = {template};</script>', unsafe_allow_javascript=True)
+            f'window.__bnvizTemplate = {template};</script>')
 
 
 def _inline_safe(js: str) -> str:
