@@ -52,18 +52,26 @@ def uniform_columns(steps: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
 
 def png_data_uri(z: np.ndarray, zmax: float, table: np.ndarray, zmin: float = 0.0) -> str:
     """A (rows, columns) array as a PNG data URI, row 0 at the bottom; values scaled linearly from zmin to zmax
-    onto the colour table (clipped at both ends); NaN cells are transparent."""
+    onto the colour table (clipped at both ends); NaN cells are transparent.
+
+    Without NaN cells the PNG is a palette image (one byte per pixel, the table as its palette): the same pixels as
+    RGBA, in about half the bytes and an eighth of the encoding time (sent twice a second by live pages)."""
     z = np.asarray(z, dtype=np.float64)
     span = zmax - zmin if zmax > zmin else 1.0
     with np.errstate(invalid="ignore"):
         scaled = np.clip((z - zmin) / span, 0.0, 1.0)
     finite = np.isfinite(scaled)
     index = np.rint(np.where(finite, scaled, 0.0) * (len(table) - 1)).astype(np.intp)
-    rgba = np.empty((*z.shape, 4), np.uint8)
-    rgba[..., :3] = table[index]
-    rgba[..., 3] = np.where(finite, 255, 0)
+    if finite.all() and len(table) <= 256:
+        image = Image.fromarray(np.ascontiguousarray(index[::-1].astype(np.uint8)), "P")
+        image.putpalette(np.ascontiguousarray(table, dtype=np.uint8).tobytes())
+    else:
+        rgba = np.empty((*z.shape, 4), np.uint8)
+        rgba[..., :3] = table[index]
+        rgba[..., 3] = np.where(finite, 255, 0)
+        image = Image.fromarray(np.ascontiguousarray(rgba[::-1]), "RGBA")
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba[::-1]), "RGBA").save(buffer, "PNG", compress_level=1)
+    image.save(buffer, "PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -19,16 +19,20 @@ differs from plotly's (an upgraded plotly), `draw` falls back to `st.plotly_char
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import html
 import re
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import plotly.io as pio
 import plotly.offline
 import streamlit as st
+from plotly.io.json import to_json_plotly
 
 from .. import figures
 
@@ -57,7 +61,8 @@ function plotlyReady(src) {
 }
 """
 
-JS = LOADER_JS + """
+# Defines window.__bnvizRender, which draws a chart component (the preload script runs it: see JS and preload).
+RENDER_JS = """
 // A chart scrolled out of view keeps only its newest figure and draws it when it comes back into view: a live page
 // refreshes every chart twice a second, and on a two-core laptop the browser's redraws take CPU from the training.
 function watchVisibility(el, drawLatest) {
@@ -214,11 +219,17 @@ function showTexts(root, texts) {
   fill();
 }
 
-export default function ({ parentElement, data }) {
+window.__bnvizRender = function ({ parentElement, data }) {
   showTexts(parentElement, data.texts);
   const el = parentElement.querySelector(".bnviz-plot");
+  // the same figure again (a paused run, a rerun of the page): it is drawn, or will be, already
+  if (el.__bnvizSpec === data.spec) return;
+  el.__bnvizSpec = data.spec;
+  const figure = JSON.parse(data.spec);
+  // the shared template is sent once per page (preload), not with every figure twice a second
+  if (figure.layout && figure.layout.template === TEMPLATE_REF) figure.layout.template = window.__bnvizTemplate;
   // newest figure wins: a slow draw must not overwrite a newer one that arrived meanwhile
-  el.__bnvizLatest = {figure: JSON.parse(data.spec), config: data.config};
+  el.__bnvizLatest = {figure: figure, config: data.config};
   const drawLatest = () => {
     const latest = el.__bnvizLatest;
     el.__bnvizPending = false;
@@ -229,9 +240,17 @@ export default function ({ parentElement, data }) {
       const width = el.clientWidth;
       const fit = el.__bnvizFits[width] = el.__bnvizFits[width] || {title: 0, notes: {}};
       // measured after each draw: wrapping one text can make another collide (a taller subplot title, the legend)
+      // Measuring forces the browser to lay the page out again, twice a second per live chart: skipped when the
+      // texts and the plot's width are those measured last time at this width and nothing had to move then.
       const drawFitted = (round) => Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config)
         .then(() => {
-          if (round < 3 && el.__bnvizLatest === latest && measureFit(el, layout, fit)) return drawFitted(round + 1);
+          if (el.__bnvizLatest !== latest) return;
+          const size = el._fullLayout && el._fullLayout._size;
+          const texts = JSON.stringify([(layout.title || {}).text, (layout.annotations || []).map((a) => a.text),
+            latest.figure.data.map((t) => t.name), size ? Math.round(size.w) : 0]);
+          if (round === 0 && fit.settled === texts) return;
+          if (round < 3 && measureFit(el, layout, fit)) return drawFitted(round + 1);
+          fit.settled = round < 3 ? texts : null;
         });
       return drawFitted(0);
     }).catch((err) => { el.textContent = "This chart could not be drawn: " + err.message; });
@@ -243,9 +262,27 @@ export default function ({ parentElement, data }) {
   }
   el.__bnvizDrawn = true;
   drawLatest();
+};
+""".replace("TEMPLATE_REF", '"bnviz"')
+
+
+TEMPLATE_REF = "bnviz"  # a figure's layout.template when it is bnviz's template, which the page holds (preload)
+# The component's own code: it hands each figure to the page-wide window.__bnvizRender (RENDER_JS, defined by
+# `preload`, the first element of every page). Streamlit sends a component's code and HTML with every update of it
+# (twice a second per live chart), so they stay a few hundred bytes; the preload script is sent once per page.
+JS = """
+export default function (component) {
+  if (window.__bnvizRender) return window.__bnvizRender(component);
+  let tries = 0;  // the page's preload script has not run yet: wait for it (a few frames at most)
+  const wait = setInterval(() => {
+    if (window.__bnvizRender) { clearInterval(wait); window.__bnvizRender(component); }
+    else if (++tries > 1500) {
+      clearInterval(wait);
+      component.parentElement.textContent = "This chart could not be drawn: the page's chart code did not load.";
+    }
+  }, 20);
 }
 """
-
 
 # A chart is a <figure>: the plot, its summary in words as the figcaption (visually hidden, read by screen readers as
 # the figure's name), and "Show data" (its numbers as tables; hidden while the chart has no data).
@@ -265,7 +302,7 @@ TEXT_CSS = f"""
   color: #222; }}
 .bnviz-table thead th {{ background: #f0f2f6; position: sticky; top: 0; }}
 """
-HTML = (f"<style>{TEXT_CSS}</style><figure class='bnviz-chart'><div class='bnviz-plot'></div>"
+HTML = ("<figure class='bnviz-chart'><div class='bnviz-plot'></div>"
         "<figcaption class='bnviz-summary bnviz-sr'></figcaption>"
         "<details class='bnviz-data' hidden><summary>Show data</summary><div class='bnviz-tables'></div></details>"
         "</figure>")
@@ -344,11 +381,57 @@ def preload() -> None:
     """Start loading plotly.js with the page's first element, before any chart is drawn: evaluating the bundle
     holds the browser's main thread for a while, and done after the click on Start it delays both the click and the
     first chart (scripts/measure_live.py measures it). A component's own script would come too late (components load
-    their code after mounting)."""
+    their code after mounting). The same script defines what every chart component draws with (RENDER_JS, the
+    shared template, the charts' text styles), sent once per page instead of with every chart's every update."""
     if _live_component() is None:
         return
-    st.html(f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}</style>'
-            f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});</script>', unsafe_allow_javascript=True)
+    st.html(_preload_html(), unsafe_allow_javascript=True)
+
+
+@functools.cache
+def _preload_html() -> str:
+    template = _inline_safe(to_json_plotly(figures.style._template_dict()))  # a JS object literal
+    return (f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}{TEXT_CSS}</style>'
+            f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});\n{_inline_safe(RENDER_JS)}\n'
+            f'window.__bnvizTemplate = {template};</script>')
+
+
+def _inline_safe(js: str) -> str:
+    """`js` for a <script> in st.html: Streamlit's sanitizer (DOMPurify) drops a script whose text holds "<" before a
+    letter or "/" (as in "<br>" or "</td>"), so each such "<" becomes "\\x3c", the same character in the string,
+    template and regex literals where RENDER_JS has them (tests/test_plot.py checks there are no others)."""
+    return re.sub(r"<(?=[/\w])", r"\\x3c", js)
+
+
+def compact(fig: dict) -> dict:
+    """What is sent of a plain figure: a shallow copy whose float64 typed arrays are float32 where that keeps
+    every value (finite stays finite, non-zero stays non-zero: ~7 significant digits, far below what a chart or its
+    hover text shows), and whose layout names bnviz's template instead of holding it (the page has it: `preload`).
+    About half the bytes of a live chart's lines."""
+    layout = fig.get("layout", {})
+    if layout.get("template") is figures.style._template_dict():
+        layout = {**layout, "template": TEMPLATE_REF}
+    return {**fig, "data": [_compact_values(trace) for trace in fig.get("data", [])], "layout": layout}
+
+
+def _compact_values(values: dict, depth: int = 0) -> dict:
+    out = dict(values)
+    for name, value in values.items():
+        if isinstance(value, dict):
+            if value.get("dtype") == "f8" and isinstance(value.get("bdata"), str):
+                out[name] = _as_float32(value)
+            elif depth < 2:
+                out[name] = _compact_values(value, depth + 1)
+    return out
+
+
+def _as_float32(spec: dict) -> dict:
+    wide = np.frombuffer(base64.b64decode(spec["bdata"]), dtype="<f8")
+    narrow = wide.astype("<f4")
+    with np.errstate(invalid="ignore"):
+        if not (np.array_equal(np.isfinite(wide), np.isfinite(narrow)) and np.array_equal(wide == 0, narrow == 0)):
+            return spec  # beyond float32's range: sent as it is
+    return {**spec, "dtype": "f4", "bdata": base64.b64encode(narrow.tobytes()).decode("ascii")}
 
 
 def texts_below(texts: dict) -> None:
@@ -373,9 +456,34 @@ def draw(fig, key: str, container=None) -> None:
             st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
             texts_below(texts)
         return
-    data = {"spec": pio.to_json(fig, validate=False), "src": SERVED_URL, "config": CONFIG, "texts": texts}
+    sent = compact(fig) if isinstance(fig, dict) else fig
+    data = {"spec": pio.to_json(sent, validate=False), "src": SERVED_URL, "config": CONFIG}
+    if not _texts_were_sent(key, texts):
+        data["texts"] = texts  # else the chart keeps those it has (reused for TEXT_SECONDS: see chart_texts)
     if container is None:
         component(data=data, key=key, width="stretch")
     else:
         with container:
             component(data=data, key=key, width="stretch")
+
+
+_SENT_KEY = "bnviz_chart_texts_sent"  # session state: per chart key, the texts last sent to it
+
+
+def _texts_were_sent(key: str, texts: dict) -> bool:
+    """True when a live fragment's refresh would send `key` the very texts it sent last time (reused by
+    chart_texts): the mounted chart still shows them. A full script run always sends them (a new page, a remount)."""
+    sent = st.session_state.setdefault(_SENT_KEY, {})
+    again = sent.get(key) is texts and _fragment_rerun()
+    sent[key] = texts
+    return again
+
+
+def _fragment_rerun() -> bool:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return bool(ctx is not None and ctx.fragment_ids_this_run)
+    except Exception:  # noqa: BLE001 - a Streamlit without it: send everything
+        return False
