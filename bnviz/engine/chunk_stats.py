@@ -28,6 +28,8 @@ from . import stats as S
 from .history import ACT_STATS, CHANNEL_STATS, GRAD_BINS, GRAD_LOWEST_OCTAVE, GRAD_STATS, WEIGHT_STATS, Layout
 
 PROCESS_NAME = "bnviz-stats"
+ROWS = "rows/"  # shared array "rows/<column>": the process writes each slot's row of that history column there
+SLOT_KEYS = ("act_present", "grad_present", "numel", "steps", "scalars", "ics", "g_missing", "factors", "counts")
 _CONTEXT: list = []
 
 
@@ -203,7 +205,6 @@ class StatsProcess:
             if value is not None:
                 send_handle(self.conn, value[1], self.process.pid)
         self.ready = False
-        self.in_flight = 0
 
     def poll_ready(self) -> bool:
         """True once the child has mapped the arrays and imported what it needs (never blocks)."""
@@ -212,21 +213,19 @@ class StatsProcess:
             self.ready = True
         return self.ready
 
-    def submit(self, s: slice, small: dict, state) -> None:
-        self.conn.send((s, small, state))
-        self.in_flight += 1
+    def submit(self, s: slice, direct: list[dict], state) -> None:
+        """Compute the rows of slots s (written to the shared "rows/..." arrays); `direct`: the slots' directly
+        measured batch statistics; `state`: the histogram edges to use (None: the process's own)."""
+        self.conn.send((s, direct, state))
 
-    def result_ready(self) -> bool:
-        return self.in_flight > 0 and self.conn.poll()
-
-    def result(self) -> tuple[dict, tuple]:
-        """The oldest submitted chunk's (rows, state after it); waits for it; re-raises the child's error."""
-        self.in_flight -= 1
+    def result(self):
+        """Wait for the oldest submitted chunk; return the histogram edges state after it when it changed them
+        (else None); re-raise the child's error."""
         try:
             reply = self.conn.recv()
         except EOFError:
             raise RuntimeError(f"the statistics process exited (code {self.process.exitcode})") from None
-        return self._check(reply)
+        return self._check(reply)[0]
 
     @staticmethod
     def _check(reply):
@@ -285,12 +284,16 @@ def _serve(conn, stats: ChunkStats, specs: dict) -> None:
             message = conn.recv()
             if message is None:
                 return
-            s, small, state = message
+            s, direct, state = message
             try:
                 if state is not None:
                     stats.set_state(state)
-                rows = stats.rows({**chunk_views(arrays, s, weights), **small})
-                conn.send(("rows", rows, stats.state()))
+                edges_were_ready = stats.edges_ready
+                rows = stats.rows({**chunk_views(arrays, s, weights), **{key: arrays[key][s] for key in SLOT_KEYS},
+                                   "direct": direct})
+                for name, values in rows.items():
+                    arrays[ROWS + name][s] = values
+                conn.send(("rows", None if edges_were_ready else stats.state()))
             except Exception:  # noqa: BLE001 - reported to the recorder, which raises it at its next hand-over or flush
                 conn.send(("error", traceback.format_exc()))
     except (EOFError, OSError):  # the parent closed the pipe (or exited)

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .chunk_stats import ChunkStats, StatsProcess, chunk_views, shared_empty, shared_support
+from .chunk_stats import ROWS, ChunkStats, StatsProcess, chunk_views, shared_empty, shared_support
 from .history import CHANNEL_STATS, ICS_STATS, SCALARS, History, Layout
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
@@ -81,6 +81,10 @@ def spare_core() -> bool:
 
 
 _SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
+# the per-slot bookkeeping arrays, by their name in a chunk (ChunkStats.rows) -> the recorder's attribute
+_SLOT_ARRAYS = {"act_present": "_act_present", "grad_present": "_grad_present", "numel": "_numel", "steps": "_steps",
+                "scalars": "_scalars", "ics": "_ics", "g_missing": "_g_missing", "factors": "_chunk_factors",
+                "counts": "_chunk_counts"}
 
 
 def layout_for(targets: Targets, bins: int = 64) -> Layout:
@@ -108,9 +112,7 @@ class SlotBuffer:
         self.bind(torch.empty(slots, int(self.offsets[-1]), dtype=torch.float32))
 
     def bind(self, buffer: torch.Tensor) -> None:
-        """Use `buffer` (same shape) from now on, keeping what the current one holds (moved to shared memory)."""
-        if getattr(self, "buffer", None) is not None:
-            buffer.copy_(self.buffer)
+        """Use `buffer` (same shape) from now on: a copy of the current one moved to shared memory."""
         self.buffer = buffer
         self.views = [[buffer[c, a:b].view(shape) for a, b, shape in self._spans] for c in range(len(buffer))]
         self.rows = list(buffer.unbind(0))
@@ -155,7 +157,9 @@ class Recorder:
         self._fill = self._bank = self._slot = 0
         self.background = BACKGROUND
         self._process: StatsProcess | None | bool = None  # started at the first hand-over with a spare core
-        self._in_flight: deque[tuple[int, int]] = deque()  # (bank, steps) handed to the process, oldest first
+        self._in_flight: deque[slice] = deque()  # the slots handed to the process, oldest first
+        self._state_sent = False  # whether the process has the histogram edges as they are
+        self._rows_out: dict[str, np.ndarray] = {}  # where the process writes each slot's row (shared memory)
         self._acts: torch.Tensor | None = None  # (2 * chunk, probes, samples), allocated at the first step
         self._grad_samples: torch.Tensor | None = None
         self._act_present = np.zeros((m, k), bool)
@@ -186,6 +190,8 @@ class Recorder:
         self._factors = np.zeros((m, len(self._running)))
         self._tracked = np.zeros((m, len(self._running)), np.int64)  # num_batches_tracked at the step's start
         self._tracked_after = np.zeros((m, len(self._running)), np.int64)  # ... and at its end
+        self._chunk_factors = np.zeros((m, len(self._running)))  # _solvable_factors, set at the hand-over
+        self._chunk_counts = np.zeros((m, len(targets.norms)))  # _norm_counts, likewise
         self._running_modules = [targets.norms[j].module for j in self._running]
         # each running-average layer's num_batches_tracked, read through a 0-d numpy view of its buffer (the forward
         # pass increments it in place): int() of a tensor costs microseconds, a view's read a tenth of one
@@ -463,32 +469,37 @@ class Recorder:
     def _hand_over(self) -> None:
         """Give the current bank's steps to the statistics process and switch to the other bank (once the process
         is done with it), or, without a process, compute them here. Rows reach the history in step order."""
-        while self._in_flight and self._process.result_ready():  # what is done already: a shorter lag for pages
-            self._collect(1)
         if self._fill == 0:
             return
+        s = self._bank_slice(self._bank, self._fill)
+        self._chunk_factors[s] = self._solvable_factors(s)
+        self._chunk_counts[s] = self._norm_counts(self._numel[s])
         process = self._ready_process()
         if process is None:  # inline, after what the process still holds (step order)
             self._collect(len(self._in_flight))
-            self._compute(self._pending_chunk(self._bank, self._fill))
+            self._compute(self._pending_chunk(s))
+            self._state_sent = False
             self._fill, self._slot = 0, self._bank * self.chunk
             return
-        s = self._bank_slice(self._bank, self._fill)
-        # the edges travel with a chunk only when none is in flight: otherwise the process's own are newer
-        process.submit(s, self._small_arrays(s), None if self._in_flight else self._stats.state())
-        self._in_flight.append((self._bank, self._fill))
+        # the histogram edges travel with a chunk only when the process may not have them: the chunks before were
+        # computed here. (With a chunk in flight, the process's edges are the newer ones.)
+        state = None if self._state_sent else self._stats.state()
+        process.submit(s, [dict(d) for d in self._direct[s]], state)
+        self._state_sent = True
+        self._in_flight.append(s)
         self._bank = 1 - self._bank
         self._fill, self._slot = 0, self._bank * self.chunk
-        while any(bank == self._bank for bank, _ in self._in_flight):  # the bank about to be filled is in use
+        while any(t.start == self._bank * self.chunk for t in self._in_flight):  # the bank to fill is in use
             self._collect(1)
 
     def _collect(self, count: int) -> None:
         """Append the rows of the `count` oldest chunks in flight (waiting for them)."""
         for _ in range(count):
-            self._in_flight.popleft()
-            rows, state = self._process.result()
-            self._stats.set_state(state)
-            self._compute({"rows": rows})
+            s = self._in_flight.popleft()
+            state = self._process.result()
+            if state is not None:
+                self._stats.set_state(state)
+            self._compute({"rows": {name: rows[s] for name, rows in self._rows_out.items()}})
 
     def _ready_process(self) -> StatsProcess | None:
         """The statistics process, if it should be used for this chunk and is ready; starts it if need be. Used
@@ -500,21 +511,27 @@ class Recorder:
         return self._process if self._process and self._process.poll_ready() else None
 
     def _start_process(self) -> StatsProcess | bool:
-        """Move the chunk arrays into shared memory and start the process (False when the platform cannot, or
-        nothing was sampled yet: the recorder stays inline)."""
+        """Move every array of the chunk slots into shared memory, add the rows' arrays, and start the process
+        (False when the platform cannot, or nothing was sampled yet: the recorder stays inline)."""
         if self._acts is None or not shared_support():
             return False
-        shared = {}
-        for name, tensor in (("acts", self._acts), ("grads", self._grad_samples), ("before", self._before.buffer),
-                             ("after", self._after.buffer)):
-            array, fd = shared_empty(tuple(tensor.shape))
-            shared[name] = (array, fd)
-        new = {name: torch.from_numpy(array) for name, (array, _) in shared.items()}
-        new["acts"].copy_(self._acts)
-        new["grads"].copy_(self._grad_samples)
-        self._bind_samples(new["acts"], new["grads"])
-        self._before.bind(new["before"])
-        self._after.bind(new["after"])
+        shared: dict[str, tuple[np.ndarray, int]] = {}
+
+        def share(name: str, array: np.ndarray) -> np.ndarray:  # a copy in shared memory
+            copy, fd = shared_empty(array.shape, array.dtype)
+            copy[...] = array
+            shared[name] = (copy, fd)
+            return copy
+
+        self._bind_samples(torch.from_numpy(share("acts", self._acts.numpy())),
+                           torch.from_numpy(share("grads", self._grad_samples.numpy())))
+        self._before.bind(torch.from_numpy(share("before", self._before.array)))
+        self._after.bind(torch.from_numpy(share("after", self._after.array)))
+        for key, attribute in _SLOT_ARRAYS.items():
+            setattr(self, attribute, share(key, getattr(self, attribute)))
+        m = 2 * self.chunk
+        self._rows_out = {name: share(ROWS + name, np.empty((m, *shape), dtype)) for name, (shape, dtype) in
+                          self.history.layout.row_shapes().items() if name != "record"}
         try:
             return StatsProcess(self._stats, shared)
         finally:
@@ -524,21 +541,14 @@ class Recorder:
     def _bank_slice(self, bank: int, n: int) -> slice:
         return slice(bank * self.chunk, bank * self.chunk + n)
 
-    def _small_arrays(self, s: slice) -> dict:
-        """The per-step bookkeeping of slots s (copies: the slots are reused)."""
-        return {"act_present": self._act_present[s].copy(), "grad_present": self._grad_present[s].copy(),
-                "numel": self._numel[s].copy(), "steps": self._steps[s].copy(), "scalars": self._scalars[s].copy(),
-                "ics": self._ics[s].copy(), "g_missing": self._g_missing[s].copy(),
-                "factors": self._solvable_factors(s), "counts": self._norm_counts(self._numel[s]),
-                "direct": [dict(d) for d in self._direct[s]]}
-
-    def _pending_chunk(self, bank: int, n: int) -> dict:
-        """Views of the bank's first n slots, by name."""
-        s = self._bank_slice(bank, n)
+    def _pending_chunk(self, s: slice) -> dict:
+        """Views of slots s, by name (what `ChunkStats.rows` reads)."""
         arrays = {"acts": None if self._acts is None else self._acts.numpy(),
                   "grads": None if self._grad_samples is None else self._grad_samples.numpy(),
                   "before": self._before.array, "after": self._after.array}
-        return {**chunk_views(arrays, s, int(self._w_offsets[-1])), **self._small_arrays(s)}
+        return {**chunk_views(arrays, s, int(self._w_offsets[-1])),
+                **{key: getattr(self, attribute)[s] for key, attribute in _SLOT_ARRAYS.items()},
+                "direct": self._direct[s]}
 
     def _compute(self, ch: dict) -> None:
         """Append the chunk's rows to the history: computed by the process (ch["rows"]) or here."""
