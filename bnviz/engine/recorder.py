@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import deque
+from collections import OrderedDict, deque
 
 import numpy as np
 import torch
@@ -306,6 +306,7 @@ class Recorder:
         return self.armed and not self._suspended and module.training
 
     def _forward_hook(self, k: int):
+        key = ("bnviz", id(self), k)  # this hook's key among the tensor's gradient hooks
         def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
             if self._acts is not None or self._ensure_buffers():
                 numel, idx = self._last_index[k]
@@ -333,7 +334,7 @@ class Recorder:
                 self._outputs[k] = output.detach().clone()
                 self._outputs_kept += 1
             if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
-                output.register_hook(grad_hook)
+                _add_grad_hook(output, grad_hook, key)
         return hook
 
     def _needs_direct_stats(self, j: int) -> bool:
@@ -555,6 +556,21 @@ class Recorder:
         rows = ch["rows"] if "rows" in ch else self._stats.rows(ch)
         for i in range(len(rows["step"])):
             self.history.append({name: values[i] for name, values in rows.items()})
+
+
+def _add_grad_hook(tensor: torch.Tensor, hook, key) -> None:
+    """tensor.register_hook(hook), without the removable handle (the tensor, and its hooks, die with the step) nor
+    the checks that do not apply to a plain tensor made by an autograd node: the two steps Tensor.register_hook
+    takes, a few microseconds less per probe and step (with 50 probes, 1% of a step). Any other tensor (a subclass,
+    a leaf) goes through register_hook."""
+    if type(tensor) is not torch.Tensor or tensor.grad_fn is None:
+        tensor.register_hook(hook)
+        return
+    hooks = tensor._backward_hooks
+    if hooks is None:
+        tensor._backward_hooks = hooks = OrderedDict()
+        tensor.grad_fn._register_hook_dict(tensor)
+    hooks[key] = hook
 
 
 def _count_view(module: nn.Module) -> np.ndarray:
