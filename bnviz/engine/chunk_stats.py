@@ -5,12 +5,14 @@ outputs and gradients, weights before and after, gradients, per-channel tensors)
 bnviz.engine.stats, and bnviz.engine.recorder's docstring says what each number is.
 
 `StatsProcess` runs the same code in a child process. Numpy's calls on arrays this small are mostly Python
-overhead holding the GIL, so a thread cannot take them off the training thread; a process can. The chunk's large
-arrays (samples and copies) live in shared memory (`shared_empty`: an anonymous memory file handed to the child
-over its pipe), so a hand-over sends only the chunk's slot range and its small per-step arrays; the child sends
-back the rows and its histogram edges. The child is started with `spawn` and told not to import the parent's
-`__main__` (under `streamlit run` that is the app), imports numpy and this module (under a second), and then says
-it is ready; until then, and whenever it is not used, the recorder computes inline. It exits when its pipe closes.
+overhead holding the GIL, so a thread cannot take them off the training thread; a process can. Every array of the
+chunk slots (samples, copies, per-step bookkeeping) and the rows it computes live in shared memory (`shared_empty`:
+anonymous memory files handed to the child over its pipe), so a hand-over sends only the slot range, the batch
+statistics measured directly in a hook (rare) and, after chunks computed inline, the histogram edges; the child
+answers when the rows are written, with its edges if it fixed any. The child is started with `spawn` and told not
+to import the parent's `__main__` (under `streamlit run` that is the app); it imports numpy and this module (a
+fraction of a second, 33 MB resident), then says it is ready; until then, and whenever it is not used, the
+recorder computes inline. It exits when its pipe closes.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import os
 import traceback
 from multiprocessing import spawn
 from multiprocessing.reduction import recv_handle, send_handle
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import stats as S
-from .history import ACT_STATS, CHANNEL_STATS, GRAD_BINS, GRAD_LOWEST_OCTAVE, GRAD_STATS, WEIGHT_STATS, Layout
+
+if TYPE_CHECKING:
+    from .history import Layout
 
 PROCESS_NAME = "bnviz-stats"
 ROWS = "rows/"  # shared array "rows/<column>": the process writes each slot's row of that history column there
@@ -39,7 +44,16 @@ class ChunkStats:
 
     def __init__(self, layout: Layout, hist_edges: np.ndarray, w_offsets: np.ndarray, channel_offsets: np.ndarray,
                  channel_slots: list, running: list[int]):
-        self.layout, self.hist_edges = layout, hist_edges
+        # the parent's side imports the history's columns; what the process unpickles is plain data (it imports
+        # numpy and bnviz.engine.stats only, not bnviz.engine.history and its pandas: 33 MB resident, not 110)
+        from . import history as H
+
+        self.hist_edges = hist_edges
+        self.row_shapes = {name: shape for name, shape in layout.row_shapes().items() if name not in ("step", "record")}
+        self.act_kinds, self.bins, self.channel_slices = list(layout.act_kinds), layout.bins, layout.channel_slices()
+        self.columns = {"act": list(H.ACT_STATS), "grad": list(H.GRAD_STATS), "weight": list(H.WEIGHT_STATS),
+                        "channel": list(H.CHANNEL_STATS)}
+        self.grad_octaves = (H.GRAD_LOWEST_OCTAVE, H.GRAD_BINS)
         self.w_offsets, self.channel_offsets = w_offsets, channel_offsets
         self.channel_slots, self.running = channel_slots, running
         self.has_edges = np.zeros(len(layout.probes), bool)
@@ -59,7 +73,7 @@ class ChunkStats:
         with np.errstate(all="ignore"):  # a diverging step has inf/NaN values: they become NaN statistics
             n = len(ch["steps"])
             rows = {name: np.full((n, *shape), np.nan, dtype) for name, (shape, dtype) in
-                    self.layout.row_shapes().items() if name not in ("step", "record")}
+                    self.row_shapes.items()}
             if ch["acts"] is not None:
                 self._activation_stats(ch, rows)
                 self._gradient_stats(ch, rows)
@@ -76,19 +90,18 @@ class ChunkStats:
         if not self.edges_ready:  # each probe's edges come from the first recorded step that saw it
             for k in np.flatnonzero(~self.has_edges & present.any(axis=0)):
                 first = np.flatnonzero(present[:, k])[0]
-                self.hist_edges[k] = S.histogram_edges(a[first, k], self.layout.act_kinds[k],
-                                                               self.layout.bins)
+                self.hist_edges[k] = S.histogram_edges(a[first, k], self.act_kinds[k], self.bins)
                 self.has_edges[k] = True
             self.edges_ready = bool(self.has_edges.all())
         out = rows["act_stats"]
-        col = ACT_STATS.index
+        col = self.columns["act"].index
         s = np.sort(a, axis=-1)
         out[..., col("mean")], out[..., col("std")] = S.mean_std(a)
         out[..., col("min")], out[..., col("max")] = s[..., 0], s[..., -1]
         for q, name in zip(S.PERCENTILES, ("p15", "p50", "p85"), strict=True):
             out[..., col(name)] = S.sorted_percentile(s, q)
         for kind in ("relu", "tanh", "sigmoid"):
-            ks = [k for k, kk in enumerate(self.layout.act_kinds) if kk == kind]
+            ks = [k for k, kk in enumerate(self.act_kinds) if kk == kind]
             if ks:
                 out[:, ks, col("frac_dead" if kind == "relu" else "frac_saturated")] = S.saturation(a[:, ks], kind)
         hist, below, above = S.fixed_histograms(a, self.hist_edges)
@@ -101,13 +114,13 @@ class ChunkStats:
         g = ch["grads"]
         present = ch["grad_present"]
         out = rows["grad_stats"]
-        col = GRAD_STATS.index
+        col = self.columns["grad"].index
         g64 = g.astype(np.float64)
         mean_square = (g64 * g64).mean(axis=-1)
         out[..., col("grad_norm")] = np.sqrt(mean_square * ch["numel"])
         out[..., col("grad_std")] = S.mean_std(g)[1]
         out[..., col("grad_frac_zero")] = (g == 0).mean(axis=-1)
-        rows["grad_hist"][:] = S.log2_histograms(g, GRAD_LOWEST_OCTAVE, GRAD_BINS)
+        rows["grad_hist"][:] = S.log2_histograms(g, *self.grad_octaves)
         out[~present] = np.nan
         rows["grad_hist"][~present] = np.nan
 
@@ -126,17 +139,17 @@ class ChunkStats:
             values = {"w_norm": w_norm, "w_std": w_std, "grad_norm": g_norm, "grad_std": g_std,
                       "update_std": u_std, "grad_data": g_std / w_std, "update_data": u_std / w_std}
         for name, v in values.items():
-            rows["weight_stats"][..., WEIGHT_STATS.index(name)] = v
+            rows["weight_stats"][..., self.columns["weight"].index(name)] = v
 
     def _channel_stats(self, ch: dict, rows: dict) -> None:
         out = rows["channels"]
         values, offsets = ch["channels"], self.channel_offsets
         for (sl, column), a, b in zip(self.channel_slots, offsets[:-1], offsets[1:], strict=True):
             out[:, sl, column] = values[:, a:b]
-        slices = self.layout.channel_slices()
+        slices = self.channel_slices
         before = ch["running_before"].astype(np.float64)
         offset = 0
-        col = CHANNEL_STATS.index
+        col = self.columns["channel"].index
         for r, j in enumerate(self.running):
             sl = slices[j]
             c = sl.stop - sl.start
