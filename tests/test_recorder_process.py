@@ -95,3 +95,25 @@ def test_the_process_stops_with_the_recorder_and_its_errors_surface(started, mon
         T.run_recorded(T.tiny(norm="batch"), steps=7, chunk=2)
     started[-1].process.join(5)
     assert not started[-1].process.is_alive()
+
+
+def test_a_process_that_dies_leaves_its_chunks_to_the_recorder(monkeypatch):
+    """Killed mid-run (out of memory, say): the chunks it held are computed inline, and so is the rest."""
+    use_process(monkeypatch, [])
+    submit, submitted = C.StatsProcess.submit, []
+
+    def submit_then_die(self, s, direct, state):
+        submit(self, s, direct, state)
+        submitted.append(s)
+        if len(submitted) == 2:
+            self.process.kill()
+            self.process.join(5)
+
+    monkeypatch.setattr(C.StatsProcess, "submit", submit_then_die)
+    rec = T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+    assert len(submitted) == 2 and rec._process is None
+    survived = T._history_arrays(rec)
+    monkeypatch.setattr(R, "spare_core", lambda: False)
+    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
+    for name, values in inline.items():
+        np.testing.assert_array_equal(survived[name], values, err_msg=name)

@@ -17,6 +17,7 @@ recorder computes inline. It exits when its pipe closes.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
@@ -193,8 +194,12 @@ def shared_empty(shape: tuple[int, ...], dtype=np.float32) -> tuple[np.ndarray, 
     """An uninitialized array in a new anonymous memory file, and the file's descriptor (for `StatsProcess`)."""
     size = max(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize, 1)
     fd = os.memfd_create("bnviz-stats", os.MFD_CLOEXEC)
-    os.ftruncate(fd, size)
-    return _map(fd, shape, dtype), fd
+    try:
+        os.ftruncate(fd, size)
+        return _map(fd, shape, dtype), fd
+    except OSError:
+        os.close(fd)
+        raise
 
 
 def _map(fd: int, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -202,6 +207,10 @@ def _map(fd: int, shape: tuple[int, ...], dtype) -> np.ndarray:
     buffer = mmap.mmap(fd, size)  # keeps its own duplicate of fd; the array keeps the mapping alive
     count = int(np.prod(shape, dtype=np.int64))
     return np.frombuffer(buffer, dtype, count).reshape(shape)
+
+
+class ProcessGone(RuntimeError):
+    """The statistics process died (killed, out of memory): what it held can be computed inline."""
 
 
 class StatsProcess:
@@ -222,7 +231,10 @@ class StatsProcess:
     def poll_ready(self) -> bool:
         """True once the child has mapped the arrays and imported what it needs (never blocks)."""
         if not self.ready and self.conn.poll():
-            self._check(self.conn.recv())
+            try:
+                self._check(self.conn.recv())
+            except (EOFError, OSError):
+                raise ProcessGone(f"the statistics process exited (code {self.process.exitcode})") from None
             self.ready = True
         return self.ready
 
@@ -236,8 +248,8 @@ class StatsProcess:
         (else None); re-raise the child's error."""
         try:
             reply = self.conn.recv()
-        except EOFError:
-            raise RuntimeError(f"the statistics process exited (code {self.process.exitcode})") from None
+        except (EOFError, OSError):
+            raise ProcessGone(f"the statistics process exited (code {self.process.exitcode})") from None
         return self._check(reply)[0]
 
     @staticmethod
@@ -251,7 +263,8 @@ class StatsProcess:
         """Stop the child: it finishes the chunk it is on, reads the end of its pipe and exits."""
         try:
             if self.ready:
-                self.conn.send(None)
+                with contextlib.suppress(OSError):  # it may be gone already
+                    self.conn.send(None)
             self.conn.close()
             self.process.join(1.0 if self.ready else 0.0)
         finally:

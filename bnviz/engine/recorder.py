@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .chunk_stats import ROWS, ChunkStats, StatsProcess, chunk_views, shared_empty, shared_support
+from .chunk_stats import ROWS, ChunkStats, ProcessGone, StatsProcess, chunk_views, shared_empty, shared_support
 from .history import CHANNEL_STATS, ICS_STATS, SCALARS, History, Layout
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
@@ -496,8 +496,16 @@ class Recorder:
     def _collect(self, count: int) -> None:
         """Append the rows of the `count` oldest chunks in flight (waiting for them)."""
         for _ in range(count):
-            s = self._in_flight.popleft()
-            state = self._process.result()
+            s = self._in_flight[0]
+            try:
+                state = self._process.result()
+            except ProcessGone:  # its chunks are still in their slots: compute them here, and go on inline
+                self._process.close()
+                self._process = False
+                while self._in_flight:
+                    self._compute(self._pending_chunk(self._in_flight.popleft()))
+                return
+            self._in_flight.popleft()
             if state is not None:
                 self._stats.set_state(state)
             self._compute({"rows": {name: rows[s] for name, rows in self._rows_out.items()}})
@@ -509,31 +517,42 @@ class Recorder:
             return None
         if self._process is None:
             self._process = self._start_process()
-        return self._process if self._process and self._process.poll_ready() else None
+        try:
+            return self._process if self._process and self._process.poll_ready() else None
+        except ProcessGone:  # died while starting
+            self._process.close()
+            self._process = False
+            return None
 
     def _start_process(self) -> StatsProcess | bool:
         """Move every array of the chunk slots into shared memory, add the rows' arrays, and start the process
         (False when the platform cannot, or nothing was sampled yet: the recorder stays inline)."""
         if self._acts is None or not shared_support():
             return False
+        try:
+            return self._share_and_start()
+        except OSError:  # no memory files or processes left: the numbers are the same inline
+            return False
+
+    def _share_and_start(self) -> StatsProcess:
         shared: dict[str, tuple[np.ndarray, int]] = {}
 
         def share(name: str, array: np.ndarray) -> np.ndarray:  # a copy in shared memory
             copy, fd = shared_empty(array.shape, array.dtype)
-            copy[...] = array
             shared[name] = (copy, fd)
+            copy[...] = array
             return copy
 
-        self._bind_samples(torch.from_numpy(share("acts", self._acts.numpy())),
-                           torch.from_numpy(share("grads", self._grad_samples.numpy())))
-        self._before.bind(torch.from_numpy(share("before", self._before.array)))
-        self._after.bind(torch.from_numpy(share("after", self._after.array)))
-        for key, attribute in _SLOT_ARRAYS.items():
-            setattr(self, attribute, share(key, getattr(self, attribute)))
-        m = 2 * self.chunk
-        self._rows_out = {name: share(ROWS + name, np.empty((m, *shape), dtype)) for name, (shape, dtype) in
-                          self.history.layout.row_shapes().items() if name != "record"}
         try:
+            self._bind_samples(torch.from_numpy(share("acts", self._acts.numpy())),
+                               torch.from_numpy(share("grads", self._grad_samples.numpy())))
+            self._before.bind(torch.from_numpy(share("before", self._before.array)))
+            self._after.bind(torch.from_numpy(share("after", self._after.array)))
+            for key, attribute in _SLOT_ARRAYS.items():
+                setattr(self, attribute, share(key, getattr(self, attribute)))
+            m = 2 * self.chunk
+            self._rows_out = {name: share(ROWS + name, np.empty((m, *shape), dtype)) for name, (shape, dtype) in
+                              self.history.layout.row_shapes().items() if name != "record"}
             return StatsProcess(self._stats, shared)
         finally:
             for _, fd in shared.values():
