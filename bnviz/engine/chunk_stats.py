@@ -130,10 +130,11 @@ class ChunkStats:
             return
         offsets = self.w_offsets
         w, g = ch["w_before"], ch["g_now"]  # the weights the step's forward pass used, and their gradient
-        u = ch["w_now"].astype(np.float64) - w  # the update the optimizer made
+        u = ch["w_now"].astype(np.float64)
+        u -= w  # the update the optimizer made (in place: the same numbers as w_now - w in float64, one copy less)
         w_norm, w_std = S.segment_norm_std(w, offsets)
         g_norm, g_std = S.segment_norm_std(g, offsets)
-        u_norm, u_std = S.segment_norm_std(u, offsets)
+        u_norm, u_std = S.segment_norm_std(u, offsets, overwrite=True)
         g_norm[ch["g_missing"]] = np.nan
         g_std[ch["g_missing"]] = np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
