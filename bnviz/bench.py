@@ -136,9 +136,9 @@ def print_peers(result: dict) -> None:
           f"the same run (weights, batches, seed); ratio = its block time / the bare loop's in the same block")
     print(f"  load average (1/5/15 min): before {b1:.2f} {b5:.2f} {b15:.2f}, after {a1:.2f} {a5:.2f} {a15:.2f} "
           f"on {os.cpu_count()} cores")
-    where = {(True, True): "on its worker thread (a core was spare)",
-             (False, False): "inline (no spare core: 1-minute load >= cores - 1)"}
-    print(f"  bnviz's statistics were computed {where.get(tuple(result['worker']), 'partly on its worker thread')}")
+    where = {(True, True): "in its statistics process (a core was spare)",
+             (False, False): "inline (no spare core: 1-minute load >= cores - 0.5)"}
+    print(f"  bnviz's statistics were computed {where.get(tuple(result['worker']), 'partly in its process')}")
     print(f"  {'':<3}{'what':<27}{'every':>5}{'steps/s':>10}{'ratio':>9}  quartiles")
     legend = {}
     for row in result["rows"].values():

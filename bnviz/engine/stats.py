@@ -100,12 +100,14 @@ def saturation(a: np.ndarray, kind: str) -> np.ndarray:
     return np.full(a.shape[:-1], np.nan)
 
 
-def segment_norm_std(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L2 norm and population std of each segment [offsets[i], offsets[i+1]) along the last axis (float64)."""
-    v = values.astype(np.float64)
+def segment_norm_std(values: np.ndarray, offsets: np.ndarray, overwrite: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """L2 norm and population std of each segment [offsets[i], offsets[i+1]) along the last axis (float64).
+    overwrite=True: float64 values may be used as scratch space (squared in place), saving a copy of them."""
+    v = values if overwrite and values.dtype == np.float64 else values.astype(np.float64)
     counts = np.maximum(np.diff(offsets), 1)
     sums = np.add.reduceat(v, offsets[:-1], axis=-1)
-    squares = np.add.reduceat(v * v, offsets[:-1], axis=-1)
+    squares = np.add.reduceat(np.multiply(v, v, out=v), offsets[:-1], axis=-1)  # v is ours: squared in place
     mean = sums / counts
     return np.sqrt(squares), np.sqrt(np.maximum(squares / counts - mean * mean, 0.0))
 

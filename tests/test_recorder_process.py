@@ -1,0 +1,119 @@
+"""The recorder's statistics process (bnviz.engine.chunk_stats.StatsProcess), used while a core is spare.
+
+Here the process is forced on and waited for (in normal use the recorder computes inline until it is ready): the
+numpy-reference tests of tests/test_recorder.py hold with it; it gives the same numbers as the inline path bit for
+bit across many hand-overs; it stops with the recorder; an error in it surfaces in the recorder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import test_recorder as T
+
+from bnviz.engine import chunk_stats as C
+from bnviz.engine import recorder as R
+
+pytestmark = [pytest.mark.usefixtures("engine_one_torch_thread"),
+              pytest.mark.skipif(not C.shared_support(), reason="no anonymous shared memory files here")]
+
+
+def use_process(monkeypatch, started: list) -> None:
+    """spare_core() is True; a started process is waited for until ready, and appended to `started`."""
+    ready, start = C.StatsProcess.poll_ready, R.Recorder._start_process
+
+    def poll_ready(self):
+        assert self.ready or self.conn.poll(60), "the statistics process did not start"
+        return ready(self)
+
+    def start_process(self):
+        started.append(start(self))
+        return started[-1]
+
+    monkeypatch.setattr(R, "spare_core", lambda: True)
+    monkeypatch.setattr(C.StatsProcess, "poll_ready", poll_ready)
+    monkeypatch.setattr(R.Recorder, "_start_process", start_process)
+
+
+@pytest.fixture
+def started(monkeypatch):
+    processes: list = []
+    use_process(monkeypatch, processes)
+    return processes
+
+
+def test_numpy_references_hold_with_the_process(started):
+    T.test_every_value_sampled_stats_equal_numpy_on_the_full_tensors(T.FULL_CASES[0])
+    T.test_subsampled_stats_equal_numpy_on_the_sampled_positions({"norm": "batch", "activation": "relu"}, 100)
+    T.test_weight_stats_equal_numpy_on_my_copies_before_and_after_the_step(T.FULL_CASES[0])
+    T.test_batch_norm_channel_stats_solved_from_the_running_update(T.FULL_CASES[0], 0.1)
+    T.test_flush_makes_pending_steps_visible()
+    assert started and all(started)
+
+
+@pytest.mark.parametrize(("changes", "momentum"), [({"norm": "batch"}, "config"),
+                                                  ({"model": "mlp", "norm": "none", "activation": "sigmoid"}, "config"),
+                                                  ({"norm": "batch"}, None), ({"norm": "batch"}, 0.0)],
+                         ids=str)  # momentum 0: the batch statistics are measured in the hook, sent with the chunk
+def test_process_and_inline_give_identical_histories(monkeypatch, changes, momentum):
+    results = {}
+    for use in (True, False):
+        with monkeypatch.context() as m:
+            if use:
+                use_process(m, [])
+            else:
+                m.setattr(R, "spare_core", lambda: False)
+            rec, _, _ = T.run_recorded(T.tiny(**changes), steps=23, chunk=3, samples=64, momentum=momentum)
+            results[use] = T._history_arrays(rec)
+    assert len(results[True]["step"]) == 23
+    for name, values in results[False].items():
+        np.testing.assert_array_equal(results[True][name], values, err_msg=name)
+
+
+def test_switching_between_process_and_inline_keeps_every_number(monkeypatch):
+    """The load changes during a run: chunks alternate between the process and inline, edges carried across."""
+    flips = iter([False, True, True, False, True] * 10)
+    use_process(monkeypatch, [])
+    monkeypatch.setattr(R, "spare_core", lambda: next(flips))
+    mixed = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
+    monkeypatch.setattr(R, "spare_core", lambda: False)
+    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
+    for name, values in inline.items():
+        np.testing.assert_array_equal(mixed[name], values, err_msg=name)
+
+
+def test_the_process_stops_with_the_recorder_and_its_errors_surface(started, monkeypatch):
+    rec, _, _ = T.run_recorded(T.tiny(norm="batch"), steps=7, chunk=2)
+    assert list(rec.history.steps) == list(range(7))
+    assert len(started) == 1 and started[0] and rec._process is None
+    started[0].process.join(5)
+    assert not started[0].process.is_alive()
+
+    submit = C.StatsProcess.submit  # a chunk the process cannot read: its directly measured statistics are wrong
+    monkeypatch.setattr(C.StatsProcess, "submit", lambda self, s, direct, state: submit(self, s, [1] * 2, state))
+    with pytest.raises(RuntimeError, match="in the statistics process"):
+        T.run_recorded(T.tiny(norm="batch"), steps=7, chunk=2)
+    started[-1].process.join(5)
+    assert not started[-1].process.is_alive()
+
+
+def test_a_process_that_dies_leaves_its_chunks_to_the_recorder(monkeypatch):
+    """Killed mid-run (out of memory, say): the chunks it held are computed inline, and so is the rest."""
+    use_process(monkeypatch, [])
+    submit, submitted = C.StatsProcess.submit, []
+
+    def submit_then_die(self, s, direct, state):
+        submit(self, s, direct, state)
+        submitted.append(s)
+        if len(submitted) == 2:
+            self.process.kill()
+            self.process.join(5)
+
+    monkeypatch.setattr(C.StatsProcess, "submit", submit_then_die)
+    rec = T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+    assert len(submitted) == 2 and rec._process is None
+    survived = T._history_arrays(rec)
+    monkeypatch.setattr(R, "spare_core", lambda: False)
+    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
+    for name, values in inline.items():
+        np.testing.assert_array_equal(survived[name], values, err_msg=name)
