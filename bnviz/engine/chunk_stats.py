@@ -22,13 +22,13 @@ import mmap
 import multiprocessing
 import os
 import traceback
-from multiprocessing import spawn
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import stats as S
+from .no_main import skip_main_for
 
 if TYPE_CHECKING:
     from .history import Layout
@@ -292,21 +292,9 @@ class StatsProcess:
 def _spawn_context():
     if not _CONTEXT:
         _CONTEXT.append(multiprocessing.get_context("spawn"))
-        spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+        skip_main_for(PROCESS_NAME)
     return _CONTEXT[0]
 
-
-def _without_main(get_preparation_data):
-    """multiprocessing tells a spawned process to import the parent's `__main__` first; under `streamlit run` that
-    is app.py (see bnviz.engine.sandbox). The statistics process needs only this module."""
-    def preparation_data(name):
-        data = get_preparation_data(name)
-        if name == PROCESS_NAME:
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    return preparation_data
 
 
 def _serve(conn, stats: ChunkStats, specs: dict) -> None:

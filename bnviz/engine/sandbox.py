@@ -18,13 +18,13 @@ import json
 import multiprocessing
 import resource
 import threading
-from multiprocessing import spawn
 
 import numpy as np
 
 from .. import errors
 from ..errors import BnvizError, RunFileError, ServerBusy, UserDataError
 from . import limits
+from .no_main import skip_main_for
 
 META = "__meta__"
 MAX_REPLY_BYTES = 1024 * 1024 * 1024  # far above the largest legal reply (32 M pixel values or 4 runs of 64 MiB)
@@ -73,23 +73,9 @@ def _context():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["bnviz.engine.sandbox", "bnviz.engine.uploads", "bnviz.engine.runfile"])
         _CONTEXT.append(context)
-        spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+        skip_main_for(PROCESS_NAME)
     return _CONTEXT[0]
 
-
-def _without_main(get_preparation_data):
-    """multiprocessing tells each new process to import the parent's `__main__` script first. Under `streamlit run`
-    that is app.py (Streamlit installs each script run as `__main__`), so every parsing process would run the app's
-    top level (Streamlit, a warm-up training, a page) before its limits are set, about 2.5 s a file. Our parsing
-    processes (named PROCESS_NAME) skip it: they need only what the forkserver preloaded."""
-    def preparation_data(name):
-        data = get_preparation_data(name)
-        if name == PROCESS_NAME:
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    return preparation_data
 
 
 def _run(task: str, args: dict, data: bytes, error: type[BnvizError], what: str):
