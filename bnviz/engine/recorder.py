@@ -56,13 +56,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import OrderedDict, deque
+from collections import deque
 
 import numpy as np
 import torch
 from torch import nn
 
-from .chunk_stats import ROWS, ChunkStats, ProcessGone, StatsProcess, chunk_views, shared_empty, shared_support
+from .chunk_stats import (
+    ROWS,
+    SLOT_KEYS,
+    ChunkStats,
+    ProcessGone,
+    StatsProcess,
+    chunk_views,
+    shared_empty,
+    shared_support,
+)
 from .history import CHANNEL_STATS, ICS_STATS, SCALARS, History, Layout
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
@@ -82,9 +91,8 @@ def spare_core() -> bool:
 
 _SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
 # the per-slot bookkeeping arrays, by their name in a chunk (ChunkStats.rows) -> the recorder's attribute
-_SLOT_ARRAYS = {"act_present": "_act_present", "grad_present": "_grad_present", "numel": "_numel", "steps": "_steps",
-                "scalars": "_scalars", "ics": "_ics", "g_missing": "_g_missing", "factors": "_chunk_factors",
-                "counts": "_chunk_counts"}
+_SLOT_ARRAYS = dict(zip(SLOT_KEYS, ("_act_present", "_grad_present", "_numel", "_steps", "_scalars", "_ics",
+                                    "_g_missing", "_chunk_factors", "_chunk_counts"), strict=True))
 
 
 def layout_for(targets: Targets, bins: int = 64) -> Layout:
@@ -229,17 +237,9 @@ class Recorder:
         return [int(view) for view in self._tracked_views]
 
     def _step_factors(self, tracked: list[int]) -> list[float]:
-        """_running_average_factor(before=True) of each running-average layer, from the counts read at `begin`
-        (the same numbers without a module attribute lookup per layer per step)."""
-        factors = []
-        for module, count in zip(self._running_modules, tracked, strict=True):
-            if not getattr(module, "track_running_stats", True):
-                factors.append(0.0)
-                continue
-            momentum = module.momentum
-            factor = 1.0 / max(count + 1, 1) if momentum is None else float(momentum)
-            factors.append(factor if factor >= 1e-3 else 0.0)
-        return factors
+        """_running_average_factor(before=True) of each running-average layer, from the counts read at `begin`."""
+        return [_running_average_factor(module, before=True, tracked=count)
+                for module, count in zip(self._running_modules, tracked, strict=True)]
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -306,7 +306,6 @@ class Recorder:
         return self.armed and not self._suspended and module.training
 
     def _forward_hook(self, k: int):
-        key = ("bnviz", id(self), k)  # this hook's key among the tensor's gradient hooks
         def grad_hook(grad):  # sample at once and keep no reference: autograd can reuse the gradient's memory
             if self._acts is not None or self._ensure_buffers():
                 numel, idx = self._last_index[k]
@@ -334,7 +333,7 @@ class Recorder:
                 self._outputs[k] = output.detach().clone()
                 self._outputs_kept += 1
             if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
-                _add_grad_hook(output, grad_hook, key)
+                output.register_hook(grad_hook)
         return hook
 
     def _needs_direct_stats(self, j: int) -> bool:
@@ -577,40 +576,26 @@ class Recorder:
             self.history.append({name: values[i] for name, values in rows.items()})
 
 
-def _add_grad_hook(tensor: torch.Tensor, hook, key) -> None:
-    """tensor.register_hook(hook), without the removable handle (the tensor, and its hooks, die with the step) nor
-    the checks that do not apply to a plain tensor made by an autograd node: the two steps Tensor.register_hook
-    takes, a few microseconds less per probe and step (with 50 probes, 1% of a step). Any other tensor (a subclass,
-    a leaf) goes through register_hook."""
-    if type(tensor) is not torch.Tensor or tensor.grad_fn is None:
-        tensor.register_hook(hook)
-        return
-    hooks = tensor._backward_hooks
-    if hooks is None:
-        tensor._backward_hooks = hooks = OrderedDict()
-        tensor.grad_fn._register_hook_dict(tensor)
-    hooks[key] = hook
-
-
 def _count_view(module: nn.Module) -> np.ndarray:
     """A 0-d numpy view of the module's num_batches_tracked buffer (-1 when it keeps no count)."""
     count = getattr(module, "num_batches_tracked", None)
     return np.array(-1) if count is None else count.numpy()
 
 
-def _running_average_factor(module: nn.Module, before: bool = False) -> float:
+def _running_average_factor(module: nn.Module, before: bool = False, tracked: int | None = None) -> float:
     """The weight of this forward pass's batch statistics in the running-average update (0 if none).
 
     PyTorch: momentum m gives running = (1 - m) running + m batch; momentum None is the cumulative average,
     weight 1 / num_batches_tracked (counted after the increment). Solving for the batch statistic divides by the
-    weight, so below 1e-3 (float32 precision) the recorder measures the input directly instead.
+    weight, so below 1e-3 (float32 precision) the recorder measures the input directly instead. tracked: the
+    module's num_batches_tracked when the caller has read it already (`Recorder._batches_tracked`).
     """
     if getattr(module, "running_mean", None) is None or not getattr(module, "track_running_stats", True):
         return 0.0
     momentum = getattr(module, "momentum", None)
     if momentum is None:
-        tracked = int(module.num_batches_tracked) + (1 if before else 0)
-        factor = 1.0 / max(tracked, 1)
+        count = int(module.num_batches_tracked) if tracked is None else tracked
+        factor = 1.0 / max(count + (1 if before else 0), 1)
     else:
         factor = float(momentum)
     return factor if factor >= 1e-3 else 0.0
