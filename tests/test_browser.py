@@ -24,6 +24,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 PAGE_LOAD_S = 90  # the first page of a cold server imports torch and plotly: slow on a loaded 2-core machine
 LIVE_S = 60  # bounded waits for live behaviour (first chart, a change, a status)
+CLICK_TRY_S = 3  # one attempt at clicking Stop (see press_stop_and_check)
 NAV_S = 120  # a page switch while a run trains: measured 6-40 s on a loaded 2-core machine (scripts/measure_live.py)
 
 
@@ -170,25 +171,32 @@ def wait_for_progress(page, first: dict, timeout: float = LIVE_S) -> dict:
 
 
 def press_stop_and_check(page) -> str:
-    """Press the page's Stop (once it is enabled, unless the run has ended) and return the final status line."""
+    """Press the page's Stop (once it is enabled, unless the run has ended) and return the final status line.
+
+    The run may end by itself at any moment, also while a click on Stop waits: Playwright's click waits until the
+    button is visible, stable and enabled (seconds on a busy page), and the full rerun that follows the end of the
+    run disables Stop for good. A single click with a long timeout then waits all of it for nothing (~60 s, when
+    the run ended between reading the status line and the click), so the click is tried in short attempts, with
+    the status line read again before each."""
     stop = bs.main_area(page).get_by_role("button", name="Stop", exact=True)
     stop.wait_for(state="visible", timeout=LIVE_S * 1000)
 
-    def clickable_or_ended():
+    def pressed_or_ended():
         s = bs.parse_status(bs.status_text(page))
         if s and s["status"] in ("stopped", "finished"):
             return "ended"
-        return "enabled" if stop.is_enabled() else None
+        if not stop.is_enabled():
+            return None
+        try:
+            stop.click(timeout=CLICK_TRY_S * 1000)
+        except sync_api.TimeoutError:  # not clickable yet (a busy page), or disabled again: the run just ended
+            return None
+        return "pressed"
 
     t0 = time.monotonic()
-    state = bs.poll(clickable_or_ended, LIVE_S, interval=0.2, what="Stop to be enabled while the run trains")
-    if time.monotonic() - t0 > 1:
-        print(f"Stop was disabled for {time.monotonic() - t0:.1f} s while the status said: {bs.status_text(page)}")
-    if state == "enabled":
-        try:
-            stop.click(timeout=LIVE_S * 1000)
-        except sync_api.TimeoutError:  # disabled again: the run ended by itself just before the click
-            print(f"Stop could not be clicked: {bs.status_text(page)}")
+    state = bs.poll(pressed_or_ended, LIVE_S, interval=0.2, what="Stop to be pressed or the run to end")
+    if time.monotonic() - t0 > CLICK_TRY_S:
+        print(f"Stop: {state} after {time.monotonic() - t0:.1f} s; the status said: {bs.status_text(page)}")
 
     def ended():
         s = bs.parse_status(bs.status_text(page))
