@@ -304,8 +304,10 @@ def batch_policy() -> None:
     """Put this process under Linux's SCHED_BATCH policy: the same share of the CPU as any other process, but never
     preempting a running one when it wakes up. Without it, each chunk handed over woke the child onto the training
     thread's core (a pipe's wake-up tells the scheduler that the writer is about to sleep), which then waited for the
-    child's ~2 ms of statistics: measured at load ~5, the hand-over took 0.8-2.5 ms per chunk, and 0.14-0.33 ms
-    with this policy. Elsewhere (no such policy, or not allowed) nothing changes."""
+    child's ~2 ms of statistics: measured with the process forced on at load ~5, the hand-over took 0.8-2.5 ms per
+    chunk, and 0.14-0.33 ms with this policy. (The recorder uses the process only while a core is spare; on a quiet
+    machine the bench's ratio was the same with and without it.) Elsewhere (no such policy, or not allowed)
+    nothing changes."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
