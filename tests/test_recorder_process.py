@@ -117,3 +117,44 @@ def test_a_process_that_dies_leaves_its_chunks_to_the_recorder(monkeypatch):
     inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
     for name, values in inline.items():
         np.testing.assert_array_equal(survived[name], values, err_msg=name)
+
+
+
+
+def test_a_process_found_dead_at_a_hand_over_leaves_its_chunks_to_the_recorder(monkeypatch):
+    """Killed between two chunks: the next hand-over finds its pipe broken, and that chunk, and the one the process
+    still held, are computed inline."""
+    use_process(monkeypatch, [])
+    result, results = C.StatsProcess.result, []
+
+    def result_then_die(self):
+        results.append(result(self))
+        self.process.kill()
+        self.process.join(5)
+        return results[-1]
+
+    monkeypatch.setattr(C.StatsProcess, "result", result_then_die)
+    rec = T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+    assert len(results) == 1 and rec._process is None
+    survived = T._history_arrays(rec)
+    monkeypatch.setattr(R, "spare_core", lambda: False)
+    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
+    for name, values in inline.items():
+        np.testing.assert_array_equal(survived[name], values, err_msg=name)
+
+
+@pytest.mark.skipif(not hasattr(C.os, "sched_getscheduler"), reason="Linux scheduling policies only")
+def test_the_process_runs_under_the_batch_policy(started, monkeypatch):
+    """SCHED_BATCH: it never preempts the training thread when a chunk wakes it (chunk_stats.batch_policy); the
+    training process keeps its own policy."""
+    policies, submit = [], C.StatsProcess.submit
+
+    def submit_and_look(self, *args):
+        policies.append((C.os.sched_getscheduler(self.process.pid), C.os.sched_getscheduler(0)))
+        return submit(self, *args)
+
+    monkeypatch.setattr(C.StatsProcess, "submit", submit_and_look)
+    own = C.os.sched_getscheduler(0)
+    T.run_recorded(T.tiny(norm="batch"), steps=4, chunk=1)
+    assert started and started[0] and policies
+    assert set(policies) == {(C.os.SCHED_BATCH, own)} and own != C.os.SCHED_BATCH

@@ -475,16 +475,21 @@ class Recorder:
         self._chunk_factors[s] = self._solvable_factors(s)
         self._chunk_counts[s] = self._norm_counts(self._numel[s])
         process = self._ready_process()
+        if process is not None:
+            # the histogram edges travel with a chunk only when the process may not have them: the chunks before
+            # were computed here. (With a chunk in flight, the process's edges are the newer ones.)
+            state = None if self._state_sent else self._stats.state()
+            try:
+                process.submit(s, [dict(d) for d in self._direct[s]], state)
+            except ProcessGone:  # died since its last chunk: this one is computed here too
+                self._lose_process()
+                process = None
         if process is None:  # inline, after what the process still holds (step order)
             self._collect(len(self._in_flight))
             self._compute(self._pending_chunk(s))
             self._state_sent = False
             self._fill, self._slot = 0, self._bank * self.chunk
             return
-        # the histogram edges travel with a chunk only when the process may not have them: the chunks before were
-        # computed here. (With a chunk in flight, the process's edges are the newer ones.)
-        state = None if self._state_sent else self._stats.state()
-        process.submit(s, [dict(d) for d in self._direct[s]], state)
         self._state_sent = True
         self._in_flight.append(s)
         self._bank = 1 - self._bank
@@ -498,16 +503,21 @@ class Recorder:
             s = self._in_flight[0]
             try:
                 state = self._process.result()
-            except ProcessGone:  # its chunks are still in their slots: compute them here, and go on inline
-                self._process.close()
-                self._process = False
-                while self._in_flight:
-                    self._compute(self._pending_chunk(self._in_flight.popleft()))
+            except ProcessGone:
+                self._lose_process()
                 return
             self._in_flight.popleft()
             if state is not None:
                 self._stats.set_state(state)
             self._compute({"rows": {name: rows[s] for name, rows in self._rows_out.items()}})
+
+    def _lose_process(self) -> None:
+        """The process died (killed, out of memory): the chunks it held are still in their slots, so they are
+        computed here, in order, and so is everything after."""
+        self._process.close()
+        self._process = False
+        while self._in_flight:
+            self._compute(self._pending_chunk(self._in_flight.popleft()))
 
     def _ready_process(self) -> StatsProcess | None:
         """The statistics process, if it should be used for this chunk and is ready; starts it if need be. Used
