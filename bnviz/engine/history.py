@@ -113,8 +113,10 @@ class History:
         self.capacity = capacity or capacity_for(layout)
         if self.capacity < 4 or self.capacity % 2:
             raise ValueError(f"capacity={self.capacity} must be an even number >= 4")
-        self.data = {name: np.full((self.capacity, *shape), np.nan if dtype != np.int64 else -1, dtype)
-                     for name, (shape, dtype) in layout.row_shapes().items()}
+        # empty, not filled: only rows < n are ever read, and each is written whole by `_append`. The pages of rows
+        # not reached yet are never touched: a new run's history costs no time (it was ~15 ms for the default CNN's
+        # 4096 rows, on the way from a click to the first chart) and only the memory its rows use.
+        self.data = {name: np.empty((self.capacity, *shape), dtype) for name, (shape, dtype) in layout.row_shapes().items()}
         self.hist_edges = np.zeros((len(layout.probes), layout.bins + 1), np.float32)  # set at the first record
         self.grad_edges = (np.arange(GRAD_BINS + 1) + GRAD_LOWEST_OCTAVE) * np.float32(np.log10(2.0))
         self.n = 0  # rows in use
@@ -150,6 +152,8 @@ class History:
                 slot = self.n
         for name, values in row.items():
             self.data[name][slot] = values
+        for name in self.data.keys() - row.keys():  # what the row does not give is unknown: NaN (-1 for integers)
+            self.data[name][slot] = -1 if self.data[name].dtype == np.int64 else np.nan
         self.data["record"][slot] = index
         self.n = max(self.n, slot + 1)
         self._last_is_provisional = not keep
@@ -165,7 +169,7 @@ class History:
             kept = np.append(kept, last)
         new = {}
         for name, arr in self.data.items():  # new arrays: a snapshot taken before keeps its own rows intact
-            fresh = np.full_like(arr, np.nan) if arr.dtype != np.int64 else np.full_like(arr, -1)
+            fresh = np.empty_like(arr)
             fresh[: len(kept)] = arr[kept]
             new[name] = fresh
         self.data = new
