@@ -100,9 +100,10 @@ def test_capacity_rules():
             History(layout(), capacity=bad)
 
 
-def test_copy_is_independent_and_safe_while_appending():
+@pytest.mark.parametrize("how", ["copy", "snapshot"])
+def test_copy_is_independent_and_safe_while_appending(how):
     h = filled(capacity=8, records=5)
-    snap = h.copy()
+    snap = getattr(h, how)()
     before = {k: v.copy() for k, v in snap.data.items()}
     rng = np.random.default_rng(1)
     for i in range(40):  # decimates the original several times
@@ -125,7 +126,7 @@ def test_copy_is_independent_and_safe_while_appending():
     thread.start()
     try:
         for _ in range(200):
-            c = h.copy()
+            c = getattr(h, how)()
             n = len(c)
             if not all(len(v) == n for v in c.data.values()) or not np.all(np.diff(c.steps) > 0):
                 errors.append(c.steps)
@@ -134,6 +135,27 @@ def test_copy_is_independent_and_safe_while_appending():
         stop.set()
         thread.join(5)
     assert not errors
+
+
+def test_snapshots_keep_what_they_saw_while_the_history_appends_and_decimates():
+    """Every snapshot taken along a run that decimates many times still holds exactly the rows it was taken with,
+    shares them with the live history while they are final (no copy), and cannot be written to."""
+    h = History(layout(), capacity=8)
+    rng = np.random.default_rng(3)
+    taken, shared = [], 0
+    for i in range(120):
+        h.append(random_row(h, rng, i))
+        snap = h.snapshot()
+        taken.append((snap, {k: v.copy() for k, v in h.data.items()}, len(h)))
+        shared += np.shares_memory(snap.data["act_hist"], h.data["act_hist"])
+        assert not h._last_is_provisional or not np.shares_memory(snap.data["act_hist"], h.data["act_hist"])
+        with pytest.raises(ValueError, match="read-only"):
+            snap.data["act_stats"][0] = 0.0
+    for snap, data, n in taken:
+        assert len(snap) == n
+        for k, v in snap.data.items():
+            np.testing.assert_array_equal(v, data[k][:n], err_msg=k)
+    assert shared >= 10  # the cheap path is taken: before the first decimation, and on every final last row
 
 
 # ---- save / load -----------------------------------------------------------------------------------------------

@@ -373,7 +373,7 @@ class Job:
     def snapshot(self) -> JobSnapshot:
         """A consistent copy of what a page needs; cheap enough to call twice a second while training runs."""
         rate = self.steps_per_s()
-        runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.copy(), r.summary(rate))
+        runs = [RunSnapshot(r.cfg, r.status, r.step, r.history.snapshot(), r.summary(rate))
                 for r in self.runs]
         return JobSnapshot(self.status, self.step, self.steps, rate, runs, self.error, self.note)
 
