@@ -1,13 +1,15 @@
 """How live is the live lab? Measured in a real headless Chromium against `streamlit run app.py`.
 
-    python scripts/measure_live.py [--reps 3] [--watch 20] [--headless 15] [--blink 15]
+    python scripts/measure_live.py [--reps 3] [--watch 20] [--headless 15] [--blink 15] [--pairs 3]
 
 Prints one table:
   (a) Home's one-click demo ("▶ Watch BN vs no BN"): time from the click to the first chart that holds data (a
       trace with a non-empty x/y/z array, not the "waiting" figure), after one warm-up run, `--reps` times, median;
   (b) training speed of the default twin (/train defaults: BN vs no BN, Steps raised so it lasts) while a browser
       watches (the status line's "N steps/s", sampled every second, median) against the same configs trained
-      headless in a subprocess (Job.steps_per_s sampled the same way, before and after the watched phase);
+      headless in a subprocess (Job.steps_per_s sampled the same way, before and after the watched phase), and
+      the same in `--pairs` alternating pairs (the watched run paused while the headless one trains: the ratio
+      that drift on a shared machine disturbs least);
   and, while watching, what the page does: bytes per second over the websocket, how often the live charts are
       shown faded (Streamlit's stale state) or blank, and how long a page switch takes to draw a chart.
 
@@ -163,7 +165,40 @@ def time_to_first_chart(browser, server) -> dict:
         ctx.close()
 
 
-def watch(browser, server, seconds: float, blink_seconds: float = 10.0) -> dict:
+def paired_ratios(page, pairs: int, seconds: float) -> list[dict]:
+    """The watched run against the headless reference, alternately: Pause it, measure `seconds` headless (the
+    same configs, in a subprocess), Resume it, wait 1.5 s (the status line's rate covers the last 64 steps), then
+    sample its rate for `seconds`. Each pair's ratio compares two windows a few seconds apart, so the drift of a
+    shared machine (the headless rate alone moved 85-127 steps/s within one run) mostly cancels."""
+    main = bs.main_area(page)
+
+    def status_is(name):
+        return lambda: (s := bs.parse_status(bs.status_text(page))) and s["status"] == name and s
+
+    out = []
+    for _ in range(pairs):
+        main.get_by_role("button", name="Pause", exact=True).click(timeout=30_000)
+        bs.poll(status_is("paused"), 30, what="the run to pause")
+        reference = headless_rate(seconds)
+        main.get_by_role("button", name="Resume", exact=True).click(timeout=30_000)
+        bs.poll(status_is("running"), 30, what="the run to resume")
+        page.wait_for_timeout(1500)
+        rates, t0 = [], time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            page.wait_for_timeout(1000)
+            status = bs.parse_status(bs.status_text(page))
+            if status and status["status"] == "running":
+                rates.append(status["rate"])
+        watched = statistics.median(rates) if rates else 0.0
+        out.append({"watched": watched, "headless": reference["median"], "load": loadavg(),
+                    "ratio": watched / reference["median"] if reference["median"] else float("nan")})
+        print(f"    pair {len(out)}: watched {watched:.1f}, headless {reference['median']:.1f} steps/s, "
+              f"ratio {out[-1]['ratio']:.2f} (load {out[-1]['load']})", flush=True)
+    return out
+
+
+def watch(browser, server, seconds: float, blink_seconds: float = 10.0, pairs: int = 0,
+          pair_seconds: float = 8.0) -> dict:
     """Start /train with its defaults (Steps raised) and watch for `seconds`: rates, traffic, chart states."""
     ctx = browser.new_context(viewport=bs.VIEWPORT)
     received = {"bytes": 0, "frames": 0}
@@ -217,6 +252,7 @@ def watch(browser, server, seconds: float, blink_seconds: float = 10.0) -> dict:
             "blank": sum(c["blank"] for c in charts) / max(1, len(charts)),
             "containers": (min(counts), max(counts)) if counts else (0, 0), "busy": busy,
         }
+        result["pairs"] = paired_ratios(page, pairs, pair_seconds)
         # What a user scrolled to the distribution grid sees: screenshots of its screen area (after the timed
         # window, as taking them costs the browser time). Less than 20 % of the usual ink: not drawn at that moment.
         page.mouse.move(5, 5)  # over the sidebar's top, away from the charts
@@ -257,6 +293,8 @@ def main() -> int:
     parser.add_argument("--watch", type=float, default=20.0, help="seconds to watch a run in the browser")
     parser.add_argument("--headless", type=float, default=15.0, help="seconds of each headless measurement")
     parser.add_argument("--blink", type=float, default=15.0, help="seconds of screenshots of the live grid")
+    parser.add_argument("--pairs", type=int, default=3, help="paused-headless / watched pairs (see paired_ratios)")
+    parser.add_argument("--pair-seconds", type=float, default=8.0, help="seconds of each half of a pair")
     parser.add_argument("--budget", type=int, default=600, help="abort after this many seconds (default 600)")
     args = parser.parse_args()
     if not bs.chromium_available():
@@ -284,7 +322,7 @@ def main() -> int:
                 print(f"(b) headless {args.headless:.0f} s ...", flush=True)
                 before = headless_rate(args.headless)
                 print(f"    watched {args.watch:.0f} s ...", flush=True)
-                watched = watch(browser, server, args.watch, args.blink)
+                watched = watch(browser, server, args.watch, args.blink, args.pairs, args.pair_seconds)
                 print(f"    headless {args.headless:.0f} s again ...", flush=True)
                 after = headless_rate(args.headless)
             finally:
@@ -314,6 +352,13 @@ def main() -> int:
         ("(b) ratio watched / headless (mean rates)",
          fmt(watched["mean"] / ((before["mean"] + after["mean"]) / 2) if before["mean"] + after["mean"] else 0.0),
          "steps done / seconds, over the whole window"),
+    ]
+    pairs = watched["pairs"]
+    if pairs:
+        ratios = [p["ratio"] for p in pairs]
+        rows.append((f"(b) ratio watched / headless, {len(pairs)} pairs (median)", fmt(statistics.median(ratios)),
+                     "pairs: " + ", ".join(fmt(r) for r in ratios) + "; the run paused while headless trains"))
+    rows += [
         ("websocket traffic while watching", fmt(watched["bytes_per_s"] / 1e6, " MB/s"),
          f"{watched['frames_per_s']:.1f} messages/s"),
         ("live charts marked stale (data-stale)", fmt(100 * watched["stale"], " %", 0), "of chart samples, 1 per s"),
