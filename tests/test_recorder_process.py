@@ -97,6 +97,18 @@ def test_the_process_stops_with_the_recorder_and_its_errors_surface(started, mon
     assert not started[-1].process.is_alive()
 
 
+def twenty_steps() -> R.Recorder:
+    return T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+
+
+def assert_same_as_inline(monkeypatch, rec: R.Recorder) -> None:
+    """rec's history equals that of the same run computed inline throughout, bit for bit."""
+    survived = T._history_arrays(rec)
+    monkeypatch.setattr(R, "spare_core", lambda: False)
+    for name, values in T._history_arrays(twenty_steps()).items():
+        np.testing.assert_array_equal(survived[name], values, err_msg=name)
+
+
 def test_a_process_that_dies_leaves_its_chunks_to_the_recorder(monkeypatch):
     """Killed mid-run (out of memory, say): the chunks it held are computed inline, and so is the rest."""
     use_process(monkeypatch, [])
@@ -110,15 +122,9 @@ def test_a_process_that_dies_leaves_its_chunks_to_the_recorder(monkeypatch):
             self.process.join(5)
 
     monkeypatch.setattr(C.StatsProcess, "submit", submit_then_die)
-    rec = T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+    rec = twenty_steps()
     assert len(submitted) == 2 and rec._process is None
-    survived = T._history_arrays(rec)
-    monkeypatch.setattr(R, "spare_core", lambda: False)
-    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
-    for name, values in inline.items():
-        np.testing.assert_array_equal(survived[name], values, err_msg=name)
-
-
+    assert_same_as_inline(monkeypatch, rec)
 
 
 def test_a_process_found_dead_at_a_hand_over_leaves_its_chunks_to_the_recorder(monkeypatch):
@@ -134,13 +140,9 @@ def test_a_process_found_dead_at_a_hand_over_leaves_its_chunks_to_the_recorder(m
         return results[-1]
 
     monkeypatch.setattr(C.StatsProcess, "result", result_then_die)
-    rec = T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0]
+    rec = twenty_steps()
     assert len(results) == 1 and rec._process is None
-    survived = T._history_arrays(rec)
-    monkeypatch.setattr(R, "spare_core", lambda: False)
-    inline = T._history_arrays(T.run_recorded(T.tiny(norm="batch"), steps=20, chunk=2, samples=64)[0])
-    for name, values in inline.items():
-        np.testing.assert_array_equal(survived[name], values, err_msg=name)
+    assert_same_as_inline(monkeypatch, rec)
 
 
 @pytest.mark.skipif(not hasattr(C.os, "sched_getscheduler"), reason="Linux scheduling policies only")
