@@ -116,7 +116,8 @@ class History:
         # empty, not filled: only rows < n are ever read, and each is written whole by `_append`. The pages of rows
         # not reached yet are never touched: a new run's history costs no time (it was ~15 ms for the default CNN's
         # 4096 rows, on the way from a click to the first chart) and only the memory its rows use.
-        self.data = {name: np.empty((self.capacity, *shape), dtype) for name, (shape, dtype) in layout.row_shapes().items()}
+        self.data = {name: np.empty((self.capacity, *shape), dtype)
+                     for name, (shape, dtype) in layout.row_shapes().items()}
         self.hist_edges = np.zeros((len(layout.probes), layout.bins + 1), np.float32)  # set at the first record
         self.grad_edges = (np.arange(GRAD_BINS + 1) + GRAD_LOWEST_OCTAVE) * np.float32(np.log10(2.0))
         self.n = 0  # rows in use
