@@ -321,7 +321,8 @@ def screenshot(page, name: str, max_height: int = 12000, settle: float = 10.0, t
 
 
 # Per drawn chart: its title and the boxes (viewport px, relative to the chart's SVG) of every text that must stay
-# readable: the title, annotations (subplot titles, notes, messages), axis titles, colorbar titles, legend entries.
+# readable: the title, annotations (subplot titles, notes, messages), axis titles, colorbar titles, legend entries;
+# and each subplot's plot area with the boxes of its axes' labels (tick labels and axis titles).
 CHART_TEXT_SELECTORS = {
     "title": "text.gtitle", "annotation": ".annotation-text",
     "axis title": "g.infolayer g[class$='title']:not(.g-gtitle):not(.cbtitle) > text",
@@ -343,11 +344,32 @@ CHART_TEXTS_JS = """(selectors) => Array.from(document.querySelectorAll('.js-plo
                   x1: r.right - frame.left, y1: r.bottom - frame.top});
     }
   }
+  // each subplot's plot area, and the labels of each axis (tick labels, title) with the subplot the axis belongs to
+  const full = el._fullLayout, plots = [], labels = [];
+  for (const id of (full && full._subplots && full._subplots.cartesian) || []) {
+    const [, x, y] = /^(x[0-9]*)(y[0-9]*)$/.exec(id) || [];
+    const xa = full[x.replace('x', 'xaxis')], ya = full[y.replace('y', 'yaxis')];
+    if (!xa || !ya) continue;
+    plots.push({subplot: id, x0: xa._offset, y0: ya._offset, x1: xa._offset + xa._length, y1: ya._offset + ya._length});
+    for (const ax of [xa, ya]) {
+      if (ax.anchor !== (ax === xa ? y : x)) continue;  // an axis is labelled beside the subplot it is anchored to
+      for (const t of el.querySelectorAll(`g.${ax._id}tick text, g.g-${ax._id}title text`)) {
+        const r = t.getBoundingClientRect();
+        if (!r.width || !r.height || getComputedStyle(t).visibility === 'hidden') continue;
+        labels.push({subplot: id, text: `${ax._id} ${(t.textContent || '').trim().slice(0, 40)}`,
+                     x0: r.left - frame.left, y0: r.top - frame.top,
+                     x1: r.right - frame.left, y1: r.bottom - frame.top});
+      }
+    }
+  }
   const title = el.querySelector('text.gtitle');
   return {title: title ? title.textContent.slice(0, 60) : '(untitled)', width: frame.width, height: frame.height,
-          texts};
+          texts, plots, labels};
 })"""
 TEXT_SLACK_PX = 2  # glyph boxes include line spacing: boxes that share less than this are not overlapping
+# How far (px) an axis label may reach into another subplot's plot area: the area's edge is its range padding, and a
+# rotated title's box includes its line spacing (bnviz/ui/plot.py's LABEL_REACH_PX: the gap it leaves as planned).
+LABEL_REACH_PX = 10
 
 
 def chart_texts(page) -> list[dict]:
@@ -355,8 +377,9 @@ def chart_texts(page) -> list[dict]:
     return page.evaluate(CHART_TEXTS_JS, CHART_TEXT_SELECTORS)
 
 
-def text_problems(chart: dict, slack: float = TEXT_SLACK_PX) -> list[str]:
-    """What is wrong with one chart's text: pairs of texts that overlap, and texts cut off by the chart's edges."""
+def text_problems(chart: dict, slack: float = TEXT_SLACK_PX, label_slack: float = LABEL_REACH_PX) -> list[str]:
+    """What is wrong with one chart's text: pairs of texts that overlap, texts cut off by the chart's edges, and axis
+    labels that reach into another subplot's plot area."""
     problems = []
     texts = chart["texts"]
     for t in texts:
@@ -371,4 +394,11 @@ def text_problems(chart: dict, slack: float = TEXT_SLACK_PX) -> list[str]:
             if dx > slack and dy > slack and not (a["kind"] == b["kind"] == "legend"):
                 problems.append(f"overlap: {a['kind']} {a['text']!r} and {b['kind']} {b['text']!r} "
                                 f"({dx:.0f} x {dy:.0f} px)")
+    for label in chart.get("labels", []):  # an axis's tick labels and title stay out of the other subplots
+        for plot in chart.get("plots", []):
+            dx = min(label["x1"], plot["x1"]) - max(label["x0"], plot["x0"])
+            dy = min(label["y1"], plot["y1"]) - max(label["y0"], plot["y0"])
+            if plot["subplot"] != label["subplot"] and dx > label_slack and dy > slack:
+                problems.append(f"in another subplot: axis label {label['text']!r} of {label['subplot']} reaches "
+                                f"{dx:.0f} px into the plot area of {plot['subplot']}")
     return problems

@@ -2,8 +2,10 @@
 
 For every Plotly chart on a page, the boxes of its title, annotations (subplot titles, notes, messages), axis
 titles, colorbar titles and legend entries are measured in a real headless Chromium (browser_support.chart_texts):
-no two may overlap and none may reach outside the chart's SVG. Every page with charts is checked idle; Home and
-Train & watch also after a short run. Views: 1400 and 1280 px wide, presenter mode at 1280x720, a 390 px phone.
+no two may overlap and none may reach outside the chart's SVG; nor may an axis's tick labels or title reach into
+another subplot's plot area (a narrow chart's right-hand y-axis over its left neighbour). Every page with charts is
+checked idle; Home and Train & watch also after a short run. Views: 1400 and 1280 px wide, presenter mode at
+1280x720, a 390 px phone.
 """
 
 from __future__ import annotations
@@ -111,3 +113,17 @@ def test_the_check_sees_overlap_and_clipping():
     assert problems[0].startswith("cut off: axis title 'c'") and problems[1].startswith("overlap: title 'a'")
     chart["texts"] = chart["texts"][:1]
     assert bs.text_problems(chart) == []
+
+
+def test_the_check_sees_axis_labels_inside_another_subplot():
+    """A right-hand subplot's y tick label drawn over the left subplot's plot area is a problem; the same label in the
+    gap between the two, or touching the neighbour's edge (less than LABEL_REACH_PX in), is not."""
+    chart = {"title": "t", "width": 300, "height": 200, "texts": [],
+             "plots": [{"subplot": "xy", "x0": 40, "y0": 20, "x1": 140, "y1": 180},
+                       {"subplot": "x2y2", "x0": 170, "y0": 20, "x1": 290, "y1": 180}],
+             "labels": [{"subplot": "x2y2", "text": "y2 100%", "x0": 125, "y0": 20, "x1": 161, "y1": 34}]}
+    problems = bs.text_problems(chart)
+    assert len(problems) == 1 and problems[0].startswith("in another subplot: axis label 'y2 100%' of x2y2 reaches 15")
+    for x0 in (142, 140 - bs.LABEL_REACH_PX + 1):
+        chart["labels"][0].update(x0=x0, x1=x0 + 36)
+        assert bs.text_problems(chart) == []

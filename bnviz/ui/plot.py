@@ -100,6 +100,30 @@ function subplotShare(note) {
 
 function longestLine(text) { return Math.max(...text.split('<br>').map(line => line.length)); }
 
+// Columns of subplots drawn `gap` (a share of the plot's width) further apart than the figure planned: on a narrow
+// chart the planned gap can be narrower than a right-hand subplot's y-axis labels. Each column shrinks by the same
+// share and moves right by `gap` per column to its left; a note centred over a column (its title) moves with it.
+function widenGaps(out, gap) {
+  const keys = Object.keys(out).filter((k) => /^xaxis[0-9]*$/.test(k) && out[k] && out[k].domain);
+  const starts = [...new Set(keys.map((k) => out[k].domain[0]))].sort((a, b) => a - b);
+  if (!gap || starts.length < 2) return out;
+  const scale = 1 - (starts.length - 1) * gap;
+  const column = (x) => starts.filter((s) => s <= x + 1e-9).length - 1;
+  const move = (x, k) => x * scale + k * gap;
+  const centres = new Set(keys.map((k) => (out[k].domain[0] + out[k].domain[1]) / 2).map((x) => x.toFixed(6)));
+  for (const key of keys) {
+    const [a, b] = out[key].domain;
+    out[key] = Object.assign({}, out[key], {domain: [move(a, column(a)), move(b, column(a))]});
+  }
+  out.annotations = (out.annotations || []).map((note) => {
+    if (note.xref !== 'paper' || note.xanchor !== 'center' || !centres.has(Number(note.x).toFixed(6))) return note;
+    const share = subplotShare(note);
+    return Object.assign({}, note, {x: move(note.x, column(note.x))},
+                         share === null ? {} : {name: `subplot title ${(share * scale).toFixed(4)}`});
+  });
+  return out;
+}
+
 function fitLayout(layout, fit) {
   const out = Object.assign({}, layout);
   const height0 = layout.height || 460;
@@ -124,7 +148,7 @@ function fitLayout(layout, fit) {
   });
   const titleTop = top;
   top += subplotTop + (fit.legend || 0);
-  if (!top && !bottom) return out;
+  if (!top && !bottom) return widenGaps(out, fit.gap);
   const height = height0 + top + bottom;
   const margin = layout.margin || {};
   out.height = height;
@@ -137,8 +161,14 @@ function fitLayout(layout, fit) {
     const fromTop = (1 - layout.legend.y) * height0 + titleTop;
     out.legend = Object.assign({}, layout.legend, {y: 1 - fromTop / height});
   }
-  return out;
+  return widenGaps(out, fit.gap);
 }
+
+// How far (px) a y-axis label may reach into the plot area of the subplot to its left: that area's right end is
+// its x axis's range padding, and a rotated axis title's box includes its line spacing. At 1280 px the loss and
+// accuracy chart's right-hand y title reaches 9 px in, its glyphs about 4, over nothing drawn; on a phone its tick
+// labels reached 13-22 px in, over the lines. tests/browser_support.py checks with the same tolerance.
+const LABEL_REACH_PX = 10;
 
 // After a draw: tighten `fit` wherever drawn text is wider than the chart; true if something changed.
 function measureFit(el, layout, fit) {
@@ -167,7 +197,7 @@ function measureFit(el, layout, fit) {
     const centre = (box.left + box.right) / 2;
     let roomPx = note.xanchor === 'left' ? room.right - box.left - 8
                                          : 2 * Math.min(centre - room.left, room.right - centre) - 16;
-    const share = subplotShare(note);
+    const share = subplotShare(((el.layout || layout).annotations || [])[i] || note);  // as drawn (widenGaps)
     const plotWidth = el._fullLayout && el._fullLayout._size ? el._fullLayout._size.w : room.width;
     if (share !== null) roomPx = Math.min(roomPx, share * plotWidth + 12);  // its column, and a little of the gap
     fit.notes[i] = tighten(note.text, box, fit.notes[i], roomPx);
@@ -183,6 +213,30 @@ function measureFit(el, layout, fit) {
     }
     const overlap = legend.getBoundingClientRect().bottom + 4 - limit;
     if (overlap > 1) { fit.legend = (fit.legend || 0) + Math.ceil(overlap); changed = true; }
+  }
+  // a subplot's y-axis labels (tick labels, title) that reach into the plot area of a subplot to their left (a
+  // narrow chart): the columns move apart by that much (widenGaps); labels that fit leave the layout as planned
+  const full = el._fullLayout;
+  if (full && full._size && full._subplots) {
+    let reach = 0;
+    for (const id of full._subplots.yaxis || []) {
+      const ya = full[id.replace('y', 'yaxis')];
+      const xa = ya && full[String(ya.anchor).replace('x', 'xaxis')];
+      if (!xa || ya.overlaying) continue;
+      const labels = Array.from(el.querySelectorAll(`g.${id}tick text, g.g-${id}title text`))
+        .map((t) => t.getBoundingClientRect()).filter((r) => r.width > 0);
+      if (!labels.length) continue;
+      const left = Math.min(...labels.map((r) => r.left)) - room.left;
+      for (const other of full._subplots.xaxis || []) {
+        const xb = full[other.replace('x', 'xaxis')];
+        const yb = xb && full[String(xb.anchor).replace('y', 'yaxis')];
+        if (!yb || xb === xa || xb._offset + xb._length > xa._offset) continue;  // only a subplot to the left
+        if (yb._offset >= ya._offset + ya._length || ya._offset >= yb._offset + yb._length) continue;  // other row
+        const into = xb._offset + xb._length - left;
+        if (into > LABEL_REACH_PX) reach = Math.max(reach, into + 6);  // and 6 px of gap: the labels clear it
+      }
+    }
+    if (reach) { fit.gap = (fit.gap || 0) + reach / full._size.w; changed = true; }
   }
   return changed;
 }
