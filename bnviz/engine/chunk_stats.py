@@ -250,7 +250,7 @@ class StatsProcess:
             try:
                 self._check(self.conn.recv())
             except (EOFError, OSError):
-                raise ProcessGone(f"the statistics process exited (code {self.process.exitcode})") from None
+                raise self._gone() from None
             self.ready = True
         return self.ready
 
@@ -260,7 +260,7 @@ class StatsProcess:
         try:
             self.conn.send((s, direct, state))
         except OSError:  # a broken pipe: the child is gone
-            raise ProcessGone(f"the statistics process exited (code {self.process.exitcode})") from None
+            raise self._gone() from None
 
     def result(self):
         """Wait for the oldest submitted chunk; return the histogram edges state after it when it changed them
@@ -268,8 +268,11 @@ class StatsProcess:
         try:
             reply = self.conn.recv()
         except (EOFError, OSError):
-            raise ProcessGone(f"the statistics process exited (code {self.process.exitcode})") from None
+            raise self._gone() from None
         return self._check(reply)[0]
+
+    def _gone(self) -> ProcessGone:
+        return ProcessGone(f"the statistics process exited (code {self.process.exitcode})")
 
     @staticmethod
     def _check(reply):
@@ -297,7 +300,6 @@ def _spawn_context():
         _CONTEXT.append(multiprocessing.get_context("spawn"))
         skip_main_for(PROCESS_NAME)
     return _CONTEXT[0]
-
 
 
 def batch_policy() -> None:

@@ -199,11 +199,10 @@ class History:
         other.lock = threading.Lock()
         other.layout = self.layout
         other.capacity = self.capacity
+        share = snapshot and not self._last_is_provisional  # rows that can no longer change: views, no copy
+        other.data = {k: v[: self.n] if share else v[: self.n].copy() for k, v in self.data.items()}
         if snapshot:
-            views = not self._last_is_provisional
-            other.data = {k: _read_only(v[: self.n] if views else v[: self.n].copy()) for k, v in self.data.items()}
-        else:
-            other.data = {k: v[: self.n].copy() for k, v in self.data.items()}
+            other.data = {k: _read_only(v) for k, v in other.data.items()}
         other.hist_edges = self.hist_edges.copy()
         other.grad_edges = self.grad_edges.copy()
         other.n, other.stride, other.records = self.n, self.stride, self.records

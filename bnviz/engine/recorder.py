@@ -528,9 +528,8 @@ class Recorder:
             self._process = self._start_process()
         try:
             return self._process if self._process and self._process.poll_ready() else None
-        except ProcessGone:  # died while starting
-            self._process.close()
-            self._process = False
+        except ProcessGone:  # died while starting (nothing in flight yet)
+            self._lose_process()
             return None
 
     def _start_process(self) -> StatsProcess | bool:

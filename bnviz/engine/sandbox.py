@@ -77,7 +77,6 @@ def _context():
     return _CONTEXT[0]
 
 
-
 def _run(task: str, args: dict, data: bytes, error: type[BnvizError], what: str):
     """Run `task` on `data` in a fresh limited process; (arrays, meta) it sent, or its error raised here."""
     if not _SLOTS.acquire(timeout=limits.PARSE_SECONDS):

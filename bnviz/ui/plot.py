@@ -104,9 +104,10 @@ function longestLine(text) { return Math.max(...text.split('<br>').map(line => l
 // chart the planned gap can be narrower than a right-hand subplot's y-axis labels. Each column shrinks by the same
 // share and moves right by `gap` per column to its left; a note centred over a column (its title) moves with it.
 function widenGaps(out, gap) {
+  if (!gap) return out;  // nearly always: only a narrow chart's measure sets it
   const keys = Object.keys(out).filter((k) => /^xaxis[0-9]*$/.test(k) && out[k] && out[k].domain);
   const starts = [...new Set(keys.map((k) => out[k].domain[0]))].sort((a, b) => a - b);
-  if (!gap || starts.length < 2) return out;
+  if (starts.length < 2) return out;
   const scale = 1 - (starts.length - 1) * gap;
   const column = (x) => starts.filter((s) => s <= x + 1e-9).length - 1;
   const move = (x, k) => x * scale + k * gap;
