@@ -184,6 +184,22 @@ def test_job_start_pause_set_lr_resume_stop_from_another_thread(engine_datasets)
     assert job.snapshot().runs[0].summary["status"] == "stopped"
 
 
+def test_the_rate_after_resume_counts_no_time_spent_paused(engine_datasets):
+    job = Job(tiny(steps=1_000_000, eval_every=10**6), engine_datasets).start()
+    try:
+        wait_until(lambda: job.step >= 3, what="training to start")
+        job.pause()
+        wait_until_still(job)
+        time.sleep(0.3)  # a pause: the rate over the last 64 steps would include it
+        paused_at, resumed = job.step, time.perf_counter()
+        job.resume()
+        wait_until(lambda: job.step >= paused_at + 3, what="steps after the resume")
+        assert job._times.copy()[0][0] >= resumed  # every step the rate counts came after the resume
+        assert job.steps_per_s() > 0
+    finally:
+        job.stop()
+
+
 def test_stop_while_paused_and_join(engine_datasets):
     job = Job(tiny(steps=1_000_000, eval_every=10**6), engine_datasets).start()
     wait_until(lambda: job.step >= 1, what="a first step")

@@ -365,9 +365,11 @@ class Job:
 
     # ---- reading --------------------------------------------------------------------------------------------
     def steps_per_s(self) -> float:
-        if len(self._times) < 2:
+        """Steps per second over the last 64 steps (since the last Resume, if that is more recent)."""
+        times = self._times.copy()  # one atomic copy: the worker appends and clears meanwhile
+        if len(times) < 2:
             return 0.0
-        (t0, s0), (t1, s1) = self._times[0], self._times[-1]
+        (t0, s0), (t1, s1) = times[0], times[-1]
         return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
 
     def snapshot(self) -> JobSnapshot:
@@ -408,6 +410,7 @@ class Job:
                     self.note = (f"stopped after a pause of {self.pause_limit:.0f} s, to free the server for others; "
                                  "press Start to train again")
                     self._stop.set()  # paused too long: stop, and on_done gives the slot back
+                self._times.clear()  # the rate after Resume counts steps since Resume, not the pause
                 continue
             active = [(run, stream) for run, stream in zip(self.runs, self.streams, strict=True) if not run.done]
             if not active:
