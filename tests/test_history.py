@@ -158,6 +158,37 @@ def test_snapshots_keep_what_they_saw_while_the_history_appends_and_decimates():
     assert shared >= 10  # the cheap path is taken: before the first decimation, and on every final last row
 
 
+def test_a_snapshot_copies_a_long_runs_rows_without_holding_the_append_lock(monkeypatch):
+    """With a provisional last row, the rows before it are copied after the lock is released: the training thread
+    can append meanwhile (here: during the copy, from another thread), and the snapshot still holds only its rows."""
+    import bnviz.engine.history as history_module
+
+    h = History(layout(), capacity=8)
+    rng = np.random.default_rng(5)
+    i = 0
+    while i < 9 or not h._last_is_provisional:  # decimated, and the last row is provisional
+        h.append(random_row(h, rng, i))
+        i += 1
+    before = {k: v[: len(h)].copy() for k, v in h.data.items()}
+    appended = []
+    original = history_module._with_last_row
+
+    def append_meanwhile(final, last):
+        if not appended:
+            writer = threading.Thread(target=lambda: appended.append(h.append(random_row(h, rng, i))))
+            writer.start()
+            writer.join(10)
+            assert appended, "the append waited for the snapshot's copy"
+        return original(final, last)
+
+    monkeypatch.setattr(history_module, "_with_last_row", append_meanwhile)
+    snap = h.snapshot()
+    assert appended and h.records == i + 1
+    assert len(snap) == len(before["step"]) and snap.records == i
+    for k, v in snap.data.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
 # ---- save / load -----------------------------------------------------------------------------------------------
 def assert_same(a: History, b: History):
     assert a.layout == b.layout

@@ -182,27 +182,34 @@ class History:
     def copy(self) -> History:
         """An independent copy holding only the rows in use (what a page draws from)."""
         with self.lock:
-            return self._copy()
+            other = self._header()
+            other.data = {k: v[: self.n].copy() for k, v in self.data.items()}
+        return other
 
     def snapshot(self) -> History:
         """Like `copy`, read-only, and cheap: what a page draws from twice a second while the run trains.
 
         Its arrays are read-only views of this history's rows when those can no longer change: appending writes
         only past them, and decimating (`_compact`) moves the rows to new arrays. Only a provisional last row is
-        rewritten in place by the next append; then the rows are copied. A snapshot of a long run then costs
-        microseconds instead of a copy of megabytes made while holding the lock the training thread appends under."""
+        rewritten in place by the next append; then the rows are copied, but only that row while holding the lock
+        the training thread appends under: the final rows before it are copied after it is released. A snapshot of
+        a long run costs microseconds of the training thread's time instead of a copy of megabytes."""
         with self.lock:
-            return self._copy(snapshot=True)
+            other, data, n = self._header(), self.data, self.n
+            last = {k: v[n - 1].copy() for k, v in data.items()} if self._last_is_provisional else None
+        if last is None:
+            other.data = {k: _read_only(v[:n]) for k, v in data.items()}
+        else:
+            other.data = {k: _read_only(_with_last_row(v[: n - 1], last[k])) for k, v in data.items()}
+        return other
 
-    def _copy(self, snapshot: bool = False) -> History:
+    def _header(self) -> History:
+        """A new History with this one's layout, edges, counters and meta, and no rows yet (the caller sets
+        `data`); called under the lock."""
         other = History.__new__(History)
         other.lock = threading.Lock()
         other.layout = self.layout
         other.capacity = self.capacity
-        share = snapshot and not self._last_is_provisional  # rows that can no longer change: views, no copy
-        other.data = {k: v[: self.n] if share else v[: self.n].copy() for k, v in self.data.items()}
-        if snapshot:
-            other.data = {k: _read_only(v) for k, v in other.data.items()}
         other.hist_edges = self.hist_edges.copy()
         other.grad_edges = self.grad_edges.copy()
         other.n, other.stride, other.records = self.n, self.stride, self.records
@@ -477,6 +484,14 @@ def _jsonable(obj):
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
+
+
+def _with_last_row(final: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """A new array: the final rows, then the last row."""
+    out = np.empty((len(final) + 1, *final.shape[1:]), final.dtype)
+    out[:-1] = final
+    out[-1] = last
+    return out
 
 
 def _read_only(view: np.ndarray) -> np.ndarray:
