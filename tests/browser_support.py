@@ -286,6 +286,21 @@ def main_area(page):
     return page.locator('[data-testid="stMain"]')
 
 
+def start_train_run(page, url: str, steps: int) -> None:
+    """Open Train & watch (its defaults: the BN vs no BN twin) in `page`, set Steps, press Start and wait until a
+    chart holds data (scripts/measure_live.py and scripts/measure_browser.py watch this run)."""
+    page.goto(url + "/train", wait_until="domcontentloaded", timeout=90_000)
+    wait_for_title(page, "Train & watch", 90)
+    wait_until_idle(page, 30)
+    box = page.locator('[data-testid="stSidebar"]').get_by_label("Steps", exact=True)
+    box.fill(str(steps))
+    box.press("Enter")
+    poll(lambda: box.input_value().replace(",", "") == str(steps), 15, what="Steps to be set")
+    wait_until_idle(page, 20)
+    main_area(page).get_by_role("button", name="▶ Start").click()
+    page.wait_for_function(ANY_PLOT_WITH_DATA_JS, timeout=60_000, polling=100)
+
+
 def screenshot(page, name: str, max_height: int = 12000, settle: float = 10.0, tries: int = 1) -> Path:
     """Save a full-page PNG of the page into screenshots/<name>.png.
 
