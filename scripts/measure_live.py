@@ -1,6 +1,6 @@
 """How live is the live lab? Measured in a real headless Chromium against `streamlit run app.py`.
 
-    python scripts/measure_live.py [--reps 3] [--watch 20] [--headless 15] [--blink 15] [--pairs 3]
+    python scripts/measure_live.py [--reps 3] [--watch 20] [--headless 15] [--blink 15] [--pairs 3] [--only-first]
 
 Prints one table:
   (a) Home's one-click demo ("▶ Watch BN vs no BN"): time from the click to the first chart that holds data (a
@@ -286,6 +286,7 @@ def main() -> int:
     parser.add_argument("--blink", type=float, default=15.0, help="seconds of screenshots of the live grid")
     parser.add_argument("--pairs", type=int, default=3, help="paused-headless / watched pairs (see paired_ratios)")
     parser.add_argument("--pair-seconds", type=float, default=8.0, help="seconds of each half of a pair")
+    parser.add_argument("--only-first", action="store_true", help="measure (a) only: skip the watched phase (b)")
     parser.add_argument("--budget", type=int, default=600, help="abort after this many seconds (default 600)")
     args = parser.parse_args()
     if not bs.chromium_available():
@@ -310,12 +311,13 @@ def main() -> int:
                     runs.append(time_to_first_chart(browser, server))
                     print(f"    click {i + 1}: first chart {runs[-1]['any_chart']:.2f} s, with data "
                           f"{runs[-1]['data']:.2f} s (step {runs[-1]['step']})", flush=True)
-                print(f"(b) headless {args.headless:.0f} s ...", flush=True)
-                before = headless_rate(args.headless)
-                print(f"    watched {args.watch:.0f} s ...", flush=True)
-                watched = watch(browser, server, args.watch, args.blink, args.pairs, args.pair_seconds)
-                print(f"    headless {args.headless:.0f} s again ...", flush=True)
-                after = headless_rate(args.headless)
+                if not args.only_first:
+                    print(f"(b) headless {args.headless:.0f} s ...", flush=True)
+                    before = headless_rate(args.headless)
+                    print(f"    watched {args.watch:.0f} s ...", flush=True)
+                    watched = watch(browser, server, args.watch, args.blink, args.pairs, args.pair_seconds)
+                    print(f"    headless {args.headless:.0f} s again ...", flush=True)
+                    after = headless_rate(args.headless)
             finally:
                 browser.close()
     finally:
@@ -330,8 +332,16 @@ def main() -> int:
         ("(a) click -> first chart element (any), median", fmt(statistics.median(r["any_chart"] for r in runs), " s"),
          "may be the 'waiting' figure"),
     ]
+    if not args.only_first:
+        rows += watched_rows(before, watched, after)
+    print_table(rows)
+    return 0
+
+
+def watched_rows(before: dict, watched: dict, after: dict) -> list[tuple[str, str, str]]:
+    """The table's rows of (b) and of what the page did while watched."""
     headless = (before["median"] + after["median"]) / 2
-    rows += [
+    rows = [
         ("(b) headless steps/s (before)", fmt(before["median"], "", 1),
          f"median of {before['samples']}; mean {before['mean']:.1f}; load {before['load']}"),
         ("(b) watched steps/s (status line)", fmt(watched["median"], "", 1),
@@ -370,7 +380,10 @@ def main() -> int:
         ("Stop: click done -> status says stopped", fmt(stop["stopped"], " s"),
          f"{stop['extra_steps']} steps trained after the last status read before the click"),
     ]
+    return rows
 
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print()
@@ -379,7 +392,6 @@ def main() -> int:
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{value_width}}  {note}")
     print(f"\n{os.cpu_count()} cores; load average now {loadavg()}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -329,6 +329,10 @@ def test_home_demo_button_starts_live_charts(context, primed):
     first = read_live(page)
     lap(f"first chart with data; {first['status']}")
     assert first["status"] is not None and first["status"]["status"] == "running", bs.status_text(page)
+    # the grid reserves its colorbar's margin (bnviz.figures.density): plotly did not have to widen it and draw again
+    margins = page.evaluate("""() => { const el = document.querySelector('.st-key-home_grid .js-plotly-plot');
+      return [el._fullLayout._size.r, el._fullLayout.margin.r]; }""")
+    assert margins[0] == margins[1], f"plotly widened the right margin {margins[1]} px to {margins[0]} px"
     later = wait_for_progress(page, first)
     lap(f"charts changed; {later['status']}")
     assert_no_errors(page, "/ while the demo trains")

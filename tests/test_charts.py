@@ -24,6 +24,7 @@ from bnviz.engine.config import RunConfig
 from bnviz.engine.history import GRAD_STATS, WEIGHT_STATS, History
 from bnviz.engine.shift import distribution_drift
 from bnviz.engine.trainer import train
+from bnviz.figures.density import DENSITY_MARGIN_PX
 from bnviz.ui.plot import BUNDLE_TRACES
 
 
@@ -234,6 +235,17 @@ def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
     expected = np.concatenate([bn.act("p15")[:, k], [np.nan], bn.act("p50")[:, k], [np.nan], bn.act("p85")[:, k]])
     np.testing.assert_allclose(lines[0].y, expected, rtol=1e-6)
     assert fig.layout.yaxis2.matches == "y"  # y shared within a row
+
+
+def test_density_figures_reserve_their_colorbars_margin(bn):
+    """The colour bar of a density heatmap starts at the plot's right edge, so the right margin it needs is the same
+    at every chart width, and the figure has that margin from the start: plotly then draws it once (a colour bar
+    that does not fit makes it widen the margin and lay out and draw the whole chart again)."""
+    for fig in (figures.distribution_grid([("BN", bn)]), figures.distribution_heatmap(bn),
+                figures.gradient_histogram(bn)):
+        colorbar = fig.layout.coloraxis.colorbar
+        assert (colorbar.x, colorbar.xanchor) == (1, "left"), fig.layout.title.text
+        assert fig.layout.margin.r == DENSITY_MARGIN_PX == 72 + 2 * colorbar.xpad
 
 
 def test_grid_build_time_for_a_long_history(long_bn):

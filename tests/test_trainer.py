@@ -92,6 +92,39 @@ def test_step_0_is_the_untrained_network_on_the_first_batch(engine_digits, engin
     assert np.all(np.isfinite(h.scalar("test_acc_train_mode")[evaluated]))
 
 
+@pytest.mark.parametrize("changes", [{"norm": "batch"}, {"norm": "batch-noisy", "dropout": 0.2},
+                                     {"norm": "batch-renorm"}, {"norm": "batch", "ics_every": 5}])
+def test_a_jobs_first_evaluation_comes_after_its_first_row_with_the_same_numbers(engine_datasets, changes):
+    """A job hands its first step's statistics over before evaluating the test accuracy of that step (a page draws
+    the first chart sooner), on the network as it was at that step: every recorded number is the one an evaluation
+    inside the step gives (the same run trained step by step here)."""
+    cfg = tiny(**changes)
+    job = Job(cfg, engine_datasets)
+    rows_at_eval = []
+    evaluate = Run.evaluate
+
+    def noting(run, *args, **kwargs):
+        rows_at_eval.append(len(run.history))
+        return evaluate(run, *args, **kwargs)
+
+    try:
+        Run.evaluate = noting
+        job.run_to_end()
+    finally:
+        Run.evaluate = evaluate
+    assert rows_at_eval[0] == (0 if cfg.ics_every else 1)  # step 0's row first (not with the ICS measure)
+    reference = Job(cfg, engine_datasets)
+    run, stream = reference.runs[0], reference.streams[0]
+    while not run.done:
+        run.train_step(*stream.next())
+    assert np.isfinite(job.runs[0].history.scalar("test_acc")[0])
+    for name, values in history_arrays(run).items():
+        np.testing.assert_array_equal(history_arrays(job.runs[0])[name], values, err_msg=name)
+    for (k, v), (k2, v2) in zip(run.model.state_dict().items(), job.runs[0].model.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2), k
+    assert run.history.meta["summary"] == job.runs[0].history.meta["summary"]
+
+
 def test_different_seed_gives_a_different_run(engine_datasets):
     a = Job(tiny(seed=0, steps=5), engine_datasets).run_to_end().runs[0]
     b = Job(tiny(seed=1, steps=5), engine_datasets).run_to_end().runs[0]

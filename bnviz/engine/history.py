@@ -178,6 +178,15 @@ class History:
         self.stride = grid
         self._last_is_provisional = bool(latest_dropped)
 
+    def set_scalars(self, step: int, **values: float) -> None:
+        """Write scalars (SCALARS names) into the row of `step`, if it is kept: a value computed after its row was
+        appended (the first step's test accuracy, `Run.deferred_eval`). Snapshots that share the row see it too."""
+        with self.lock:
+            rows = np.flatnonzero(self.data["step"][: self.n] == step)
+            if len(rows):
+                for name, value in values.items():
+                    self.data["scalars"][rows[-1], SCALARS.index(name)] = value
+
     # ---- reading -------------------------------------------------------------------------------------------
     def copy(self) -> History:
         """An independent copy holding only the rows in use (what a page draws from)."""

@@ -74,6 +74,8 @@ class Run:
         self.last_test_acc = math.nan
         self.final_test_acc = math.nan
         self.error: str | None = None
+        self.defer_eval = False  # see train_step
+        self._deferred: tuple[int, dict[str, torch.Tensor]] | None = None  # (step, network) to evaluate later
 
     @property
     def lr(self) -> float:
@@ -93,7 +95,13 @@ class Run:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One step on the batch (x, y); returns the loss. When the divergence rule fires on this step's loss, the
-        run is marked diverged and stops before the update."""
+        run is marked diverged and stops before the update.
+
+        While `defer_eval` is set, a test-accuracy evaluation due at this step keeps a copy of the network as it
+        would be evaluated (its parameters and buffers) instead, and `deferred_eval` evaluates that copy and writes
+        the accuracies into this step's history row: the same numbers, later (a job's first step, so that a page
+        draws it sooner). Not at the last step (`finish` summarizes the run with it) nor with the gradient-ICS
+        measure at this step (its extra passes see what the evaluation leaves behind)."""
         cfg, rec, step = self.cfg, self.recorder, self.step
         recording = rec.begin(step) if rec else False
         self._relax_renorm_limits(step)
@@ -114,11 +122,11 @@ class Run:
         loss.backward()
         evaluate = step % cfg.eval_every == 0 or step == cfg.steps - 1
         test_acc = test_acc_train = None
-        if evaluate:
-            test_acc = self.evaluate(train_mode=False, limit=EVAL_SUBSET)
-            test_acc_train = self.evaluate(train_mode=True, limit=EVAL_SUBSET)
-            self.last_test_acc = test_acc
         measure_ics = cfg.ics_every > 0 and step % cfg.ics_every == 0 and recording
+        if evaluate and self.defer_eval and not measure_ics and step < cfg.steps - 1:  # the last step's is in finish()
+            self._deferred = (step, _copy_state(self.model))
+        elif evaluate:
+            test_acc, test_acc_train = self._accuracies()
         before = [p.detach().clone() for p in self.model.parameters()] if measure_ics else None
         self.optimizer.step()
         if recording:
@@ -134,6 +142,29 @@ class Run:
             self.status = "finished"
             self.finish()
         return loss_value
+
+    def _accuracies(self) -> tuple[float, float]:
+        """The test accuracy in eval mode and in train mode (batch statistics), on the evaluation subset."""
+        test_acc = self.evaluate(train_mode=False, limit=EVAL_SUBSET)
+        test_acc_train = self.evaluate(train_mode=True, limit=EVAL_SUBSET)
+        self.last_test_acc = test_acc
+        return test_acc, test_acc_train
+
+    def deferred_eval(self) -> None:
+        """The evaluation that a step taken with `defer_eval` set put off, on the network as it was then; its accuracies
+        go into that step's history row. Call it before the next step (the evaluation draws from the noise
+        generators of noisy BN layers, in the order a step and its evaluation use them)."""
+        if self._deferred is None:
+            return
+        step, state = self._deferred
+        self._deferred = None
+        now = _copy_state(self.model)
+        self.model.load_state_dict(state)
+        try:
+            test_acc, test_acc_train = self._accuracies()
+        finally:
+            self.model.load_state_dict(now)
+        self.history.set_scalars(step, test_acc=test_acc, test_acc_train_mode=test_acc_train)
 
     def _relax_renorm_limits(self, step: int) -> None:
         """Batch renorm's r_max and d_max for this step (Ioffe 2017's schedule, scaled to the run's length)."""
@@ -416,6 +447,9 @@ class Job:
             if not active:
                 break
             self._apply_lr_request()
+            first = not self._first_data.is_set()
+            for run, _ in active:
+                run.defer_eval = first  # the first step's evaluation after its statistics are handed over
             self._step(active)
             now = time.perf_counter()
             self._times.append((now, self.step))
@@ -423,6 +457,10 @@ class Job:
                 last_flush = now
                 self._flush()
                 self._first_data.set()
+            if first:
+                for run, _ in active:
+                    run.defer_eval = False
+                    run.deferred_eval()
 
     def _apply_lr_request(self) -> None:
         if self._lr_request is not None:
@@ -498,6 +536,11 @@ def train(cfg: RunConfig) -> Run:
     """Train one config to the end in this thread and return the run (history in run.history)."""
     job = Job(cfg).run_to_end()
     return job.runs[0]
+
+
+def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The network's parameters and buffers (running statistics), copied (`load_state_dict` puts them back)."""
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -15,7 +15,7 @@ from ..engine import stats
 from ..engine.history import History
 from ..engine.shift import relative_drift
 from . import raster
-from .density import density_coloraxis, density_colorbar_trace, density_image, density_top
+from .density import DENSITY_MARGIN_PX, density_coloraxis, density_colorbar_trace, density_image, density_top
 from .run_facts import (
     ACT_INPUT,
     as_runs,
@@ -130,7 +130,8 @@ def distribution_heatmap(history: History | None, layer: int | str = -1, stage: 
               "images": [density_image(facts, facts["zmax"], "x", "y")],
               "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
               "yaxis": {"range": padded(*facts["yrange"]), "showgrid": False}}
-    return finish(traces, layout, title, "training step", "activation value", hovermode="closest", note=note)
+    return finish(traces, layout, title, "training step", "activation value", hovermode="closest", note=note,
+                  right=DENSITY_MARGIN_PX)
 
 
 def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POINTS) -> Figure:
@@ -194,7 +195,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
         traces.append(density_colorbar_trace(*cells[0][1:]))
     layout.update(coloraxis=density_coloraxis(zmax), shapes=shapes, images=images)
     return finish(traces, layout, title, height=GRID_FRAME_PX + GRID_ROW_PX * n_blocks, subtitles=True,
-                  hovermode="closest", note=_grid_note(escaped))
+                  hovermode="closest", note=_grid_note(escaped), right=DENSITY_MARGIN_PX)
 
 
 def _grid_note(escaped: list[str]) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..engine.history import GRAD_STATS, WEIGHT_STATS, History
 from . import raster
-from .density import density_coloraxis, density_colorbar_trace, density_image, density_top
+from .density import DENSITY_MARGIN_PX, density_coloraxis, density_colorbar_trace, density_image, density_top
 from .run_facts import ACT_INPUT, layer_index, missing_stage_text, probe_of, resolve_stage, row_count, stage_label
 from .style import (
     GUIDE_COLOR,
@@ -98,7 +98,7 @@ def gradient_histogram(history: History | None, layer: int | str = -1, stage: st
               "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
               "yaxis": {"range": [edges[0], edges[-1]], "dtick": 2, "showgrid": False}}
     return finish([density_colorbar_trace("x", "y")], layout, title, "training step", "log10 |gradient|",
-                  hovermode="closest", note=note)
+                  hovermode="closest", note=note, right=DENSITY_MARGIN_PX)
 
 
 def update_ratios_span(history: History | None, which: str = "update_data") -> dict:
