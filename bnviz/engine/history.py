@@ -202,7 +202,8 @@ class History:
         only past them, and decimating (`_compact`) moves the rows to new arrays. Only a provisional last row is
         rewritten in place by the next append; then the rows are copied, but only that row while holding the lock
         the training thread appends under: the final rows before it are copied after it is released. A snapshot of
-        a long run costs microseconds of the training thread's time instead of a copy of megabytes."""
+        a long run costs microseconds of the training thread's time instead of a copy of megabytes. (One value is
+        written into a final row later: a job's step-0 test accuracies, by `set_scalars`, a refresh after the row.)"""
         with self.lock:
             other, data, n = self._header(), self.data, self.n
             last = {k: v[n - 1].copy() for k, v in data.items()} if self._last_is_provisional else None
