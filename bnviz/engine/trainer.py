@@ -448,8 +448,9 @@ class Job:
                 break
             self._apply_lr_request()
             first = not self._first_data.is_set()
-            for run, _ in active:
-                run.defer_eval = first  # the first step's evaluation after its statistics are handed over
+            if first:  # the first step's evaluation after its statistics are handed over (below)
+                for run, _ in active:
+                    run.defer_eval = True
             self._step(active)
             now = time.perf_counter()
             self._times.append((now, self.step))
