@@ -190,6 +190,26 @@ def test_a_snapshot_copies_a_long_runs_rows_without_holding_the_append_lock(monk
 
 
 # ---- save / load -----------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(capacity=st.sampled_from([4, 6, 8, 16]), chunks=st.lists(st.integers(1, 9), min_size=1, max_size=12),
+       missing=st.sampled_from(["", "ics", "scalars"]))
+def test_extend_stores_what_appending_the_rows_one_by_one_stores(capacity, chunks, missing):
+    """A recorder hands a chunk of rows over at once; the history must be the same as after appending them in
+    order, whether they fit (slice assignment) or the history decimates in between; a column a chunk does not
+    give is unknown (NaN) either way."""
+    rng = np.random.default_rng(len(chunks))
+    one_by_one, at_once = History(layout(), capacity=capacity), History(layout(), capacity=capacity)
+    step = 0
+    for count in chunks:
+        rows = [random_row(one_by_one, rng, step + i) for i in range(count)]
+        step += count
+        for row in rows:
+            row.pop(missing, None)
+            one_by_one.append(row)
+        at_once.extend({name: np.stack([row[name] for row in rows]) for name in rows[0]}, count)
+    assert_same(one_by_one, at_once)
+
+
 def assert_same(a: History, b: History):
     assert a.layout == b.layout
     assert (len(a), a.stride, a.records, a._last_is_provisional) == (len(b), b.stride, b.records,

@@ -535,3 +535,20 @@ def test_flush_makes_pending_steps_visible():
         assert np.all(np.isfinite(rec.history.act("mean")))
         rec.flush()  # nothing pending: no change
         assert len(rec.history) == 3
+
+
+def test_the_default_chunk_is_long_for_a_small_model_and_bounded_in_memory_for_a_large_one():
+    """Each hand-over costs the training thread a fixed time, so a small model hands over 32 steps at once; a
+    large one fewer, so that the two banks of copies stay within the budget, but never fewer than 8."""
+    from bnviz.engine import recorder as R
+
+    small = Targets.from_net(build_model(RunConfig(), DIGITS, 10))
+    assert Recorder(small).chunk == R.DEFAULT_CHUNK == 32
+    assert Recorder(small, chunk=3).chunk == 3  # the caller's choice is kept
+    wide = nn.Sequential(nn.Linear(2048, 2048), nn.BatchNorm1d(2048), nn.ReLU(), nn.Linear(2048, 10))
+    assert Recorder(Targets.discover(wide)).chunk == R.MIN_DEFAULT_CHUNK == 8  # 4.2M weights: 100 MB a slot
+    middle = Targets.discover(nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 10)))
+    weights = 512 * 512 + 512 * 10
+    slot_bytes = 4 * (3 * weights + 6 * 512 + 2 * len(middle.probes) * 512)
+    assert Recorder(middle).chunk == R.CHUNK_BUDGET_BYTES // (2 * slot_bytes)
+    assert 8 < Recorder(middle).chunk < 32

@@ -32,8 +32,10 @@ identity`, `ReLU(inplace=True)`) does not alter them; its gradient is likewise t
 
 Cost: the forward hooks sample with one `take` per tensor (the first recorded step keeps a copy until every
 probe's size is known), and each probe's gradient hook with one more; `begin` and `end` copy the weights, running
-statistics, gradients and per-channel tensors with one concatenation each. Every `chunk` recorded steps the
-statistics of all of them are computed in a few numpy calls on stacked arrays (bnviz.engine.chunk_stats), in a
+statistics, gradients and per-channel tensors with one concatenation each. Every `chunk` recorded steps (32 for a
+small model, fewer for a large one, not below 8: `default_chunk`; a hand-over costs the training thread a fixed
+time, so longer chunks cost less per step) the statistics of all of them are computed in a few numpy calls on
+stacked arrays (bnviz.engine.chunk_stats) and appended to the history with one call (`History.extend`), in a
 separate process while the machine has a spare core (`spare_core`), else inline in `end`. A thread would not do:
 numpy's calls on arrays this small are mostly Python overhead, holding the GIL the training thread needs. The
 process reads the chunk's samples and copies from shared memory (the arrays are moved there when it starts) and
@@ -75,7 +77,9 @@ from .chunk_stats import (
 from .history import CHANNEL_STATS, ICS_STATS, SCALARS, History, Layout
 from .targets import NormTarget, Targets, norm_channels, norm_kind
 
-DEFAULT_CHUNK = 8
+DEFAULT_CHUNK = 32  # recorded steps per chunk, for a model whose chunk copies fit in CHUNK_BUDGET_BYTES
+MIN_DEFAULT_CHUNK = 8  # ... and for a larger one (each hand-over costs ~0.3-0.6 ms on the training thread)
+CHUNK_BUDGET_BYTES = 64 * 1024 * 1024  # the two banks of chunk slots (copies of weights, gradients, samples)
 BACKGROUND = True  # compute the statistics in a separate process when a core is spare (False: always inline)
 
 
@@ -93,6 +97,18 @@ _SCALAR_COLUMN = {name: i for i, name in enumerate(SCALARS)}
 # the per-slot bookkeeping arrays, by their name in a chunk (ChunkStats.rows) -> the recorder's attribute
 _SLOT_ARRAYS = dict(zip(SLOT_KEYS, ("_act_present", "_grad_present", "_numel", "_steps", "_scalars", "_ics",
                                     "_g_missing", "_chunk_factors", "_chunk_counts"), strict=True))
+
+
+def default_chunk(targets: Targets, samples: int) -> int:
+    """Steps per chunk when the caller does not choose: DEFAULT_CHUNK, fewer for a model whose two banks of
+    slots would take more than CHUNK_BUDGET_BYTES, never fewer than MIN_DEFAULT_CHUNK. A slot holds the weights
+    three times (before, after, gradient), four per-channel tensors and the running statistics of each norm
+    layer, and a sample of each probe's output and gradient."""
+    weights = sum(w.numel() for _, w in targets.weights)
+    channels = sum(norm_channels(t.module) for t in targets.norms)
+    slot_bytes = 4 * (3 * weights + 6 * channels + 2 * len(targets.probes) * samples)
+    fit = CHUNK_BUDGET_BYTES // max(2 * slot_bytes, 1)
+    return int(min(DEFAULT_CHUNK, max(MIN_DEFAULT_CHUNK, fit)))
 
 
 def layout_for(targets: Targets, bins: int = 64) -> Layout:
@@ -144,10 +160,11 @@ class Recorder:
     """Forward/backward hooks plus batched statistics; appends one row to `history` per recorded step."""
 
     def __init__(self, targets: Targets, history: History | None = None, *, samples: int = 512, bins: int = 64,
-                 every: int = 1, seed: int = 0, capacity: int | None = None, chunk: int = DEFAULT_CHUNK):
+                 every: int = 1, seed: int = 0, capacity: int | None = None, chunk: int | None = None):
         self.targets = targets
         layout = layout_for(targets, bins)
         self.history = history if history is not None else History(layout, capacity=capacity)
+        chunk = default_chunk(targets, samples) if chunk is None else chunk
         self.samples, self.every, self.seed, self.chunk = samples, max(1, every), seed, max(1, chunk)
         self.armed, self.step = False, -1
         self._handles: list = []
@@ -581,8 +598,7 @@ class Recorder:
     def _compute(self, ch: dict) -> None:
         """Append the chunk's rows to the history: computed by the process (ch["rows"]) or here."""
         rows = ch["rows"] if "rows" in ch else self._stats.rows(ch)
-        for i in range(len(rows["step"])):
-            self.history.append({name: values[i] for name, values in rows.items()})
+        self.history.extend(rows, len(rows["step"]))
 
 
 def _count_view(module: nn.Module) -> np.ndarray:
