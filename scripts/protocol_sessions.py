@@ -74,8 +74,12 @@ def chart_has_data(element) -> bool:
     kind = element.WhichOneof("type")
     if kind == "bidi_component" and element.bidi_component.component_name.endswith("bnviz_plot"):
         try:
-            spec = json.loads(json.loads(element.bidi_component.json)["spec"])
-        except (ValueError, KeyError, TypeError):
+            component = element.bidi_component
+            if component.WhichOneof("data") == "bytes":  # bnviz.ui.plot.pack: JSON, a newline, the figure's JSON
+                spec = json.loads(component.bytes.decode("utf-8").split("\n", 1)[1])
+            else:
+                spec = json.loads(json.loads(component.json)["spec"])
+        except (ValueError, KeyError, TypeError, IndexError):
             return False
     elif kind == "plotly_chart":
         try:

@@ -485,6 +485,32 @@ def test_plain_figures_send_the_same_json_as_plotly_figures(builder, which, requ
     assert fig.layout.font.size == 18 and fig.layout.legend.font.size == 18 and fig.layout.title.font.size == 22
 
 
+def test_typed_arrays_converts_like_plotly():
+    """finish()'s fast conversion of numpy arrays gives the very dict plotly's convert_to_base64 gives."""
+    from _plotly_utils.utils import convert_to_base64
+
+    from bnviz.figures.style import typed_arrays
+
+    def tree():
+        return {
+            "data": [{"x": np.arange(5, dtype=np.float64), "y": np.linspace(0, 1, 5).astype(np.float32),
+                      "z": np.arange(12.0).reshape(3, 4).T, "ints": np.array([1, -2, 300]),
+                      "big": np.array([0, 2**40]), "uints": np.array([1, 70000], dtype=np.uint64),
+                      "empty": np.zeros(0), "flags": np.array([True, False]), "names": np.array(["a", "b"]),
+                      "nested": {"color": np.array([0.5, np.nan]), "list": [np.arange(2.0), {"c": np.ones(2)}]},
+                      "range": np.arange(2.0), "text": "a", "n": np.float64(2.0), "i": np.int64(3),
+                      "tuple": ({"t": np.arange(3, dtype=np.int16)},), "none": None}],
+            "layout": {"xaxis": {"range": [np.float64(0.0), 1.0]}, "images": [{"source": "data:"}]},
+        }
+
+    ours, plotlys = tree(), tree()
+    typed_arrays(ours)
+    convert_to_base64(plotlys)
+    assert pio.to_json(ours, validate=False) == pio.to_json(plotlys, validate=False)
+    assert ours["data"][0]["x"]["dtype"] == "f8" and ours["data"][0]["ints"]["dtype"] == "i2"
+    assert ours["data"][0]["z"]["shape"] == "4, 3"
+
+
 def test_plain_figures_only_inside_the_block_and_only_in_that_thread(bn):
     seen = []
     with figures.plain_figures():

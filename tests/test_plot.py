@@ -28,6 +28,30 @@ def test_bundle_version_reads_the_header(tmp_path):
     assert plot.bundle_version(tmp_path / "missing.js") is None
 
 
+def test_a_charts_data_goes_as_bytes_and_comes_back_whole():
+    """draw() sends the component bytes (pack): the rest of the data as JSON, then the figure's JSON as it is;
+    unpack (the browser's RENDER_JS does the same) gives both back, texts with newlines and non-ASCII included."""
+    import json
+
+    import numpy as np
+    import plotly.io as pio
+
+    from bnviz import figures
+
+    with figures.plain_figures():
+        fig = figures.preview("Loss − γ and β", "first line\nsecond line")
+    fig["data"] = [{"type": "scatter", "x": np.arange(3.0), "y": np.array([1.0, 2.0, 0.5]), "name": "a\nb"}]
+    figures.style.typed_arrays(fig)
+    spec = pio.to_json(plot.compact(fig), validate=False)
+    rest = {"src": plot.SERVED_URL, "config": plot.CONFIG, "texts": {"summary": "√ two\nlines", "tables": []}}
+    data = plot.pack(spec, rest)
+    assert isinstance(data, bytes)
+    back = plot.unpack(data)
+    assert back["spec"] == spec and json.loads(back["spec"])["data"][0]["name"] == "a\nb"
+    assert {k: v for k, v in back.items() if k != "spec"} == rest
+    assert 'text.indexOf("\\n")' in plot.RENDER_JS and "unpack(data)" in plot.RENDER_JS
+
+
 def test_the_preload_script_survives_streamlits_sanitizer():
     """DOMPurify drops a <script> whose text has "<" before a letter or "/": the page-wide chart code must have none,
     and each one it had was inside a string, template or regex literal (where "\\x3c" is the same character)."""

@@ -64,19 +64,26 @@ GRID_X_TICKS = 4  # step ticks per grid column: more ran into the next column's 
 PERCENTILE_COLOR = "#D46F00"
 
 
+def _cell_rows(history: History, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows every cell of one run draws: the heatmap's columns (rows and their steps on the grid, see
+    raster.uniform_columns) and the percentile lines' rows and steps; the same for each of the run's blocks."""
+    rows, grid = raster.uniform_columns(history.steps, max_points)
+    idx = even_rows(len(history), max_points)
+    return rows, grid, idx, history.steps[idx]
+
+
 def _distribution_cell(history: History, k: int, xref: str, yref: str, *, split: bool, showlegend: bool,
-                       max_points: int = MAX_POINTS) -> tuple[list[dict], dict]:
+                       max_points: int = MAX_POINTS, frame: tuple | None = None) -> tuple[list[dict], dict]:
     """Probe k's histograms over steps (a raster image, see figures.raster) plus its 15/50/85th percentile lines.
 
     split=True: one trace per percentile (legend "15th/50th/85th percentile"); False: the three joined into one
-    trace with NaN gaps (grids). Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax",
-    and "z" / "xspan" for `density_image` once the colour scale's top is known.
+    trace with NaN gaps (grids). frame: `_cell_rows(history, max_points)` when the caller draws several cells of
+    the run. Returns the traces and facts for the layout: "edges" (lo, hi), "yrange", "zmax", and "z" / "xspan" for
+    `density_image` once the colour scale's top is known.
     """
-    rows, grid = raster.uniform_columns(history.steps, max_points)
+    rows, grid, idx, x = frame if frame is not None else _cell_rows(history, max_points)
     z = np.ascontiguousarray(history.column("act_hist")[rows, k, :].T)  # (bins, columns)
     edges = history.hist_edges[k].astype(np.float64)
-    idx = even_rows(len(history), max_points)
-    x = history.steps[idx]
     pct = {name: finite(history.act(name)[idx, k]) for name in ("p15", "p50", "p85")}
     traces = []
     if split:
@@ -158,6 +165,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
     first_legend, escaped = True, []
     for c, (label, h) in enumerate(runs):
         x_dom = domains[c][0]
+        frame = _cell_rows(h, max_points) if row_count(h) else None
         notes.append({"text": f"<b>{label}</b>", "x": (x_dom[0] + x_dom[1]) / 2, "y": 1, "xref": "paper",
                       "yref": "paper", "xanchor": "center", "yanchor": "bottom", "yshift": 4, "showarrow": False,
                       "font": {"size": AXIS_TITLE_SIZE + 2, "color": colours[label]}})
@@ -175,7 +183,7 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
                                         yanchor="middle", color=MUTED_TEXT))
                 continue
             cell, facts = _distribution_cell(h, k, xref, yref, split=False, showlegend=first_legend,
-                                             max_points=max_points)
+                                             max_points=max_points, frame=frame)
             first_legend = False
             traces += cell
             cells.append((facts, xref, yref))

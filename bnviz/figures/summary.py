@@ -378,14 +378,18 @@ def data_tables(fig: Figure, max_rows: int = TABLE_ROWS) -> list[Table]:
                 labels = s.x_labels if s.x_labels is not None else s.x
                 if labels is None:
                     labels = np.arange(len(s.y))
-                for x, y in zip(labels, s.y, strict=False):
+                # as Python numbers first: a loop over numpy scalars costs several times more (a live chart's
+                # tables are rebuilt every few seconds in the process that trains)
+                labels = labels.tolist() if isinstance(labels, np.ndarray) else labels
+                values = np.asarray(s.y, dtype=np.float64).tolist()
+                for x, y in zip(labels, values, strict=False):
                     key = x if isinstance(x, str) else float(x)
                     if not isinstance(key, str) and not math.isfinite(key):
                         continue  # the gap between two joined curves
                     if key not in by_x:
                         by_x[key] = {}
                         order.append(key)
-                    by_x[key][name] = float(y) if np.isfinite(y) else None
+                    by_x[key][name] = y if math.isfinite(y) else None
             if all(isinstance(k, float) for k in order):
                 order.sort()
             keep = _thin(len(order), max_rows)
