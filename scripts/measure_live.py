@@ -1,10 +1,12 @@
 """How live is the live lab? Measured in a real headless Chromium against `streamlit run app.py`.
 
     python scripts/measure_live.py [--reps 3] [--watch 20] [--headless 15] [--blink 15] [--pairs 3] [--only-first]
+                                   [--settle SECONDS]
 
 Prints one table:
   (a) Home's one-click demo ("▶ Watch BN vs no BN"): time from the click to the first chart that holds data (a
-      trace with a non-empty x/y/z array, not the "waiting" figure), after one warm-up run, `--reps` times, median;
+      trace with a non-empty x/y/z array, not the "waiting" figure), after one warm-up run, `--reps` times, median,
+      and split by whether plotly.js had loaded at the click (`--settle S`: every click S seconds after it had);
   (b) training speed of the default twin (/train defaults: BN vs no BN, Steps raised so it lasts) while a browser
       watches (the status line's "N steps/s", sampled every second, median) against the same configs trained
       headless in a subprocess (Job.steps_per_s sampled the same way, before and after the watched phase), and
@@ -141,8 +143,10 @@ def stop_from_train(page) -> dict:
             "extra_steps": final["step"] - before.get("step", final["step"])}
 
 
-def time_to_first_chart(browser, server) -> dict:
-    """One fresh session on Home: click the demo button, time the first chart element and the first with data."""
+def time_to_first_chart(browser, server, settle: float | None = None) -> dict:
+    """One fresh session on Home: click the demo button, time the first chart element and the first with data.
+    settle: None clicks as soon as the page is idle (plotly.js may still be loading); a number waits until
+    plotly.js has loaded and then that many seconds more (a reader who clicks after a moment)."""
     ctx = browser.new_context(viewport=bs.VIEWPORT)
     try:
         page = ctx.new_page()
@@ -151,7 +155,12 @@ def time_to_first_chart(browser, server) -> dict:
         bs.wait_until_idle(page, 30)
         button = bs.main_area(page).get_by_role("button", name="▶ Watch BN vs no BN")
         button.wait_for(state="visible", timeout=30_000)
+        if settle is not None:
+            page.wait_for_function("() => !!window.Plotly", timeout=30_000, polling=50)
+            time.sleep(settle)
         assert not bs.has_plot_with_data(page), "a chart with data is shown before the click"
+        # at the click: had plotly.js loaded (a warm click), and had plotly drawn its unseen warm-up figure?
+        ready = page.evaluate("() => [!!window.Plotly, window.__bnvizWarm === 'drawn']")
         t0 = time.perf_counter()
         button.click()
         page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=60_000)
@@ -160,7 +169,7 @@ def time_to_first_chart(browser, server) -> dict:
         t2 = time.perf_counter()
         step = (bs.parse_status(bs.status_text(page)) or {}).get("step")
         stop_from_train(page)
-        return {"any_chart": t1 - t0, "data": t2 - t0, "step": step}
+        return {"any_chart": t1 - t0, "data": t2 - t0, "step": step, "plotly": ready[0], "warmed": ready[1]}
     finally:
         ctx.close()
 
@@ -287,6 +296,9 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3, help="paused-headless / watched pairs (see paired_ratios)")
     parser.add_argument("--pair-seconds", type=float, default=8.0, help="seconds of each half of a pair")
     parser.add_argument("--only-first", action="store_true", help="measure (a) only: skip the watched phase (b)")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="(a): click this many seconds after plotly.js has loaded (default: as soon as the page "
+                             "is idle, loaded or not)")
     parser.add_argument("--budget", type=int, default=600, help="abort after this many seconds (default 600)")
     args = parser.parse_args()
     if not bs.chromium_available():
@@ -308,9 +320,12 @@ def main() -> int:
                 warm = time_to_first_chart(browser, server)
                 runs = []
                 for i in range(args.reps):
-                    runs.append(time_to_first_chart(browser, server))
+                    runs.append(time_to_first_chart(browser, server, args.settle))
                     print(f"    click {i + 1}: first chart {runs[-1]['any_chart']:.2f} s, with data "
-                          f"{runs[-1]['data']:.2f} s (step {runs[-1]['step']})", flush=True)
+                          f"{runs[-1]['data']:.2f} s (step {runs[-1]['step']}; plotly.js "
+                          f"{'loaded' if runs[-1]['plotly'] else 'not loaded'}"
+                          f"{', warmed up' if runs[-1]['warmed'] else ''} at the click; load {loadavg()})",
+                          flush=True)
                 if not args.only_first:
                     print(f"(b) headless {args.headless:.0f} s ...", flush=True)
                     before = headless_rate(args.headless)
@@ -332,6 +347,12 @@ def main() -> int:
         ("(a) click -> first chart element (any), median", fmt(statistics.median(r["any_chart"] for r in runs), " s"),
          "may be the 'waiting' figure"),
     ]
+    for loaded in (True, False):
+        split = [r["data"] for r in runs if r["plotly"] == loaded]
+        if split:
+            state = 'loaded' if loaded else 'not loaded'
+            rows.append((f"(a) ... clicks with plotly.js {state}, median of {len(split)}",
+                         fmt(statistics.median(split), " s"), "runs: " + ", ".join(fmt(x, " s") for x in split)))
     if not args.only_first:
         rows += watched_rows(before, watched, after)
     print_table(rows)

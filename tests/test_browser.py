@@ -320,6 +320,23 @@ def test_a_chart_out_of_view_waits_and_shows_the_newest_figure_when_scrolled_to(
     press_stop_and_check(page)
 
 
+# Every plotly plot on the page and where it is: a chart of the page (inside a Streamlit element) or not.
+PLOT_PLACES_JS = """() => Array.from(document.querySelectorAll('.main-svg')).map(svg =>
+  !!svg.closest('[data-testid="stElementContainer"]'))"""
+
+
+def test_home_warms_plotly_up_unseen_before_the_click(context, primed):
+    """Before the demo button is pressed, Home has loaded plotly.js and drawn a grid like the demo's where nothing
+    shows it (bnviz.ui.plot's warmUp), so that the first chart after the click is not plotly's first draw of such
+    a figure; nothing of it is left: no plot outside the page's own charts, no chart with data, no error."""
+    page = open_page(context, primed, "", "Batch normalization, live")
+    page.wait_for_function("() => window.__bnvizWarm === 'drawn'", timeout=60_000, polling=100)
+    bs.poll(lambda: all(page.evaluate(PLOT_PLACES_JS)), 10, what="the warm-up plot to be removed")
+    assert page.evaluate("() => !document.querySelector('body > div[aria-hidden=\"true\"]')")
+    assert not bs.has_plot_with_data(page)
+    assert_no_errors(page, "/ after plotly's warm-up")
+
+
 def test_home_demo_button_starts_live_charts(context, primed):
     lap = Clock("home")
     page = open_page(context, primed, "", "Batch normalization, live")

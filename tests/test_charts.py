@@ -237,6 +237,26 @@ def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
     assert fig.layout.yaxis2.matches == "y"  # y shared within a row
 
 
+def _shape(fig: dict) -> dict:
+    """What plotly draws of a figure, without the numbers and words: trace kinds and axes, layout parts."""
+    layout = fig["layout"]
+    axes = {k: sorted(set(v) - {"range", "title"}) for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))}
+    return {"traces": sorted((t["type"], t.get("mode", ""), t["xaxis"], t["yaxis"], t.get("showlegend", True))
+                             for t in fig["data"]),
+            "layout": sorted(layout), "axes": axes,
+            "titled": sorted(k for k, v in layout.items() if isinstance(v, dict) and "title" in v),
+            "images": len(layout["images"]), "shapes": len(layout["shapes"]),
+            "coloraxis": sorted(layout["coloraxis"]), "annotations": len(layout["annotations"])}
+
+
+def test_the_warm_up_grid_has_the_shape_of_homes_grid(bn, nobn):
+    """bnviz.ui.plot draws it unseen before the first live chart, so that plotly's first draw of the real grid
+    (Home's demo: two runs of the default CNN) is not its first of such a figure: every part plotly draws is there."""
+    warm = figures.distribution_grid_warm_up()
+    go.Figure(warm.to_plotly_json())  # valid
+    assert _shape(_as_sent(warm)) == _shape(_as_sent(figures.distribution_grid([("no BN", nobn), ("BN", bn)])))
+
+
 def test_density_figures_reserve_their_colorbars_margin(bn):
     """The colour bar of a density heatmap starts at the plot's right edge, so the right margin it needs is the same
     at every chart width, and the figure has that margin from the start: plotly then draws it once (a colour bar

@@ -62,3 +62,17 @@ def test_the_preload_script_survives_streamlits_sanitizer():
     for line in plot.RENDER_JS.splitlines():
         if re.search(r"<[/\w]", line):
             assert re.search(r"['\"`/]<|['\"`/][^'\"`]*<[/\w]", line), line
+
+
+def test_the_preload_script_warms_plotly_up_with_a_grid_like_homes():
+    """The preload script hands RENDER_JS's warmUp the figure it draws unseen (bnviz.figures'
+    distribution_grid_warm_up, its template named like a live figure's), and all of it survives the sanitizer."""
+    import json
+    import re
+
+    html = plot._preload_html()
+    script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+    assert not re.search(r"<[/\w]", script)
+    call = script[script.rindex("warmUp("):]
+    figure = json.loads(call[len("warmUp("):].split(", ", 1)[1].rsplit(", {", 1)[0].replace("\\x3c", "<"))
+    assert figure["layout"]["template"] == plot.TEMPLATE_REF and len(figure["layout"]["images"]) == 6

@@ -30,6 +30,7 @@ from .catalog import figure_catalog
 from .density import DENSITY_SCALE
 from .distributions import (
     distribution_grid,
+    distribution_grid_warm_up,
     distribution_heatmap,
     drift,
     histogram_now_vs_start,
@@ -91,9 +92,9 @@ from .training import ics_measure, loss_accuracy
 
 __all__ = [
     # run figures
-    "loss_accuracy", "ics_measure", "distribution_heatmap", "distribution_grid", "histogram_now_vs_start",
-    "percentile_lines", "saturation", "drift", "gradient_norms", "gradient_histogram", "update_ratios",
-    "gamma_beta", "running_vs_batch", "train_eval_gap", "figure_catalog", "CAPTIONS", "caption",
+    "loss_accuracy", "ics_measure", "distribution_heatmap", "distribution_grid", "distribution_grid_warm_up",
+    "histogram_now_vs_start", "percentile_lines", "saturation", "drift", "gradient_norms", "gradient_histogram",
+    "update_ratios", "gamma_beta", "running_vs_batch", "train_eval_gap", "figure_catalog", "CAPTIONS", "caption",
     # experiment and normalization figures
     "figure1_accuracy", "figure1_percentiles", "figure1_pooled_percentiles", "santurkar_accuracy", "santurkar_drift",
     "santurkar_ics", "santurkar_landscape", "lr_sweep_chart", "init_sweep_chart", "batch_size_accuracy",

@@ -196,7 +196,9 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
             lo, hi = facts["yrange"]
             old = row_ranges[r]
             row_ranges[r] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
-    _grid_axes(layout, refs, live, row_ranges, x_span)
+    names = [next((h.layout.layers[r] for _, h in live if r < len(h.layout.layers)), f"block{r + 1}")
+             for r in range(n_blocks)]
+    _grid_axes(layout, refs, names, row_ranges, x_span)
     zmax = zmax or 1.0
     images = [density_image(facts, zmax, xref, yref) for facts, xref, yref in cells]
     if cells:
@@ -204,6 +206,42 @@ def distribution_grid(runs, stage: str = ACT_INPUT, *, max_points: int = MAX_POI
     layout.update(coloraxis=density_coloraxis(zmax), shapes=shapes, images=images)
     return finish(traces, layout, title, height=GRID_FRAME_PX + GRID_ROW_PX * n_blocks, subtitles=True,
                   hovermode="closest", note=_grid_note(escaped), right=DENSITY_MARGIN_PX)
+
+
+WARM_UP_BLOCKS, WARM_UP_RUNS = 3, 2  # Home's grid: the default CNN's three blocks, BN and no BN
+
+
+def distribution_grid_warm_up() -> Figure:
+    """A distribution grid of made-up values, drawn unseen before a page's first live chart (`bnviz.ui.plot`).
+
+    Plotly's first draw of a kind of figure runs much of plotly.js for the first time (the browser compiles it
+    then); a second figure of the same shape draws in about a third of the time. This figure has every part of
+    `distribution_grid` (2 runs x 3 blocks of density images, percentile lines, edge lines, the colour bar, run
+    names, block titles, the legend and the note) on a few numbers, so the real grid's first draw is that second one.
+    """
+    layout, refs, _ = subplots(WARM_UP_BLOCKS, WARM_UP_RUNS, hspace=0.05, vspace=0.05, shared_x=True,
+                               shared_y_rows=True)
+    steps = np.arange(4.0)
+    z = np.linspace(0.0, 1.0, 16).reshape(4, 4)
+    traces, shapes, images = [], [], []
+    for i, (xref, yref) in enumerate(refs):
+        gap = np.array([np.nan])
+        traces.append(line(np.concatenate([steps, gap, steps]), np.concatenate([steps - 1, gap, steps + 1]),
+                           "15th / 50th / 85th percentiles", PERCENTILE_COLOR, width=2.5, xref=xref, yref=yref,
+                           legendgroup="percentiles", showlegend=i == 0,
+                           hovertemplate="step %{x}<br>percentile: %{y:.3g}<extra></extra>"))
+        shapes += _edge_lines((-2.0, 2.0), xref, yref)
+        images.append(density_image({"z": z, "xspan": (-0.5, 3.5), "edges": (-2.0, 2.0)}, 1.0, xref, yref))
+    for c in range(WARM_UP_RUNS):
+        layout["annotations"].append({"text": f"<b>run {c + 1}</b>", "x": (c + 0.5) / WARM_UP_RUNS, "y": 1,
+                                      "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+                                      "yshift": 4, "showarrow": False, "font": {"size": AXIS_TITLE_SIZE + 2}})
+    _grid_axes(layout, refs, [f"block{r + 1}" for r in range(WARM_UP_BLOCKS)], [(-2.0, 2.0)] * WARM_UP_BLOCKS,
+               (-0.5, 3.5))
+    traces.append(density_colorbar_trace(*refs[0]))
+    layout.update(coloraxis=density_coloraxis(1.0), shapes=shapes, images=images)
+    return finish(traces, layout, "warm-up", height=GRID_FRAME_PX + GRID_ROW_PX * WARM_UP_BLOCKS, subtitles=True,
+                  hovermode="closest", note=_grid_note([]), right=DENSITY_MARGIN_PX)
 
 
 def _grid_note(escaped: list[str]) -> str:
@@ -215,16 +253,15 @@ def _grid_note(escaped: list[str]) -> str:
     return note
 
 
-def _grid_axes(layout: dict, refs: list[tuple[str, str]], live: list[tuple[str, History]],
+def _grid_axes(layout: dict, refs: list[tuple[str, str]], names: list[str],
                row_ranges: list[tuple[float, float] | None], x_span: tuple[float, float] | None) -> None:
-    """The axes of a distribution grid: each row titled with its block and spanning its values, the step under
-    the bottom row, one step range for every cell, no grid lines over the images."""
+    """The axes of a distribution grid: each row titled with its block's name and spanning its values, the step
+    under the bottom row, one step range for every cell, no grid lines over the images."""
     n_blocks = len(row_ranges)
     cols = len(refs) // n_blocks
     for r in range(n_blocks):
         y_axis = layout[axis_key(refs[r * cols][1])]
-        name = next((h.layout.layers[r] for _, h in live if r < len(h.layout.layers)), f"block{r + 1}")
-        y_axis["title"] = axis_title(f"{name}<br>value")
+        y_axis["title"] = axis_title(f"{names[r]}<br>value")
         if row_ranges[r] is not None:
             y_axis["range"] = padded(*row_ranges[r])
     if cols == 1:

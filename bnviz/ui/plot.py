@@ -283,6 +283,47 @@ function showTexts(root, texts) {
   fill();
 }
 
+// Plotly's first draw of a kind of figure runs much of plotly.js for the first time (the browser compiles it then):
+// Home's grid drew in about three times the time of a second figure of its shape. So once per tab, when the browser
+// is idle and no chart with data has been drawn yet (the page's own charts warm plotly up as well), a figure of that
+// shape (bnviz.figures.distribution_grid_warm_up) is drawn where nothing shows it and removed: off screen, hidden,
+// aria-hidden, fixed (it takes no space in the page), without the class that marks the page's charts. Within
+// PRESS_MS of a click or key press, or while a script run is under way, it waits: a button pressed before plotly.js
+// had loaded may bring a chart, which would then wait for the warm-up (measured: the first chart came later).
+// window.__bnvizWarm: "pending", then "drawn" or "skipped" (a chart with data drew first).
+const WARM_UP_WAITS = 50, PRESS_MS = 3000;  // at most 50 waits of 100 ms
+function warmUp(src, figure, config) {
+  if (window.__bnvizWarm) return;
+  window.__bnvizWarm = "pending";
+  let pressed = -Infinity;
+  const press = () => { pressed = performance.now(); };
+  document.addEventListener("pointerdown", press, true);
+  document.addEventListener("keydown", press, true);
+  const idle = window.requestIdleCallback || ((f) => setTimeout(f, 200));
+  const busy = () => performance.now() - pressed < PRESS_MS ||
+                     document.querySelector('[data-testid="stStatusWidget"]');
+  const attempt = (Plotly, waits) => idle(() => {
+    if (window.__bnvizWarm !== "pending") return;
+    if (busy() && waits < WARM_UP_WAITS) { setTimeout(() => attempt(Plotly, waits + 1), 100); return; }
+    document.removeEventListener("pointerdown", press, true);
+    document.removeEventListener("keydown", press, true);
+    window.__bnvizWarm = "drawn";
+    if (figure.layout.template === TEMPLATE_REF) figure.layout.template = window.__bnvizTemplate;
+    const box = document.createElement("div");
+    box.setAttribute("aria-hidden", "true");
+    box.style.cssText = "position: fixed; left: -10000px; top: 0; width: 700px; visibility: hidden; " +
+                        "pointer-events: none;";
+    document.body.appendChild(box);
+    const gone = () => { Plotly.purge(box); box.remove(); };
+    try {
+      const drawn = Plotly.newPlot(box, figure.data, figure.layout, config);
+      box.classList.remove("js-plotly-plot");
+      Promise.resolve(drawn).then(gone, gone);
+    } catch (err) { gone(); }
+  }, {timeout: 3000});
+  plotlyReady(src).then((Plotly) => attempt(Plotly, 0)).catch(() => {});
+}
+
 window.__bnvizRender = function ({ parentElement, data }) {
   data = unpack(data);
   showTexts(parentElement, data.texts);
@@ -307,6 +348,9 @@ window.__bnvizRender = function ({ parentElement, data }) {
       // measured after each draw: wrapping one text can make another collide (a taller subplot title, the legend)
       // Measuring forces the browser to lay the page out again, twice a second per live chart: skipped when the
       // texts and the plot's width are those measured last time at this width and nothing had to move then.
+      if (latest.figure.data && latest.figure.data.length && window.__bnvizWarm === "pending") {
+        window.__bnvizWarm = "skipped";  // plotly warms up on this chart
+      }
       const drawFitted = (round) => Plotly.react(el, latest.figure.data, fitLayout(layout, fit), latest.config)
         .then(() => {
           if (el.__bnvizLatest !== latest) return;
@@ -458,7 +502,15 @@ def _preload_html() -> str:
     template = _inline_safe(to_json_plotly(figures.style._template_dict()))  # a JS object literal
     return (f'<span class="{PRELOAD_MARK}"></span><style>{PRELOAD_CSS}{TEXT_CSS}</style>'
             f'<script>{LOADER_JS}plotlyReady({SERVED_URL!r});\n{_inline_safe(RENDER_JS)}\n'
-            f'window.__bnvizTemplate = {template};</script>')
+            f'window.__bnvizTemplate = {template};\n'
+            f'warmUp({SERVED_URL!r}, {_warm_up_json()}, {json.dumps(CONFIG)});</script>')
+
+
+def _warm_up_json() -> str:
+    """The figure RENDER_JS's warmUp draws unseen once per tab, as a JS object literal (its template named)."""
+    with figures.plain_figures():
+        fig = figures.distribution_grid_warm_up()
+    return _inline_safe(pio.to_json(compact(fig), validate=False))
 
 
 def _inline_safe(js: str) -> str:
