@@ -99,18 +99,6 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(table[p][1] for p in pids if p in table)
 
 
-def thread_times(pid: int) -> dict[int, tuple[float, float]]:
-    """tid -> (seconds on a core, seconds runnable but waiting for one), from schedstat."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
-        except (OSError, ValueError):
-            continue
-        out[int(tid)] = (int(ran) / 1e9, int(waited) / 1e9)
-    return out
-
-
 def print_profile(profile: dict, seconds: float) -> None:
     nodes = {n["id"]: n for n in profile["nodes"]}
     parent = {child: n["id"] for n in profile["nodes"] for child in n.get("children", [])}
@@ -201,7 +189,7 @@ def measure(page, ctx, server, frames: dict, window: float) -> dict:
 
     def counters() -> dict:
         return {"chromium": cpu_seconds(chromium), "renderer": cpu_seconds(renderers), "server": cpu_seconds(served),
-                "threads": thread_times(server.proc.pid), "metrics": metrics(), "frames": dict(frames),
+                "threads": bs.thread_times(server.proc.pid), "metrics": metrics(), "frames": dict(frames),
                 "page": page.evaluate("() => ({commits: window.__commits, draws: window.__draws})"),
                 "status": bs.parse_status(bs.status_text(page)), "t": time.perf_counter()}
 

@@ -51,27 +51,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 WATCH_STEPS = 20_000  # long enough that the run never ends while it is measured
 
 
-class Server(bs.StreamlitServer):
-    """A StreamlitServer started from another checkout (its own .streamlit/config.toml and code)."""
-
-    def __init__(self, root: Path):
-        super().__init__()
-        self.root = root
-
-    def start(self, timeout: float = 60.0) -> Server:
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(self.port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-
 def checkout(rev: str, tmp: Path) -> tuple[Path, str]:
     """A directory holding `rev` (a detached worktree under tmp), or the working tree itself for '.'."""
     if rev == ".":
@@ -90,18 +69,6 @@ def process_cpu(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def thread_times(pid: int) -> dict[int, tuple[float, float]]:
-    """tid -> (seconds on a core, seconds runnable but waiting for one), from schedstat."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
-        except (OSError, ValueError):
-            continue
-        out[int(tid)] = (int(ran) / 1e9, int(waited) / 1e9)
-    return out
 
 
 def script_finished_counter():
@@ -145,7 +112,7 @@ def py_spy_shares(path: Path, rate: float, seconds: float) -> dict:
     return {k: v / rate for k, v in kinds.items()}
 
 
-def watch_once(browser, server: Server, page_name: str, window: float, warm: float, pyspy: str | None,
+def watch_once(browser, server: bs.StreamlitServer, page_name: str, window: float, warm: float, pyspy: str | None,
                tmp: Path) -> dict:
     ctx = browser.new_context(viewport=bs.VIEWPORT)
     counts, on_frame = script_finished_counter()
@@ -163,10 +130,10 @@ def watch_once(browser, server: Server, page_name: str, window: float, warm: flo
         spy = py_spy(pid, pyspy, window, spy_out) if pyspy else None
         status0 = bs.parse_status(bs.status_text(page)) or {}
         finished0, bytes0 = counts["script_finished"], counts["bytes"]
-        cpu0, threads0, t0 = process_cpu(pid), thread_times(pid), time.perf_counter()
+        cpu0, threads0, t0 = process_cpu(pid), bs.thread_times(pid), time.perf_counter()
         while time.perf_counter() - t0 < window:
             page.wait_for_timeout(250)
-        cpu1, threads1, t1 = process_cpu(pid), thread_times(pid), time.perf_counter()
+        cpu1, threads1, t1 = process_cpu(pid), bs.thread_times(pid), time.perf_counter()
         finished1, bytes1 = counts["script_finished"], counts["bytes"]
         status1 = bs.parse_status(bs.status_text(page)) or {}
         load = os.getloadavg()
@@ -244,7 +211,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bnviz-measure-server-"))
     checkouts = [checkout(rev, tmp) for rev in args.revs]
-    servers = [Server(path) for path, _ in checkouts]
+    servers = [bs.StreamlitServer(root=path) for path, _ in checkouts]
     results: dict[tuple[str, str], list[dict]] = {}
     try:
         for server in servers:

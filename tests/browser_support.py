@@ -114,6 +114,18 @@ SCROLL_HEIGHT_JS = """() => Math.max(...['[data-testid="stMain"]', '[data-testid
   document.documentElement.scrollHeight)"""
 
 
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """tid -> (seconds on a core, seconds runnable but waiting for one), from schedstat (for the measure_ scripts)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        out[int(tid)] = (int(ran) / 1e9, int(waited) / 1e9)
+    return out
+
+
 def chromium_available() -> bool:
     return CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)
 
@@ -127,8 +139,10 @@ def free_port() -> int:
 class StreamlitServer:
     """`python -m streamlit run app.py` on a free port, in its own process group, output in a temp log file."""
 
-    def __init__(self, app: str = "app.py", port: int | None = None, env: dict | None = None):
+    def __init__(self, app: str = "app.py", port: int | None = None, env: dict | None = None,
+                 root: Path | None = None):
         self.app = app
+        self.root = root or REPO_ROOT  # the checkout it runs from (its code and .streamlit/config.toml)
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
@@ -142,7 +156,7 @@ class StreamlitServer:
         cmd = [sys.executable, "-m", "streamlit", "run", self.app, "--server.headless", "true",
                "--server.port", str(self.port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             self.wait_healthy(timeout)
