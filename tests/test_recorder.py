@@ -79,7 +79,7 @@ def tiny(**changes) -> RunConfig:
 
 
 def run_recorded(cfg, steps=3, *, samples=ALL, every=1, chunk=8, bins=16, seed=0, momentum="config",
-                 shape=DIGITS, lr=0.2, tracked=None, prepare=None):
+                 shape=DIGITS, lr=0.2, tracked=None, prepare=None, momentum_at=None):
     """Train `steps` steps under a Recorder; return (recorder, one dict of my captures per recorded step, net)."""
     net = build_model(cfg, shape, 10)
     if prepare is not None:
@@ -95,6 +95,9 @@ def run_recorded(cfg, steps=3, *, samples=ALL, every=1, chunk=8, bins=16, seed=0
     records = []
     with Recorder(targets, samples=samples, bins=bins, every=every, seed=seed, chunk=chunk) as rec:
         for step, (x, y) in enumerate(batches(steps, cfg.batch_size, shape)):
+            if momentum_at is not None:  # a momentum changed between steps (momentum_at(step))
+                for t in targets.norms:
+                    t.module.momentum = momentum_at(step)
             recorded = rec.begin(step)
             w_before = [_clone(w) for _, w in targets.weights]
             running_before = [(_clone(getattr(t.module, "running_mean", None)),
@@ -115,6 +118,7 @@ def run_recorded(cfg, steps=3, *, samples=ALL, every=1, chunk=8, bins=16, seed=0
                     "running_before": running_before,
                     "norm_after": [{name: _clone(getattr(t.module, name, None)) for name in
                                     ("weight", "bias", "running_mean", "running_var")} for t in targets.norms],
+                    "momenta": [getattr(t.module, "momentum", None) for t in targets.norms],
                     "tracked": [int(t.module.num_batches_tracked) if getattr(t.module, "num_batches_tracked", None)
                                 is not None else None for t in targets.norms],
                 })
@@ -340,7 +344,7 @@ def check_channel_stats(rec, records, direct):
             if direct:  # measured on the input in float32
                 tol_mean = tol_var = 1e-6 * (x * x).mean(axis=axes) + 1e-7
             else:  # solved from a float32 running-average update: rounding is amplified by 1 / factor
-                momentum = target.module.momentum
+                momentum = r["momenta"][j]
                 factor = 1 / r["tracked"][j] if momentum is None else momentum
                 old_mean, old_var = r["running_before"][j]
                 tol_mean = 3 * F32 * (np.abs(after["running_mean"]) + np.abs(old_mean)) / factor
@@ -364,6 +368,14 @@ def check_channel_stats(rec, records, direct):
 def test_batch_norm_channel_stats_solved_from_the_running_update(changes, momentum):
     rec, records, _ = run_recorded(tiny(**changes), steps=4, momentum=momentum)
     assert [kind for _, kind, _ in rec.history.layout.norm_layers] == ["batch", "batch"]
+    check_channel_stats(rec, records, direct=False)
+
+
+def test_batch_norm_channel_stats_solved_with_each_steps_own_momentum_when_it_changes_within_a_chunk():
+    """The recorder solves a chunk's batch statistics at its hand-over, from the momentum each step began with."""
+    momenta = [0.1, 0.5, None, 0.1, None, 0.9]
+    rec, records, _ = run_recorded(tiny(norm="batch"), steps=len(momenta), momentum_at=momenta.__getitem__)
+    assert [r["momenta"][0] for r in records] == momenta
     check_channel_stats(rec, records, direct=False)
 
 

@@ -92,6 +92,41 @@ def test_step_0_is_the_untrained_network_on_the_first_batch(engine_digits, engin
     assert np.all(np.isfinite(h.scalar("test_acc_train_mode")[evaluated]))
 
 
+def test_every_steps_training_accuracy_is_that_of_its_own_batch(engine_digits, engine_datasets):
+    """Independent reference: numpy on the logits of each training step (kept by a hook on the model) and the labels
+    of the same batch stream; float32 count / N, as the step's mean of 0s and 1s rounds it. Steps of a chunk are
+    handed over together (the accuracies computed in one call) and when the run flushes at its end."""
+    cfg = tiny(norm="batch", steps=40, batch_size=7)
+    job = Job(cfg, engine_datasets)
+    run = job.runs[0]
+    logits = []
+    run.model.register_forward_hook(
+        lambda m, i, out: logits.append(out.detach().numpy().copy()) if torch.is_grad_enabled() else None)
+    job.run_to_end()
+    stream = BatchStream(engine_digits, cfg.batch_size, cfg.seed)
+    expected = []
+    for step_logits in logits:
+        labels = stream.next()[1].numpy()
+        correct = np.count_nonzero(step_logits.argmax(1) == labels)
+        expected.append(float(np.float32(correct) / np.float32(len(labels))))
+    assert len(expected) == cfg.steps and len({*expected}) > 1
+    assert run.history.scalar("train_acc").tolist() == expected
+
+
+def test_batch_accuracies_match_one_step_at_a_time_for_every_count_and_mixed_shapes():
+    from bnviz.engine.recorder import batch_accuracies
+    g = torch.Generator().manual_seed(3)
+    for n in (1, 3, 7, 10, 64, 100):
+        labels = torch.randint(10, (n + 1, n), generator=g)
+        wrong = (labels + 1) % 10
+        chosen = torch.where(torch.arange(n) < torch.arange(n + 1)[:, None], labels, wrong)  # k right in row k
+        pairs = [(F.one_hot(chosen[k], 10).float(), labels[k]) for k in range(n + 1)]
+        assert batch_accuracies(pairs) == [float(np.float32(k) / np.float32(n)) for k in range(n + 1)]
+    mixed = [(torch.randn(5, 3, generator=g), torch.randint(3, (5,), generator=g)),
+             (torch.randn(4, 3, generator=g), torch.randint(3, (4,), generator=g))]
+    assert batch_accuracies(mixed) == [float((lg.argmax(1) == lb).float().mean()) for lg, lb in mixed]
+
+
 @pytest.mark.parametrize("changes", [{"norm": "batch"}, {"norm": "batch-noisy", "dropout": 0.2},
                                      {"norm": "batch-renorm"}, {"norm": "batch", "ics_every": 5}])
 def test_a_jobs_first_evaluation_comes_after_its_first_row_with_the_same_numbers(engine_datasets, changes):

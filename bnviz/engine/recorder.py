@@ -196,6 +196,10 @@ class Recorder:
         weights = [w.detach() for _, w in targets.weights]  # aliases: same storage, no autograd on copies
         self._weights = weights
         self._g_missing = np.zeros((m, len(weights)), bool)
+        # what `begin` and `end` note about a slot's step, as Python values: written into the arrays above (which the
+        # statistics read) at the hand-over, for the whole chunk at once (a numpy assignment per step and array costs
+        # the training thread more than the statistics of that array)
+        self._notes = [_StepNotes() for _ in range(m)]
         self._channel_tensors, self._channel_slots = self._channel_layout()
         self._running = [j for j, t in enumerate(targets.norms) if _running_average_factor(t.module, before=True)]
         # one copy per step at `begin` (weights, running statistics) and one at `end` (weights, their gradients,
@@ -253,10 +257,19 @@ class Recorder:
     def _batches_tracked(self) -> list[int]:
         return [int(view) for view in self._tracked_views]
 
-    def _step_factors(self, tracked: list[int]) -> list[float]:
-        """_running_average_factor(before=True) of each running-average layer, from the counts read at `begin`."""
-        return [_running_average_factor(module, before=True, tracked=count)
-                for module, count in zip(self._running_modules, tracked, strict=True)]
+    def _chunk_step_factors(self, notes: list[_StepNotes]) -> np.ndarray:
+        """_running_average_factor(before=True) of each running-average layer in each of these steps, from the counts
+        and momenta noted at their `begin`: once per layer when its momentum was the same number in every step (the
+        factor is the momentum then, whatever the count)."""
+        factors = np.zeros((len(notes), len(self._running_modules)))
+        for j, module in enumerate(self._running_modules):
+            momenta = {n.momenta[j] for n in notes}
+            if len(momenta) == 1 and None not in momenta:
+                factors[:, j] = _running_average_factor(module, before=True, tracked=0, momentum=momenta.pop())
+            else:
+                factors[:, j] = [_running_average_factor(module, before=True, tracked=n.tracked[j],
+                                                         momentum=n.momenta[j]) for n in notes]
+        return factors
 
     def _channel_layout(self):
         """Which per-channel tensors exist, and where each lands in the row's `channels` array."""
@@ -329,7 +342,17 @@ class Recorder:
                 if numel != grad.numel():
                     idx = self._indices(k, grad.numel())
                 torch.take(grad, idx, out=self._grad_rows[self._slot][k])
-                self._grad_present[self._slot, k] = True
+                self._notes[self._slot].grad_present[k] = True
+
+        prehooks = {}
+        def grad_prehook(nr: int):  # the node's gradient for its output nr, when there is one
+            prehook = prehooks.get(nr)
+            if prehook is None:
+                def prehook(grads):
+                    if grads[nr] is not None:
+                        grad_hook(grads[nr])
+                prehooks[nr] = prehook
+            return prehook
 
         def hook(module, inputs, output):
             if not (self.armed and module.training) or self._suspended or not isinstance(output, torch.Tensor):
@@ -337,10 +360,11 @@ class Recorder:
             if not self._begun:
                 self._ensure_begun()
             c = self._slot
-            if self._act_present[c, k]:  # a module called again in this step (a shared ReLU): keep its first call
+            notes = self._notes[c]
+            if notes.act_present[k]:  # a module called again in this step (a shared ReLU): keep its first call
                 return
-            self._act_present[c, k] = True
-            self._numel[c, k] = numel = output.numel()
+            notes.act_present[k] = True
+            notes.numel[k] = numel = output.numel()
             if self._acts is not None:  # sample now: the forward may still change this tensor in place
                 last, idx = self._last_index[k]
                 if last != numel:
@@ -350,7 +374,11 @@ class Recorder:
                 self._outputs[k] = output.detach().clone()
                 self._outputs_kept += 1
             if output.requires_grad:  # its gradient is that of this value, even if it is modified in place later
-                output.register_hook(grad_hook)
+                node = output.grad_fn
+                if node is None:  # a leaf (a module that returns a parameter)
+                    output.register_hook(grad_hook)
+                else:  # a pre-hook on the node that made it: what a tensor hook does, without its Python bookkeeping
+                    node.register_prehook(grad_prehook(output.output_nr))
         return hook
 
     def _needs_direct_stats(self, j: int) -> bool:
@@ -407,41 +435,48 @@ class Recorder:
         if self._outputs_kept:
             self._outputs[:] = [None] * len(self._outputs)
             self._outputs_kept = 0
-        self._act_present[c] = False
-        self._grad_present[c] = False
+        notes = self._notes[c]
+        k = len(self.targets.probes)
+        notes.act_present, notes.grad_present, notes.numel = [False] * k, [False] * k, [0] * k
         self._direct[c].clear()
         if self._flat_before is not None:
             self._before.copy_flat(c, self._flat_before)
         else:
             self._before.copy(c, self._weights + self._running_tensors())
         if self._running:
-            tracked = self._batches_tracked()
-            self._factors[c] = self._step_factors(tracked)
-            self._tracked[c] = tracked
+            notes.tracked = self._batches_tracked()
+            notes.momenta = [getattr(module, "momentum", None) for module in self._running_modules]
 
-    def end(self, ics: np.ndarray | None = None, **scalars: float | None) -> bool:
-        """Store this step (after backward and the optimizer step); return whether it was recorded."""
+    def end(self, ics: np.ndarray | None = None, accuracy_of: tuple[torch.Tensor, torch.Tensor] | None = None,
+            **scalars: float | None) -> bool:
+        """Store this step (after backward and the optimizer step); return whether it was recorded.
+
+        accuracy_of: (logits (N, classes), labels (N,)) of the step's batch, whose accuracy is the step's `train_acc`
+        (the fraction of argmax(logits) == labels, as float32, as `(logits.argmax(1) == labels).float().mean()`
+        gives it): computed at the hand-over for the whole chunk in one call, instead of five small torch calls in
+        the step. The tensors are kept until then (they must not be changed in place)."""
         if not self.armed or not self._begun:
             self.armed = False
             return False
         self.armed = False
         c = self._slot
-        self._steps[c] = self.step
+        notes = self._notes[c]
+        notes.step = self.step
         row = [np.nan] * len(SCALARS)
         for name, value in scalars.items():
             row[_SCALAR_COLUMN[name]] = np.nan if value is None else value
-        self._scalars[c] = row
-        self._ics[c] = np.nan if ics is None else ics
+        notes.scalars, notes.ics = row, ics
+        notes.accuracy = None if accuracy_of is None else (accuracy_of[0].detach(), accuracy_of[1])
         self._gather(c)
         grads = [p.grad for p in self._params]
-        self._g_missing[c] = [g is None for g in grads]
+        notes.g_missing = [g is None for g in grads]
         grads = [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
         if self._flat_weights is not None and all(g.dtype == torch.float32 for g in grads):
             self._after.copy_flat(c, self._flat_weights + [g.reshape(-1) for g in grads] + self._flat_channels)
         else:
             self._after.copy(c, self._weights + grads + self._channel_tensors)
         if self._running:
-            self._tracked_after[c] = self._batches_tracked()
+            notes.tracked_after = self._batches_tracked()
         if self._outputs_kept:
             self._outputs[:] = [None] * len(self._outputs)
             self._outputs_kept = 0
@@ -489,6 +524,7 @@ class Recorder:
         if self._fill == 0:
             return
         s = self._bank_slice(self._bank, self._fill)
+        self._write_notes(s)
         self._chunk_factors[s] = self._solvable_factors(s)
         self._chunk_counts[s] = self._norm_counts(self._numel[s])
         process = self._ready_process()
@@ -513,6 +549,30 @@ class Recorder:
         self._fill, self._slot = 0, self._bank * self.chunk
         while any(t.start == self._bank * self.chunk for t in self._in_flight):  # the bank to fill is in use
             self._collect(1)
+
+    def _write_notes(self, s: slice) -> None:
+        """Move what `begin` and `end` noted about slots s into the slot arrays (one assignment per array)."""
+        notes = self._notes[s]
+        self._steps[s] = [n.step for n in notes]
+        self._act_present[s] = [n.act_present for n in notes]
+        self._grad_present[s] = [n.grad_present for n in notes]
+        self._numel[s] = [n.numel for n in notes]
+        self._scalars[s] = [n.scalars for n in notes]
+        measured = [i for i, n in enumerate(notes) if n.accuracy is not None]
+        if measured:
+            self._scalars[[s.start + i for i in measured], _SCALAR_COLUMN["train_acc"]] = batch_accuracies(
+                [notes[i].accuracy for i in measured])
+            for i in measured:
+                notes[i].accuracy = None  # the batch's tensors are not kept past the hand-over
+        self._ics[s] = np.nan
+        for i, n in enumerate(notes):
+            if n.ics is not None:
+                self._ics[s.start + i] = n.ics
+        self._g_missing[s] = [n.g_missing for n in notes]
+        if self._running:
+            self._tracked[s] = [n.tracked for n in notes]
+            self._tracked_after[s] = [n.tracked_after for n in notes]
+            self._factors[s] = self._chunk_step_factors(notes)
 
     def _collect(self, count: int) -> None:
         """Append the rows of the `count` oldest chunks in flight (waiting for them)."""
@@ -607,17 +667,23 @@ def _count_view(module: nn.Module) -> np.ndarray:
     return np.array(-1) if count is None else count.numpy()
 
 
-def _running_average_factor(module: nn.Module, before: bool = False, tracked: int | None = None) -> float:
+_MODULE_MOMENTUM = object()  # _running_average_factor: read the module's momentum now
+
+
+def _running_average_factor(module: nn.Module, before: bool = False, tracked: int | None = None,
+                            momentum=_MODULE_MOMENTUM) -> float:
     """The weight of this forward pass's batch statistics in the running-average update (0 if none).
 
     PyTorch: momentum m gives running = (1 - m) running + m batch; momentum None is the cumulative average,
     weight 1 / num_batches_tracked (counted after the increment). Solving for the batch statistic divides by the
     weight, so below 1e-3 (float32 precision) the recorder measures the input directly instead. tracked: the
-    module's num_batches_tracked when the caller has read it already (`Recorder._batches_tracked`).
+    module's num_batches_tracked when the caller has read it already (`Recorder._batches_tracked`); momentum: its
+    momentum, likewise (read at the step's start).
     """
     if getattr(module, "running_mean", None) is None or not getattr(module, "track_running_stats", True):
         return 0.0
-    momentum = getattr(module, "momentum", None)
+    if momentum is _MODULE_MOMENTUM:
+        momentum = getattr(module, "momentum", None)
     if momentum is None:
         count = int(module.num_batches_tracked) if tracked is None else tracked
         factor = 1.0 / max(count + (1 if before else 0), 1)
@@ -626,4 +692,28 @@ def _running_average_factor(module: nn.Module, before: bool = False, tracked: in
     return factor if factor >= 1e-3 else 0.0
 
 
-__all__ = ["Recorder", "Targets", "NormTarget", "SlotBuffer"]
+class _StepNotes:
+    """What `begin` and `end` note about one recorded step, until the hand-over writes it into the slot arrays."""
+
+    __slots__ = ("step", "scalars", "ics", "accuracy", "g_missing", "tracked", "momenta", "tracked_after",
+                 "act_present", "grad_present", "numel")
+
+    def __init__(self):
+        self.step, self.scalars, self.ics, self.accuracy, self.g_missing = 0, None, None, None, None
+        self.tracked = self.momenta = self.tracked_after = None
+        self.act_present = self.grad_present = self.numel = None  # per probe, set at `begin`
+
+
+def batch_accuracies(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """float((logits.argmax(1) == labels).float().mean()) of each (logits, labels) pair, in one call when they all
+    have the same shapes (the same numbers: a mean of 0s and 1s in float32 is the exact count divided by N, rounded
+    once, whichever way it is reduced)."""
+    shapes = {(tuple(logits.shape), tuple(labels.shape)) for logits, labels in pairs}
+    if len(shapes) == 1 and len(pairs) > 1:
+        logits = torch.stack([logits for logits, _ in pairs])
+        labels = torch.stack([labels for _, labels in pairs])
+        return (logits.argmax(2) == labels).float().mean(1).tolist()
+    return [float((logits.argmax(1) == labels).float().mean()) for logits, labels in pairs]
+
+
+__all__ = ["Recorder", "Targets", "NormTarget", "SlotBuffer", "batch_accuracies"]

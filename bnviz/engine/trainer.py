@@ -134,8 +134,7 @@ class Run:
             if measure_ics:
                 with rec.suspended():
                     ics = gradient_ics(self.model, before, x, y)
-            train_acc = float((logits.detach().argmax(1) == y).float().mean())
-            rec.end(ics=ics, loss=loss_value, train_acc=train_acc, lr=lr, test_acc=test_acc,
+            rec.end(ics=ics, accuracy_of=(logits, y), loss=loss_value, lr=lr, test_acc=test_acc,
                     test_acc_train_mode=test_acc_train)
         self.step += 1
         if self.step >= cfg.steps:
