@@ -190,13 +190,20 @@ def hook_floor_peer(run: Run, every: int, x) -> Peer:
         def grad_hook(grad):
             torch.take(grad, idx, out=grad_row)
 
+        def grad_prehook(grads):  # the gradient of output 0 of the node that made the stage output
+            if grads[0] is not None:
+                torch.take(grads[0], idx, out=grad_row)
+
         def hook(module, inputs, output):
             if run.step % every or not module.training or not torch.is_grad_enabled():
                 return
             if output.numel() == sizes[k]:  # a short last batch is skipped: this row is a reference, not a recorder
                 torch.take(output.detach(), idx, out=act_row)
-                if output.requires_grad:
-                    output.register_hook(grad_hook)
+                if output.requires_grad:  # the recorder's cheapest way to the gradient, likewise
+                    if output.grad_fn is not None and output.output_nr == 0:
+                        output.grad_fn.register_prehook(grad_prehook)
+                    else:
+                        output.register_hook(grad_hook)
         return hook
 
     handles = [p.module.register_forward_hook(forward_hook(k)) for k, p in enumerate(targets.probes)]

@@ -469,8 +469,9 @@ class Recorder:
         notes.accuracy = None if accuracy_of is None else (accuracy_of[0].detach(), accuracy_of[1])
         self._gather(c)
         grads = [p.grad for p in self._params]
-        notes.g_missing = [g is None for g in grads]
-        grads = [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
+        notes.g_missing = missing = [g is None for g in grads]
+        if True in missing:
+            grads = [w if g is None else g for w, g in zip(self._weights, grads, strict=True)]
         if self._flat_weights is not None and all(g.dtype == torch.float32 for g in grads):
             self._after.copy_flat(c, self._flat_weights + [g.reshape(-1) for g in grads] + self._flat_channels)
         else:
