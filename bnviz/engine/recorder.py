@@ -31,8 +31,12 @@ at its first call. Values are sampled inside the forward hook, so a later in-pla
 identity`, `ReLU(inplace=True)`) does not alter them; its gradient is likewise the one of the value the hook saw.
 
 Cost: the forward hooks sample with one `take` per tensor (the first recorded step keeps a copy until every
-probe's size is known), and each probe's gradient hook with one more; `begin` and `end` copy the weights, running
-statistics, gradients and per-channel tensors with one concatenation each. Every `chunk` recorded steps (32 for a
+probe's size is known), and each probe's gradient hook with one more (a pre-hook on the autograd node that made the
+output: what `Tensor.register_hook` does, without its per-call Python bookkeeping); `begin` and `end` copy the
+weights, running statistics, gradients and per-channel tensors with one concatenation each, and note the rest as
+Python values (step, scalars, which probes ran, their sizes, BN counts and momenta), which the hand-over writes into
+the chunk's arrays once per chunk; the training accuracy is computed there too, for the whole chunk in one call
+(`end(accuracy_of=(logits, labels))`). Every `chunk` recorded steps (32 for a
 small model, fewer for a large one, not below 8: `default_chunk`; a hand-over costs the training thread a fixed
 time, so longer chunks cost less per step) the statistics of all of them are computed in a few numpy calls on
 stacked arrays (bnviz.engine.chunk_stats) and appended to the history with one call (`History.extend`), in a
