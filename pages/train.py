@@ -38,24 +38,32 @@ detail = c2.radio("Detail chart", DETAIL_VIEWS, format_func=details.get, horizon
 block = block_slider(c2, "Block (for the histogram)", "train_block", configs, lab.histories()[1])
 
 
-def draw(labels, histories):
+def frame(labels):
+    """What stays the same while a run trains (drawn once, not on every refresh: live_view): the grid's caption, a
+    column per run with its heading, and the detail chart's caption; returns the columns, for the detail charts."""
+    st.caption(figures.caption("distribution_grid"))
+    columns = st.columns(len(labels))
+    for column, label in zip(columns, labels, strict=True):
+        column.markdown(f"**Run {plain(label)}**")
+    st.caption(figures.caption(detail))
+    return columns
+
+
+def draw(labels, histories, place):
     runs = list(zip(labels, histories, strict=True))
     show(figures.loss_accuracy(runs), "train_loss")
     show(figures.distribution_grid(runs, stage=stage, max_points=LIVE_POINTS), "train_grid")
-    st.caption(figures.caption("distribution_grid"))
+    columns = place()  # the frame: drawn here, or already, below the part that refreshes (live_view)
     layer = layer_index(block, min(len(h.layout.layers) for h in histories))
     if detail == "histogram":
         panels = figures.side_by_side(figures.histogram_now_vs_start, histories, layer, stage)
     else:
         panels = figures.side_by_side(getattr(figures, detail), histories)  # one scale: the runs compare
-    for column, label, fig in zip(st.columns(len(runs)), labels, panels, strict=True):
-        with column:
-            st.markdown(f"**Run {plain(label)}**")
-            show(fig, f"train_{detail}_{label}", narrow=True)
-    st.caption(figures.caption(detail))
+    for column, label, fig in zip(columns, labels, panels, strict=True):
+        show(fig, f"train_{detail}_{label}", narrow=True, container=column)
 
 
-live_view(lab, draw, key="train", settings=(configs, put_in_sidebar), preview=(
+live_view(lab, draw, key="train", settings=(configs, put_in_sidebar), frame=frame, preview=(
     "Loss and accuracy", "The loss and accuracy will appear here, and below them every block's distribution, step "
     "by step while the network trains."))
 download_button(lab, key="train")

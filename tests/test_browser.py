@@ -320,6 +320,71 @@ def test_a_chart_out_of_view_waits_and_shows_the_newest_figure_when_scrolled_to(
     press_stop_and_check(page)
 
 
+# Where the text around Train & watch's charts sits on the page: top of each element (px, in page order), or None.
+TRAIN_PLACES_JS = """(caption) => {
+  const top = (el) => el ? el.getBoundingClientRect().top + window.scrollY : null;
+  const texts = Array.from(document.querySelectorAll('[data-testid="stMain"] [data-testid="stMarkdownContainer"]'));
+  const text = (t) => texts.filter((el) => el.innerText.trim() === t);
+  return {grid: top(document.querySelector('.st-key-train_grid')),
+          captions: Array.from(document.querySelectorAll('[data-testid="stMain"] [data-testid="stCaptionContainer"]'))
+            .filter((el) => el.innerText.trim().startsWith(caption)).map(top),
+          headings: [...text('Run BN'), ...text('Run no BN')].map(top),
+          details: Array.from(document.querySelectorAll('[class*="st-key-train_histogram_"]')).map(top)};
+}"""
+
+
+def test_train_refresh_resends_only_what_changes(context, primed):
+    """While a run trains, Train & watch's status line and charts refresh twice a second; the text around the charts
+    (the grid's caption, a heading per run, the detail chart's caption) stays where it was, but is not sent and
+    rendered again with every refresh (the browser's time goes to the training on a 2-core laptop)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    caption = b"One heatmap per block (rows)"  # figures.caption("distribution_grid")
+    runs: list[dict] = []  # per script run (full or the fragment's): does it send the status line, the caption?
+
+    def on_frame(payload) -> None:
+        try:
+            msg = ForwardMsg.FromString(bytes(payload))
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: not counted
+            return
+        if msg.WhichOneof("type") == "new_session":
+            runs.append({"status": False, "caption": False, "heading": False})
+        elif runs and msg.WhichOneof("type") == "delta":
+            raw = bytes(payload)
+            runs[-1]["status"] |= b"Status:" in raw
+            runs[-1]["caption"] |= caption in raw
+            runs[-1]["heading"] |= b"**Run " in raw
+
+    page = context.new_page()
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.goto(f"{primed.url}/train", wait_until="domcontentloaded", timeout=PAGE_LOAD_S * 1000)
+    bs.wait_for_title(page, "Train & watch", PAGE_LOAD_S)
+    bs.wait_until_idle(page, 30)
+    set_steps(page, 3000)
+    bs.main_area(page).get_by_role("button", name="▶ Start").click()
+    wait_for_first_data(page)
+    bs.poll(lambda: len([p for p in bs.plots(page, '[class*="st-key-train_histogram_"]') if p["filled"]]) == 2,
+            LIVE_S, what="both detail charts drawn")
+    seen, deadline = len(runs), time.monotonic() + LIVE_S
+    while sum(r["status"] for r in runs[seen:]) < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)  # Playwright hands over the websocket's frames while it waits
+    refreshes = [r for r in runs[seen:] if r["status"]]
+    assert len(refreshes) >= 4, f"no four refreshes of the status line within {LIVE_S} s: {bs.status_text(page)}"
+    lean = [r for r in refreshes if not r["caption"] and not r["heading"]]
+    assert len(lean) >= 3, f"refreshes re-sent the text around the charts: {refreshes}"
+    places = page.evaluate(TRAIN_PLACES_JS, caption.decode())
+    assert len(places["captions"]) == 1 and len(places["headings"]) == 2 and len(places["details"]) == 2, places
+    assert places["grid"] < places["captions"][0] < min(places["headings"]) < min(places["details"]), places
+    status = bs.parse_status(bs.status_text(page))
+    assert status and status["status"] == "running", bs.status_text(page)
+    assert_no_errors(page, "/train while training")
+    press_stop_and_check(page)
+    bs.poll(lambda: page.evaluate(TRAIN_PLACES_JS, caption.decode())["headings"] and True, LIVE_S,
+            what="the run headings after Stop")
+    after = page.evaluate(TRAIN_PLACES_JS, caption.decode())
+    assert len(after["captions"]) == 1 and len(after["headings"]) == 2, f"after Stop: {after}"
+
+
 # Every plotly plot on the page and where it is: a chart of the page (inside a Streamlit element) or not.
 PLOT_PLACES_JS = """() => Array.from(document.querySelectorAll('.main-svg')).map(svg =>
   !!svg.closest('[data-testid="stElementContainer"]'))"""

@@ -76,3 +76,20 @@ def test_the_preload_script_warms_plotly_up_with_a_grid_like_homes():
     call = script[script.rindex("warmUp("):]
     figure = json.loads(call[len("warmUp("):].split(", ", 1)[1].rsplit(", {", 1)[0].replace("\\x3c", "<"))
     assert figure["layout"]["template"] == plot.TEMPLATE_REF and len(figure["layout"]["images"]) == 6
+
+
+def test_the_no_fade_rule_holds_only_the_stale_container_opaque():
+    """Every refresh of a live page marks the containers of its charts stale (data-stale) and unmarks them as they
+    arrive, twice a second. A rule keyed on data-stale that reaches into an element's descendants makes the browser
+    recalculate the style of every node of every live chart each time (in one browser session watching /train,
+    alternated: style recalculation 0.063-0.069 s/s against 0.010-0.012 without it); the container alone is what
+    Streamlit fades, so holding it opaque is enough."""
+    import re
+
+    from bnviz.ui import page
+
+    css = re.sub(r"/\*.*?\*/", "", page.CSS + page.PRESENTER_CSS + plot.TEXT_CSS + plot.PRELOAD_CSS, flags=re.S)
+    stale = [sel.strip() for rule in re.findall(r"([^{}]+)\{", css) for sel in rule.split(",") if "data-stale" in sel]
+    assert '[data-stale="true"]' in stale  # live charts are not faded out while they refresh
+    reaching = [sel for sel in stale if not re.fullmatch(r'\[data-stale="true"\]', sel)]
+    assert not reaching, f"rules on the descendants of a stale element: {reaching}"

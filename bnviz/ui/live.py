@@ -201,20 +201,38 @@ def poll_seconds(limiter=LIMITER) -> float:
     return POLL_SECONDS * max(1.0, load / available_cores())
 
 
-def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start_hint: str = START_HINT,
+def live_view(lab: Lab, draw: Callable[..., None], key: str, start_hint: str = START_HINT,
               preview: tuple[str, str] | None = None,
-              settings: tuple[list[RunConfig], Callable[[list[RunConfig]], None]] | None = None) -> None:
+              settings: tuple[list[RunConfig], Callable[[list[RunConfig]], None]] | None = None,
+              frame: Callable[[list[str]], object] | None = None) -> None:
     """Draw `draw(labels, histories)` now and, while a run trains, again every `poll_seconds()`.
 
     start_hint: what the idle status line tells the user to do (the page's own start button); preview: the title
     and text of an empty chart frame shown while there is nothing to draw, saying what will appear there;
     settings: the page's current configs and how to put a run's configs back into its widgets (for the banner
-    that says when the charts no longer show what the settings say)."""
+    that says when the charts no longer show what the settings say).
+
+    frame: the part of the charts' area that stays the same while a run trains (captions, headings, the columns the
+    charts sit in), drawn by `frame(labels)`, which returns where `draw` puts its charts (its columns, say). With a
+    frame, draw is called as `draw(labels, histories, place)` and calls `place()` where the frame belongs; place
+    returns what frame returned. Streamlit sends, and the browser renders, every element of a fragment again on
+    each of its reruns, changed or not; so whenever there are runs to draw, the frame is drawn once per full script
+    run, outside the fragment and below it, and place() only returns it: a refresh twice a second re-sends only the
+    status line and the charts (Streamlit 1.67 puts a fragment's writes into a container outside it in a wrapper
+    that each refresh overwrites in place). Without runs (the preview; a queued run) place() draws the frame
+    inside the fragment, where it is."""
     if settings is not None:
         stale_banner(lab, settings[0], settings[1], key, start_hint)
     polling = lab.running
     queued = lab.queued
     interval = poll_seconds() if polling else None
+    framed: tuple[list[str], object] | None = None
+    head = None
+    if frame is not None:
+        head = st.container()  # the fragment goes here, above the frame drawn next (always: its place stays put)
+        labels, histories = lab.histories()
+        if histories:
+            framed = (list(labels), frame(list(labels)))
 
     @st.fragment(run_every=interval)
     def body() -> None:
@@ -232,7 +250,10 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         if histories:
             try:
                 with figures.plain_figures(), plot.live_texts(polling):  # plain: a third of the cost, same JSON
-                    draw(labels, histories)
+                    if frame is None:
+                        draw(labels, histories)
+                    else:
+                        draw(labels, histories, _placer(frame, framed, labels))
                 log_first_chart(lab)
             except Exception as exc:  # noqa: BLE001 - a chart problem must not become a traceback on screen
                 st.warning(f"A chart could not be drawn ({type(exc).__name__}: {exc}).")
@@ -243,7 +264,23 @@ def live_view(lab: Lab, draw: Callable[[list[str], list], None], key: str, start
         elif polling and abs(poll_seconds() - interval) >= POLL_SECONDS / 2:
             st.rerun()  # the server got busier or quieter: a full rerun sets the new refresh interval
 
-    body()
+    if head is None:
+        body()
+    else:
+        with head:
+            body()
+
+
+def _placer(frame: Callable[[list[str]], object], framed: tuple[list[str], object] | None,
+            labels: list[str]) -> Callable[[], object]:
+    """live_view's `place` for one refresh: what the frame drawn outside the fragment returned, when it was drawn for
+    these runs, else the frame drawn here and now (inside the fragment). Runs that differ from the frame's (a new
+    job without a full script run) get a full rerun, which draws the frame for them."""
+    if framed is not None and framed[0] != list(labels):
+        st.rerun()
+    if framed is not None:
+        return lambda: framed[1]
+    return lambda: frame(list(labels))
 
 
 def download_button(lab: Lab, key: str) -> None:

@@ -17,9 +17,11 @@ from . import plot
 CSS = """
 <style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.1rem; }
-/* live charts redraw twice a second: do not fade them out while they refresh (but leave a chart's toolbar to
-   plotly: shown on hover only, it would otherwise cover the title of a chart in a page column) */
-[data-stale="true"], [data-stale="true"] *:not(.modebar-group) { opacity: 1 !important; transition: none !important; }
+/* live charts redraw twice a second: do not fade them out while they refresh. Streamlit fades an element's own
+   container (data-stale), so only that is held opaque: a rule on its descendants made the browser recalculate the
+   style of every node of every live chart whenever a refresh marked it stale, and again when it arrived (and held
+   plotly's own opacities, its toolbar's, at 1 meanwhile) */
+[data-stale="true"] { opacity: 1 !important; transition: none !important; }
 .block-container { padding-top: 2.2rem; max-width: 1500px; }
 [data-testid="stCaptionContainer"] p { font-size: 1rem; }
 .bnviz-sr { SR_ONLY }
