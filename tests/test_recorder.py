@@ -327,7 +327,7 @@ def check_channel_stats(rec, records, direct):
     col = CHANNEL_STATS.index
     for row, r in enumerate(records):
         ch = h.column("channels")[row]
-        for j, target in enumerate(rec.targets.norms):
+        for j in range(len(rec.targets.norms)):
             sl = slices[j]
             after = r["norm_after"][j]
             close(ch[sl, col("gamma")], after["weight"], rtol=0, scale=0)
