@@ -223,3 +223,23 @@ def test_meta_config_or_summary_that_is_not_a_mapping_is_dropped(key, value):
     labels, histories = unpack_runs(zipped(files))
     assert key not in histories[0].meta and key in histories[1].meta
     opens_or_refuses(zipped(files))
+
+
+def damaged_central_directory(raw: bytes, how: str) -> bytes:
+    """`raw` (a zip) with its first central-directory entry made unreadable for zipfile.ZipFile itself: an
+    unsupported "version needed to extract" (NotImplementedError), or a UTF-8-flagged name that is not UTF-8
+    (UnicodeDecodeError). Both raise from the constructor, before any member is read."""
+    out = bytearray(raw)
+    at = out.index(b"PK\x01\x02")  # the central directory's first entry: sig, versions, flags, ..., name at +46
+    if how == "version":
+        out[at + 6] = 84  # version 8.4 (the falsifying example hypothesis found)
+    else:
+        out[at + 9] |= 0x08  # general purpose flag bit 11 (0x0800, high byte of the little-endian flags): UTF-8 name
+        out[at + 46] = 0xFF  # ... and its first byte is not
+    return bytes(out)
+
+
+@pytest.mark.parametrize("how", ["version", "utf8 name"])
+def test_a_damaged_central_directory_is_refused_with_a_message(how):
+    with pytest.raises(ValueError, match="not a bnviz run file"):
+        unpack_runs(damaged_central_directory(valid_file(), how))

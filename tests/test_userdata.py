@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_app import labs, open_page  # noqa: F401 - the app-test fixture and helper, reused
+from test_fuzz import damaged_central_directory
 
 from bnviz.cli import main
 from bnviz.engine import user_images
@@ -244,6 +245,8 @@ def test_not_a_zip_and_unknown_kind():
     refused("x.zip", b"hello", "not a readable zip")
     refused("x.npz", b"hello", "not a readable zip")
     refused("x.gif", b"GIF89a", ".zip of class folders")
+    for how in ("version", "utf8 name"):  # zipfile.ZipFile itself raises NotImplementedError / UnicodeDecodeError
+        refused("x.zip", damaged_central_directory(zip_of(class_files()), how), "not a readable zip")
     refused("x.zip", zip_of(class_files()), "image size 100", size=100)
 
 

@@ -48,7 +48,7 @@ def unpack_runs(data: bytes) -> tuple[list[str], list[History]]:
         raise RunFileError(f"the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except DAMAGE:  # not a zip, or a damaged central directory (an unknown version: NotImplementedError, ...)
         raise RunFileError("this is not a bnviz run file (not a zip archive)") from None
     with zf:
         try:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UserDataError
 from . import files, user_images
+from .npz_reader import DAMAGE
 from .user_images import UserImages, check_classes, check_values, make_user_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -41,7 +42,7 @@ def open_zip(name: str, data: bytes) -> zipfile.ZipFile:
     """The zip in `data`, once its declared sizes, member count, names, links and encryption pass the checks."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except DAMAGE:  # not a zip, or a damaged central directory (an unknown version: NotImplementedError, ...)
         raise UserDataError(f"{name} is not a readable zip file") from None
     infos = zf.infolist()
     limit = user_images.MAX_UNPACKED_BYTES
