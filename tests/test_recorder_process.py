@@ -31,6 +31,7 @@ def use_process(monkeypatch, started: list) -> None:
         return started[-1]
 
     monkeypatch.setattr(R, "spare_core", lambda: True)
+    monkeypatch.setattr(R, "PROCESS_AFTER_CHUNKS", 0)  # from the first hand-over, even of a short run
     monkeypatch.setattr(C.StatsProcess, "poll_ready", poll_ready)
     monkeypatch.setattr(R.Recorder, "_start_process", start_process)
 
@@ -68,6 +69,32 @@ def test_process_and_inline_give_identical_histories(monkeypatch, changes, momen
     assert len(results[True]["step"]) == 23
     for name, values in results[False].items():
         np.testing.assert_array_equal(results[True][name], values, err_msg=name)
+
+
+def test_the_process_is_not_started_before_a_chunk_of_steps(monkeypatch):
+    """A live job flushes its first step at once (a page draws it): with a core spare, that flush is computed inline
+    and no process is started then (it would put a fork and a second busy core between Start and the first chart);
+    the process starts at the hand-over that completes a chunk's worth of recorded steps."""
+    started: list = []
+    use_process(monkeypatch, started)
+    monkeypatch.setattr(R, "PROCESS_AFTER_CHUNKS", 1)
+    cfg = T.tiny(norm="batch")
+    net = T.build_model(cfg, T.DIGITS, 10)
+    opt = T.torch.optim.SGD(net.parameters(), lr=0.1)
+    with R.Recorder(T.Targets.from_net(net), samples=64, bins=16, chunk=4) as rec:
+        for step, (x, y) in enumerate(T.batches(9, cfg.batch_size, T.DIGITS)):
+            rec.begin(step)
+            opt.zero_grad(set_to_none=True)
+            T.F.cross_entropy(net(x), y).backward()
+            opt.step()
+            rec.end(loss=0.0, lr=0.1)
+            if step == 0:
+                rec.flush()  # what a job does after its first step
+                assert rec.history.n == 1 and not started and rec._process is None
+            if step == 3:
+                assert not started  # no hand-over since the flush (3 steps pending, a chunk is 4)
+        assert len(started) == 1 and started[0]  # at the hand-over of steps 1-4
+    assert list(rec.history.steps) == list(range(9))
 
 
 def test_switching_between_process_and_inline_keeps_every_number(monkeypatch):

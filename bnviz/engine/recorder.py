@@ -44,8 +44,9 @@ separate process while the machine has a spare core (`spare_core`), else inline 
 numpy's calls on arrays this small are mostly Python overhead, holding the GIL the training thread needs. The
 process reads the chunk's samples and copies from shared memory (the arrays are moved there when it starts) and
 sends back its rows, which are appended to the history in step order (so the history lags by at most 2 * chunk - 1
-steps; `flush` waits until every pending step is in). It is started at the first hand-over with a spare core,
-computes nothing until it is ready (inline meanwhile), and is stopped by `detach`.
+steps; `flush` waits until every pending step is in). It is started at the first hand-over with a spare core
+once a chunk's worth of steps is recorded (a job's first flush, drawn at once by a page, stays inline), computes
+nothing until it is ready (inline meanwhile), and is stopped by `detach`.
 Either way the numbers are the same.
 
 Usage, for a model the trainer built or any `nn.Module` (see `bnviz.engine.targets`)::
@@ -85,6 +86,7 @@ DEFAULT_CHUNK = 32  # recorded steps per chunk, for a model whose chunk copies f
 MIN_DEFAULT_CHUNK = 8  # ... and for a larger one (each hand-over costs ~0.3-0.6 ms on the training thread)
 CHUNK_BUDGET_BYTES = 64 * 1024 * 1024  # the two banks of chunk slots (copies of weights, gradients, samples)
 BACKGROUND = True  # compute the statistics in a separate process when a core is spare (False: always inline)
+PROCESS_AFTER_CHUNKS = 1  # ... started only once this many chunks' worth of steps are recorded (see _ready_process)
 
 
 def spare_core() -> bool:
@@ -603,10 +605,16 @@ class Recorder:
 
     def _ready_process(self) -> StatsProcess | None:
         """The statistics process, if it should be used for this chunk and is ready; starts it if need be. Used
-        only while a core is spare (`spare_core`); while it starts, and when it cannot, chunks are computed inline."""
+        only while a core is spare (`spare_core`); while it starts, and when it cannot, chunks are computed inline.
+        It is started once PROCESS_AFTER_CHUNKS chunks' worth of steps are recorded, not before: a live job flushes
+        its first step at once so that a page draws it, and starting the process there (a fork and exec of the
+        server, then its imports on the spare core) put ~70 ms and a second busy core between a click on Start and
+        the first chart (measured with scripts/measure_live.py)."""
         if not (self.background and spare_core()):
             return None
         if self._process is None:
+            if self.history.records + self._fill < PROCESS_AFTER_CHUNKS * self.chunk:
+                return None  # not yet (a job's first flush, say): computed inline
             self._process = self._start_process()
         try:
             return self._process if self._process and self._process.poll_ready() else None
