@@ -564,3 +564,24 @@ def test_the_default_chunk_is_long_for_a_small_model_and_bounded_in_memory_for_a
     slot_bytes = 4 * (3 * weights + 6 * 512 + 2 * len(middle.probes) * 512)
     assert Recorder(middle).chunk == R.CHUNK_BUDGET_BYTES // (2 * slot_bytes)
     assert 8 < Recorder(middle).chunk < 32
+
+
+def test_slot_buffer_copies_tensors_of_any_dtype_into_their_slot():
+    """SlotBuffer (the recorder's per-step copies of weights and gradients): float32 tensors go in with one
+    concatenation, others (here float64) through per-slot views made when first needed; either way each slot holds
+    the values, and the other slots are untouched."""
+    from bnviz.engine.recorder import SlotBuffer
+
+    a, b = torch.arange(6, dtype=torch.float32).reshape(2, 3), torch.linspace(-1, 1, 4, dtype=torch.float64)
+    buf = SlotBuffer([a, b], slots=4)
+    buf.buffer.fill_(7.0)
+    buf.copy(1, [a, b.float()])
+    buf.copy(2, [a * 2, b])
+    np.testing.assert_array_equal(buf.array[1], np.concatenate([a.numpy().ravel(), b.float().numpy()]))
+    np.testing.assert_array_equal(buf.array[2], np.concatenate([2 * a.numpy().ravel(), b.numpy().astype(np.float32)]))
+    assert (buf.array[[0, 3]] == 7.0).all()
+    assert [v.shape for v in buf.views(2)] == [a.shape, b.shape]
+    shared = torch.zeros_like(buf.buffer)
+    buf.bind(shared)  # a new buffer (moved to shared memory): the views follow it
+    buf.copy(3, [a, b])
+    assert np.array_equal(shared.numpy()[3], np.concatenate([a.numpy().ravel(), b.numpy().astype(np.float32)]))

@@ -144,9 +144,18 @@ class SlotBuffer:
     def bind(self, buffer: torch.Tensor) -> None:
         """Use `buffer` (same shape) from now on: a copy of the current one moved to shared memory."""
         self.buffer = buffer
-        self.views = [[buffer[c, a:b].view(shape) for a, b, shape in self._spans] for c in range(len(buffer))]
+        self._views: dict[int, list[torch.Tensor]] = {}  # per slot, made when first needed (see views)
         self.rows = list(buffer.unbind(0))
         self.array = buffer.numpy()
+
+    def views(self, slot: int) -> list[torch.Tensor]:
+        """Slot `slot` of the buffer as one view per tensor (its shape). Made on first use, not at `bind`: all of
+        them took ~10 ms per recorder (a model's ~30 tensors x 64 slots), on the way from a click on Start to the
+        first chart, and only a slot copied from tensors that are not all float32 needs them."""
+        views = self._views.get(slot)
+        if views is None:
+            views = self._views[slot] = [self.buffer[slot, a:b].view(shape) for a, b, shape in self._spans]
+        return views
 
     def copy(self, slot: int, tensors: list[torch.Tensor]) -> None:
         if not tensors:
@@ -154,7 +163,7 @@ class SlotBuffer:
         if all(t.dtype == torch.float32 for t in tensors):
             torch.cat([t.reshape(-1) for t in tensors], out=self.rows[slot])
         else:
-            torch._foreach_copy_(self.views[slot], tensors)
+            torch._foreach_copy_(self.views(slot), tensors)
 
     def copy_flat(self, slot: int, flat: list[torch.Tensor]) -> None:
         """Like copy, for float32 tensors already flattened (1-D views of the tensors): one concatenation."""
