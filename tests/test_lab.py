@@ -201,6 +201,7 @@ def test_start_returns_once_step_zero_is_recorded(labs):
     lab.start([LONG, LONG.replace(norm="none")])
     labels, histories = lab.histories()
     assert all(len(h) >= 1 and h.steps[0] == 0 for h in histories)
+    assert lab.job.first_hold == lab_module.FIRST_CHART_HOLD_S > 0  # training waits while the page draws it
     lab.stop()
 
 

@@ -276,6 +276,27 @@ def test_stop_while_paused_and_join(engine_datasets):
     assert job.join(5) and not job.alive and job.status == "stopped"
 
 
+def test_a_first_hold_waits_after_the_first_step_and_ends_at_stop(engine_datasets):
+    """A job whose page draws its step 0 at once (first_hold, set by Lab.start) hands that step over and then waits:
+    no step 1 while the page draws; Stop ends the wait at once. A job without it (the CLI, tests) goes straight on."""
+    held = Job(tiny(steps=1_000_000, eval_every=10**6), engine_datasets)
+    assert held.first_hold == 0.0  # the default: no wait
+    held.first_hold = 600.0
+    held.start()
+    try:
+        assert held.wait_for_data(60)
+        time.sleep(0.3)
+        assert held.step == 1 and list(held.runs[0].history.steps) == [0]  # step 0 recorded, step 1 not begun
+    finally:
+        held.stop()
+    assert held.join(10) and held.status == "stopped" and held.step == 1
+    free = Job(tiny(steps=1_000_000, eval_every=10**6), engine_datasets).start()
+    try:
+        wait_until(lambda: free.step >= 3, what="steps after the first")
+    finally:
+        free.stop()
+
+
 def test_job_finishes_by_itself_in_a_thread(engine_datasets):
     job = Job(tiny(steps=15), engine_datasets).start()
     assert job.join(60)

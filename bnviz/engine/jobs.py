@@ -42,6 +42,10 @@ RUN_LABELS = ("A", "B")
 FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded step
 MAX_UPLOADS = 2  # uploaded image sets kept per session (each up to 32 MB as uint8)
 PAUSE_RELEASE_S = 120.0  # a job paused this long stops and gives its slot back
+# s a new job's worker waits once its first step is handed over, while the page that started it draws that step
+# (Job.first_hold): with two training threads taking the GIL at once, Home's click -> first chart took ~50 ms longer
+# (scripts/measure_live.py's in-page time, alternating servers; README "Measured")
+FIRST_CHART_HOLD_S = 0.15
 
 
 class JobLimiter:
@@ -240,6 +244,7 @@ class Lab:
                     cost.check_time(self.last_cost, self.max_run_s)
                 self.limiter.check_fits(self.last_cost)
                 job.pause_limit = PAUSE_RELEASE_S
+                job.first_hold = FIRST_CHART_HOLD_S
                 entry = self.registry.submit(configs, job, self.last_cost, id(self), self.client, cluster=cluster)
             except BaseException:
                 _discard(job)

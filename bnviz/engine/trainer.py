@@ -322,6 +322,10 @@ class Job:
         self.threads = max(r.cfg.threads for r in self.runs)
         self._unpaused = threading.Event()  # cleared by pause; set by resume and by stop, so the worker wakes
         self.pause_limit: float | None = None  # seconds a pause may last before the job stops (None: no limit)
+        # Seconds the worker waits after handing over the first step (before its deferred evaluation and step 1),
+        # or until stopped: set by a page that draws that step at once (Lab.start). Meanwhile the page's script and
+        # the server's event loop, which sends the chart, need the GIL that two training threads would take.
+        self.first_hold = 0.0
         self._unpaused.set()
         self._stop = threading.Event()
         self._first_data = threading.Event()  # set once the first step's statistics are in the histories
@@ -458,9 +462,17 @@ class Job:
                 self._flush()
                 self._first_data.set()
             if first:
+                self._hold_for_first_chart()
                 for run, _ in active:
                     run.defer_eval = False
                     run.deferred_eval()
+
+    def _hold_for_first_chart(self) -> None:
+        """Wait `first_hold` seconds (less if stopped) once the first step is handed over; the rate shown counts
+        steps from here on."""
+        if self.first_hold > 0:
+            self._stop.wait(self.first_hold)
+            self._times.clear()
 
     def _apply_lr_request(self) -> None:
         if self._lr_request is not None:
