@@ -43,7 +43,7 @@ FIRST_DATA_WAIT = 1.0  # s that Lab.start waits for a new job's first recorded s
 MAX_UPLOADS = 2  # uploaded image sets kept per session (each up to 32 MB as uint8)
 PAUSE_RELEASE_S = 120.0  # a job paused this long stops and gives its slot back
 # s a new job's worker waits once its first step is handed over, while the page that started it draws that step
-# (Job.first_hold): with two training threads taking the GIL at once, Home's click -> first chart took ~50 ms longer
+# (Job.first_hold): with two training threads taking the GIL at once, Home's click -> first chart took 60-80 ms longer
 # (scripts/measure_live.py's in-page time, alternating servers; README "Measured")
 FIRST_CHART_HOLD_S = 0.15
 
