@@ -44,7 +44,7 @@ MAX_UPLOADS = 2  # uploaded image sets kept per session (each up to 32 MB as uin
 PAUSE_RELEASE_S = 120.0  # a job paused this long stops and gives its slot back
 # s a new job's worker waits once its first step is handed over, while the page that started it draws that step
 # (Job.first_hold): with two training threads taking the GIL at once, Home's click -> first chart took 60-80 ms longer
-# (scripts/measure_live.py's in-page time, alternating servers; README "Measured")
+# (scripts/measure_live.py's in-page time, alternating servers; README, "How fast it is live")
 FIRST_CHART_HOLD_S = 0.15
 
 
