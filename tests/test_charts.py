@@ -78,7 +78,7 @@ def empty(bn) -> History:
 
 def _long(history: History, rows: int) -> History:
     """A `rows`-row history made of the rows of `history`, repeated, with steps 0, 1, 2, ..."""
-    out = History(history.layout, capacity=rows + rows % 2)
+    out = History(history.layout, capacity=max(4, rows + rows % 2))
     out.hist_edges[:] = history.hist_edges
     out.meta = dict(history.meta)
     names = list(out.new_row())
@@ -240,13 +240,31 @@ def test_grid_cells_match_each_run_and_stay_few_traces(bn, nobn):
 def _shape(fig: dict) -> dict:
     """What plotly draws of a figure, without the numbers and words: trace kinds and axes, layout parts."""
     layout = fig["layout"]
-    axes = {k: sorted(set(v) - {"range", "title"}) for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))}
+    axes = {k: sorted(set(v) - {"range", "title", "tickvals"}) for k, v in layout.items()
+            if k.startswith(("xaxis", "yaxis"))}
     return {"traces": sorted((t["type"], t.get("mode", ""), t["xaxis"], t["yaxis"], t.get("showlegend", True))
                              for t in fig["data"]),
             "layout": sorted(layout), "axes": axes,
             "titled": sorted(k for k, v in layout.items() if isinstance(v, dict) and "title" in v),
             "images": len(layout["images"]), "shapes": len(layout["shapes"]),
             "coloraxis": sorted(layout["coloraxis"]), "annotations": len(layout["annotations"])}
+
+
+def test_a_grid_of_a_few_steps_ticks_whole_steps(bn, nobn):
+    """The first chart after Start holds step 0 alone: its step axes are ticked at 0, not at plotly's -0.5, 0 and 0.5
+    (whose "0.5" ran into the next column's "-0.5"); a few steps get a tick each; a longer run keeps plotly's ticks."""
+    def step_axes(runs):
+        layout = figures.distribution_grid(runs).layout.to_plotly_json()
+        return [v for k, v in layout.items() if k.startswith("xaxis")]
+
+    first = step_axes([("no BN", _long(nobn, 1)), ("BN", _long(bn, 1))])
+    assert len(first) == 6 and all(list(x["tickvals"]) == [0] for x in first)
+    assert all(list(x["tickvals"]) == [0, 1, 2] for x in step_axes([("BN", _long(bn, 3))]))
+    assert all("tickvals" not in x for x in step_axes([("no BN", nobn), ("BN", bn)]))
+    one = _long(bn, 1)  # the single heatmaps too
+    for fig in (figures.distribution_heatmap(one, 0, figures.ACT_INPUT), figures.gradient_histogram(one, 0)):
+        assert list(fig.layout.xaxis.tickvals) == [0]
+    assert figures.distribution_heatmap(bn, 0, figures.ACT_INPUT).layout.xaxis.tickvals is None
 
 
 def test_the_warm_up_grid_has_the_shape_of_homes_grid(bn, nobn):

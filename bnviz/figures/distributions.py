@@ -135,7 +135,7 @@ def distribution_heatmap(history: History | None, layer: int | str = -1, stage: 
     traces.append(density_colorbar_trace("x", "y"))
     layout = {"coloraxis": density_coloraxis(facts["zmax"]), "shapes": _edge_lines(facts["edges"], "x", "y"),
               "images": [density_image(facts, facts["zmax"], "x", "y")],
-              "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
+              "xaxis": {**raster.step_axis(facts["xspan"]), "showgrid": False},
               "yaxis": {"range": padded(*facts["yrange"]), "showgrid": False}}
     return finish(traces, layout, title, "training step", "activation value", hovermode="closest", note=note,
                   right=DENSITY_MARGIN_PX)
@@ -274,7 +274,7 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], names: list[str],
         layout[axis_key(ref[0])]["showgrid"] = layout[axis_key(ref[1])]["showgrid"] = False
         layout[axis_key(ref[0])]["nticks"] = GRID_X_TICKS
         if x_span is not None:
-            layout[axis_key(ref[0])]["range"] = list(x_span)
+            layout[axis_key(ref[0])].update(raster.step_axis(x_span))
 
 
 def histogram_now_vs_start_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> dict:

@@ -95,7 +95,7 @@ def gradient_histogram(history: History | None, layer: int | str = -1, stage: st
     if np.isfinite(zero[-1]) and zero[-1] > 0:
         note = f"exact zeros, not in the histogram: {zero[-1]:.0%} of values at step {int(history.steps[rows[-1]]):,}"
     layout = {"coloraxis": density_coloraxis(zmax), "images": [density_image(facts, zmax, "x", "y")],
-              "xaxis": {"range": list(facts["xspan"]), "showgrid": False},
+              "xaxis": {**raster.step_axis(facts["xspan"]), "showgrid": False},
               "yaxis": {"range": [edges[0], edges[-1]], "dtick": 2, "showgrid": False}}
     return finish([density_colorbar_trace("x", "y")], layout, title, "training step", "log10 |gradient|",
                   hovermode="closest", note=note, right=DENSITY_MARGIN_PX)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 import plotly.colors as pcolors
@@ -90,3 +91,16 @@ def column_span(grid: np.ndarray) -> tuple[float, float]:
         return centre - 0.5, centre + 0.5
     half = (grid[-1] - grid[0]) / (len(grid) - 1) / 2
     return float(grid[0] - half), float(grid[-1] + half)
+
+
+FEW_STEPS = 4  # a step axis spanning at most this many steps is ticked at each whole step (step_axis)
+
+
+def step_axis(span: tuple[float, float]) -> dict:
+    """The x axis over columns of training steps spanning `span` (column_span): its range and, when it spans only a
+    few steps (the first chart after Start: step 0 alone), a tick at each whole step, where plotly would tick -0.5,
+    0 and 0.5 (in a grid, that "0.5" ran into the next column's "-0.5")."""
+    axis = {"range": list(span)}
+    if span[1] - span[0] <= FEW_STEPS:
+        axis["tickvals"] = list(range(math.ceil(span[0]), math.floor(span[1]) + 1))
+    return axis
