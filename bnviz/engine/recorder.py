@@ -150,8 +150,8 @@ class SlotBuffer:
 
     def views(self, slot: int) -> list[torch.Tensor]:
         """Slot `slot` of the buffer as one view per tensor (its shape). Made on first use, not at `bind`: all of
-        them took ~10 ms per recorder (a model's ~30 tensors x 64 slots), on the way from a click on Start to the
-        first chart, and only a slot copied from tensors that are not all float32 needs them."""
+        them took ~13 ms for Home's twin (two recorders, each ~30 tensors x 64 slots, twice), on the way from a click
+        on Start to the first chart, and only a slot copied from tensors that are not all float32 needs them."""
         views = self._views.get(slot)
         if views is None:
             views = self._views[slot] = [self.buffer[slot, a:b].view(shape) for a, b, shape in self._spans]
