@@ -25,6 +25,7 @@ from .engine.config import RunConfig
 from .engine.data import BatchStream
 from .engine.history import History
 from .engine.recorder import spare_core
+from .engine.targets import Targets
 from .engine.trainer import Run
 
 TARGET_RATIO = 1.10
@@ -163,7 +164,10 @@ def print_peers(result: dict) -> None:
 
 def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: int = 10, batch_size: int = 32,
                            samples: int = 512, threads: int = 1) -> dict:
-    """`bnviz.watch` on the ResNet-18-shaped model (16x16 inputs) against the same loop without it."""
+    """`bnviz.watch` on the ResNet-18-shaped model (16x16 inputs) against the same loop without it, and the floor
+    rows (bnviz.bench_peers): the same loop with only the hooks that copy the sampled values, and with those hooks
+    and the copies of weights, gradients and norm tensors that the recorder makes. All four interleaved."""
+    from .bench_peers import SamplingHooks, StepCopies, module_probe_sizes
     from .engine.example_models import resnet18_shaped
     from .watching import watch
 
@@ -171,14 +175,16 @@ def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: 
     g = torch.Generator().manual_seed(0)
     batches = [(torch.rand(batch_size, 1, 16, 16, generator=g), torch.randint(10, (batch_size,), generator=g))
                for _ in range(steps_per_block)]
-    bare = resnet18_shaped()
-    watched = resnet18_shaped()
-    watched.load_state_dict(bare.state_dict())
+    models = {name: resnet18_shaped() for name in ("bare", "floor", "copies", "watched")}
+    for model in models.values():
+        model.load_state_dict(models["bare"].state_dict())
 
-    def stepper(model, w=None):
+    def stepper(model, w=None, copies=None, counter=None):
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
         def step(x, y):  # the user's loop: forward, backward, update, loss.item(), and w.step with watch
+            if copies is not None:
+                copies.before()
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -186,11 +192,32 @@ def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: 
             value = loss.item()
             if w is not None:
                 w.step(loss=value)
+            if copies is not None:
+                copies.after()
+            if counter is not None:
+                counter[0] += 1
         return step
 
-    with watch(watched, samples=samples) as w:
-        out = alternate(stepper(bare), stepper(watched, w), batches, blocks, warmup)
-    return {**out, "layers": len(w.layers), "probes": len(w.targets.probes), "rows": len(w.history)}
+    floors, steppers = [], {"bare": stepper(models["bare"])}
+    try:
+        for name in ("floor", "copies"):
+            model, counter = models[name], [0]
+            targets = Targets.discover(model)
+            sizes = module_probe_sizes(model, targets, batches[0][0])
+            hooks = SamplingHooks(targets, sizes, min(samples, *sizes), 0, lambda c=counter: c[0])
+            floors.append(hooks)
+            copies = StepCopies(targets, min(samples, *sizes)) if name == "copies" else None
+            steppers[name] = stepper(model, copies=copies, counter=counter)
+        with watch(models["watched"], samples=samples) as w:
+            steppers["watched"] = stepper(models["watched"], w)
+            out = interleave(steppers, batches, blocks, warmup)
+    finally:
+        for hooks in floors:
+            hooks.close()
+    return {"bare_steps_per_s": out["bare"]["steps_per_s"], "recorded_steps_per_s": out["watched"]["steps_per_s"],
+            "ratio": out["watched"]["ratio"], "ratio_q1_q3": out["watched"]["ratio_q1_q3"],
+            "floors": {"hooks only (floor)": out["floor"], "hooks + copies (floor)": out["copies"]},
+            "layers": len(w.layers), "probes": len(w.targets.probes), "rows": len(w.history)}
 
 
 def print_overhead(over: dict, label: str) -> None:
@@ -211,6 +238,10 @@ def main_watch(quick: bool = False, threads: int = 1) -> dict:
         *load_before, *os.getloadavg()))
     print(f"  {over['layers']} layers, {over['probes']} recorded tensors")
     print_overhead(over, "watched, every step:")
+    for name, row in over["floors"].items():
+        q1, q3 = row["ratio_q1_q3"]
+        print(f"  {name + ':':<24}{row['steps_per_s']:8.1f} steps/s, ratio {row['ratio']:.3f} (quartiles "
+              f"{q1:.3f}-{q3:.3f}; the same loop, interleaved)")
     return over
 
 
@@ -234,9 +265,10 @@ def main(cfg: RunConfig | None = None, quick: bool = False, with_peers: bool = T
     cfg = (cfg or RunConfig()).validate()
     print(f"bnviz bench: {cfg.model}, depth {cfg.depth}, width {cfg.width}, norm {cfg.norm}, "
           f"batch {cfg.batch_size}, {cfg.samples} samples/tensor, {cfg.threads} thread(s)")
-    from .bench_peers import hook_floor_peer
+    from .bench_peers import hook_floor_peer, hooks_and_copies_peer
 
-    peers = measure_peers(cfg, blocks=6 if quick else 20, peers=None if with_peers else {"floor": hook_floor_peer})
+    floors = {"floor": hook_floor_peer, "copies": hooks_and_copies_peer}
+    peers = measure_peers(cfg, blocks=6 if quick else 20, peers=None if with_peers else floors)
     print_peers(peers)
     mem = measure_memory(cfg, records=10_000 if quick else 100_000,
                          checkpoints=(1_000, 10_000) if quick else (1_000, 10_000, 50_000, 100_000))

@@ -77,8 +77,8 @@ def test_bench_table_has_every_peer_row_at_both_everys(engine_digits, capsys):
     pytest.importorskip("wandb")
     result = bench.measure_peers(TINY, blocks=2, steps_per_block=2, warmup=1)
     rows = result["rows"]
-    assert list(rows) == ["bare", "bnviz/1", "floor/1", "tensorboard/1", "wandb/1",
-                          "bnviz/10", "floor/10", "tensorboard/10", "wandb/10"]
+    assert list(rows) == ["bare", "bnviz/1", "floor/1", "copies/1", "tensorboard/1", "wandb/1",
+                          "bnviz/10", "floor/10", "copies/10", "tensorboard/10", "wandb/10"]
     assert not result["skipped"]
     assert rows["bare"]["ratio"] == 1.0
     assert all(r["ratio"] > 0 and r["steps_per_s"] > 0 for r in rows.values())
@@ -88,7 +88,8 @@ def test_bench_table_has_every_peer_row_at_both_everys(engine_digits, capsys):
     bench.print_peers(result)
     out = capsys.readouterr().out
     assert "load average (1/5/15 min): before" in out
-    for name in ("bare loop", "bnviz", "hooks only (floor)", "TensorBoard add_histogram", "W&B watch(log='all')"):
+    for name in ("bare loop", "bnviz", "hooks only (floor)", "hooks + copies (floor)", "TensorBoard add_histogram",
+                 "W&B watch(log='all')"):
         assert out.count(name) >= 2  # a row (two for the peers) and its legend line
     assert "skipped" not in out
 
@@ -97,7 +98,7 @@ def test_missing_peers_are_reported_as_skipped(engine_digits, monkeypatch, capsy
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     result = bench.measure_peers(TINY, blocks=2, steps_per_block=2, warmup=1)
-    assert list(result["rows"]) == ["bare", "bnviz/1", "floor/1", "bnviz/10", "floor/10"]
+    assert list(result["rows"]) == ["bare", "bnviz/1", "floor/1", "copies/1", "bnviz/10", "floor/10", "copies/10"]
     assert set(result["skipped"]) == {"tensorboard", "wandb"}
     bench.print_peers(result)
     out = capsys.readouterr().out
@@ -145,3 +146,41 @@ def test_floor_peer_copies_the_sampled_values_of_every_stage_output_and_gradient
             h.remove()
         peer.close()
     assert len(run.history) == 0  # the run itself records nothing
+
+
+def test_copies_peer_holds_the_weights_before_and_after_each_recorded_step_their_gradients_and_bn_tensors(
+        engine_digits):
+    """The "hooks + copies" row copies what bnviz's recorder copies: read back from its buffers, a recorded step's
+    slot holds the weights as they were before the step (cloned here by hand), the weights after it, their
+    gradients and gamma, beta and the running statistics after it; a step that is not recorded (every=2) copies
+    nothing."""
+    import torch
+
+    run = tiny_run(engine_digits)
+    batches = three_batches(run)
+    peer = bench_peers.hooks_and_copies_peer(run, 2, batches[0][0])
+    copies = peer.copies
+    targets = Targets.from_net(run.model)
+    weights = [w for _, w in targets.weights]
+    try:
+        for i, (x, y) in enumerate(batches):
+            before = [w.detach().clone() for w in weights]
+            slot = copies.slot
+            peer.step(x, y)
+            if i % 2:
+                assert copies.slot == slot  # not recorded: no new slot
+                continue
+            row = copies.before_buffer.buffer[copies.slot]
+            flat_before = torch.cat([w.reshape(-1) for w in before])
+            assert torch.equal(row[:flat_before.numel()], flat_before)
+            after = copies.after_buffer.buffer[copies.slot]
+            expected = torch.cat([w.detach().reshape(-1) for w in weights] + [w.grad.reshape(-1) for w in weights]
+                                 + [t.reshape(-1) for n in targets.norms for t in
+                                    (n.module.weight.detach(), n.module.bias.detach(), n.module.running_mean,
+                                     n.module.running_var)])
+            assert torch.equal(after, expected)
+            assert not torch.equal(row[:flat_before.numel()], after[:flat_before.numel()])  # the step changed them
+        assert peer.acts.abs().sum() > 0 and peer.grads.abs().sum() > 0  # the floor's hooks ran too
+    finally:
+        peer.close()
+    assert f"{len(weights)} weights before and after the step" in copies.describe()

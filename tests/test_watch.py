@@ -476,6 +476,8 @@ def test_bench_of_watch_runs_and_cli_flag(capsys):
     out = bench.measure_watch_overhead(blocks=2, steps_per_block=2, warmup=1, batch_size=4)
     assert out["layers"] == 21 and out["probes"] == 50 and out["rows"] == 2 * 2 + 1  # warmup and blocks, watched
     assert out["ratio"] > 0 and out["bare_steps_per_s"] > 0  # no timing claims in tests
+    assert set(out["floors"]) == {"hooks only (floor)", "hooks + copies (floor)"}
+    assert all(row["ratio"] > 0 for row in out["floors"].values())
     assert cli_main(["bench", "--model", "vgg"]) == 2
     assert "invalid choice" in capsys.readouterr().err
 
