@@ -1,15 +1,17 @@
 """`python -m bnviz bench`: the cost of recording every step, measured side by side in one process.
 
 Copies of the same run (same config, seed, batches and initial weights) are stepped in blocks, the order rotated
-from block to block: the bare loop (no hooks), bnviz recording everything, and its peers (bnviz.bench_peers:
-TensorBoard's add_histogram of the same stage outputs and gradients, W&B's watch(log="all") offline), each at every
-step and every 10th step. Rotating cancels most of the drift of a shared machine; a row's ratio is the median over
-blocks of (its block time / the bare loop's time in the same block), with quartiles, and the load average is printed
-with it (compare only numbers measured in one run). Evaluation is switched off in all of them (it is not recording).
-A peer whose package is missing (requirements-bench.txt) is listed as skipped. The memory part feeds 100,000
-records into a History and prints its size as it goes.
+from block to block: the bare loop (no hooks), bnviz recording everything, two reference rows (bnviz.bench_peers:
+the hooks that only copy the sampled values, and those hooks with the weight, gradient and norm-tensor copies bnviz
+makes each step) and its peers (TensorBoard's add_histogram of the same stage outputs and gradients, W&B's
+watch(log="all") offline), each at every step and every 10th step. Rotating cancels most of the drift of a shared
+machine; a row's ratio is the median over blocks of (its block time / the bare loop's time in the same block), with
+quartiles, and the load average is printed with it (compare only numbers measured in one run). Evaluation is
+switched off in all of them (it is not recording). A peer whose package is missing (requirements-bench.txt) is
+listed as skipped. The memory part feeds 100,000 records into a History and prints its size as it goes.
 `--model resnet18` instead times `bnviz.watch` around a plain training loop of the ResNet-18-shaped model of
-`bnviz.engine.example_models` against the same loop on an identical copy without it, alternating the same way.
+`bnviz.engine.example_models` against the same loop on identical copies without it and with the two reference
+rows' hooks and copies, rotated the same way.
 """
 
 from __future__ import annotations
