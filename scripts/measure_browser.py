@@ -197,7 +197,7 @@ def measure(page, ctx, server, frames: dict, window: float) -> dict:
     while time.perf_counter() - before["t"] < window:
         page.wait_for_timeout(1000)
         status = bs.parse_status(bs.status_text(page))
-        if status and status["status"] == "running":
+        if status and status["status"] == "running" and status["rate"] is not None:
             rates.append(status["rate"])
     after = counters()
     seconds = after["t"] - before["t"]

@@ -215,7 +215,7 @@ def paired_ratios(page, pairs: int, seconds: float) -> list[dict]:
         while time.perf_counter() - t0 < seconds:
             page.wait_for_timeout(1000)
             status = bs.parse_status(bs.status_text(page))
-            if status and status["status"] == "running":
+            if status and status["status"] == "running" and status["rate"] is not None:
                 rates.append(status["rate"])
         watched = statistics.median(rates) if rates else 0.0
         out.append({"watched": watched, "headless": reference["median"], "load": loadavg(),
@@ -252,7 +252,7 @@ def watch(browser, server, seconds: float, blink_seconds: float = 10.0, pairs: i
         while time.perf_counter() - t0 < seconds:
             page.wait_for_timeout(1000)
             status = bs.parse_status(bs.status_text(page))
-            if status and status["status"] == "running":
+            if status and status["status"] == "running" and status["rate"] is not None:
                 rates.append(status["rate"])
             state = page.evaluate(bs.CHART_STATE_JS)
             counts.append(len(state))

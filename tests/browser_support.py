@@ -38,7 +38,7 @@ PAGES = [
 ]
 
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-STATUS_RE = re.compile(r"step ([\d,]+) of ([\d,]+)\s*·\s*([\d,.]+) steps/s\s*·\s*(\w+)")
+STATUS_RE = re.compile(r"step ([\d,]+) of ([\d,]+)\s*·\s*(?:([\d,.]+) steps/s\s*·\s*)?(\w+)")  # no rate yet: none
 
 # Per chart: how many traces, how many of them hold a non-empty x/y/z array, and a hash of all their data arrays.
 # Plotly 6 ships numpy arrays as {dtype, bdata, shape}; lists, typed arrays and bdata objects are all handled.
@@ -267,7 +267,8 @@ def has_plot_with_data(page) -> bool:
 
 
 def status_text(page) -> str | None:
-    """The live status line ('Status: step N of M · R steps/s · running'), or None if the page shows none."""
+    """The live status line ('Status: step N of M · R steps/s · running', without the rate until two steps are
+    timed), or None if the page shows none."""
     return page.evaluate(STATUS_JS)
 
 
@@ -276,7 +277,7 @@ def parse_status(text: str | None) -> dict | None:
     if not m:
         return None
     return {"step": int(m.group(1).replace(",", "")), "steps": int(m.group(2).replace(",", "")),
-            "rate": float(m.group(3).replace(",", "")), "status": m.group(4)}
+            "rate": None if m.group(3) is None else float(m.group(3).replace(",", "")), "status": m.group(4)}
 
 
 def poll(fn, timeout: float, interval: float = 0.25, what: str = "condition"):

@@ -305,6 +305,15 @@ def test_job_finishes_by_itself_in_a_thread(engine_datasets):
     assert snap.status == "finished" and snap.step == snap.steps == 15 and "step 15 of 15" in snap.message
 
 
+
+def test_the_status_line_leaves_the_rate_out_until_two_steps_are_timed():
+    """'0 steps/s' under a run's first chart read as if it were stuck: with no rate yet the line gives none."""
+    from bnviz.engine.trainer import JobSnapshot
+
+    assert JobSnapshot("running", 1, 600, 0.0).message == "step 1 of 600 · running"
+    assert JobSnapshot("running", 40, 600, 123.4).message == "step 40 of 600 · 123 steps/s · running"
+    assert JobSnapshot("finished", 600, 600, 98.7).message == "step 600 of 600 · 99 steps/s · finished"
+
 # ---- twin runs --------------------------------------------------------------------------------------------------
 def test_twin_job_uses_identical_batches_and_identical_shared_initial_weights(engine_digits, engine_datasets):
     a, b = tiny(norm="none", steps=6), tiny(norm="batch", steps=6)

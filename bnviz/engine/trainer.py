@@ -283,8 +283,12 @@ class JobSnapshot:
 
     @property
     def message(self) -> str:
-        """The status line in plain words."""
-        parts = [f"step {self.step:,} of {self.steps:,}", f"{self.steps_per_s:,.0f} steps/s", self.status]
+        """The status line in plain words. The rate is left out until two steps have been timed (a run's first
+        step, or just after Resume): "0 steps/s" under the first chart read as if the run were stuck."""
+        parts = [f"step {self.step:,} of {self.steps:,}"]
+        if self.steps_per_s > 0:
+            parts.append(f"{self.steps_per_s:,.0f} steps/s")
+        parts.append(self.status)
         for i, run in enumerate(self.runs):
             label = f"run {'AB'[i]}: " if len(self.runs) > 1 else ""
             if run.status == "diverged":
