@@ -386,7 +386,8 @@ CHART_TEXTS_JS = """(selectors) => Array.from(document.querySelectorAll('.js-plo
       for (const t of el.querySelectorAll(`g.${ax._id}tick text, g.g-${ax._id}title text`)) {
         const r = t.getBoundingClientRect();
         if (!r.width || !r.height || getComputedStyle(t).visibility === 'hidden') continue;
-        labels.push({subplot: id, text: `${ax._id} ${(t.textContent || '').trim().slice(0, 40)}`,
+        labels.push({subplot: id, text: `${ax._id} ${(t.textContent || '').trim().slice(0, 40)}`, axis: ax._id,
+                     tick: !!t.closest(`g.${ax._id}tick`),
                      x0: r.left - frame.left, y0: r.top - frame.top,
                      x1: r.right - frame.left, y1: r.bottom - frame.top});
       }
@@ -408,8 +409,9 @@ def chart_texts(page) -> list[dict]:
 
 
 def text_problems(chart: dict, slack: float = TEXT_SLACK_PX, label_slack: float = LABEL_REACH_PX) -> list[str]:
-    """What is wrong with one chart's text: pairs of texts that overlap, texts cut off by the chart's edges, and axis
-    labels that reach into another subplot's plot area."""
+    """What is wrong with one chart's text: pairs of texts that overlap, texts cut off by the chart's edges, tick
+    labels over a text or over another axis's tick labels (a grid's step labels on a phone), and axis labels that
+    reach into another subplot's plot area."""
     problems = []
     texts = chart["texts"]
     for t in texts:
@@ -423,6 +425,14 @@ def text_problems(chart: dict, slack: float = TEXT_SLACK_PX, label_slack: float 
             dy = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
             if dx > slack and dy > slack and not (a["kind"] == b["kind"] == "legend"):
                 problems.append(f"overlap: {a['kind']} {a['text']!r} and {b['kind']} {b['text']!r} "
+                                f"({dx:.0f} x {dy:.0f} px)")
+    ticks = [label for label in chart.get("labels", []) if label.get("tick")]
+    for i, a in enumerate(ticks):  # tick labels clear the chart's texts and the tick labels of every other axis
+        for b in texts + [t for t in ticks[i + 1:] if t["axis"] != a["axis"]]:
+            dx = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            dy = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            if dx > slack and dy > slack:
+                problems.append(f"overlap: tick label {a['text']!r} and {b.get('kind', 'tick label')} {b['text']!r} "
                                 f"({dx:.0f} x {dy:.0f} px)")
     for label in chart.get("labels", []):  # an axis's tick labels and title stay out of the other subplots
         for plot in chart.get("plots", []):

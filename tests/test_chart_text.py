@@ -30,11 +30,13 @@ IDLE_PAGES = ("", "train", "compare", "gradients", "inside-bn", "bn-steps", "zoo
 # idle previews (one title and a message, the same builder on every page, measured at 1280 px and on the phone) are
 # left out.
 IDLE_AT = {"1400": (), "presenter 1280x720": ("", "bn-steps", "zoo")}
-# (url path with its query, the button that starts a short run, measured when: "training" or "finished")
-RUNS = (("", "home_demo", "training"), ("train?steps=60", "train_start", "finished"))
+# (url path with its query, the button that starts a short run, measured when: "training" and/or "finished"; Home's
+# finished 400-step run has four step labels per grid column, which on a phone were rotated into each other)
+RUNS = (("", "home_demo", ("training", "finished")), ("train?steps=60", "train_start", ("finished",)))
 # Known exceptions: (view, chart title start, text start, why it is left). Empty: every chart text fits.
 KNOWN: tuple[tuple[str, str, str, str], ...] = ()
 LOAD_S, RUN_S = 90, 60
+TRAINING_STEP = 120  # a run "training" is measured from this step on: three-digit step labels (two fitted on a phone)
 
 
 # `server` and `browser`: the shared module-scoped fixtures of conftest.py
@@ -67,7 +69,7 @@ def _wait_for_run(page, when: str) -> None:
     """Wait until the run has drawn a few refreshes ("training") or has ended ("finished"), charts settled."""
     def reached() -> bool:
         status = bs.parse_status(bs.status_text(page)) or {}
-        return status.get("status") == "finished" or (when == "training" and status.get("step", 0) >= 40)
+        return status.get("status") == "finished" or (when == "training" and status.get("step", 0) >= TRAINING_STEP)
 
     bs.poll(reached, RUN_S, 0.5, f"the short run to be {when}")
     if when == "finished":
@@ -87,12 +89,13 @@ def test_no_chart_text_overlaps_or_is_cut_off(server, browser, view):
             page.goto(_url(server, path, query), wait_until="domcontentloaded", timeout=LOAD_S * 1000)
             _settled(page)
             problems += _problems(page, view, f"/{path} idle")
-        for path, button, when in RUNS:
+        for path, button, whens in RUNS:
             page.goto(_url(server, path, query), wait_until="domcontentloaded", timeout=LOAD_S * 1000)
             _settled(page)
             page.locator(f".st-key-{button} button").first.evaluate("b => b.click()")  # under a phone's sidebar too
-            _wait_for_run(page, when)
-            problems += _problems(page, view, f"/{path} {when}")
+            for when in whens:
+                _wait_for_run(page, when)
+                problems += _problems(page, view, f"/{path} {when}")
     finally:
         print(f"{view}: {time.monotonic() - t0:.0f} s")
         if problems:
@@ -127,3 +130,62 @@ def test_the_check_sees_axis_labels_inside_another_subplot():
     for x0 in (142, 140 - bs.LABEL_REACH_PX + 1):
         chart["labels"][0].update(x0=x0, x1=x0 + 36)
         assert bs.text_problems(chart) == []
+
+
+def test_the_check_sees_tick_labels_over_a_text_or_another_axis_tick_labels():
+    """A grid column's last step label run into the next column's first (a phone), or rotated labels over the
+    shared axis title under them, are problems; tick labels of one axis side by side, and apart from others, are not."""
+    chart = {"title": "t", "width": 390, "height": 300, "plots": [],
+             "texts": [{"kind": "annotation", "text": "training step (every column)", "x0": 60, "y0": 262, "x1": 330,
+                        "y1": 280}],
+             "labels": [{"subplot": "xy", "axis": "x", "tick": True, "text": "x 300", "x0": 150, "y0": 240,
+                         "x1": 162, "y1": 266},
+                        {"subplot": "x2y2", "axis": "x2", "tick": True, "text": "x2 0", "x0": 158, "y0": 240,
+                         "x1": 170, "y1": 250},
+                        {"subplot": "x2y2", "axis": "x2", "tick": True, "text": "x2 100", "x0": 180, "y0": 240,
+                         "x1": 192, "y1": 250}]}
+    problems = bs.text_problems(chart)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("overlap: tick label 'x 300' and annotation 'training step")
+    assert problems[1].startswith("overlap: tick label 'x 300' and tick label 'x2 0'")
+    chart["labels"][0].update(x0=120, x1=132, y1=250)  # not rotated, apart from the next column
+    assert bs.text_problems(chart) == []
+
+
+THIN_TICKS_JS = """async () => {
+  const el = document.getElementById('c');
+  const ticks = [0, 100, 200, 300, 400, 500, 600, 700];
+  const layout = {width: 200, height: 300, margin: {l: 10, r: 10, t: 10, b: 60}, yaxis2: {anchor: 'x2'},
+                  xaxis: {domain: [0, 0.45], tickvals: ticks, range: [0, 800]},
+                  xaxis2: {domain: [0.55, 1], tickvals: ticks, range: [0, 800]}};
+  const data = [{x: [0, 800], y: [0, 1]}, {x: [0, 800], y: [0, 1], xaxis: 'x2', yaxis: 'y2'}];
+  const fit = {title: 0, notes: {}}, rounds = [];
+  for (let round = 0; round < 4; round++) {  // as bnviz.ui.plot draws: draw, measure, draw again while it changed
+    await Plotly.react(el, data, fitLayout(layout, fit));
+    const labels = Array.from(el.querySelectorAll('g.xtick text'));
+    rounds.push({shown: labels.map((t) => t.textContent),
+                 turned: labels.some((t) => /rotate\\(/.test(t.getAttribute('transform') || ''))});
+    if (!measureFit(el, layout, fit)) break;
+  }
+  return rounds;
+}"""
+
+
+def test_step_labels_that_do_not_fit_a_narrow_grid_are_thinned_until_they_lie_flat(browser):
+    """bnviz.ui.plot's fitting, on a 200 px chart of two columns with eight step labels each: plotly turns them on
+    their side, so every other one is dropped (the first kept) until they are drawn level."""
+    import glob
+    from pathlib import Path
+
+    from bnviz.ui.plot import RENDER_JS
+
+    page = browser.new_page(viewport={"width": 400, "height": 600})
+    try:
+        page.set_content("<div id='c' style='width:200px;height:300px'></div>")
+        page.add_script_tag(path=sorted(glob.glob(str(Path(__file__).parents[1] / "static" / "plotly*.js")))[0])
+        page.add_script_tag(content=RENDER_JS)
+        rounds = page.evaluate(THIN_TICKS_JS)
+    finally:
+        page.close()
+    assert rounds[0]["turned"] and len(rounds[0]["shown"]) == 8
+    assert not rounds[-1]["turned"] and rounds[-1]["shown"][0] == "0" and 2 <= len(rounds[-1]["shown"]) < 8

@@ -252,7 +252,8 @@ def _shape(fig: dict) -> dict:
 
 def test_a_grid_of_a_few_steps_ticks_whole_steps(bn, nobn):
     """The first chart after Start holds step 0 alone: its step axes are ticked at 0, not at plotly's -0.5, 0 and 0.5
-    (whose "0.5" ran into the next column's "-0.5"); a few steps get a tick each; a longer run keeps plotly's ticks."""
+    (whose "0.5" ran into the next column's "-0.5"); a few steps get a tick each; a longer run gets ticks at plotly's
+    spacing but none near a column's right end (a 400-step run's "400" ran into the next column's "0")."""
     def step_axes(runs):
         layout = figures.distribution_grid(runs).layout.to_plotly_json()
         return [v for k, v in layout.items() if k.startswith("xaxis")]
@@ -260,7 +261,12 @@ def test_a_grid_of_a_few_steps_ticks_whole_steps(bn, nobn):
     first = step_axes([("no BN", _long(nobn, 1)), ("BN", _long(bn, 1))])
     assert len(first) == 6 and all(list(x["tickvals"]) == [0] for x in first)
     assert all(list(x["tickvals"]) == [0, 1, 2] for x in step_axes([("BN", _long(bn, 3))]))
-    assert all("tickvals" not in x for x in step_axes([("no BN", nobn), ("BN", bn)]))
+    for x in step_axes([("no BN", nobn), ("BN", bn)]):  # a longer run: plotly's spacing, the right end left free
+        lo, hi = x["range"]
+        ticks = list(x["tickvals"])
+        assert 2 <= len(ticks) <= 5 and ticks[0] == 0 and ticks[-1] < hi - 0.1 * (hi - lo)
+        assert len({b - a for a, b in zip(ticks, ticks[1:], strict=False)}) == 1
+        assert ticks[1] in (1, 2, 5, 10, 20, 50, 100, 200, 500)
     one = _long(bn, 1)  # the single heatmaps too
     for fig in (figures.distribution_heatmap(one, 0, figures.ACT_INPUT), figures.gradient_histogram(one, 0)):
         assert list(fig.layout.xaxis.tickvals) == [0]

@@ -58,7 +58,7 @@ OUTSIDE_WARNING = 0.05  # share of values beyond the fixed histogram range above
 TANH_SATURATED = stats.TANH_SATURATED
 SIGMOID_SATURATED = stats.SIGMOID_SATURATED
 GRID_ROW_PX, GRID_FRAME_PX = 200, 140  # distribution_grid: px per block, plus title, legend, run names, x axis
-GRID_X_TICKS = 4  # step ticks per grid column: more ran into the next column's ("4000" for "400" and "0")
+GRID_X_TICKS = 4  # step ticks per grid column, none near its right end (raster.step_axis): "400" ran into the next "0"
 # The percentile lines over a heatmap: an amber with 3:1 against both ends of the density scale (3.46:1 on white,
 # 4.58:1 on its darkest navy; Okabe-Ito's orange had 2.25:1 on white), and not a run colour
 PERCENTILE_COLOR = "#D46F00"
@@ -274,7 +274,7 @@ def _grid_axes(layout: dict, refs: list[tuple[str, str]], names: list[str],
         layout[axis_key(ref[0])]["showgrid"] = layout[axis_key(ref[1])]["showgrid"] = False
         layout[axis_key(ref[0])]["nticks"] = GRID_X_TICKS
         if x_span is not None:
-            layout[axis_key(ref[0])].update(raster.step_axis(x_span))
+            layout[axis_key(ref[0])].update(raster.step_axis(x_span, GRID_X_TICKS))
 
 
 def histogram_now_vs_start_span(history: History | None, layer: int | str = -1, stage: str = ACT_INPUT) -> dict:

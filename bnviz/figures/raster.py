@@ -94,13 +94,30 @@ def column_span(grid: np.ndarray) -> tuple[float, float]:
 
 
 FEW_STEPS = 4  # a step axis spanning at most this many steps is ticked at each whole step (step_axis)
+RIGHT_END_CLEAR = 0.1  # a grid column's step labels leave this share of its span free at the right end (step_axis)
 
 
-def step_axis(span: tuple[float, float]) -> dict:
+def nice_step(rough: float) -> float:
+    """The smallest of 1, 2 or 5 times a power of ten that is at least `rough` (> 0): plotly's tick spacing."""
+    base = 10.0 ** math.floor(math.log10(rough))
+    return next(m * base for m in (1, 2, 5, 10) if m * base >= rough * (1 - 1e-9))
+
+
+def step_axis(span: tuple[float, float], ticks: int | None = None) -> dict:
     """The x axis over columns of training steps spanning `span` (column_span): its range and, when it spans only a
     few steps (the first chart after Start: step 0 alone), a tick at each whole step, where plotly would tick -0.5,
-    0 and 0.5 (in a grid, that "0.5" ran into the next column's "-0.5")."""
+    0 and 0.5 (in a grid, that "0.5" ran into the next column's "-0.5").
+
+    ticks: for a column of a grid, at most about this many ticks at plotly's spacing (nice_step), none in the last
+    RIGHT_END_CLEAR of the span: a column's last label (a 400-step run's "400") ran into the next column's "0" (in
+    presenter mode and on a phone). bnviz.ui.plot drops every other one where they still do not fit."""
     axis = {"range": list(span)}
-    if span[1] - span[0] <= FEW_STEPS:
-        axis["tickvals"] = list(range(math.ceil(span[0]), math.floor(span[1]) + 1))
+    lo, hi = span
+    if hi - lo <= FEW_STEPS:
+        axis["tickvals"] = list(range(math.ceil(lo), math.floor(hi) + 1))
+    elif ticks:
+        dtick = nice_step((hi - lo) / ticks)
+        first, last = math.ceil(lo / dtick) * dtick, hi - RIGHT_END_CLEAR * (hi - lo)
+        values = [first + i * dtick for i in range(int((last - first) // dtick) + 1)]
+        axis["tickvals"] = [int(v) if float(v).is_integer() else v for v in values]
     return axis

@@ -126,8 +126,21 @@ function widenGaps(out, gap) {
   return out;
 }
 
+// Step labels that did not fit (turned on their side, or into a neighbouring column's): every `thin`-th of each x
+// axis's tickvals (bnviz.figures.raster.step_axis gives a grid column's), the first always kept.
+function thinTicks(out, thin) {
+  if (!(thin > 1)) return out;
+  for (const key of Object.keys(out).filter((k) => /^xaxis[0-9]*$/.test(k))) {
+    const ticks = out[key] && out[key].tickvals;
+    if (ticks && ticks.length > 2) {
+      out[key] = Object.assign({}, out[key], {tickvals: ticks.filter((_, i) => i % thin === 0)});
+    }
+  }
+  return out;
+}
+
 function fitLayout(layout, fit) {
-  const out = Object.assign({}, layout);
+  const out = thinTicks(Object.assign({}, layout), fit.thin);
   const height0 = layout.height || 460;
   let top = 0, bottom = 0, subplotTop = 0;
   const title = layout.title || {};
@@ -239,6 +252,32 @@ function measureFit(el, layout, fit) {
       }
     }
     if (reach) { fit.gap = (fit.gap || 0) + reach / full._size.w; changed = true; }
+  }
+  // x tick labels set by the figure (tickvals) that plotly turned on their side, or that come within 4 px of another
+  // x axis's (a grid's columns on a narrow chart): half as many (thinTicks), while more than one would be left
+  if (full && full._subplots) {
+    const boxes = [];
+    let crowded = false, most = 0;
+    for (const id of full._subplots.xaxis || []) {
+      const planned = layout[id.replace('x', 'xaxis')];
+      if (!planned || !planned.tickvals) continue;
+      most = Math.max(most, planned.tickvals.length);
+      for (const t of el.querySelectorAll(`g.${id}tick text`)) {
+        const r = t.getBoundingClientRect();
+        if (!r.width) continue;
+        if (/rotate\\(/.test(t.getAttribute('transform') || '')) crowded = true;
+        boxes.push({id, r});
+      }
+    }
+    for (let i = 0; i < boxes.length && !crowded; i++) {
+      for (let j = i + 1; j < boxes.length && !crowded; j++) {
+        const a = boxes[i].r, b = boxes[j].r;
+        crowded = boxes[i].id !== boxes[j].id && Math.min(a.right, b.right) - Math.max(a.left, b.left) > -4 &&
+                  Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0;
+      }
+    }
+    const thin = fit.thin || 1;
+    if (crowded && Math.ceil(most / (2 * thin)) >= 2) { fit.thin = 2 * thin; changed = true; }
   }
   return changed;
 }
@@ -355,8 +394,9 @@ window.__bnvizRender = function ({ parentElement, data }) {
         .then(() => {
           if (el.__bnvizLatest !== latest) return;
           const size = el._fullLayout && el._fullLayout._size;
+          const ticks = Object.keys(layout).filter((k) => /^xaxis[0-9]*$/.test(k)).map((k) => layout[k].tickvals);
           const texts = JSON.stringify([(layout.title || {}).text, (layout.annotations || []).map((a) => a.text),
-            latest.figure.data.map((t) => t.name), size ? Math.round(size.w) : 0]);
+            latest.figure.data.map((t) => t.name), size ? Math.round(size.w) : 0, ticks]);
           if (round === 0 && fit.settled === texts) return;
           if (round < 3 && measureFit(el, layout, fit)) return drawFitted(round + 1);
           fit.settled = round < 3 ? texts : null;
