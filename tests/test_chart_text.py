@@ -189,3 +189,39 @@ def test_step_labels_that_do_not_fit_a_narrow_grid_are_thinned_until_they_lie_fl
         page.close()
     assert rounds[0]["turned"] and len(rounds[0]["shown"]) == 8
     assert not rounds[-1]["turned"] and rounds[-1]["shown"][0] == "0" and 2 <= len(rounds[-1]["shown"]) < 8
+
+
+CAP_TICKS_JS = """async () => {
+  const el = document.getElementById('c');
+  const layout = {width: 110, height: 300, margin: {l: 30, r: 10, t: 10, b: 60}, xaxis: {title: {text: 'step'}}};
+  const data = [{x: [0, 100, 200, 299], y: [2, 1, 0.5, 0.1]}];
+  const fit = {title: 0, notes: {}}, rounds = [];
+  for (let round = 0; round < 4; round++) {
+    await Plotly.react(el, data, fitLayout(layout, fit));
+    const labels = Array.from(el.querySelectorAll('g.xtick text'));
+    rounds.push({shown: labels.map((t) => t.textContent),
+                 turned: labels.some((t) => /rotate\\(/.test(t.getAttribute('transform') || ''))});
+    if (!measureFit(el, layout, fit)) break;
+  }
+  return rounds;
+}"""
+
+
+def test_a_narrow_charts_own_step_ticks_are_halved_until_they_lie_flat(browser):
+    """An x axis plotly ticks by itself (the loss chart's steps), 110 px wide: plotly turns "0, 100, 200, 300" on
+    their side, so the chart is drawn again with at most half as many ticks, level."""
+    import glob
+    from pathlib import Path
+
+    from bnviz.ui.plot import RENDER_JS
+
+    page = browser.new_page(viewport={"width": 400, "height": 600})
+    try:
+        page.set_content("<div id='c' style='width:110px;height:300px'></div>")
+        page.add_script_tag(path=sorted(glob.glob(str(Path(__file__).parents[1] / "static" / "plotly*.js")))[0])
+        page.add_script_tag(content=RENDER_JS)
+        rounds = page.evaluate(CAP_TICKS_JS)
+    finally:
+        page.close()
+    assert rounds[0]["turned"] and rounds[0]["shown"] == ["0", "100", "200", "300"]
+    assert not rounds[-1]["turned"] and rounds[-1]["shown"] == ["0", "200"]

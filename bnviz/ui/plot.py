@@ -127,20 +127,23 @@ function widenGaps(out, gap) {
 }
 
 // Step labels that did not fit (turned on their side, or into a neighbouring column's): every `thin`-th of each x
-// axis's tickvals (bnviz.figures.raster.step_axis gives a grid column's), the first always kept.
-function thinTicks(out, thin) {
-  if (!(thin > 1)) return out;
+// axis's tickvals (bnviz.figures.raster.step_axis gives a grid column's), the first always kept; an x axis without
+// tickvals whose labels were turned gets at most nticks[key] ticks.
+function thinTicks(out, thin, nticks) {
   for (const key of Object.keys(out).filter((k) => /^xaxis[0-9]*$/.test(k))) {
     const ticks = out[key] && out[key].tickvals;
-    if (ticks && ticks.length > 2) {
+    if (thin > 1 && ticks && ticks.length > 2) {
       out[key] = Object.assign({}, out[key], {tickvals: ticks.filter((_, i) => i % thin === 0)});
     }
+  }
+  for (const [key, cap] of Object.entries(nticks || {})) {  // axes plotly ticks itself (measureFit): fewer ticks
+    out[key] = Object.assign({}, out[key], {nticks: Math.min(cap, (out[key] && out[key].nticks) || cap)});
   }
   return out;
 }
 
 function fitLayout(layout, fit) {
-  const out = thinTicks(Object.assign({}, layout), fit.thin);
+  const out = thinTicks(Object.assign({}, layout), fit.thin, fit.nticks);
   const height0 = layout.height || 460;
   let top = 0, bottom = 0, subplotTop = 0;
   const title = layout.title || {};
@@ -278,6 +281,18 @@ function measureFit(el, layout, fit) {
     }
     const thin = fit.thin || 1;
     if (crowded && Math.ceil(most / (2 * thin)) >= 2) { fit.thin = 2 * thin; changed = true; }
+    // a linear x axis that plotly ticks by itself, whose labels it turned on their side (the loss chart's steps on a
+    // phone): at most half as many ticks (fit.nticks, per axis), while two or more would be left
+    for (const id of full._subplots.xaxis || []) {
+      const key = id.replace('x', 'xaxis');
+      if ((layout[key] || {}).tickvals || !full[key] || full[key].type !== 'linear') continue;
+      const labels = Array.from(el.querySelectorAll(`g.${id}tick text`)).filter((t) => t.textContent);
+      const cap = Math.floor(labels.length / 2);
+      if (cap >= 2 && labels.some((t) => /rotate\\(/.test(t.getAttribute('transform') || ''))) {
+        fit.nticks = Object.assign({}, fit.nticks, {[key]: cap});
+        changed = true;
+      }
+    }
   }
   return changed;
 }
