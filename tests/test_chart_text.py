@@ -4,8 +4,8 @@ For every Plotly chart on a page, the boxes of its title, annotations (subplot t
 titles, colorbar titles and legend entries are measured in a real headless Chromium (browser_support.chart_texts):
 no two may overlap and none may reach outside the chart's SVG; nor may an axis's tick labels or title reach into
 another subplot's plot area (a narrow chart's right-hand y-axis over its left neighbour). Every page with charts is
-checked idle; Home and Train & watch also after a short run. Views: 1400 and 1280 px wide, presenter mode at
-1280x720, a 390 px phone.
+checked idle; Home and Train & watch also after a short run, and a few experiment sections after theirs (EXPERIMENTS).
+Views: 1400 and 1280 px wide, presenter mode at 1280x720, a 390 px phone.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ IDLE_AT = {"1400": (), "presenter 1280x720": ("", "bn-steps", "zoo")}
 # (url path with its query, the button that starts a short run, measured when: "training" and/or "finished"; Home's
 # finished 400-step run has four step labels per grid column, which on a phone were rotated into each other)
 RUNS = (("", "home_demo", ("training", "finished")), ("train?steps=60", "train_start", ("finished",)))
+# Experiment sections measured after their run (url path, the sections' Run buttons): the charts whose text ran
+# off a phone's chart or into each other in presenter mode. Each runs once per server (its result is cached).
+EXPERIMENTS = (("evidence", ("f1", "init")), ("backprop", ("bias",)), ("zoo", ("zoo",)))
+EXPERIMENT_S = 240
 # Known exceptions: (view, chart title start, text start, why it is left). Empty: every chart text fits.
 KNOWN: tuple[tuple[str, str, str, str], ...] = ()
 LOAD_S, RUN_S = 90, 60
@@ -96,6 +100,16 @@ def test_no_chart_text_overlaps_or_is_cut_off(server, browser, view):
             for when in whens:
                 _wait_for_run(page, when)
                 problems += _problems(page, view, f"/{path} {when}")
+        for path, keys in EXPERIMENTS:
+            page.goto(_url(server, path, query), wait_until="domcontentloaded", timeout=LOAD_S * 1000)
+            _settled(page)
+            for key in keys:
+                page.locator(f".st-key-{key}_run button").first.evaluate("b => b.click()")
+                page.wait_for_timeout(500)
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stProgress\"]')",
+                                       timeout=EXPERIMENT_S * 1000, polling=500)
+            _settled(page)
+            problems += _problems(page, view, f"/{path} after {', '.join(keys)}")
     finally:
         print(f"{view}: {time.monotonic() - t0:.0f} s")
         if problems:

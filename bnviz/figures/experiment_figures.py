@@ -261,8 +261,8 @@ def lr_sweep_chart(result: SweepResult | None) -> Figure:
 
 def init_sweep_chart(result: SweepResult | None) -> Figure:
     """Final test accuracy against the initial weight scale s (weights ~ N(0, s²)), with and without BN."""
-    return _sweep(result, "init_scale", "Which initial weight scales still train?",
-                  "initial weight scale s, weights ~ N(0, s²) (log scale)")
+    return _sweep(result, "init_scale", "Which initial weight scales s still train? (weights ~ N(0, s²))",
+                  "initial weight scale s (log scale)")  # the formula in the axis title ran off a phone's chart
 
 
 # ---- 5. batch size -------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
@@ -48,6 +50,7 @@ def depth_gradient_chart(frame: pd.DataFrame | None, init: str = "") -> Figure:
 
 BIAS_TITLE = "The first layer's bias, and the training loss"
 LOSS_SMOOTHING = 20  # steps in the running mean of the loss: one mini-batch's loss is noisy
+LEGEND_LINE_CHARS = 28  # a legend entry longer than this is wrapped: ~330 px at 18 px fits a 390 px phone's chart
 
 
 def bias_chart(result) -> Figure:
@@ -67,10 +70,11 @@ def bias_chart(result) -> Figure:
         part = curves[curves["variant"] == variant]
         steps = part["step"].to_numpy()
         move = part["bias_move"].to_numpy()
-        traces.append(line(steps, np.where(move > 0, move, np.nan), variant, colours[variant], dash=dash,
+        label = "<br>".join(textwrap.wrap(variant, LEGEND_LINE_CHARS))  # the third name ran off a phone's chart
+        traces.append(line(steps, np.where(move > 0, move, np.nan), label, colours[variant], dash=dash,
                            xref=x1, yref=y1, legendgroup=variant))
         loss = part["loss"].rolling(LOSS_SMOOTHING, min_periods=1).mean().to_numpy()
-        traces.append(line(steps, loss, variant, colours[variant], dash=dash, xref=x2, yref=y2,
+        traces.append(line(steps, loss, label, colours[variant], dash=dash, xref=x2, yref=y2,
                            legendgroup=variant, showlegend=False))
     layout["yaxis"].update(type="log", exponentformat="power", title=axis_title("distance"))
     layout["yaxis2"]["title"] = axis_title("loss")

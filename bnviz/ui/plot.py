@@ -155,6 +155,11 @@ function fitLayout(layout, fit) {
     out.title = Object.assign({}, title, {text: lines.join('<br>')});
   }
   out.annotations = (layout.annotations || []).map((note, i) => {
+    const drop = (fit.drops || {})[i];  // a note under the x axis that touched its labels (measureFit): lower
+    if (drop) {
+      note = Object.assign({}, note, {yshift: (note.yshift || 0) - drop});
+      bottom += drop;
+    }
     const chars = fit.notes[i];
     if (!chars || !note.text || longestLine(note.text) <= chars) return note;
     const lines = wrapWords(note.text, chars);
@@ -220,6 +225,24 @@ function measureFit(el, layout, fit) {
     if (share !== null) roomPx = Math.min(roomPx, share * plotWidth + 12);  // its column, and a little of the gap
     fit.notes[i] = tighten(note.text, box, fit.notes[i], roomPx);
   }
+  // a note under the x axis (bnviz.figures.finish places it a little under the axis title, for the plot height it
+  // plans) that comes within 4 px of an x axis's tick labels or title as drawn (larger text in presenter mode, a
+  // shorter plot): lowered by that much, and the bottom margin grows with it
+  const xLabels = Array.from(el.querySelectorAll('g.xtick text, g[class*="xtitle"] text'))
+    .map((t) => t.getBoundingClientRect()).filter((r) => r.width > 0);
+  for (const g of el.querySelectorAll('g.annotation[data-index]')) {
+    const i = Number(g.getAttribute('data-index'));
+    const note = (layout.annotations || [])[i];
+    const text = g.querySelector('.annotation-text');
+    if (!note || !text || note.yref !== 'paper' || !(note.y < 0) || note.yanchor !== 'top') continue;
+    const box = text.getBoundingClientRect();
+    const reach = Math.max(0, ...xLabels.filter((r) => r.right > box.left && r.left < box.right && r.top < box.top)
+      .map((r) => r.bottom + 4 - box.top));
+    if (reach > 0.5) {
+      fit.drops = Object.assign({}, fit.drops, {[i]: ((fit.drops || {})[i] || 0) + Math.ceil(reach)});
+      changed = true;
+    }
+  }
   // a legend that wraps into more rows than bnviz.figures.finish planned for (a narrow chart) pushes the plot down
   const legend = el.querySelector('g.legend');
   if (legend && layout.legend && layout.legend.yref === 'container' && el._fullLayout && el._fullLayout._size) {
@@ -230,7 +253,14 @@ function measureFit(el, layout, fit) {
       if (note && text && subplotShare(note) !== null) limit = Math.min(limit, text.getBoundingClientRect().top);
     }
     const overlap = legend.getBoundingClientRect().bottom + 4 - limit;
-    if (overlap > 1) { fit.legend = (fit.legend || 0) + Math.ceil(overlap); changed = true; }
+    if (overlap > 1) {
+      // plotly may already have pushed the plot below the top margin asked for (its own room for the legend, which
+      // does not count the subplot titles): the margin grows from where the plot is drawn, or it would not move
+      const asked = ((el.layout || {}).margin || {}).t;
+      const pushed = asked == null ? 0 : Math.max(0, el._fullLayout._size.t - asked);
+      fit.legend = (fit.legend || 0) + Math.ceil(overlap + pushed);
+      changed = true;
+    }
   }
   // a subplot's y-axis labels (tick labels, title) that reach into the plot area of a subplot to their left (a
   // narrow chart): the columns move apart by that much (widenGaps); labels that fit leave the layout as planned
