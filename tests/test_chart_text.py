@@ -166,13 +166,8 @@ def test_the_check_sees_tick_labels_over_a_text_or_another_axis_tick_labels():
     assert bs.text_problems(chart) == []
 
 
-THIN_TICKS_JS = """async () => {
+FIT_ROUNDS_JS = """async ([layout, data]) => {
   const el = document.getElementById('c');
-  const ticks = [0, 100, 200, 300, 400, 500, 600, 700];
-  const layout = {width: 200, height: 300, margin: {l: 10, r: 10, t: 10, b: 60}, yaxis2: {anchor: 'x2'},
-                  xaxis: {domain: [0, 0.45], tickvals: ticks, range: [0, 800]},
-                  xaxis2: {domain: [0.55, 1], tickvals: ticks, range: [0, 800]}};
-  const data = [{x: [0, 800], y: [0, 1]}, {x: [0, 800], y: [0, 1], xaxis: 'x2', yaxis: 'y2'}];
   const fit = {title: 0, notes: {}}, rounds = [];
   for (let round = 0; round < 4; round++) {  // as bnviz.ui.plot draws: draw, measure, draw again while it changed
     await Plotly.react(el, data, fitLayout(layout, fit));
@@ -185,57 +180,39 @@ THIN_TICKS_JS = """async () => {
 }"""
 
 
-def test_step_labels_that_do_not_fit_a_narrow_grid_are_thinned_until_they_lie_flat(browser):
-    """bnviz.ui.plot's fitting, on a 200 px chart of two columns with eight step labels each: plotly turns them on
-    their side, so every other one is dropped (the first kept) until they are drawn level."""
-    import glob
-    from pathlib import Path
-
-    from bnviz.ui.plot import RENDER_JS
+def _fit_rounds(browser, layout: dict, data: list) -> list[dict]:
+    """bnviz.ui.plot's fitting of one figure in a div of the layout's width: per draw, the x tick labels shown and
+    whether plotly turned them on their side."""
+    from bnviz.ui.plot import BUNDLE, RENDER_JS
 
     page = browser.new_page(viewport={"width": 400, "height": 600})
     try:
-        page.set_content("<div id='c' style='width:200px;height:300px'></div>")
-        page.add_script_tag(path=sorted(glob.glob(str(Path(__file__).parents[1] / "static" / "plotly*.js")))[0])
+        page.set_content(f"<div id='c' style='width:{layout['width']}px;height:{layout['height']}px'></div>")
+        page.add_script_tag(path=str(BUNDLE))
         page.add_script_tag(content=RENDER_JS)
-        rounds = page.evaluate(THIN_TICKS_JS)
+        return page.evaluate(FIT_ROUNDS_JS, [layout, data])
     finally:
         page.close()
+
+
+def test_step_labels_that_do_not_fit_a_narrow_grid_are_thinned_until_they_lie_flat(browser):
+    """bnviz.ui.plot's fitting, on a 200 px chart of two columns with eight step labels each: plotly turns them on
+    their side, so every other one is dropped (the first kept) until they are drawn level."""
+    ticks = list(range(0, 800, 100))
+    layout = {"width": 200, "height": 300, "margin": {"l": 10, "r": 10, "t": 10, "b": 60}, "yaxis2": {"anchor": "x2"},
+              "xaxis": {"domain": [0, 0.45], "tickvals": ticks, "range": [0, 800]},
+              "xaxis2": {"domain": [0.55, 1], "tickvals": ticks, "range": [0, 800]}}
+    data = [{"x": [0, 800], "y": [0, 1]}, {"x": [0, 800], "y": [0, 1], "xaxis": "x2", "yaxis": "y2"}]
+    rounds = _fit_rounds(browser, layout, data)
     assert rounds[0]["turned"] and len(rounds[0]["shown"]) == 8
     assert not rounds[-1]["turned"] and rounds[-1]["shown"][0] == "0" and 2 <= len(rounds[-1]["shown"]) < 8
-
-
-CAP_TICKS_JS = """async () => {
-  const el = document.getElementById('c');
-  const layout = {width: 110, height: 300, margin: {l: 30, r: 10, t: 10, b: 60}, xaxis: {title: {text: 'step'}}};
-  const data = [{x: [0, 100, 200, 299], y: [2, 1, 0.5, 0.1]}];
-  const fit = {title: 0, notes: {}}, rounds = [];
-  for (let round = 0; round < 4; round++) {
-    await Plotly.react(el, data, fitLayout(layout, fit));
-    const labels = Array.from(el.querySelectorAll('g.xtick text'));
-    rounds.push({shown: labels.map((t) => t.textContent),
-                 turned: labels.some((t) => /rotate\\(/.test(t.getAttribute('transform') || ''))});
-    if (!measureFit(el, layout, fit)) break;
-  }
-  return rounds;
-}"""
 
 
 def test_a_narrow_charts_own_step_ticks_are_halved_until_they_lie_flat(browser):
     """An x axis plotly ticks by itself (the loss chart's steps), 110 px wide: plotly turns "0, 100, 200, 300" on
     their side, so the chart is drawn again with at most half as many ticks, level."""
-    import glob
-    from pathlib import Path
-
-    from bnviz.ui.plot import RENDER_JS
-
-    page = browser.new_page(viewport={"width": 400, "height": 600})
-    try:
-        page.set_content("<div id='c' style='width:110px;height:300px'></div>")
-        page.add_script_tag(path=sorted(glob.glob(str(Path(__file__).parents[1] / "static" / "plotly*.js")))[0])
-        page.add_script_tag(content=RENDER_JS)
-        rounds = page.evaluate(CAP_TICKS_JS)
-    finally:
-        page.close()
+    layout = {"width": 110, "height": 300, "margin": {"l": 30, "r": 10, "t": 10, "b": 60},
+              "xaxis": {"title": {"text": "step"}}}
+    rounds = _fit_rounds(browser, layout, [{"x": [0, 100, 200, 299], "y": [2, 1, 0.5, 0.1]}])
     assert rounds[0]["turned"] and rounds[0]["shown"] == ["0", "100", "200", "300"]
     assert not rounds[-1]["turned"] and rounds[-1]["shown"] == ["0", "200"]
