@@ -206,9 +206,9 @@ def measure_watch_overhead(blocks: int = 20, steps_per_block: int = 10, warmup: 
             model, counter = models[name], [0]
             targets = Targets.discover(model)
             sizes = module_probe_sizes(model, targets, batches[0][0])
-            hooks = SamplingHooks(targets, sizes, min(samples, *sizes), 0, lambda c=counter: c[0])
-            floors.append(hooks)
-            copies = StepCopies(targets, min(samples, *sizes)) if name == "copies" else None
+            sampled = min(samples, *sizes)  # as the recorder: one sample size, at most the smallest tensor
+            floors.append(SamplingHooks(targets, sizes, sampled, 0, lambda c=counter: c[0]))
+            copies = StepCopies(targets, sampled) if name == "copies" else None
             steppers[name] = stepper(model, copies=copies, counter=counter)
         with watch(models["watched"], samples=samples) as w:
             steppers["watched"] = stepper(models["watched"], w)
